@@ -1,0 +1,152 @@
+"""The tamper-evident audit chain.
+
+Every event row carries ``hash = sha256(prev_hash ‖ canonical JSON of the event)``
+where the canonical JSON is the event's columns in a fixed order with compact
+separators. Rows are append-only (database triggers refuse UPDATE and DELETE),
+and :func:`verify` still catches a tamperer who removed the triggers: it walks
+the chain in ``seq`` order and names the first broken link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from connectors.db.tables import audit_events, requests
+
+GENESIS = "0" * 64
+FIELDS = ("seq", "request_id", "type", "trigger", "from_state", "to_state", "version", "actor", "at", "payload")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    body = canonical_json([row[f] for f in FIELDS])
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    request_id: int
+    type: str
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    version: int
+    actor: str
+    at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def to_record(row: Any) -> AuditRecord:
+    m = row._mapping
+    return AuditRecord(seq=m["seq"], request_id=m["request_id"], type=m["type"], trigger=m["trigger"],
+                       from_state=m["from_state"], to_state=m["to_state"], version=m["version"],
+                       actor=m["actor"], at=m["at"], payload=json.loads(m["payload"]),
+                       prev_hash=m["prev_hash"], hash=m["hash"])
+
+
+def chain_head(conn: Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest event. Call inside a write transaction (it holds the chain lock)."""
+    row = conn.execute(
+        select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+    ).first()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Chain and insert ``rows`` (without seq/prev_hash/hash); return the last seq."""
+    seq, prev = chain_head(conn)
+    chained = []
+    for row in rows:
+        seq += 1
+        full = {**row, "seq": seq, "prev_hash": prev}
+        full["hash"] = prev = event_hash(prev, full)
+        chained.append(full)
+    if chained:
+        conn.execute(insert(audit_events), chained)
+    return seq
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    events_checked: int
+    requests_checked: int
+    broken_seq: int | None = None
+    request_id: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events_checked": self.events_checked, "requests_checked": self.requests_checked,
+                "broken_seq": self.broken_seq, "request_id": self.request_id, "reason": self.reason}
+
+
+def _rows(conn: Connection, batch: int = 5000) -> Iterator[Any]:
+    last = -1
+    while True:
+        chunk = conn.execute(
+            select(*[audit_events.c[f] for f in (*FIELDS, "prev_hash", "hash")])
+            .where(audit_events.c.seq > last).order_by(audit_events.c.seq).limit(batch)
+        ).all()
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1].seq
+
+
+def verify(engine: Engine, progress: Iterable[None] | None = None) -> VerifyReport:
+    """Walk the whole chain; report the first broken link, or ok."""
+    checked = 0
+    heads: dict[int, int] = {}
+    with engine.connect() as conn:
+        expected_seq, prev = 1, GENESIS
+        for row in _rows(conn):
+            m = dict(row._mapping)
+            checked += 1
+            if m["seq"] != expected_seq:
+                return VerifyReport(False, checked, 0, expected_seq, None,
+                                    f"event {expected_seq} is missing (next found is {m['seq']}): "
+                                    "events were deleted or renumbered")
+            if m["prev_hash"] != prev:
+                return VerifyReport(False, checked, 0, m["seq"], m["request_id"],
+                                    f"event {m['seq']} does not link to event {m['seq'] - 1}: "
+                                    "an event before it was altered, inserted or reordered")
+            if event_hash(prev, m) != m["hash"]:
+                return VerifyReport(False, checked, 0, m["seq"], m["request_id"],
+                                    f"event {m['seq']} was altered: its content no longer matches its hash")
+            prev = m["hash"]
+            heads[m["request_id"]] = m["seq"]
+            expected_seq += 1
+        # A request's row remembers its newest event: catches events cut off the end of the chain
+        # and events appended for a request behind its back.
+        n_requests = 0
+        for req_id, head_seq in conn.execute(select(requests.c.id, requests.c.head_seq).order_by(requests.c.id)):
+            n_requests += 1
+            found = heads.get(req_id)
+            if found != head_seq:
+                what = (f"its newest event {head_seq} is missing from the chain" if found is None or found < head_seq
+                        else f"event {found} was added after its newest recorded event {head_seq}")
+                return VerifyReport(False, checked, n_requests, found or head_seq, req_id,
+                                    f"request {req_id}: {what}")
+        orphans = set(heads) - {r for (r,) in conn.execute(select(requests.c.id))}
+        if orphans:
+            req = min(orphans)
+            return VerifyReport(False, checked, n_requests, heads[req], req,
+                                f"events exist for request {req}, which is not in the requests table")
+    return VerifyReport(True, checked, n_requests)
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())

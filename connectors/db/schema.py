@@ -1,0 +1,39 @@
+"""Schema management: Alembic migrations, applied on first use and by ``ldflow db upgrade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, inspect, text
+
+from connectors.db.engine import write_transaction
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0001"  # newest revision; a test checks it matches the migrations folder
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return row[0] if row else None
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Migrate to ``revision``; safe when several processes start at once. Returns the revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    with write_transaction(engine) as conn:  # serialises concurrent first uses
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    return current_revision(engine)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Apply pending migrations if the database is not at HEAD (cheap when it is)."""
+    if current_revision(engine) != HEAD:
+        upgrade(engine)

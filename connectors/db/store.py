@@ -1,0 +1,245 @@
+"""The request store on SQLAlchemy Core: one transaction per change.
+
+``save`` writes the request's new state and version, its audit events
+(hash-chained), the checkpoint timers it touched and its outbox rows in one
+write transaction — all or nothing — after an optimistic version check.
+Core, not the ORM: a transition here costs a few statements, measured in
+``bench/transitions.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connectors.db import audit
+from connectors.db.engine import read_transaction, write_transaction
+from connectors.db.tables import audit_events, checkpoints, outbox, requests
+from states.errors import Conflict, NotFound
+from states.request import Checkpoint, TrainingRequest
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    id: int
+    title: str
+    state: str
+    version: int
+    requester: str
+    sponsor: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    states: Sequence[str] = ()
+    requester: str | None = None
+    sponsor: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    sort: str = "id"  # id | created | updated | state | title ; prefix "-" for descending
+    limit: int = 50
+    offset: int = 0
+
+
+SORTS = {"id": requests.c.id, "created": requests.c.created_at, "updated": requests.c.updated_at,
+         "state": requests.c.state, "title": requests.c.title}
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class SqlStore:
+    """Requests, their history, timers and outbox in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Insert a new request (version 1) with its events and outbox rows; assigns ``request.id``."""
+        with write_transaction(self.engine) as conn:
+            request.version = 1
+            request.id = conn.execute(insert(requests).values(
+                title=request.intake.title, state=request.state.value, version=1,
+                requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
+                created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
+            ).returning(requests.c.id)).scalar_one()
+            self._write_effects(conn, request, actor, new=True)
+        request.clear_pending()
+        return request
+
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Commit the request's pending changes if nobody changed it since it was loaded."""
+        assert request.id is not None
+        with write_transaction(self.engine) as conn:
+            self._write_effects(conn, request, actor, new=False)
+        request.clear_pending()
+        return request
+
+    def _write_effects(self, conn: Connection, request: TrainingRequest, actor: str, *, new: bool) -> None:
+        assert request.id is not None
+        expected = request.version
+        version = expected if new else expected + 1
+        at = request.updated_at
+        at_text = _iso(at)
+        rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
+                 "to_state": e.to_state, "version": version, "actor": actor, "at": at_text,
+                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
+        head = audit.append(conn, rows)
+        request.version = version
+        document = request.model_dump_json(exclude={"id", "version"})
+        result = conn.execute(
+            update(requests).where(requests.c.id == request.id, requests.c.version == expected).values(
+                state=request.state.value, version=version, updated_at=at, head_seq=head, document=document))
+        if result.rowcount != 1:
+            request.version = expected
+            actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
+            raise Conflict(request.id, expected, actual)
+        touched = request.touched_checkpoints()
+        if touched:
+            self._upsert_checkpoints(conn, request.id, touched)
+        notes = request.pending_notifications()
+        if notes:
+            values = [{"key": n.key, "request_id": request.id, "template": n.template,
+                       "notification": json.dumps(dataclasses.asdict(n), default=str),
+                       "created_at": at, "status": "pending", "attempts": 0} for n in notes]
+            self._insert_ignore(conn, outbox, values, ["key"])
+
+    def _upsert_checkpoints(self, conn: Connection, request_id: int, touched: list[Checkpoint]) -> None:
+        values = [{
+            "key": c.key, "request_id": request_id, "item_id": c.item_id, "offset": c.offset,
+            "due_at": c.due_at, "status": c.status.value, "sent_at": c.sent_at,
+            "reminders_sent": c.reminders_sent, "last_reminder_at": c.last_reminder_at, "closed_at": c.closed_at,
+            "result": json.dumps({"value": c.value, "note": c.note, "missed_reason": c.missed_reason})
+            if c.closed else None,
+        } for c in touched]
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(checkpoints)
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
+            name: excluded[name] for name in ("status", "sent_at", "reminders_sent", "last_reminder_at",
+                                              "closed_at", "result", "due_at")})
+        conn.execute(stmt, values)
+
+    @staticmethod
+    def _insert_ignore(conn: Connection, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=keys), values)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def get(self, request_id: int) -> TrainingRequest:
+        with read_transaction(self.engine) as conn:
+            return self._get(conn, request_id)
+
+    @staticmethod
+    def _get(conn: Connection, request_id: int) -> TrainingRequest:
+        row = conn.execute(select(requests.c.version, requests.c.document)
+                           .where(requests.c.id == request_id)).first()
+        if row is None:
+            raise NotFound(f"request {request_id}")
+        request = TrainingRequest.model_validate_json(row.document)
+        request.id = request_id
+        request.version = row.version
+        return request
+
+    def history(self, request_id: int) -> list[audit.AuditRecord]:
+        with read_transaction(self.engine) as conn:
+            if conn.execute(select(requests.c.id).where(requests.c.id == request_id)).first() is None:
+                raise NotFound(f"request {request_id}")
+            rows = conn.execute(select(audit_events).where(audit_events.c.request_id == request_id)
+                                .order_by(audit_events.c.seq)).all()
+        return [audit.to_record(r) for r in rows]
+
+    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
+        """One page of request summaries and the total that match the filter."""
+        conds = []
+        if flt.states:
+            conds.append(requests.c.state.in_(list(flt.states)))
+        if flt.requester:
+            conds.append(requests.c.requester_email == flt.requester.lower())
+        if flt.sponsor:
+            conds.append(requests.c.sponsor_email == flt.sponsor.lower())
+        if flt.created_from:
+            conds.append(requests.c.created_at >= datetime.combine(flt.created_from, time(0), UTC))
+        if flt.created_to:
+            conds.append(requests.c.created_at < datetime.combine(flt.created_to, time(0), UTC) + timedelta(days=1))
+        where = and_(*conds) if conds else None
+        key = flt.sort.lstrip("-")
+        column = SORTS[key]
+        order = [column.desc() if flt.sort.startswith("-") else column.asc(), requests.c.id.asc()]
+        query = select(requests.c.id, requests.c.title, requests.c.state, requests.c.version,
+                       requests.c.requester_email, requests.c.sponsor_email, requests.c.created_at,
+                       requests.c.updated_at)
+        count = select(func.count()).select_from(requests)
+        if where is not None:
+            query, count = query.where(where), count.where(where)
+        with read_transaction(self.engine) as conn:
+            total = conn.execute(count).scalar_one()
+            rows = conn.execute(query.order_by(*order).limit(flt.limit).offset(flt.offset)).all()
+        return [RequestSummary(r.id, r.title, r.state, r.version, r.requester_email, r.sponsor_email,
+                               _utc(r.created_at), _utc(r.updated_at)) for r in rows], total
+
+    def counts_by_state(self) -> dict[str, int]:
+        with read_transaction(self.engine) as conn:
+            return dict(conn.execute(select(requests.c.state, func.count()).group_by(requests.c.state)).all())
+
+    def iter_requests(self, batch: int = 500) -> Iterator[TrainingRequest]:
+        last = 0
+        while True:
+            with read_transaction(self.engine) as conn:
+                rows = conn.execute(select(requests.c.id, requests.c.version, requests.c.document)
+                                    .where(requests.c.id > last).order_by(requests.c.id).limit(batch)).all()
+            if not rows:
+                return
+            for r in rows:
+                request = TrainingRequest.model_validate_json(r.document)
+                request.id, request.version = r.id, r.version
+                yield request
+            last = rows[-1].id
+
+    def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[audit.AuditRecord]:
+        last = 0
+        while True:
+            query = select(audit_events).where(audit_events.c.seq > last)
+            if request_id is not None:
+                query = query.where(audit_events.c.request_id == request_id)
+            with read_transaction(self.engine) as conn:
+                rows = conn.execute(query.order_by(audit_events.c.seq).limit(batch)).all()
+            if not rows:
+                return
+            yield from (audit.to_record(r) for r in rows)
+            last = rows[-1].seq
+
+    def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]:
+        """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest first."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
+                                .where(checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)
+                                .order_by(checkpoints.c.due_at, checkpoints.c.key).limit(limit)).all()
+        return [(r.request_id, r.key) for r in rows]
+
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000) -> list[tuple[int, str]]:
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
+                                .where(checkpoints.c.status == "sent", checkpoints.c.sent_at <= sent_before)
+                                .order_by(checkpoints.c.sent_at).limit(limit)).all()
+        return [(r.request_id, r.key) for r in rows]
+
+    def verify(self) -> audit.VerifyReport:
+        return audit.verify(self.engine)

@@ -1,0 +1,130 @@
+"""SQLAlchemy table definitions (Core): the one place the schema is declared.
+
+Alembic migrations under ``connectors/db/migrations`` create exactly these
+tables; ``tests/integration/test_migrations.py`` checks they agree.
+Timestamps that take part in the audit hash are stored as ISO 8601 text so the
+hash recomputes byte-for-byte on every backend; the others are timezone-aware.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# One row per training request. ``document`` is the aggregate as JSON (the
+# pydantic model dump); the other columns are copies for filtering and sorting.
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(300), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("requester_email", String(320), nullable=False),
+    Column("sponsor_email", String(320), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # seq of this request's newest audit event: lets `audit verify` notice a
+    # request whose newest events were cut off the end of the chain.
+    Column("head_seq", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_requests_state_updated", "state", "updated_at"),
+    Index("ix_requests_created", "created_at"),
+    Index("ix_requests_requester", "requester_email"),
+    Index("ix_requests_sponsor", "sponsor_email"),
+)
+
+# Append-only, hash-chained history. UPDATE and DELETE are refused by triggers
+# (see migrations); `seq` is assigned by the writer holding the chain lock, so
+# the primary key itself forbids a fork.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("request_id", Integer, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("trigger", String(20), nullable=True),
+    Column("from_state", String(20), nullable=True),
+    Column("to_state", String(20), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_request_seq", "request_id", "seq"),
+)
+
+# Measurement checkpoints: durable timers, one per (request, plan item, offset).
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("key", String(200), primary_key=True),  # idempotency key "<request>:<item>:<offset>"
+    Column("request_id", Integer, nullable=False),
+    Column("item_id", String(80), nullable=False),
+    Column("offset", String(40), nullable=False),  # ISO 8601 duration as written in the plan
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    # scheduled -> sent -> closed | missed ; scheduled -> needs_review (too late to send)
+    Column("status", String(20), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("reminders_sent", Integer, nullable=False, default=0),
+    Column("last_reminder_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("result", Text, nullable=True),  # JSON: {"value":..,"note":..} or {"missed": reason}
+    Index("ix_checkpoints_status_due", "status", "due_at"),
+    Index("ix_checkpoints_request", "request_id"),
+)
+
+# Outbox: messages to send, written in the same transaction as the change that
+# caused them. A relay claims rows with a lease, sends, and marks them.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),  # idempotency key; Message-ID derives from it
+    Column("request_id", Integer, nullable=False),
+    Column("template", String(60), nullable=False),
+    Column("notification", Text, nullable=False),  # JSON of states.notifications.Notification
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # pending -> sending (claimed, leased) -> sent | failed ; sending -> unknown (outcome not known)
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", DateTime(timezone=True), nullable=True),  # backoff after a temporary failure
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("message_id", String(300), nullable=True),
+    Column("recipients_done", Text, nullable=True),  # JSON list of addresses accepted or refused for good
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_status", "status", "not_before"),
+)
+
+# Inbound mail and drop-folder files, recorded before they are acted upon.
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),  # "imap:<mailbox>" or "drop:<folder>"
+    Column("uidvalidity", BigInteger, nullable=True),
+    Column("uid", BigInteger, nullable=True),
+    Column("message_id", String(300), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),  # processed | quarantined
+    Column("request_id", Integer, nullable=True),
+    Column("reason", Text, nullable=True),  # why quarantined, defects
+    Column("raw_path", Text, nullable=True),  # where the quarantined original was kept
+    UniqueConstraint("source", "uidvalidity", "uid", name="uq_inbound_uid"),
+    UniqueConstraint("source", "message_id", name="uq_inbound_message_id"),
+)

@@ -1,0 +1,178 @@
+"""The application service: one method per user command.
+
+Each command validates its input (InvalidInput, exit 2), loads the request,
+lets the aggregate decide (TransitionRefused, exit 3), and commits the result
+through the store in one transaction (Conflict, exit 5). Nothing is written
+when any step refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from connectors.db.audit import AuditRecord, VerifyReport
+from connectors.db.store import ListFilter, RequestSummary
+from flows.clock import Clock, SystemClock
+from states.errors import Conflict, FieldError, InvalidInput
+from states.models import (
+    Acknowledgement,
+    CheckpointResult,
+    Delivery,
+    DesignBrief,
+    Diagnosis,
+    Intake,
+    MeasurementPlan,
+    PlanApproval,
+    Reason,
+    Redirect,
+)
+from states.request import TrainingRequest
+from states.validation import parse
+
+
+class RequestStore(Protocol):
+    """The port the service needs; ``SqlStore`` and ``InMemoryStore`` implement it."""
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
+    def get(self, request_id: int) -> TrainingRequest: ...
+    def history(self, request_id: int) -> list[AuditRecord]: ...
+    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]: ...
+    def counts_by_state(self) -> dict[str, int]: ...
+    def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]: ...
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000) -> list[tuple[int, str]]: ...
+    def verify(self) -> VerifyReport: ...
+
+
+Data = dict[str, Any]
+
+
+def _actor(actor: str) -> str:
+    actor = (actor or "").strip()
+    if not actor or any(ch in actor for ch in "\r\n\x00") or len(actor) > 320:
+        raise InvalidInput([FieldError("actor", "give who is acting (a name or e-mail, one line)")])
+    return actor
+
+
+class Service:
+    def __init__(self, store: RequestStore, clock: Clock | None = None) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+
+    def _now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+    def _change(self, request_id: int, actor: str, expect_version: int | None,
+                apply: Callable[[TrainingRequest, datetime], None]) -> TrainingRequest:
+        actor = _actor(actor)
+        request = self.store.get(request_id)
+        if expect_version is not None and request.version != expect_version:
+            raise Conflict(request_id, expect_version, request.version)
+        apply(request, self._now())
+        return self.store.save(request, actor)
+
+    # --- commands ----------------------------------------------------------------------------------
+
+    def submit(self, intake: Data | Intake, actor: str, source: str = "") -> TrainingRequest:
+        parsed = parse(Intake, intake, source)
+        return self.store.add(TrainingRequest.submit(parsed, self._now()), _actor(actor))
+
+    def diagnose(self, request_id: int, data: Data | Diagnosis, actor: str,
+                 expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        diagnosis = parse(Diagnosis, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.diagnose(diagnosis, at))
+
+    def draft_plan(self, request_id: int, data: Data | MeasurementPlan, actor: str,
+                   expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        plan = parse(MeasurementPlan, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.draft_plan(plan, at))
+
+    def approve_plan(self, request_id: int, data: Data | PlanApproval, actor: str,
+                     expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        approval = parse(PlanApproval, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.approve_plan(approval, at))
+
+    def design(self, request_id: int, data: Data | DesignBrief, actor: str,
+               expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        brief = parse(DesignBrief, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.design(brief, at))
+
+    def redirect(self, request_id: int, data: Data | Redirect, actor: str,
+                 expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        redirect = parse(Redirect, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.redirect(redirect, at))
+
+    def deliver(self, request_id: int, data: Data | Delivery, actor: str,
+                expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        delivery = parse(Delivery, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.deliver(delivery, at))
+
+    def record(self, request_id: int, checkpoint: str, data: Data | CheckpointResult, actor: str,
+               expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        result = parse(CheckpointResult, data, source)
+        return self._change(request_id, actor, expect_version,
+                            lambda r, at: r.record_result(checkpoint, result, at))
+
+    def measure(self, request_id: int, actor: str, expect_version: int | None = None) -> TrainingRequest:
+        return self._change(request_id, actor, expect_version, lambda r, at: r.measure(at))
+
+    def acknowledge(self, request_id: int, data: Data | Acknowledgement, actor: str,
+                    expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        ack = parse(Acknowledgement, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.acknowledge(ack, at))
+
+    def decline(self, request_id: int, data: Data | Reason, actor: str,
+                expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        reason = parse(Reason, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.decline(reason, at))
+
+    def cancel(self, request_id: int, data: Data | Reason, actor: str,
+               expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        reason = parse(Reason, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.cancel(reason, at))
+
+    def add_note(self, request_id: int, text: str, actor: str, source: str = "") -> TrainingRequest:
+        return self._change(request_id, actor, None, lambda r, at: r.add_note(text, at, source))
+
+    # --- follow-ups ----------------------------------------------------------------------------------
+
+    def send_due_checkpoints(self, actor: str, lateness: timedelta, limit: int = 1000) -> dict[str, int]:
+        """Queue surveys for every checkpoint due now (each once); flag the far-too-late ones."""
+        now = self._now()
+        sent = flagged = 0
+        for request_id, key in self.store.due_checkpoints(now, limit):
+            request = self.store.get(request_id)
+            c = request.checkpoint(key)
+            if request.send_checkpoint(key, now, lateness):
+                sent += 1
+            elif c.status.value == "needs_review":
+                flagged += 1
+            if request.pending_events():
+                self.store.save(request, actor)
+        return {"sent": sent, "flagged": flagged}
+
+    def send_reminders(self, actor: str, after: timedelta, max_reminders: int, limit: int = 1000) -> int:
+        now = self._now()
+        reminded = 0
+        for request_id, key in self.store.unanswered_checkpoints(now - after, limit):
+            request = self.store.get(request_id)
+            if request.remind_checkpoint(key, now, after, max_reminders):
+                self.store.save(request, actor)
+                reminded += 1
+        return reminded
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def show(self, request_id: int) -> TrainingRequest:
+        return self.store.get(request_id)
+
+    def history(self, request_id: int) -> list[AuditRecord]:
+        return self.store.history(request_id)
+
+    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
+        return self.store.list(flt)
+
+    def verify(self) -> VerifyReport:
+        return self.store.verify()

@@ -1,0 +1,75 @@
+"""Settings: environment variables with the prefix ``LDFLOW_`` (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LDFLOW_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".ldflow"), description="data directory (SQLite file, mail folders)")
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; default: SQLite under home")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    actor: str = Field(default_factory=_default_actor, description="who is acting, recorded on every event")
+    simulated_clock: Path | None = Field(default=None, description="file holding a simulated now (demo/tests)")
+
+    # measurement follow-ups
+    lateness_days: int = Field(default=14, ge=0, description="checkpoints later than this are flagged")
+    reminder_after_days: int = Field(default=3, ge=1)
+    max_reminders: int = Field(default=2, ge=0)
+
+    # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 30.0
+    mail_from: str = "ldflow@localhost"
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_username: str | None = None
+    imap_password: str | None = None
+    imap_mailbox: str = "INBOX"
+    imap_security: Literal["none", "starttls", "ssl"] = "ssl"
+    caldav_url: str | None = None
+    caldav_username: str | None = None
+    caldav_password: str | None = None
+    templates_dir: Path | None = None
+
+    @cached_property
+    def url(self) -> str:
+        from connectors.db.engine import sqlite_url
+
+        return self.database_url or sqlite_url(self.home)
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def drop_dir(self) -> Path:
+        return self.home / "dropbox"
+
+
+def load_settings() -> Settings:
+    return Settings()
+
+
+def env_actor() -> str:
+    return os.environ.get("LDFLOW_ACTOR") or _default_actor()

@@ -1,0 +1,80 @@
+"""Domain errors. Each maps to one documented CLI exit code (see flows/cli.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class LdflowError(Exception):
+    """Base class: an error a user can act on. Never shown as a traceback."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidInput(LdflowError):
+    """Input that fails validation. Names every offending field."""
+
+    exit_code = 2
+
+    def __init__(self, errors: Sequence[FieldError], source: str = "") -> None:
+        self.errors = list(errors)
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid input{where}: " + "; ".join(str(e) for e in self.errors))
+
+
+class TransitionRefused(LdflowError):
+    """A guard refused a trigger. ``missing`` lists every missing item at once."""
+
+    exit_code = 3
+
+    def __init__(self, trigger: str, state: str, missing: Sequence[str]) -> None:
+        self.trigger = trigger
+        self.state = state
+        self.missing = list(missing)
+        super().__init__(
+            f"cannot {trigger} a {state} request; missing: " + "; ".join(self.missing)
+        )
+
+
+class InvalidTransition(TransitionRefused):
+    """The lifecycle has no such move from the current state."""
+
+    def __init__(self, trigger: str, state: str, allowed: Sequence[str]) -> None:
+        self.allowed = list(allowed)
+        hint = ", ".join(self.allowed) if self.allowed else "none (the request is closed)"
+        TransitionRefused.__init__(self, trigger, state, [f"'{trigger}' is not allowed from '{state}'"])
+        self.args = (f"cannot {trigger} a {state} request: allowed from {state}: {hint}",)
+
+
+class NotFound(LdflowError):
+    exit_code = 4
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not found: {what}")
+
+
+class Conflict(LdflowError):
+    """Someone else changed the request first (optimistic version check)."""
+
+    exit_code = 5
+
+    def __init__(self, request_id: int, expected: int, actual: int | None = None) -> None:
+        self.request_id = request_id
+        self.expected = expected
+        self.actual = actual
+        now = f" (now version {actual})" if actual is not None else ""
+        super().__init__(
+            f"conflict: request {request_id} changed concurrently; expected version {expected}{now}. "
+            "Reload it and try again."
+        )

@@ -1,0 +1,355 @@
+"""Pydantic models for everything a user hands to ldflow.
+
+Validation here is about *shape*: types, formats, vague verbs, bad durations,
+unknown fields (each error names its field; exit code 2). Whether enough has
+been provided for a trigger to fire is the guards' business (exit code 3), so
+most content fields may be empty here and are listed as missing by a guard.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import Enum
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from states.durations import parse_duration
+
+# A deliberately strict address: one addr-spec, no display name, comments,
+# quotes, angle brackets, commas, whitespace or control characters.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a plain e-mail address such as alice@example.org")
+    return value.lower()
+
+
+def _single_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must be a single line without control characters (CR, LF, NUL, tab)")
+    return value.strip()
+
+
+Email = Annotated[str, AfterValidator(_email)]
+Line = Annotated[str, Field(max_length=300), AfterValidator(_single_line)]
+Text = Annotated[str, Field(max_length=20_000)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Person(Model):
+    name: Line = Field(min_length=1)
+    email: Email
+    role: Line = ""
+
+
+class BusinessGoal(Model):
+    """The business result the request serves. Any part may be missing at intake;
+    the ``diagnose`` guard requires all of them."""
+
+    metric: Line | None = None
+    unit: Line | None = None
+    current_value: float | None = None
+    target_value: float | None = None
+    target_date: date | None = None
+    data_source: Line | None = None
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("metric", "current_value", "target_value", "target_date", "data_source")
+
+    def missing(self) -> list[str]:
+        return [name for name in self.REQUIRED if getattr(self, name) in (None, "")]
+
+    def merged(self, other: BusinessGoal | None) -> BusinessGoal:
+        """This goal with any field ``other`` sets taking precedence."""
+        if other is None:
+            return self
+        return self.model_copy(update=other.model_dump(exclude_none=True))
+
+
+class Audience(Model):
+    description: Line = ""
+    size: int | None = Field(default=None, ge=0)
+
+
+class Intake(Model):
+    """What the requester asked for, in their words, plus the partner's first questions."""
+
+    title: Line = Field(min_length=3)
+    requester: Person
+    sponsor: Person
+    stakeholders: list[Person] = Field(default_factory=list)
+    requested_solution: Text = Field(min_length=1, description="the order, in the requester's words")
+    business_goal: BusinessGoal = Field(default_factory=BusinessGoal)
+    audience: Audience = Field(default_factory=Audience)
+    why_now: Text = ""
+    tried_already: Text = ""
+
+
+# --- diagnosis -------------------------------------------------------------------------------------
+
+VAGUE_VERBS = ("understand", "know", "appreciate", "be aware of", "learn about", "be familiar with",
+               "comprehend", "realize", "realise", "grasp", "be exposed to")
+_LEAD_IN = re.compile(r"^(?:(?:learners|participants|they|people|staff|reps|managers|agents)\s+)?"
+                      r"(?:(?:will|should|must|can|shall)\s+)?(?:be\s+able\s+to\s+)?(?:to\s+)?", re.I)
+_VAGUE = re.compile(r"^(?:" + "|".join(re.escape(v) for v in VAGUE_VERBS) + r")\b", re.I)
+
+
+def _observable(action: str) -> str:
+    action = _single_line(action)
+    if len(action) < 3:
+        raise ValueError("an action must say what someone does on the job")
+    core = _LEAD_IN.sub("", action, count=1)
+    match = _VAGUE.match(core)
+    if match:
+        raise ValueError(
+            f"{action!r} starts with the vague verb {match.group(0).lower()!r}: say what people will "
+            "observably do on the job (e.g. 'ask three discovery questions before quoting a price')"
+        )
+    return action
+
+
+ObservableAction = Annotated[str, Field(max_length=300), AfterValidator(_observable)]
+
+
+class Answer(str, Enum):
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+class CheckAnswer(Model):
+    answer: Answer
+    evidence: Text = ""
+
+
+# Mager & Pipe, Gilbert's BEM, action mapping: environment first, then the individual.
+CAUSE_CHECKS: dict[str, str] = {
+    "expectations_clear": "Are expectations and feedback clear to the people doing the work?",
+    "tools_adequate": "Are the tools and information they need adequate?",
+    "process_adequate": "Do the process and the time available let them do it?",
+    "consequences_aligned": "Are consequences aligned (doing it right is not punished, doing it wrong "
+                            "not rewarded)?",
+    "simpler_way": "Is there a simpler way (could the task be simplified or removed)?",
+    "could_do_if_life_depended": "Could they do it if their life depended on it?",
+    "used_to_do_it": "Did they use to do it well?",
+    "used_often": "Do they use the skill often?",
+    "job_aid_possible": "Could the knowledge live in a job aid instead of in their heads?",
+}
+
+
+class Diagnosis(Model):
+    business_goal: BusinessGoal | None = Field(
+        default=None, description="completes or corrects the business goal given at intake")
+    observable_actions: list[ObservableAction] = Field(default_factory=list)
+    cause_checks: dict[str, CheckAnswer] = Field(default_factory=dict)
+    summary: Text = ""
+
+    @field_validator("cause_checks")
+    @classmethod
+    def _known_checks(cls, value: dict[str, CheckAnswer]) -> dict[str, CheckAnswer]:
+        unknown = sorted(set(value) - set(CAUSE_CHECKS))
+        if unknown:
+            raise ValueError(f"unknown cause check(s) {', '.join(unknown)}; known: {', '.join(CAUSE_CHECKS)}")
+        return value
+
+
+class RedirectKind(str, Enum):
+    JOB_AID = "job_aid"
+    PROCESS_CHANGE = "process_change"
+    TOOL_FIX = "tool_fix"
+    EXPECTATIONS_FEEDBACK = "expectations_feedback"
+    COACHING = "coaching"
+    INCENTIVE_CHANGE = "incentive_change"
+    TASK_SIMPLIFICATION = "task_simplification"
+    COMMUNICATION = "communication"
+    JOB_REDESIGN = "job_redesign"
+
+
+class Recommendation(Model):
+    """One recommended path: ``design`` or a redirect kind, with the reasons."""
+
+    path: str
+    reasons: list[str]
+
+
+# --- measurement plan ------------------------------------------------------------------------------
+
+class Framework(str, Enum):
+    KIRKPATRICK = "kirkpatrick"
+    LTEM = "ltem"
+    PHILLIPS = "phillips"
+
+
+_LEVELS = {Framework.KIRKPATRICK: 4, Framework.LTEM: 8, Framework.PHILLIPS: 5}
+# Levels that measure behaviour on the job or business results (need a baseline).
+_BEHAVIOUR_OR_RESULTS = {Framework.KIRKPATRICK: 3, Framework.LTEM: 7, Framework.PHILLIPS: 3}
+
+
+class Instrument(str, Enum):
+    SURVEY = "survey"
+    ASSESSMENT = "assessment"
+    OBSERVATION = "observation"
+    SYSTEM_REPORT = "system_report"
+    INTERVIEW = "interview"
+
+
+class Respondent(str, Enum):
+    LEARNER = "learner"
+    MANAGER = "manager"
+    STAKEHOLDER = "stakeholder"
+
+
+class Baseline(Model):
+    value: float
+    date: date
+    source: Line = Field(min_length=1)
+
+
+class Target(Model):
+    value: float
+    date: date
+
+
+def _duration(value: str) -> str:
+    return parse_duration(value).text
+
+
+IsoDuration = Annotated[str, AfterValidator(_duration)]
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class PlanItem(Model):
+    id: str = ""
+    framework: Framework
+    level: int = Field(ge=1)
+    metric: Line = Field(min_length=1)
+    unit: Line = Field(min_length=1)
+    baseline: Baseline | None = None
+    target: Target
+    instrument: Instrument
+    respondent: Respondent
+    checkpoints: list[IsoDuration] = Field(min_length=1, description="offsets after delivery, e.g. P30D")
+    owner: Person
+    value_per_unit: float | None = Field(
+        default=None, description="monetary benefit of one unit of improvement (Phillips level 5)")
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if value and not _SLUG.match(value):
+            raise ValueError("use lower-case letters, digits, '-' or '_' (at most 40)")
+        return value
+
+    @model_validator(mode="after")
+    def _level_in_range(self) -> PlanItem:
+        top = _LEVELS[self.framework]
+        if self.level > top:
+            raise ValueError(f"level {self.level} does not exist in {self.framework.value} (1–{top})")
+        if len(set(self.checkpoints)) != len(self.checkpoints):
+            raise ValueError("checkpoints: the same offset is listed twice")
+        return self
+
+    @property
+    def behaviour_or_results(self) -> bool:
+        return self.level >= _BEHAVIOUR_OR_RESULTS[self.framework]
+
+
+class Costs(Model):
+    program_cost: float = Field(gt=0)
+    currency: Line = "USD"
+
+
+class MeasurementPlan(Model):
+    items: list[PlanItem] = Field(min_length=1)
+    costs: Costs | None = None
+
+    @model_validator(mode="after")
+    def _ids(self) -> MeasurementPlan:
+        ids = [item.id or f"m{i}" for i, item in enumerate(self.items, start=1)]
+        if len(set(ids)) != len(ids):
+            raise ValueError("items: two items share an id")
+        items = [item if item.id else item.model_copy(update={"id": ids[i]}) for i, item in enumerate(self.items)]
+        object.__setattr__(self, "items", items)
+        return self
+
+
+class PlanApproval(Model):
+    approver: Email
+    comment: Text = ""
+
+
+# --- design, redirect, delivery ----------------------------------------------------------------------
+
+class DesignBrief(Model):
+    objectives: list[ObservableAction] = Field(default_factory=list)
+    format: Line = ""
+    approach: Text = ""
+    practice_activities: list[Line] = Field(default_factory=list)
+    duration: Line = ""
+    skill_gap_override: Text = Field(
+        default="", description="why design anyway when the diagnosis found no knowledge/skill gap")
+
+
+class Redirect(Model):
+    kind: RedirectKind | None = None
+    rationale: Text = ""
+    owner: Person | None = None
+
+
+class Delivery(Model):
+    start_date: date | None = None
+    end_date: date | None = None
+    audience_reached: int | None = Field(default=None, ge=0)
+    format: Line = ""
+    notes: Text = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> Delivery:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+class CheckpointResult(Model):
+    value: float | None = None
+    note: Text = ""
+    missed_reason: Text = ""
+
+    @model_validator(mode="after")
+    def _one(self) -> CheckpointResult:
+        if (self.value is None) == (not self.missed_reason):
+            raise ValueError("give either a value, or missed_reason to close the checkpoint as missed")
+        return self
+
+
+# --- closing the loop ----------------------------------------------------------------------------------
+
+class ActionStep(Model):
+    step: Line = Field(min_length=1)
+    owner: Line = ""
+    due: date | None = None
+
+
+class Contribution(Model):
+    stakeholder: Line = Field(min_length=1)
+    contribution: Text = Field(min_length=1)
+
+
+class Acknowledgement(Model):
+    recap: list[Line] = Field(default_factory=list, description="takeaways")
+    action_plan: list[ActionStep] = Field(default_factory=list)
+    contributions: list[Contribution] = Field(default_factory=list)
+    message: Text = ""
+
+
+class Reason(Model):
+    reason: Text = ""
