@@ -8,13 +8,13 @@ may fire) live in :mod:`states.guards`; the machine only knows the shape.
 from __future__ import annotations
 
 import threading
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 from transitions import Machine, MachineError
 
 
-class State(str, Enum):
+class State(StrEnum):
     RECEIVED = "received"
     DIAGNOSED = "diagnosed"
     REDIRECTED = "redirected"
@@ -26,7 +26,7 @@ class State(str, Enum):
     CANCELLED = "cancelled"
 
 
-class Trigger(str, Enum):
+class Trigger(StrEnum):
     DIAGNOSE = "diagnose"
     REDIRECT = "redirect"
     DESIGN = "design"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -120,7 +120,7 @@ def _observable(action: str) -> str:
 ObservableAction = Annotated[str, Field(max_length=300), AfterValidator(_observable)]
 
 
-class Answer(str, Enum):
+class Answer(StrEnum):
     YES = "yes"
     NO = "no"
     UNKNOWN = "unknown"
@@ -162,7 +162,7 @@ class Diagnosis(Model):
         return value
 
 
-class RedirectKind(str, Enum):
+class RedirectKind(StrEnum):
     JOB_AID = "job_aid"
     PROCESS_CHANGE = "process_change"
     TOOL_FIX = "tool_fix"
@@ -183,7 +183,7 @@ class Recommendation(Model):
 
 # --- measurement plan ------------------------------------------------------------------------------
 
-class Framework(str, Enum):
+class Framework(StrEnum):
     KIRKPATRICK = "kirkpatrick"
     LTEM = "ltem"
     PHILLIPS = "phillips"
@@ -194,7 +194,7 @@ _LEVELS = {Framework.KIRKPATRICK: 4, Framework.LTEM: 8, Framework.PHILLIPS: 5}
 _BEHAVIOUR_OR_RESULTS = {Framework.KIRKPATRICK: 3, Framework.LTEM: 7, Framework.PHILLIPS: 3}
 
 
-class Instrument(str, Enum):
+class Instrument(StrEnum):
     SURVEY = "survey"
     ASSESSMENT = "assessment"
     OBSERVATION = "observation"
@@ -202,7 +202,7 @@ class Instrument(str, Enum):
     INTERVIEW = "interview"
 
 
-class Respondent(str, Enum):
+class Respondent(StrEnum):
     LEARNER = "learner"
     MANAGER = "manager"
     STAKEHOLDER = "stakeholder"

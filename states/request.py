@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -20,7 +20,7 @@ from states import events as ev
 from states import guards, lifecycle
 from states.diagnosis import recommend
 from states.durations import parse_duration
-from states.errors import InvalidInput, FieldError, NotFound, TransitionRefused
+from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
 from states.lifecycle import EVENT_OF, State, Trigger
 from states.models import (
     Acknowledgement,
@@ -41,7 +41,7 @@ from states.notifications import CalendarItem, Notification, Recipient
 CHECKPOINT_TIME = time(9, 0, tzinfo=UTC)
 
 
-class CheckpointStatus(str, Enum):
+class CheckpointStatus(StrEnum):
     SCHEDULED = "scheduled"
     SENT = "sent"
     NEEDS_REVIEW = "needs_review"
@@ -70,7 +70,7 @@ class Checkpoint(BaseModel):
         return self.status in (CheckpointStatus.CLOSED, CheckpointStatus.MISSED)
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     MET = "met"
     PARTLY_MET = "partly_met"
     NOT_MET = "not_met"
