@@ -23,6 +23,7 @@ from connectors.db import audit
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from states.errors import Conflict, NotFound
+from states.events import DomainEvent
 from states.request import Checkpoint, TrainingRequest
 
 
@@ -119,6 +120,21 @@ class SqlStore:
                        "notification": json.dumps(dataclasses.asdict(n), default=str),
                        "created_at": at, "status": "pending", "attempts": 0} for n in notes]
             self._insert_ignore(conn, outbox, values, ["key"])
+
+    def record_events(self, conn: Connection, request_id: int, events: Sequence[DomainEvent], actor: str,
+                      at: datetime) -> int:
+        """Append non-transition events (e-mail sent or bounced, invite sent…) to a request's history
+        inside the caller's write transaction (see ``write_transaction``), without changing its
+        version. Returns the new head seq."""
+        version = conn.execute(select(requests.c.version).where(requests.c.id == request_id)).scalar()
+        if version is None:
+            raise NotFound(f"request {request_id}")
+        at_text = _iso(at)
+        head = audit.append(conn, [{"request_id": request_id, "type": e.type, "trigger": None, "from_state": None,
+                                    "to_state": None, "version": version, "actor": actor, "at": at_text,
+                                    "payload": audit.canonical_json(e.payload)} for e in events])
+        conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head))
+        return head
 
     def _upsert_checkpoints(self, conn: Connection, request_id: int, touched: list[Checkpoint]) -> None:
         values = [{
