@@ -78,6 +78,7 @@ class BusinessGoal(Model):
 class Audience(Model):
     description: Line = ""
     size: int | None = Field(default=None, ge=0)
+    contact: Person | None = Field(default=None, description="address that reaches the learners (e.g. a list)")
 
 
 class Intake(Model):

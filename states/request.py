@@ -440,7 +440,7 @@ class TrainingRequest(BaseModel):
         if respondent == "manager":
             return [_person(self.intake.sponsor)]
         if respondent == "learner":
-            return [_person(self.intake.requester)]
+            return [_person(self.intake.audience.contact or self.intake.requester)]
         return self._stakeholders()
 
 
