@@ -1,0 +1,781 @@
+"""``ldflow``: the command line for L&D operations teams.
+
+Every write takes its input from a YAML/JSON file (``-f FILE``, ``-`` for
+stdin) and/or flags (flags win), an ``--actor`` (default ``$LDFLOW_ACTOR``,
+else the OS user) and an optional ``--if-version N`` optimistic check. Every
+read command takes ``--json``. Times are UTC.
+
+Exit codes (documented in the README and ``ldflow --help``):
+
+====  ==========================================================================
+0     ok
+1     other errors: configuration, database unreachable or misconfigured
+2     invalid input (missing field, wrong type, vague verb, bad ISO duration,
+      malformed file, unknown option); nothing is written
+3     transition refused (the partner process was skipped); lists every
+      missing item; nothing is written
+4     not found (unknown request or checkpoint id)
+5     conflict (``--if-version`` mismatch or a concurrent change)
+6     audit chain broken (``ldflow audit verify``)
+====  ==========================================================================
+
+This module must stay cheap to import (``ldflow --help`` < 0.5 s): pydantic
+models, SQLAlchemy and Prefect are imported inside the commands.
+"""
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from states.errors import FieldError, InvalidInput, LdflowError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INVALID = 2
+EXIT_REFUSED = 3
+EXIT_NOT_FOUND = 4
+EXIT_CONFLICT = 5
+EXIT_AUDIT_BROKEN = 6
+
+EPILOG = ("Exit codes: 0 ok, 1 configuration/database error, 2 invalid input, 3 transition refused, "
+          "4 not found, 5 conflict (--if-version), 6 audit chain broken. Times are UTC.")
+
+app = typer.Typer(
+    name="ldflow",
+    help="Run L&D training requests through a partner process: diagnose, plan measurement, "
+         "design or redirect, deliver, measure, close the loop.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+plan_app = typer.Typer(help="Draft, approve and show the measurement plan (planned before design starts).",
+                       no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit history.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan", rich_help_panel="Requests")
+app.add_typer(audit_app, name="audit", rich_help_panel="Other")
+app.add_typer(db_app, name="db", rich_help_panel="Other")
+
+
+class ConfigurationError(LdflowError):
+    """Settings or database problems (exit 1)."""
+
+    exit_code = EXIT_ERROR
+
+
+# --- shared options --------------------------------------------------------------------------------
+
+ActorOpt = Annotated[str | None, typer.Option(
+    "--actor", envvar="LDFLOW_ACTOR", show_envvar=False,
+    help="Who is acting, recorded on the audit event (default: $LDFLOW_ACTOR, else the OS user).")]
+IfVersionOpt = Annotated[int | None, typer.Option(
+    "--if-version", min=1, help="Refuse (exit 5) unless the request is at this version.")]
+FileOpt = Annotated[str | None, typer.Option(
+    "--file", "-f", metavar="PATH", help="YAML or JSON file with the fields ('-' reads stdin); flags override it.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+IdArg = Annotated[int, typer.Argument(metavar="ID", help="Request id.", show_default=False)]
+
+
+# --- input -----------------------------------------------------------------------------------------
+
+def _yaml_loader() -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """Safe YAML with two user-friendly twists: ``yes``/``no``/``on``/``off`` stay strings
+        (a cause check answered ``no`` must not become ``False``), and a key given twice is an error."""
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+    def mapping(loader: Any, node: Any) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen[key] = loader.construct_object(value_node, deep=True)
+        return seen
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+def _plain(value: Any) -> Any:
+    """YAML dates become ISO strings: the models parse them, and a date in a text field stays text."""
+    import datetime as dt
+
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def load_file(path: str) -> tuple[dict[str, Any], str]:
+    """Read a YAML or JSON input file (``-`` = stdin); return (mapping, source name).
+
+    Raises :class:`InvalidInput` naming the file and line on any problem.
+    """
+    source = "<stdin>" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput([FieldError("file", f"{path}: no such file")]) from None
+    except IsADirectoryError:
+        raise InvalidInput([FieldError("file", f"{path} is a directory, not a YAML or JSON file")]) from None
+    except UnicodeDecodeError:
+        raise InvalidInput([FieldError("file", f"{path} is not UTF-8 text")]) from None
+    except OSError as exc:
+        raise InvalidInput([FieldError("file", f"{path}: {exc.strerror or exc}")]) from None
+    if source.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput([FieldError(
+                "", f"line {exc.lineno}, column {exc.colno}: malformed JSON: {exc.msg}")], source) from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            what = " ".join(p for p in (exc.context, exc.problem) if p)
+            raise InvalidInput([FieldError("", f"{where}malformed YAML: {what}")], source) from None
+        except yaml.YAMLError as exc:
+            raise InvalidInput([FieldError("", f"malformed YAML: {exc}")], source) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInput([FieldError("", f"expected a mapping of fields at the top level, "
+                                            f"got {type(data).__name__}")], source)
+    return _plain(data), source
+
+
+# Set by write commands, so that a refusal can say that nothing was written.
+_WRITING = {"now": False}
+
+
+def _input(file: str | None, **flags: Any) -> tuple[dict[str, Any], str]:
+    """The file's fields (if any) with every flag that was given laid over them."""
+    _WRITING["now"] = True
+    data, source = load_file(file) if file else ({}, "")
+    for name, value in flags.items():
+        if value is None or value == []:
+            continue
+        target = data
+        *parents, leaf = name.split(".")
+        for parent in parents:
+            node = target.get(parent)
+            if not isinstance(node, dict):
+                node = {}
+                target[parent] = node
+            target = node
+        target[leaf] = value
+    return data, source
+
+
+# --- application wiring (lazy) ---------------------------------------------------------------------
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from flows.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        lines = [f"LDFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise ConfigurationError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def _safe_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _engine(settings: Any) -> Any:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from connectors.db.engine import make_engine
+
+    url = settings.url
+    try:
+        return make_engine(url, synchronous=settings.sqlite_synchronous)
+    except (ArgumentError, NoSuchModuleError, ValueError, ModuleNotFoundError) as exc:
+        raise ConfigurationError(f"cannot use the database URL {_safe_url(url)}: {exc} "
+                                 "(set LDFLOW_DATABASE_URL, e.g. postgresql://user@host/db)") from None
+
+
+class _App:
+    """Settings, engine, store and service for one command."""
+
+    def __init__(self, *, migrate: bool = True) -> None:
+        from connectors.db import schema
+        from connectors.db.store import SqlStore
+        from flows.clock import FileClock, SystemClock
+        from flows.service import Service
+
+        self.settings = _settings()
+        self.engine = _engine(self.settings)
+        if migrate:
+            _db_call(self.settings, lambda: schema.ensure_schema(self.engine))
+        self.store = SqlStore(self.engine)
+        clock = FileClock(self.settings.simulated_clock) if self.settings.simulated_clock else SystemClock()
+        self.service = Service(self.store, clock)
+
+
+def _db_call(settings: Any, fn: Any) -> Any:
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    try:
+        return fn()
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigurationError(f"cannot reach the database {_safe_url(settings.url)}: {reason}") from None
+
+
+def _actor(actor: str | None) -> str:
+    if actor is not None:
+        return actor
+    from flows.settings import env_actor
+
+    return env_actor()
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _done(request: Any, as_json: bool, message: str, **extra: Any) -> None:
+    """The one-line result of a write."""
+    if as_json:
+        _print_json({"id": request.id, "state": request.state.value, "version": request.version, **extra})
+    else:
+        typer.echo(f"request {request.id}: {message} (state {request.state.value}, version {request.version})")
+
+
+# --- writes ----------------------------------------------------------------------------------------
+
+@app.command(rich_help_panel="Requests")
+def submit(
+    file: FileOpt = None,
+    title: Annotated[str | None, typer.Option(help="Short title of the request.")] = None,
+    requester_name: Annotated[str | None, typer.Option(help="Requester's name.")] = None,
+    requester_email: Annotated[str | None, typer.Option(help="Requester's e-mail.")] = None,
+    sponsor_name: Annotated[str | None, typer.Option(help="Sponsor's name (approves the plan).")] = None,
+    sponsor_email: Annotated[str | None, typer.Option(help="Sponsor's e-mail.")] = None,
+    solution: Annotated[str | None, typer.Option(help="What was asked for, in the requester's words.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the new request id.")] = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a new training request as the requester put it (intake). Prints the new id."""
+    data, source = _input(file, title=title, **{
+        "requester.name": requester_name, "requester.email": requester_email,
+        "sponsor.name": sponsor_name, "sponsor.email": sponsor_email, "requested_solution": solution})
+    request = _App().service.submit(data, _actor(actor), source=source)
+    if quiet:
+        typer.echo(str(request.id))
+    else:
+        _done(request, as_json, f"submitted {request.intake.title!r}")
+
+
+@app.command(rich_help_panel="Requests")
+def diagnose(
+    request_id: IdArg,
+    file: FileOpt = None,
+    summary: Annotated[str | None, typer.Option(help="Summary of the diagnosis.")] = None,
+    action: Annotated[list[str] | None, typer.Option(
+        "--action", help="An observable on-the-job action (repeatable; replaces the file's list).")] = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Diagnose: business goal, observable actions, cause checks. Recommends design and/or redirects."""
+    data, source = _input(file, summary=summary, observable_actions=action)
+    request = _App().service.diagnose(request_id, data, _actor(actor), if_version, source)
+    paths = [r.path for r in request.recommendations]
+    _done(request, as_json, "diagnosed; recommended: " + (", ".join(paths) or "nothing conclusive"),
+          recommendations=[r.model_dump() for r in request.recommendations])
+
+
+@plan_app.command("draft")
+def plan_draft(
+    request_id: IdArg,
+    file: Annotated[str, typer.Option("--file", "-f", metavar="PATH",
+                                      help="YAML or JSON measurement plan ('-' reads stdin).")],
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Draft (or redraft) the measurement plan; it then awaits the sponsor's approval."""
+    data, source = _input(file)
+    request = _App().service.draft_plan(request_id, data, _actor(actor), if_version, source)
+    assert request.plan is not None
+    _done(request, as_json, f"measurement plan drafted ({len(request.plan.items)} items); awaiting approval by "
+                            f"{request.intake.sponsor.email}")
+
+
+@plan_app.command("approve")
+def plan_approve(
+    request_id: IdArg,
+    by: Annotated[str | None, typer.Option("--by", help="The approver's e-mail (must be the sponsor).")] = None,
+    comment: Annotated[str | None, typer.Option(help="The approver's comment.")] = None,
+    file: FileOpt = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record the sponsor's approval of the drafted measurement plan."""
+    data, source = _input(file, approver=by, comment=comment)
+    request = _App().service.approve_plan(request_id, data, _actor(actor), if_version, source)
+    _done(request, as_json, f"measurement plan approved by {request.plan_approved_by}")
+
+
+@plan_app.command("show")
+def plan_show(request_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Show the measurement plan and its approval."""
+    request = _App().service.show(request_id)
+    if as_json:
+        _print_json({"id": request.id, "plan": request.plan.model_dump(mode="json") if request.plan else None,
+                     "approved_by": request.plan_approved_by,
+                     "approved_at": request.plan_approved_at.isoformat() if request.plan_approved_at else None})
+        return
+    from flows import render
+
+    render.console().print(render.plan_panel(request))
+
+
+@app.command(rich_help_panel="Requests")
+def design(
+    request_id: IdArg,
+    file: FileOpt = None,
+    format: Annotated[str | None, typer.Option("--format", help="Format, e.g. 'workshop with role-play'.")] = None,
+    approach: Annotated[str | None, typer.Option(help="The approach in a sentence or two.")] = None,
+    objective: Annotated[list[str] | None, typer.Option(
+        "--objective", help="An observable objective (repeatable; replaces the file's list).")] = None,
+    override: Annotated[str | None, typer.Option(
+        "--skill-gap-override", help="Why design although the diagnosis found no skill gap.")] = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Design a learning solution (needs an approved measurement plan with baselines)."""
+    data, source = _input(file, format=format, approach=approach, objectives=objective,
+                          skill_gap_override=override)
+    request = _App().service.design(request_id, data, _actor(actor), if_version, source)
+    _done(request, as_json, f"designed ({request.brief.format if request.brief else ''})")
+
+
+@app.command(rich_help_panel="Requests")
+def redirect(
+    request_id: IdArg,
+    file: FileOpt = None,
+    kind: Annotated[str | None, typer.Option(
+        help="job_aid, process_change, tool_fix, expectations_feedback, coaching, incentive_change, "
+             "task_simplification, communication or job_redesign.")] = None,
+    rationale: Annotated[str | None, typer.Option(help="Why this, rather than training.")] = None,
+    owner_name: Annotated[str | None, typer.Option(help="Who owns the redirect.")] = None,
+    owner_email: Annotated[str | None, typer.Option(help="The owner's e-mail.")] = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Redirect: solve it without training (job aid, process change, ...). Needs an approved plan."""
+    data, source = _input(file, kind=kind, rationale=rationale,
+                          **{"owner.name": owner_name, "owner.email": owner_email})
+    request = _App().service.redirect(request_id, data, _actor(actor), if_version, source)
+    kind_text = request.redirect_record.kind.value if request.redirect_record and request.redirect_record.kind else ""
+    _done(request, as_json, f"redirected ({kind_text})")
+
+
+@app.command(rich_help_panel="Requests")
+def deliver(
+    request_id: IdArg,
+    file: FileOpt = None,
+    start: Annotated[str | None, typer.Option(help="Start date (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="End date (YYYY-MM-DD); checkpoints count from it.")] = None,
+    reached: Annotated[int | None, typer.Option(help="Audience reached (people).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Delivery format.")] = None,
+    notes: Annotated[str | None, typer.Option(help="Notes.")] = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record delivery; measurement checkpoints are scheduled from the end date."""
+    data, source = _input(file, start_date=start, end_date=end, audience_reached=reached, format=format,
+                          notes=notes)
+    request = _App().service.deliver(request_id, data, _actor(actor), if_version, source)
+    due = ", ".join(f"{c.item_id}:{c.offset} {c.due_at:%Y-%m-%d}" for c in request.checkpoints)
+    _done(request, as_json, f"delivered; checkpoints scheduled: {due}",
+          checkpoints=[{"key": c.key, "due_at": c.due_at.isoformat()} for c in request.checkpoints])
+
+
+@app.command(rich_help_panel="Requests")
+def record(
+    request_id: IdArg,
+    checkpoint: Annotated[str | None, typer.Option(
+        "--checkpoint", "-c", help="Checkpoint key, e.g. m1:P30D (see `ldflow show ID`).")] = None,
+    value: Annotated[float | None, typer.Option(help="The measured value.")] = None,
+    note: Annotated[str | None, typer.Option(help="A note on the result.")] = None,
+    missed: Annotated[str | None, typer.Option(
+        "--missed", help="Close the checkpoint as missed, with this reason.")] = None,
+    file: FileOpt = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a checkpoint result (--value) or close it as missed (--missed REASON)."""
+    data, source = _input(file, checkpoint=checkpoint, value=value, note=note, missed_reason=missed)
+    key = data.pop("checkpoint", None)
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput([FieldError("checkpoint", "is required (e.g. --checkpoint m1:P30D)")], source)
+    request = _App().service.record(request_id, key.strip(), data, _actor(actor), if_version, source)
+    c = request.checkpoint(key.strip())
+    open_count = sum(1 for x in request.checkpoints if not x.closed)
+    what = f"recorded {c.item_id}:{c.offset} = {c.value:g}" if c.value is not None else \
+        f"closed {c.item_id}:{c.offset} as missed"
+    _done(request, as_json, f"{what}; {open_count} checkpoint(s) still open", checkpoint=c.key,
+          open_checkpoints=open_count)
+
+
+@app.command(rich_help_panel="Requests")
+def measure(
+    request_id: IdArg,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close measurement: compare results with targets (every checkpoint must be closed)."""
+    _WRITING["now"] = True
+    request = _App().service.measure(request_id, _actor(actor), if_version)
+    outcomes = ", ".join(f"{r.item_id} {r.outcome.value}" for r in request.results)
+    _done(request, as_json, f"measured: {outcomes}",
+          results=[r.model_dump(mode="json") for r in request.results],
+          roi=request.roi.model_dump(mode="json") if request.roi else None)
+
+
+@app.command(rich_help_panel="Requests")
+def acknowledge(
+    request_id: IdArg,
+    file: FileOpt = None,
+    recap: Annotated[list[str] | None, typer.Option(
+        "--recap", help="A takeaway (repeatable; replaces the file's list).")] = None,
+    message: Annotated[str | None, typer.Option(help="A personal message for the stakeholders.")] = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close the loop: recap, action plan with owners, contributions. Sends the results report."""
+    data, source = _input(file, recap=recap, message=message)
+    request = _App().service.acknowledge(request_id, data, _actor(actor), if_version, source)
+    _done(request, as_json, "acknowledged; the results report is queued for the stakeholders")
+
+
+@app.command(rich_help_panel="Requests")
+def decline(
+    request_id: IdArg,
+    reason: Annotated[str | None, typer.Option(help="Why the request is declined.")] = None,
+    file: FileOpt = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decline a received or diagnosed request, with a reason."""
+    data, source = _input(file, reason=reason)
+    request = _App().service.decline(request_id, data, _actor(actor), if_version, source)
+    _done(request, as_json, "declined")
+
+
+@app.command(rich_help_panel="Requests")
+def cancel(
+    request_id: IdArg,
+    reason: Annotated[str | None, typer.Option(help="Why the request is cancelled.")] = None,
+    file: FileOpt = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel any open request, with a reason (open checkpoints are closed as missed)."""
+    data, source = _input(file, reason=reason)
+    request = _App().service.cancel(request_id, data, _actor(actor), if_version, source)
+    _done(request, as_json, "cancelled")
+
+
+@app.command(rich_help_panel="Requests")
+def note(
+    request_id: IdArg,
+    text: Annotated[str, typer.Argument(help="The note.", show_default=False)],
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a note to a request's history."""
+    from states.errors import Conflict
+
+    _WRITING["now"] = True
+    ctx = _App()
+    if if_version is not None:
+        current = ctx.service.show(request_id).version
+        if current != if_version:
+            raise Conflict(request_id, if_version, current)
+    request = ctx.service.add_note(request_id, text, _actor(actor))
+    _done(request, as_json, "note added")
+
+
+# --- reads -----------------------------------------------------------------------------------------
+
+@app.command(rich_help_panel="Reading")
+def show(request_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Everything about one request: intake, diagnosis, plan, design/redirect, delivery, results."""
+    request = _App().service.show(request_id)
+    if as_json:
+        _print_json(request.model_dump(mode="json"))
+        return
+    from flows import render
+
+    render.console().print(render.request_view(request))
+
+
+_SORT_KEYS = ("id", "created", "updated", "state", "title")
+
+
+def _date_option(value: str | None, field: str) -> Any:
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput([FieldError(field, f"{value!r} is not a date (YYYY-MM-DD)")]) from None
+
+
+@app.command("list", rich_help_panel="Reading")
+def list_requests(
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", "-s", help="Only requests in this state (repeatable).")] = None,
+    requester: Annotated[str | None, typer.Option(help="Only this requester (e-mail).")] = None,
+    sponsor: Annotated[str | None, typer.Option(help="Only this sponsor (e-mail).")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Created on or after (YYYY-MM-DD, UTC).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Created on or before (YYYY-MM-DD, UTC).")] = None,
+    sort: Annotated[str, typer.Option(
+        help="id, created, updated, state or title; prefix '-' for descending (e.g. -updated).")] = "id",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per page.")] = 20,
+    page: Annotated[int, typer.Option(min=1, help="Page number (from 1).")] = 1,
+    offset: Annotated[int | None, typer.Option(min=0, help="Skip this many rows (instead of --page).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List requests: filter by state, requester, sponsor, creation dates; sorted; paged."""
+    from connectors.db.store import ListFilter
+    from states.lifecycle import State
+
+    errors = []
+    known_states = [s.value for s in State]
+    bad = [s for s in state or [] if s not in known_states]
+    if bad:
+        errors.append(FieldError("state", f"unknown state(s) {', '.join(bad)}; known: {', '.join(known_states)}"))
+    if sort.lstrip("-") not in _SORT_KEYS:
+        errors.append(FieldError("sort", f"{sort!r} is not one of {', '.join(_SORT_KEYS)} (prefix '-' to reverse)"))
+    try:
+        created_from = _date_option(date_from, "from")
+    except InvalidInput as exc:
+        errors += exc.errors
+        created_from = None
+    try:
+        created_to = _date_option(date_to, "to")
+    except InvalidInput as exc:
+        errors += exc.errors
+        created_to = None
+    if errors:
+        raise InvalidInput(errors)
+    start = offset if offset is not None else (page - 1) * limit
+    flt = ListFilter(states=tuple(state or ()), requester=requester, sponsor=sponsor, created_from=created_from,
+                     created_to=created_to, sort=sort, limit=limit, offset=start)
+    rows, total = _App().service.list(flt)
+    pages = max(1, -(-total // limit))
+    current = start // limit + 1
+    if as_json:
+        _print_json({"total": total, "page": current, "pages": pages, "limit": limit, "offset": start,
+                     "items": [{"id": r.id, "title": r.title, "state": r.state, "version": r.version,
+                                "requester": r.requester, "sponsor": r.sponsor,
+                                "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+                               for r in rows]})
+        return
+    from flows import render
+
+    render.console().print(render.list_table(rows, current, pages, total))
+
+
+@app.command(rich_help_panel="Reading")
+def history(request_id: IdArg, as_json: JsonOpt = False) -> None:
+    """A request's history as a readable timeline (UTC, actor, event, summary)."""
+    records = _App().service.history(request_id)
+    if as_json:
+        import dataclasses
+
+        _print_json([dataclasses.asdict(r) for r in records])
+        return
+    from flows import render
+
+    render.console().print(render.timeline(request_id, records))
+
+
+@app.command(rich_help_panel="Reading")
+def export(
+    request_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="One request (default: all).",
+                                                     show_default=False)] = None,
+    format: Annotated[str, typer.Option("--format", help="json (documents with history) or csv (one row each).")]
+    = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    = None,
+) -> None:
+    """Export one request or all: JSON (document + history) or CSV (one row per request)."""
+    if format not in ("json", "csv"):
+        raise InvalidInput([FieldError("format", f"{format!r} is not json or csv")])
+    from flows import render
+
+    ctx = _App()
+    if request_id is not None:
+        requests_iter: Any = iter([ctx.service.show(request_id)])
+    else:
+        requests_iter = ctx.store.iter_requests()
+    tmp = None
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".part")
+        stream = tmp.open("w", encoding="utf-8", newline="")
+    else:
+        stream = sys.stdout
+    try:
+        count = (render.export_json(stream, requests_iter, ctx.store.history) if format == "json"
+                 else render.export_csv(stream, requests_iter))
+    except BaseException:
+        if tmp is not None:
+            stream.close()
+            tmp.unlink(missing_ok=True)
+        raise
+    if tmp is not None and output is not None:
+        stream.close()
+        tmp.replace(output)
+        typer.echo(f"exported {count} request(s) to {output}", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Walk the hash chain; exit 6 and name the first broken link if it was tampered with."""
+    ctx = _App()
+    report = ctx.service.verify()
+    if as_json:
+        _print_json(report.as_dict())
+    elif report.ok:
+        typer.echo(f"audit chain ok: {report.events_checked} events, {report.requests_checked} requests checked")
+    else:
+        where = f"event {report.broken_seq}" + (f" (request {report.request_id})" if report.request_id else "")
+        typer.echo(f"audit chain BROKEN at {where}: {report.reason}", err=True)
+    if not report.ok:
+        raise typer.Exit(EXIT_AUDIT_BROKEN)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations (Alembic) up to the newest revision."""
+    from connectors.db import schema
+
+    ctx = _App(migrate=False)
+    before = _db_call(ctx.settings, lambda: schema.current_revision(ctx.engine))
+    after = _db_call(ctx.settings, lambda: schema.upgrade(ctx.engine, revision))
+    state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    typer.echo(f"database {_safe_url(ctx.settings.url)}: {state} revision {after}")
+
+
+@app.command(rich_help_panel="Other")
+def demo(
+    home: Annotated[Path | None, typer.Option(help="Data directory for the demo (default: ./.ldflow-demo).")]
+    = None,
+    fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Start from an empty demo directory.")] = True,
+) -> None:
+    """Take sample requests through the whole lifecycle (SQLite, local mail folder, simulated clock)."""
+    import importlib
+
+    try:
+        demo_module = importlib.import_module("flows.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "flows.demo":
+            raise
+        raise ConfigurationError("the demo is not installed (flows/demo.py is missing)") from None
+    raise typer.Exit(demo_module.main(home, fresh=fresh))
+
+
+def _register_pipeline() -> None:
+    from flows import cli_pipeline
+
+    cli_pipeline.register(app)
+
+
+_register_pipeline()
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+def _fail(code: int, lines: list[str]) -> NoReturn:
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def report_error(exc: LdflowError) -> NoReturn:
+    """Print a domain error for a person (no traceback) and exit with its code."""
+    from states.errors import InvalidTransition, TransitionRefused
+
+    tail = ["nothing was written."] if _WRITING["now"] else []
+    if isinstance(exc, InvalidInput):
+        where = f" in {exc.source}" if exc.source else ""
+        _fail(exc.exit_code, [f"error: invalid input{where}:"] + [f"  - {e}" for e in exc.errors] + tail)
+    if isinstance(exc, InvalidTransition):
+        _fail(exc.exit_code, [f"refused: {exc}", *tail])
+    if isinstance(exc, TransitionRefused):
+        _fail(exc.exit_code, [f"refused: cannot {exc.trigger} a {exc.state} request; missing:"]
+              + [f"  - {m}" for m in exc.missing] + tail)
+    _fail(exc.exit_code, [f"error: {exc}", *tail])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the app and turns every user mistake into a message and an exit code."""
+    try:
+        app(args=argv, prog_name="ldflow")
+    except LdflowError as exc:
+        report_error(exc)
+    except KeyboardInterrupt:
+        _fail(130, ["interrupted"])
+    except Exception as exc:  # the last line of defence: no traceback for users
+        module = type(exc).__module__ or ""
+        if module.startswith(("sqlalchemy", "psycopg", "sqlite3")):
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            _fail(EXIT_ERROR, [f"error: database: {reason}"])
+        if os.environ.get("LDFLOW_DEBUG"):
+            raise
+        _fail(EXIT_ERROR, [f"internal error: {type(exc).__name__}: {exc}",
+                           "(set LDFLOW_DEBUG=1 to see the traceback, and please report it)"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""Rich views of requests for people (the CLI and the demo), and the export writers.
+
+Every user-provided string goes through :func:`_t` so that text such as
+``[urgent]`` is shown as typed, never read as Rich markup.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from connectors.db.audit import AuditRecord
+from connectors.db.store import RequestSummary
+from states.request import TrainingRequest
+
+STATE_STYLE = {
+    "received": "cyan", "diagnosed": "blue", "redirected": "magenta", "designed": "magenta",
+    "delivered": "yellow", "measured": "green", "acknowledged": "bold green", "declined": "red",
+    "cancelled": "red",
+}
+OUTCOME_STYLE = {"met": "green", "partly_met": "yellow", "not_met": "red", "no_data": "dim"}
+
+
+def console(stderr: bool = False) -> Console:
+    """A console for people. Piped into a file or a pager (no terminal, no $COLUMNS) the
+    tables get 120 columns instead of Rich's 80, which squeezes the e-mail columns."""
+    import os
+    import sys
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+def _t(value: Any) -> str:
+    return escape("" if value is None else str(value))
+
+
+def utc(at: datetime | str | None) -> str:
+    """A UTC time for people: ``2026-11-10 09:00Z``."""
+    if at is None:
+        return ""
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            return at
+    from datetime import UTC
+
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+
+
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{_t(state)}[/]"
+
+
+def _kv(rows: list[tuple[str, Any]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in rows:
+        if value not in (None, "", []):
+            table.add_row(key, value if isinstance(value, Text | Table) else _t(value))
+    return table
+
+
+def _person(p: Any) -> str:
+    role = f", {p.role}" if getattr(p, "role", "") else ""
+    return f"{p.name} <{p.email}>{role}"
+
+
+# --- show ---------------------------------------------------------------------------------------------
+
+def request_view(r: TrainingRequest) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text.from_markup(f"[bold]#{r.id} {_t(r.intake.title)}[/]  {_state(r.state.value)}  version {r.version}  "
+                         f"created {utc(r.created_at)}  updated {utc(r.updated_at)}"),
+        intake_panel(r), goal_panel(r)]
+    if r.diagnosis is not None:
+        parts.append(diagnosis_panel(r))
+    if r.plan is not None:
+        parts.append(plan_panel(r))
+    if r.brief is not None:
+        b = r.brief
+        parts.append(Panel(_kv([("format", b.format), ("approach", b.approach), ("duration", b.duration),
+                                ("objectives", "\n".join(f"• {o}" for o in b.objectives)),
+                                ("practice", "\n".join(f"• {p}" for p in b.practice_activities)),
+                                ("skill-gap override", b.skill_gap_override)]),
+                           title="Design brief", title_align="left"))
+    if r.redirect_record is not None:
+        d = r.redirect_record
+        parts.append(Panel(_kv([("kind", d.kind.value if d.kind else ""), ("rationale", d.rationale),
+                                ("owner", _person(d.owner) if d.owner else "")]),
+                           title="Redirect", title_align="left"))
+    if r.delivery is not None:
+        d = r.delivery
+        parts.append(Panel(_kv([("dates", f"{d.start_date} – {d.end_date}"), ("format", d.format),
+                                ("audience reached", d.audience_reached), ("notes", d.notes)]),
+                           title="Delivery", title_align="left"))
+    if r.checkpoints:
+        parts.append(checkpoints_table(r))
+    if r.results:
+        parts.append(results_table(r))
+    if r.acknowledgement is not None:
+        parts.append(acknowledgement_panel(r))
+    if r.closing_reason:
+        parts.append(Panel(_t(r.closing_reason), title=f"Reason ({r.state.value})", title_align="left"))
+    return Group(*parts)
+
+
+def intake_panel(r: TrainingRequest) -> Panel:
+    i = r.intake
+    audience = i.audience.description + (f" ({i.audience.size} people)" if i.audience.size is not None else "")
+    return Panel(_kv([
+        ("requester", _person(i.requester)), ("sponsor", _person(i.sponsor)),
+        ("stakeholders", "\n".join(_person(p) for p in i.stakeholders)),
+        ("asked for", i.requested_solution), ("audience", audience.strip()), ("why now", i.why_now),
+        ("tried already", i.tried_already)]), title="Intake", title_align="left")
+
+
+def goal_panel(r: TrainingRequest) -> Panel:
+    g = r.intake.business_goal
+    unit = f" {g.unit}" if g.unit else ""
+    missing = g.missing()
+    rows: list[tuple[str, Any]] = [
+        ("metric", g.metric),
+        ("current → target", f"{_num(g.current_value)}{unit} → {_num(g.target_value)}{unit}"
+         if g.current_value is not None or g.target_value is not None else ""),
+        ("by", g.target_date), ("data source", g.data_source)]
+    if missing:
+        rows.append(("still missing", Text(", ".join(m.replace("_", " ") for m in missing), style="yellow")))
+    return Panel(_kv(rows), title="Business goal", title_align="left")
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def diagnosis_panel(r: TrainingRequest) -> Panel:
+    d = r.diagnosis
+    assert d is not None
+    checks = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    checks.add_column("cause check")
+    checks.add_column("answer")
+    checks.add_column("evidence")
+    for name, answer in d.cause_checks.items():
+        checks.add_row(_t(name), _t(answer.answer.value), _t(answer.evidence))
+    recs = "\n".join(f"• {r_.path}: " + "; ".join(r_.reasons) for r_ in r.recommendations)
+    body = Group(_kv([("summary", d.summary), ("observable actions", "\n".join(f"• {a}" for a in
+                                                                              d.observable_actions)),
+                      ("recommended", recs or "nothing conclusive")]), checks)
+    return Panel(body, title="Diagnosis", title_align="left")
+
+
+def plan_panel(r: TrainingRequest) -> Panel:
+    if r.plan is None:
+        return Panel("no measurement plan drafted yet (`ldflow plan draft ID -f plan.yaml`)",
+                     title="Measurement plan", title_align="left")
+    blocks: list[RenderableType] = []
+    for item in r.plan.items:
+        if item.baseline:
+            base = f"baseline {item.baseline.value:g} ({item.baseline.date}, {_t(item.baseline.source)})"
+        elif item.behaviour_or_results:
+            base = "[yellow]baseline missing[/]"
+        else:
+            base = "no baseline needed"
+        blocks.append(Text.from_markup(
+            f"[bold]{_t(item.id)}[/]  {item.framework.value} level {item.level}: {_t(item.metric)} ({_t(item.unit)})\n"
+            f"    {base} → target {item.target.value:g} by {item.target.date}\n"
+            f"    {item.instrument.value}, from the {item.respondent.value}; checkpoints {', '.join(item.checkpoints)}"
+            f" after delivery; owner {_t(item.owner.email)}"
+            + (f"; {item.value_per_unit:,.2f} per unit" if item.value_per_unit is not None else "")))
+    if r.plan_approved_by:
+        status = f"[green]approved by {_t(r.plan_approved_by)} at {utc(r.plan_approved_at)}[/]"
+    else:
+        status = f"[yellow]awaiting approval by the sponsor {_t(r.intake.sponsor.email)}[/]"
+    parts: list[RenderableType] = [*blocks, Text.from_markup(status)]
+    if r.plan.costs:
+        parts.append(Text(f"program cost: {r.plan.costs.program_cost:,.2f} {r.plan.costs.currency}"))
+    return Panel(Group(*parts), title="Measurement plan", title_align="left")
+
+
+def checkpoints_table(r: TrainingRequest) -> Table:
+    table = Table(title="Checkpoints", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("checkpoint", "due", "status", "sent", "result", "note"):
+        table.add_column(col, no_wrap=col in ("checkpoint", "due", "status", "sent"))
+    for c in r.checkpoints:
+        if c.value is not None:
+            result = f"{c.value:g}"
+        elif c.missed_reason:
+            result = f"missed: {_t(c.missed_reason)}"
+        else:
+            result = ""
+        table.add_row(f"{_t(c.item_id)}:{_t(c.offset)}", utc(c.due_at), _t(c.status.value), utc(c.sent_at),
+                      result, _t(c.note))
+    return table
+
+
+def results_table(r: TrainingRequest) -> RenderableType:
+    table = Table(title="Results", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("item", "metric", "baseline", "target", "result", "outcome"):
+        table.add_column(col)
+    for res in r.results:
+        style = OUTCOME_STYLE.get(res.outcome.value, "white")
+        table.add_row(_t(res.item_id), f"{_t(res.metric)} ({_t(res.unit)})", _num(res.baseline), _num(res.target),
+                      _num(res.result), f"[{style}]{res.outcome.value}[/]")
+    if r.roi is None:
+        return table
+    roi = r.roi
+    return Group(table, Text(f"benefits {roi.benefits:,.2f} {roi.currency}, costs {roi.costs:,.2f}: "
+                             f"benefit-cost ratio {roi.benefit_cost_ratio:g}, ROI {roi.roi_percent:g}%"))
+
+
+def acknowledgement_panel(r: TrainingRequest) -> Panel:
+    a = r.acknowledgement
+    assert a is not None
+    steps = "\n".join(f"• {s.step} — {s.owner}" + (f" by {s.due}" if s.due else "") for s in a.action_plan)
+    return Panel(_kv([("recap", "\n".join(f"• {x}" for x in a.recap)), ("action plan", steps),
+                      ("thanks", "\n".join(f"• {c.stakeholder}: {c.contribution}" for c in a.contributions)),
+                      ("message", a.message)]), title="Closing the loop", title_align="left")
+
+
+# --- list ---------------------------------------------------------------------------------------------
+
+def list_table(rows: list[RequestSummary], page: int, pages: int, total: int) -> RenderableType:
+    table = Table(box=box.SIMPLE_HEAD, caption=f"page {page} of {pages}, {total} total", caption_justify="left")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("title", ratio=1, min_width=16)
+    table.add_column("state", no_wrap=True)
+    table.add_column("v", justify="right", no_wrap=True)
+    table.add_column("requester / sponsor", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    for r in rows:
+        table.add_row(str(r.id), _t(r.title), _state(r.state), str(r.version), f"{_t(r.requester)}\n{_t(r.sponsor)}",
+                      utc(r.created_at)[:10], utc(r.updated_at))
+    return table
+
+
+# --- history ------------------------------------------------------------------------------------------
+
+def summarize(record: AuditRecord) -> str:
+    """One line saying what an event was about."""
+    p = record.payload
+    t = record.type
+    try:
+        if t == "submitted":
+            intake = p.get("intake", {})
+            return f"{intake.get('title', '')!r} from {intake.get('requester', {}).get('email', '')}"
+        if t == "diagnosed":
+            paths = [r.get("path") for r in p.get("recommendations", [])]
+            return "recommended: " + (", ".join(paths) or "nothing conclusive")
+        if t == "plan_drafted":
+            items = p.get("plan", {}).get("items", [])
+            return f"{len(items)} item(s): " + ", ".join(f"{i.get('id')} {i.get('metric')}" for i in items)
+        if t == "plan_approved":
+            return f"by {p.get('approver')}" + (f": {p['comment']}" if p.get("comment") else "")
+        if t == "designed":
+            return f"format: {p.get('brief', {}).get('format', '')}"
+        if t == "redirected":
+            return f"{p.get('redirect', {}).get('kind')}: {p.get('redirect', {}).get('rationale', '')}"
+        if t == "delivered":
+            d = p.get("delivery", {})
+            return (f"{d.get('start_date')} – {d.get('end_date')}, {d.get('audience_reached')} reached, "
+                    f"{d.get('format')}")
+        if t == "checkpoint_scheduled":
+            return f"{p.get('item')}:{p.get('offset')} due {utc(p.get('due_at'))}"
+        if t == "survey_sent":
+            return f"{p.get('checkpoint')} to {', '.join(p.get('to', []))}"
+        if t == "reminder_sent":
+            return f"{p.get('checkpoint')} reminder {p.get('reminder')}"
+        if t == "checkpoint_flagged":
+            return f"{p.get('checkpoint')} {p.get('late_by_days')} days late: needs review"
+        if t == "result_recorded":
+            return f"{p.get('checkpoint')} = {p.get('value')}" + (f" ({p['note']})" if p.get("note") else "")
+        if t == "checkpoint_missed":
+            return f"{p.get('checkpoint')} missed: {p.get('reason')}"
+        if t == "measured":
+            return ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in p.get("results", []))
+        if t == "acknowledged":
+            a = p.get("acknowledgement", {})
+            return (f"{len(a.get('recap', []))} takeaways, {len(a.get('action_plan', []))} next steps, "
+                    f"{len(a.get('contributions', []))} thanks")
+        if t in ("declined", "cancelled"):
+            return str(p.get("reason", ""))
+        if t == "note_added":
+            return str(p.get("text", ""))
+    except (AttributeError, TypeError):
+        pass
+    text = json.dumps(p, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def timeline(request_id: int, records: list[AuditRecord]) -> Table:
+    table = Table(title=f"History of request {request_id} (UTC)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("when", no_wrap=True)
+    table.add_column("actor")
+    table.add_column("event")
+    table.add_column("what")
+    for rec in records:
+        event = _t(rec.type)
+        if rec.trigger:
+            event += f" ({_t(rec.from_state)} → {_state(rec.to_state or '')})"
+        table.add_row(str(rec.seq), utc(rec.at), _t(rec.actor), event, _t(summarize(rec)))
+    return table
+
+
+# --- export -------------------------------------------------------------------------------------------
+
+def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
+                history: Callable[[int], list[AuditRecord]]) -> int:
+    """Stream ``[{"request": ..., "history": [...]}, ...]``; returns the count."""
+    count = 0
+    stream.write("[")
+    for r in requests:
+        assert r.id is not None
+        item = {"request": r.model_dump(mode="json"), "history": [dataclasses.asdict(h) for h in history(r.id)]}
+        stream.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str))
+        count += 1
+    stream.write("\n]\n" if count else "]\n")
+    return count
+
+
+CSV_COLUMNS = ("id", "title", "state", "version", "requester", "sponsor", "created_at", "updated_at",
+               "recommended_paths", "chosen_path", "delivered_start", "delivered_end", "audience_reached",
+               "results", "roi_percent")
+
+
+def csv_row(r: TrainingRequest) -> dict[str, Any]:
+    if r.brief is not None:
+        chosen = "design"
+    elif r.redirect_record is not None and r.redirect_record.kind is not None:
+        chosen = f"redirect:{r.redirect_record.kind.value}"
+    else:
+        chosen = ""
+    results = "; ".join(f"{x.item_id} {x.outcome.value} ({_num(x.result)} vs target {_num(x.target)} {x.unit})"
+                        for x in r.results)
+    return {
+        "id": r.id, "title": r.intake.title, "state": r.state.value, "version": r.version,
+        "requester": r.intake.requester.email, "sponsor": r.intake.sponsor.email,
+        "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
+        "recommended_paths": "; ".join(x.path for x in r.recommendations), "chosen_path": chosen,
+        "delivered_start": r.delivery.start_date.isoformat() if r.delivery and r.delivery.start_date else "",
+        "delivered_end": r.delivery.end_date.isoformat() if r.delivery and r.delivery.end_date else "",
+        "audience_reached": r.delivery.audience_reached if r.delivery else "",
+        "results": results, "roi_percent": r.roi.roi_percent if r.roi else "",
+    }
+
+
+def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
+    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for r in requests:
+        writer.writerow(csv_row(r))
+        count += 1
+    return count
