@@ -1,0 +1,273 @@
+"""Durable single transitions per second on SQLite, against a raw baseline.
+
+Goal (issue 2): ldflow transitions/s >= 0.6 x raw commits/s, both measured in
+this run, for ``synchronous=FULL`` (the default) and ``NORMAL``.
+
+Raw baseline: SQLAlchemy Core on an engine from ``connectors.db.engine.make_engine``
+(same pragmas: WAL, the same ``synchronous``, busy timeout; ``BEGIN IMMEDIATE``
+through ``write_transaction``), one transaction per pair of statements:
+UPDATE of a requests-like row (state, version, updated_at and a JSON document
+the size of a diagnosed request's) + INSERT of an events-like row (payload the
+size of a ``diagnosed`` event's), in a database of its own.
+
+Measured (ldflow): ``Service.diagnose(id, <diagnosis dict>, actor)`` over
+``SqlStore`` — the full path of one CLI command: input validation, loading the
+request (its own read transaction), the aggregate (lifecycle, guard,
+recommendations, notification), then one write transaction with the chain-head
+read, the hash-chained audit row, the versioned UPDATE and the outbox row.
+The requests are submitted beforehand, outside the timing; each request is
+diagnosed once (received -> diagnosed), one commit per transition.
+
+Raw and ldflow run in alternating rounds so that noise from other processes on
+the machine hits both alike; the ratio is computed from the totals.
+
+    python bench/transitions.py [--n 2000] [--rounds 4] [--sync FULL NORMAL] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+# Run as a script, Python puts bench/ first on sys.path, where this very file would shadow
+# the `transitions` library that states/lifecycle.py imports: take bench/ out, put the root in.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import sqlalchemy as sa  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from bench._common import diagnosis, emit_json, environment, intake, scratch_dir  # noqa: E402
+from connectors.db import audit, schema  # noqa: E402
+from connectors.db.engine import make_engine, write_transaction  # noqa: E402
+from connectors.db.store import SqlStore  # noqa: E402
+from flows.clock import FixedClock  # noqa: E402
+from flows.service import Service  # noqa: E402
+from states.models import Diagnosis  # noqa: E402
+
+GOAL = 0.6
+ACTOR = "bench@example.org"
+
+# --- the raw baseline ---------------------------------------------------------------------------
+
+raw_md = sa.MetaData()
+raw_requests = sa.Table(
+    "raw_requests", raw_md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+)
+raw_events = sa.Table(
+    "raw_events", raw_md,
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Index("ix_raw_events_request_seq", "request_id", "seq"),
+)
+
+
+class RawBaseline:
+    """A requests-like UPDATE + an events-like INSERT, one write transaction per pair."""
+
+    def __init__(self, engine: sa.Engine, n: int, document: str, payload: str) -> None:
+        self.engine, self.document, self.payload = engine, document, payload
+        raw_md.create_all(engine)
+        with write_transaction(engine) as conn:
+            conn.execute(sa.insert(raw_requests), [
+                {"id": i, "state": "received", "version": 1, "updated_at": "2026-11-01T09:00:00.000000Z",
+                 "document": document} for i in range(1, n + 1)])
+
+    def transition(self, request_id: int, at: str) -> None:
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(
+                sa.update(raw_requests).where(raw_requests.c.id == request_id, raw_requests.c.version == 1)
+                .values(state="diagnosed", version=2, updated_at=at, document=self.document))
+            if result.rowcount != 1:
+                raise RuntimeError(f"raw baseline: request {request_id} was not updated")
+            conn.execute(sa.insert(raw_events).values(request_id=request_id, type="diagnosed", version=2,
+                                                   at=at, payload=self.payload))
+
+    def transition_on(self, conn: Any, request_id: int, at: str) -> None:
+        """The same pair on a connection held open (informative: no connect/close per commit)."""
+        with conn.begin():
+            conn.execute(sa.update(raw_requests).where(raw_requests.c.id == request_id, raw_requests.c.version == 2)
+                         .values(state="designed", version=3, updated_at=at, document=self.document))
+            conn.execute(sa.insert(raw_events).values(request_id=request_id, type="designed", version=3,
+                                                   at=at, payload=self.payload))
+
+
+# --- one synchronous mode ------------------------------------------------------------------------
+
+@dataclass
+class ModeResult:
+    synchronous: str
+    n: int
+    raw_s: float = 0.0
+    ldflow_s: float = 0.0
+    raw_held_s: float = 0.0
+    round_ratios: list[float] = field(default_factory=list)
+    profile: str = ""
+
+    @property
+    def raw_per_s(self) -> float:
+        return self.n / self.raw_s
+
+    @property
+    def ldflow_per_s(self) -> float:
+        return self.n / self.ldflow_s
+
+    @property
+    def raw_held_per_s(self) -> float:
+        return self.n / self.raw_held_s
+
+    @property
+    def ratio(self) -> float:
+        return self.ldflow_per_s / self.raw_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"synchronous": self.synchronous, "n": self.n,
+                "raw_commits_per_s": round(self.raw_per_s, 1),
+                "ldflow_transitions_per_s": round(self.ldflow_per_s, 1),
+                "ratio": round(self.ratio, 3),
+                "round_ratios": [round(r, 3) for r in self.round_ratios],
+                "raw_us": round(self.raw_s / self.n * 1e6, 1),
+                "ldflow_us": round(self.ldflow_s / self.n * 1e6, 1),
+                "raw_held_connection_commits_per_s": round(self.raw_held_per_s, 1),
+                "goal_met": self.ratio >= GOAL}
+
+
+def run_mode(workdir: Path, synchronous: str, n: int, rounds: int, profile: bool) -> ModeResult:
+    clock = FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    ldflow_engine = make_engine(f"sqlite:///{workdir / f'ldflow-{synchronous}.db'}", synchronous=synchronous)
+    schema.ensure_schema(ldflow_engine)
+    store = SqlStore(ldflow_engine)
+    service = Service(store, clock)
+
+    # Setup, not timed: N received requests.
+    ids = [service.submit(intake(i), ACTOR).id for i in range(n)]
+    assert all(i is not None for i in ids)
+    data = diagnosis()
+
+    # The baseline writes rows the size of ours: document and event payload of a diagnosed request.
+    sample = store.get(ids[0])
+    sample.diagnose(Diagnosis.model_validate(data), clock.now())
+    document = sample.model_dump_json(exclude={"id", "version"})
+    payload = audit.canonical_json(sample.pending_events()[-1].payload)
+
+    raw_engine = make_engine(f"sqlite:///{workdir / f'raw-{synchronous}.db'}", synchronous=synchronous)
+    raw = RawBaseline(raw_engine, n, document, payload)
+
+    result = ModeResult(synchronous, n)
+    per_round = -(-n // rounds)
+    profiler = cProfile.Profile() if profile else None
+    for r in range(rounds):
+        chunk = range(r * per_round, min(n, (r + 1) * per_round))
+        if not chunk:
+            break
+        at = clock.now().isoformat()
+        t0 = time.perf_counter()
+        for i in chunk:
+            raw.transition(i + 1, at)
+        t_raw = time.perf_counter() - t0
+
+        if profiler:
+            profiler.enable()
+        t0 = time.perf_counter()
+        for i in chunk:
+            service.diagnose(ids[i], data, ACTOR)  # type: ignore[arg-type]
+        t_ldflow = time.perf_counter() - t0
+        if profiler:
+            profiler.disable()
+        clock.advance(timedelta(seconds=1))
+        result.raw_s += t_raw
+        result.ldflow_s += t_ldflow
+        result.round_ratios.append((len(chunk) / t_ldflow) / (len(chunk) / t_raw))
+
+    # Informative: the raw pair on one connection held open (what connect/close per commit costs).
+    at = clock.now().isoformat()
+    with raw_engine.connect() as conn:
+        conn.execution_options(ldflow_write=True)
+        t0 = time.perf_counter()
+        for i in range(1, n + 1):
+            raw.transition_on(conn, i, at)
+        result.raw_held_s = time.perf_counter() - t0
+
+    # The work really happened: every request diagnosed, the chain intact.
+    counts = store.counts_by_state()
+    if counts.get("diagnosed") != n:
+        raise RuntimeError(f"expected {n} diagnosed requests, found {counts}")
+    report = audit.verify(ldflow_engine)
+    if not report.ok:
+        raise RuntimeError(f"audit chain broken after the benchmark: {report.reason}")
+    with raw_engine.connect() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(raw_events)).scalar_one() != 2 * n:
+            raise RuntimeError("raw baseline did not write its rows")
+
+    if profiler:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+        result.profile = out.getvalue()
+    ldflow_engine.dispose()
+    raw_engine.dispose()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="transitions per mode (default 2000)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating raw/ldflow rounds (default 4)")
+    parser.add_argument("--sync", nargs="+", default=["FULL", "NORMAL"], choices=["FULL", "NORMAL"])
+    parser.add_argument("--profile", action="store_true", help="cProfile the ldflow phase and print the top costs")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.rounds < 1:
+        parser.error("--n and --rounds must be at least 1")
+
+    console = Console(width=max(Console().width, 110))
+    results: list[ModeResult] = []
+    with scratch_dir("transitions-") as workdir:
+        for mode in args.sync:
+            with console.status(f"synchronous={mode}: {args.n} transitions ..."):
+                results.append(run_mode(workdir, mode, args.n, args.rounds, args.profile))
+
+    table = Table(title="Durable single transitions on SQLite (WAL), one commit each")
+    for col in ("sync", "raw commits/s", "ldflow trans./s", "ratio", f"≥ {GOAL}?", "raw µs", "ldflow µs",
+                "round ratios", "raw held/s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(r.synchronous, f"{r.raw_per_s:,.0f}", f"{r.ldflow_per_s:,.0f}", f"{r.ratio:.2f}",
+                      "[green]yes[/green]" if r.ratio >= GOAL else "[red]no[/red]",
+                      f"{r.raw_s / r.n * 1e6:,.0f}", f"{r.ldflow_s / r.n * 1e6:,.0f}",
+                      f"{min(r.round_ratios):.2f}–{max(r.round_ratios):.2f}", f"{r.raw_held_per_s:,.0f}")
+    console.print(table)
+    console.print("raw = UPDATE+INSERT, one write transaction (connect, BEGIN IMMEDIATE, commit, close) per pair; "
+                  "ldflow = Service.diagnose (validate, load, aggregate, chained audit + UPDATE + outbox, "
+                  "commit). 'held conn.' = the raw pair without connect/close (informative).")
+    for r in results:
+        if r.profile:
+            console.rule(f"profile of the ldflow phase, synchronous={r.synchronous}")
+            print(r.profile)
+    emit_json("transitions", {"goal_ratio": GOAL, "env": environment(),
+                              "modes": [r.as_dict() for r in results],
+                              "goal_met": all(r.ratio >= GOAL for r in results)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
