@@ -1,0 +1,409 @@
+"""The outbox relay's database side: claim rows with a lease, record what happened.
+
+Row life cycle (``outbox.status``)::
+
+    pending --claim--> sending --(SMTP DATA begins)--> transmitting --> sent
+       ^                  |                                 |     \\--> unknown
+       |                  +--> pending (retry, backoff)     +--> pending (4xx) / failed (5xx)
+       +------------------+--> failed (5xx, max attempts, unrenderable)
+
+* ``claim_batch`` takes rows that are ``pending`` and due (``not_before``
+  passed) and rows left ``sending`` by a relay whose lease expired (it died
+  before handing the message to the server, so sending again cannot
+  duplicate it). PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` lets many
+  relays claim side by side; SQLite: the write lock taken by
+  ``BEGIN IMMEDIATE`` (``write_transaction``) serialises claimers.
+* ``mark_transmitting`` is committed just before the message data goes to a
+  non-idempotent transport (SMTP). A relay that dies after that point may or
+  may not have delivered the message; ``claim_batch`` therefore turns an
+  expired ``transmitting`` row into ``unknown`` instead of reclaiming it.
+
+**Unknown-outcome policy.** A row is ``unknown`` when the SMTP connection
+failed after the message data was sent and before the server's final reply,
+or when a relay died while transmitting. Such a row is **never resent
+automatically**: a duplicate e-mail to a stakeholder (a second approval
+request, a second survey) does more harm than a late one, and the operator
+can usually tell from the mail server's log whether it went out. The row
+stays ``unknown`` (listed by ``list_unknown`` and counted by the relay)
+until someone runs ``ldflow outbox retry`` (``requeue``), which puts it back
+to ``pending``; because the Message-ID is derived from the outbox key, even
+that resend carries the same Message-ID, so most receiving systems and mail
+clients show it once. ``mark_sent`` on an ``unknown`` row (e.g. after
+checking the server log) closes it without sending.
+
+Every update after the claim is fenced by ``lease_owner``: a relay that lost
+its lease (it was too slow and another relay reclaimed the row) cannot
+overwrite the newer relay's outcome; the ``mark_*`` functions then return
+False.
+
+Times are stored in UTC; SQLite keeps them as naive UTC text, so every
+function here converts its datetimes to UTC first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+
+from connectors.db.tables import outbox
+from states.notifications import CalendarItem, Notification, Recipient
+
+__all__ = [
+    "OutboxRow",
+    "backoff_for",
+    "claim_batch",
+    "decode_notification",
+    "encode_notification",
+    "list_unknown",
+    "mark_failed",
+    "mark_retry",
+    "mark_sent",
+    "mark_transmitting",
+    "mark_unknown",
+    "record_recipients",
+    "requeue",
+]
+
+PENDING = "pending"
+SENDING = "sending"
+TRANSMITTING = "transmitting"
+SENT = "sent"
+FAILED = "failed"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A claimed outbox row, its notification decoded."""
+
+    id: int
+    key: str
+    request_id: int
+    template: str
+    notification: Notification
+    status: str
+    attempts: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    message_id: str | None
+    recipients_done: frozenset[str] = field(default_factory=frozenset)
+    last_error: str | None = None
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("outbox times must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+def _db_time(conn: Connection, value: datetime) -> datetime:
+    """UTC, and naive on SQLite (which would otherwise store the local wall time text)."""
+    value = _utc(value)
+    return value.replace(tzinfo=None) if conn.dialect.name == "sqlite" else value
+
+
+def _from_db(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def encode_notification(notification: Notification) -> str:
+    """JSON for ``outbox.notification`` (the same shape the store writes)."""
+    from dataclasses import asdict
+
+    return json.dumps(asdict(notification), default=str, sort_keys=True)
+
+
+def _recipient(data: Any) -> Recipient:
+    if isinstance(data, dict):
+        return Recipient(name=str(data.get("name") or ""), email=str(data["email"]), role=str(data.get("role") or ""))
+    if isinstance(data, list | tuple):  # a tuple dumped positionally
+        return Recipient(*[str(x) for x in data])
+    raise ValueError(f"cannot read a recipient from {data!r}")
+
+
+def decode_notification(text: str) -> Notification:
+    """A ``Notification`` from the JSON in ``outbox.notification``."""
+    data = json.loads(text)
+    calendar = None
+    cal = data.get("calendar")
+    if cal:
+        calendar = CalendarItem(
+            uid=str(cal["uid"]),
+            kind=str(cal["kind"]),
+            summary=str(cal["summary"]),
+            start=str(cal["start"]),
+            end=None if cal.get("end") is None else str(cal["end"]),
+            description=str(cal.get("description") or ""),
+            organizer=_recipient(cal["organizer"]) if cal.get("organizer") else None,
+            attendees=tuple(_recipient(a) for a in cal.get("attendees") or ()),
+            sequence=int(cal.get("sequence") or 0),
+            method=str(cal.get("method") or "REQUEST"),
+        )
+    return Notification(
+        key=str(data["key"]),
+        request_id=int(data["request_id"]),
+        template=str(data["template"]),
+        to=tuple(_recipient(r) for r in data.get("to") or ()),
+        subject=str(data.get("subject") or ""),
+        context=dict(data.get("context") or {}),
+        calendar=calendar,
+    )
+
+
+def _done(text: str | None) -> frozenset[str]:
+    if not text:
+        return frozenset()
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return frozenset()
+    return frozenset(str(v).lower() for v in values if isinstance(v, str))
+
+
+def _row(record: Any) -> OutboxRow:
+    return OutboxRow(
+        id=record.id,
+        key=record.key,
+        request_id=record.request_id,
+        template=record.template,
+        notification=decode_notification(record.notification),
+        status=record.status,
+        attempts=record.attempts,
+        lease_owner=record.lease_owner,
+        lease_until=_from_db(record.lease_until),
+        message_id=record.message_id,
+        recipients_done=_done(record.recipients_done),
+        last_error=record.last_error,
+    )
+
+
+def _begin(target: Engine | Connection) -> Any:
+    """A write transaction on an Engine, or the caller's transaction on a Connection."""
+    if isinstance(target, Engine):
+        from connectors.db.engine import write_transaction
+
+        return write_transaction(target)
+    from contextlib import nullcontext
+
+    return nullcontext(target)
+
+
+def claim_batch(
+    target: Engine | Connection,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 100,
+) -> list[OutboxRow]:
+    """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``.
+
+    Due: ``pending`` with ``not_before`` unset or passed, or ``sending`` with
+    an expired lease. Claiming sets ``status='sending'``, the lease, and
+    counts an attempt. Expired ``transmitting`` rows become ``unknown`` in
+    the same transaction (see the module docstring). With an Engine the
+    claim commits before returning; with a Connection it joins the caller's
+    transaction.
+    """
+    if limit <= 0:
+        return []
+    with _begin(target) as conn:
+        t_now = _db_time(conn, now)
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.status == TRANSMITTING, outbox.c.lease_until < t_now)
+            .values(
+                status=UNKNOWN,
+                lease_owner=None,
+                lease_until=None,
+                last_error="relay stopped while the message was being transmitted; outcome unknown",
+            )
+        )
+        due = or_(
+            and_(outbox.c.status == PENDING, or_(outbox.c.not_before.is_(None), outbox.c.not_before <= t_now)),
+            and_(outbox.c.status == SENDING, outbox.c.lease_until < t_now),
+        )
+        ids = list(
+            conn.execute(
+                select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if not ids:
+            return []
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids))
+            .values(
+                status=SENDING,
+                lease_owner=owner,
+                lease_until=_db_time(conn, now + lease),
+                attempts=outbox.c.attempts + 1,
+            )
+        )
+        records = conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.id)).all()
+        return [_row(r) for r in records]
+
+
+def _fenced(conn: Connection, row_id: int, owner: str, statuses: Sequence[str], values: dict[str, Any]) -> bool:
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.id == row_id, outbox.c.lease_owner == owner, outbox.c.status.in_(list(statuses)))
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
+def _done_json(done: Iterable[str]) -> str:
+    return json.dumps(sorted({d.lower() for d in done}))
+
+
+def mark_transmitting(conn: Connection, row_id: int, owner: str, message_id: str) -> bool:
+    """Record that the message data is about to be handed to the server (commit before sending)."""
+    return _fenced(conn, row_id, owner, [SENDING], {"status": TRANSMITTING, "message_id": message_id})
+
+
+def record_recipients(conn: Connection, row_id: int, owner: str, recipients_done: Iterable[str]) -> bool:
+    """Store which recipients need no further attempt (accepted or refused for good)."""
+    return _fenced(
+        conn, row_id, owner, [SENDING, TRANSMITTING], {"recipients_done": _done_json(recipients_done)}
+    )
+
+
+def mark_sent(
+    conn: Connection,
+    row_id: int,
+    owner: str | None,
+    *,
+    message_id: str,
+    now: datetime,
+    recipients_done: Iterable[str] = (),
+    note: str | None = None,
+) -> bool:
+    """The message was accepted (for every recipient still open, or refused for good).
+
+    ``note`` keeps per-recipient refusals readable in ``last_error``. With
+    ``owner=None`` an ``unknown`` row is closed as sent (an operator checked
+    the server's log).
+    """
+    values = {
+        "status": SENT,
+        "sent_at": _db_time(conn, now),
+        "message_id": message_id,
+        "recipients_done": _done_json(recipients_done),
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": note,
+    }
+    if owner is None:
+        result = conn.execute(
+            update(outbox).where(outbox.c.id == row_id, outbox.c.status == UNKNOWN).values(**values)
+        )
+        return bool(result.rowcount == 1)
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], values)
+
+
+def mark_retry(
+    conn: Connection,
+    row_id: int,
+    owner: str,
+    *,
+    now: datetime,
+    backoff: timedelta,
+    error: str,
+    recipients_done: Iterable[str] = (),
+) -> bool:
+    """A temporary failure: back to ``pending``, not before ``now + backoff``."""
+    return _fenced(
+        conn,
+        row_id,
+        owner,
+        [SENDING, TRANSMITTING],
+        {
+            "status": PENDING,
+            "not_before": _db_time(conn, now + backoff),
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": error,
+            "recipients_done": _done_json(recipients_done),
+        },
+    )
+
+
+def mark_failed(
+    conn: Connection, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()
+) -> bool:
+    """A permanent failure, with the reason (the server's reply) recorded."""
+    return _fenced(
+        conn,
+        row_id,
+        owner,
+        [SENDING, TRANSMITTING],
+        {
+            "status": FAILED,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": reason,
+            "recipients_done": _done_json(recipients_done),
+        },
+    )
+
+
+def mark_unknown(
+    conn: Connection, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()
+) -> bool:
+    """The outcome is unknown: park the row; it is not resent without ``requeue``."""
+    return _fenced(
+        conn,
+        row_id,
+        owner,
+        [SENDING, TRANSMITTING],
+        {
+            "status": UNKNOWN,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": reason,
+            "recipients_done": _done_json(recipients_done),
+        },
+    )
+
+
+def list_unknown(conn: Connection) -> list[OutboxRow]:
+    """Rows whose outcome is unknown, oldest first (for ``ldflow outbox``)."""
+    return [_row(r) for r in conn.execute(select(outbox).where(outbox.c.status == UNKNOWN).order_by(outbox.c.id))]
+
+
+def requeue(
+    conn: Connection,
+    now: datetime,
+    *,
+    keys: Sequence[str] | None = None,
+    statuses: Sequence[str] = (UNKNOWN,),
+) -> int:
+    """Put ``unknown`` (and optionally ``failed``) rows back to ``pending`` - the explicit retry.
+
+    ``keys`` limits it to those outbox keys. Attempts restart at zero;
+    ``recipients_done`` is kept, so recipients already served are skipped.
+    Returns the number of rows requeued.
+    """
+    allowed = [s for s in statuses if s in (UNKNOWN, FAILED)]
+    statement = update(outbox).where(outbox.c.status.in_(allowed))
+    if keys is not None:
+        statement = statement.where(outbox.c.key.in_(list(keys)))
+    result = conn.execute(
+        statement.values(status=PENDING, not_before=_db_time(conn, now), attempts=0, lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def backoff_for(attempts: int, *, base: timedelta = timedelta(minutes=1), cap: timedelta = timedelta(hours=2)) -> timedelta:
+    """Exponential backoff: 1, 2, 4, 8 … minutes after attempts 1, 2, 3, 4 …, at most ``cap``."""
+    exponent = max(0, attempts - 1)
+    if exponent > 30:
+        return cap
+    return min(cap, base * (2**exponent))

@@ -1,0 +1,391 @@
+"""Render a ``Notification`` into a ready-to-send ``EmailMessage``.
+
+The message is built with ``email.policy.default`` (the modern, RFC-compliant
+policy): multipart/alternative with a plain-text and an HTML body rendered
+from editable Jinja2 templates, plus - when the notification carries a
+calendar item - a ``text/calendar; method=REQUEST|CANCEL`` alternative (iMIP,
+RFC 6047) and the same calendar as an ``invite.ics`` attachment.
+
+Templates are looked up first in ``LDFLOW_TEMPLATES_DIR`` (or the
+``templates_dir`` argument) so a team can override any of them, then in the
+packaged defaults under ``connectors/email/templates``. A template is a pair
+``<name>.txt.j2`` / ``<name>.html.j2``; the HTML environment autoescapes, both
+use ``StrictUndefined`` so a missing *required* key fails loudly
+(``TemplateContextError``) instead of sending "Dear ,". Optional keys are
+written with ``| default(...)`` or ``is defined`` in the templates.
+
+The Message-ID is derived from the outbox key (``message_id_for``), so a
+retried send carries the same Message-ID and replies can be matched back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from connectors.calendar.ics import to_ics
+from connectors.email.addresses import (
+    HeaderValueError,
+    make_address,
+    validate_address,
+    validate_header_text,
+)
+from states.notifications import Notification
+
+__all__ = [
+    "PACKAGED_TEMPLATES",
+    "TEMPLATE_NAMES",
+    "TemplateContextError",
+    "message_id_for",
+    "parse_request_tag",
+    "render",
+    "render_bodies",
+    "request_tag",
+]
+
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAMES = (
+    "intake_acknowledgement",
+    "diagnosis_summary",
+    "plan_approval_request",
+    "survey",
+    "survey_reminder",
+    "results_report",
+    "delivery_invite",
+    "checkpoint_reminder",
+    "request_cancelled",
+)
+_TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
+
+
+class TemplateContextError(ValueError):
+    """A template could not be rendered from the notification's context."""
+
+
+def request_tag(request_id: int) -> str:
+    """The subject tag replies are matched by: ``[ldflow #42]``."""
+    return f"[ldflow #{int(request_id)}]"
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """The stable Message-ID for an outbox key: ``<sha256(key)[:32]@domain>``."""
+    domain = domain.strip()
+    # validates the domain with the same strict rules as an address
+    validate_address("message-id domain", f"x@{domain}")
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def _format_datetime(value: Any, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
+    """Jinja filter: an ISO 8601 string or datetime shown in UTC; other values as-is."""
+    parsed: datetime | None = None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    elif isinstance(value, date):
+        return value.strftime("%a %d %b %Y")
+    if parsed is None:
+        return str(value)
+    if parsed.tzinfo is None:
+        if isinstance(value, str) and "T" not in value and ":" not in value:
+            return parsed.strftime("%a %d %b %Y")
+        return str(value)  # never pretend a floating time is UTC
+    return parsed.astimezone(UTC).strftime(fmt)
+
+
+def _format_date(value: Any) -> str:
+    """Jinja filter: the date part of an ISO string, datetime or date."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%a %d %b %Y")
+    if isinstance(value, date):
+        return value.strftime("%a %d %b %Y")
+    return str(value)
+
+
+_DURATION_RE = re.compile(
+    r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+)S)?)?$"
+)
+_DURATION_UNITS = (("y", "year"), ("mo", "month"), ("w", "week"), ("d", "day"), ("h", "hour"),
+                   ("mi", "minute"), ("s", "second"))
+
+
+def _format_duration(value: Any) -> str:
+    """Jinja filter: ``P30D`` -> ``30 days``, ``P1Y2M`` -> ``1 year 2 months``; other values as-is."""
+    match = _DURATION_RE.match(str(value or ""))
+    if not match or not any(match.groupdict().values()):
+        return str(value or "")
+    parts = []
+    for group, word in _DURATION_UNITS:
+        amount = match.group(group)
+        if amount is not None:
+            number = int(amount)
+            parts.append(f"{number} {word}{'' if number == 1 else 's'}")
+    return " ".join(parts)
+
+
+def _format_number(value: Any) -> str:
+    """Jinja filter: ``12.0`` -> ``12``, ``0.125`` -> ``0.125``, None -> ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".") if not value.is_integer() else str(int(value))
+    return str(value)
+
+
+def _label(value: Any) -> str:
+    """Jinja filter: ``job_aid`` -> ``Job aid``, ``system_report`` -> ``System report``."""
+    text = str(value or "").replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _level(framework: Any, level: Any) -> str:
+    """Jinja filter: ``"kirkpatrick" | level(3)`` -> ``Kirkpatrick level 3``."""
+    names = {"kirkpatrick": "Kirkpatrick level", "ltem": "LTEM tier", "phillips": "Phillips level"}
+    name = names.get(str(framework).lower(), _label(framework))
+    return f"{name} {level}" if level is not None else name
+
+
+def _person(value: Any) -> str:
+    """Jinja filter: a ``{name, email}`` mapping as ``Name <email>`` (or what there is)."""
+    if isinstance(value, dict):
+        name, email = value.get("name") or "", value.get("email") or ""
+        return f"{name} <{email}>" if name and email else name or email
+    return str(value or "")
+
+
+def _outcome(value: Any) -> str:
+    """Jinja filter: a result outcome in words."""
+    return {
+        "met": "target met",
+        "partly_met": "partly there",
+        "not_met": "not yet met",
+        "no_data": "no data",
+    }.get(str(value), _label(value))
+
+
+def _goal(goal: Any) -> str:
+    """Jinja filter: a business goal mapping in one readable line."""
+    if not isinstance(goal, dict):
+        return str(goal or "")
+    unit = f" {goal['unit']}" if goal.get("unit") else ""
+    text = str(goal.get("metric") or "")
+    if goal.get("current_value") is not None and goal.get("target_value") is not None:
+        text += f": from {_format_number(goal['current_value'])}{unit} to {_format_number(goal['target_value'])}{unit}"
+    elif goal.get("target_value") is not None:
+        text += f": to {_format_number(goal['target_value'])}{unit}"
+    if goal.get("target_date"):
+        text += f" by {_format_date(goal['target_date'])}"
+    return text
+
+
+@lru_cache(maxsize=8)
+def _environments(override: str | None) -> tuple[jinja2.Environment, jinja2.Environment]:
+    search = [str(PACKAGED_TEMPLATES)]
+    if override:
+        search.insert(0, override)
+    loader = jinja2.FileSystemLoader(search)
+    envs = []
+    for autoescape in (False, True):
+        env = jinja2.Environment(
+            loader=loader,
+            autoescape=autoescape,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters["datetime"] = _format_datetime
+        env.filters["date"] = _format_date
+        env.filters["duration"] = _format_duration
+        env.filters["number"] = _format_number
+        env.filters["path_label"] = _label
+        env.filters["level"] = _level
+        env.filters["person"] = _person
+        env.filters["outcome"] = _outcome
+        env.filters["goal"] = _goal
+        envs.append(env)
+    return envs[0], envs[1]
+
+
+def _templates_dir(explicit: str | os.PathLike[str] | None) -> str | None:
+    chosen = explicit if explicit is not None else os.environ.get("LDFLOW_TEMPLATES_DIR") or None
+    return str(Path(chosen).resolve()) if chosen else None
+
+
+def _base_context(notification: Notification) -> dict[str, Any]:
+    first = notification.to[0] if notification.to else None
+    return {
+        "request_id": notification.request_id,
+        "request_tag": request_tag(notification.request_id),
+        "subject": notification.subject,
+        "recipients": [{"name": r.name, "email": r.email, "role": r.role} for r in notification.to],
+        "greeting_name": (first.name.split()[0] if first and first.name.strip() else "there"),
+        "team_name": "The Learning & Development team",
+        "calendar": None,
+    }
+
+
+def _derive(context: dict[str, Any]) -> None:
+    """Convenience keys computed from the domain's context (documented in README.md)."""
+    request = context.get("request")
+    if "request_title" not in context and isinstance(request, dict) and request.get("title"):
+        context["request_title"] = request["title"]
+    item = context.get("item") if isinstance(context.get("item"), dict) else {}
+    checkpoint = context.get("checkpoint") if isinstance(context.get("checkpoint"), dict) else {}
+    context.setdefault("item", item)
+    context.setdefault("checkpoint", checkpoint)
+    context.setdefault("metric", item.get("metric") or "")
+    context.setdefault("unit", item.get("unit") or "")
+    context.setdefault("scale", "")
+    if "checkpoint_label" not in context:
+        offset = checkpoint.get("offset")
+        context["checkpoint_label"] = f"{_format_duration(offset)} after delivery" if offset else ""
+    if not context.get("question"):
+        if context["metric"]:
+            unit = f", in {context['unit']}" if context["unit"] else ""
+            context["question"] = f"{context['metric']}: where does it stand today{unit}?"
+        else:
+            context["question"] = "How are things going since the programme?"
+
+
+def render_bodies(
+    notification: Notification,
+    *,
+    templates_dir: str | os.PathLike[str] | None = None,
+) -> tuple[str, str]:
+    """Render the (text, html) bodies of ``notification``'s template."""
+    name = notification.template
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,59}", name or ""):
+        raise TemplateContextError(f"invalid template name {name!r}")
+    text_env, html_env = _environments(_templates_dir(templates_dir))
+    context = _base_context(notification)
+    if notification.calendar is not None:
+        cal = notification.calendar
+        context["calendar"] = {
+            "summary": cal.summary,
+            "start": cal.start,
+            "end": cal.end,
+            "description": cal.description,
+            "method": cal.method,
+            "kind": cal.kind,
+        }
+    context.update(notification.context)
+    _derive(context)
+    bodies = []
+    for env, suffix in ((text_env, "txt"), (html_env, "html")):
+        try:
+            template = env.get_template(f"{name}.{suffix}.j2")
+            bodies.append(template.render(context))
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateContextError(f"no template {name}.{suffix}.j2") from exc
+        except jinja2.UndefinedError as exc:
+            raise TemplateContextError(f"template {name}.{suffix}.j2: {exc.message}") from exc
+        except jinja2.TemplateError as exc:
+            raise TemplateContextError(f"template {name}.{suffix}.j2 failed: {exc}") from exc
+    return bodies[0], bodies[1]
+
+
+def _cte_for(text: str) -> str:
+    """7bit when it safely can, else quoted-printable: no server needs 8BITMIME."""
+    if text.isascii() and all(len(line) <= 78 for line in text.splitlines()):
+        return "7bit"
+    return "quoted-printable"
+
+
+def render(
+    notification: Notification,
+    mail_from: str,
+    domain: str,
+    *,
+    from_name: str = "Learning & Development",
+    templates_dir: str | os.PathLike[str] | None = None,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """Build the e-mail for ``notification``.
+
+    ``mail_from`` is the sender address (LDFLOW_MAIL_FROM), ``domain`` the
+    right-hand side of the Message-ID. Raises ``HeaderValueError`` /
+    ``InvalidAddressError`` for an unsafe subject, name or address and
+    ``TemplateContextError`` when the template cannot be rendered.
+    """
+    if not notification.to:
+        raise HeaderValueError("To", "a notification needs at least one recipient")
+    text, html = render_bodies(notification, templates_dir=templates_dir)
+
+    msg = EmailMessage(policy=default_policy)
+    msg["From"] = make_address("From", from_name, mail_from)
+    seen: set[str] = set()
+    to = []
+    for index, recipient in enumerate(notification.to):
+        address = make_address(f"To[{index}]", recipient.name, recipient.email)
+        if address.addr_spec.lower() not in seen:
+            seen.add(address.addr_spec.lower())
+            to.append(address)
+    msg["To"] = to
+    subject = validate_header_text("Subject", notification.subject, max_length=400).strip()
+    tag = request_tag(notification.request_id)
+    if tag.lower() not in subject.lower():
+        subject = f"{tag} {subject}"
+    msg["Subject"] = subject
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = message_id_for(notification.key, domain)
+    thread_key = notification.context.get("in_reply_to_key")
+    if isinstance(thread_key, str) and thread_key:
+        parent = message_id_for(thread_key, domain)
+        msg["In-Reply-To"] = parent
+        msg["References"] = parent
+    msg["X-Ldflow-Request"] = str(int(notification.request_id))
+    msg["X-Ldflow-Key"] = validate_header_text("X-Ldflow-Key", notification.key, max_length=200)
+    msg["X-Ldflow-Template"] = notification.template
+    # Replies from humans are welcome; auto-responders should stay quiet.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["MIME-Version"] = "1.0"
+
+    msg.set_content(text, cte=_cte_for(text))
+    msg.add_alternative(html, subtype="html", cte=_cte_for(html))
+    if notification.calendar is not None:
+        method = notification.calendar.method.upper()
+        ics = to_ics(notification.calendar, method=method, dtstamp=when).decode("utf-8")
+        msg.add_alternative(
+            ics,
+            subtype="calendar",
+            params={"method": method},
+            cte=_cte_for(ics),
+        )
+        msg.add_attachment(
+            ics.encode("utf-8"),
+            maintype="application",
+            subtype="ics",
+            filename="invite.ics" if method != "CANCEL" else "cancel.ics",
+        )
+    return msg
+
+
+def parse_request_tag(subject: str) -> int | None:
+    """The request id in a subject's ``[ldflow #N]`` tag, if any."""
+    match = _TAG_RE.search(subject or "")
+    return int(match.group(1)) if match else None
+

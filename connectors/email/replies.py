@@ -1,0 +1,136 @@
+"""Understanding replies: which request a mail belongs to, and what it says.
+
+Pure functions, no I/O. ``match_request`` links an inbound message to a
+request by its In-Reply-To/References (against the Message-IDs ldflow sent -
+the caller looks them up in ``outbox.message_id``) and by the ``[ldflow #N]``
+subject tag. ``interpret_reply`` reads the first meaningful line of the reply
+(quoted text, signatures and "On … wrote:" lines ignored):
+
+* ``approve`` / ``approved`` / ``yes, approved`` / ``I approve`` → plan approval;
+* a number (``4``, ``4.5``, ``72%``, ``4/5``, ``4 - much better``) → a survey result,
+  with the rest of the line and the following lines as an optional note;
+* anything else → a note.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from connectors.email.inbound import InboundMessage
+
+__all__ = [
+    "ReplyIntent",
+    "RequestMatch",
+    "first_meaningful_lines",
+    "interpret_reply",
+    "match_request",
+]
+
+IntentKind = Literal["approve", "survey_result", "note"]
+
+_APPROVE_RE = re.compile(
+    r"^(?:(?:yes|ok|okay)[\s,.!-]*)?(?:i\s+)?(?:approve|approved)(?:\s+(?:it|this|the plan))?[\s.!]*$",
+    re.IGNORECASE,
+)
+_NUMBER_RE = re.compile(
+    r"^\s*(?P<value>[-+]?\d+(?:[.,]\d+)?)\s*(?P<unit>%|/\s*\d+(?:[.,]\d+)?)?(?:\s*(?:[-:,;.)]\s*|\s+)(?P<note>.*))?$"
+)
+_ATTRIBUTION_RE = re.compile(
+    r"^(on\s.+wrote:?|le\s.+a\s+écrit\s*:?|am\s.+schrieb.*:?|-+\s*original message\s*-+|from:\s.+|"
+    r"sent from my .+|get outlook for .+)$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ReplyIntent:
+    """What a reply asks for: ``kind`` plus the value/note it carries."""
+
+    kind: IntentKind
+    value: Decimal | None = None
+    note: str = ""
+    first_line: str = ""
+
+
+@dataclass(frozen=True)
+class RequestMatch:
+    """The request a message belongs to and how that was decided."""
+
+    request_id: int
+    by: Literal["thread", "subject_tag"]
+    in_reply_to_key: str | None = None  # the outbox key of the message answered, when known
+
+
+def first_meaningful_lines(body: str) -> list[str]:
+    """The reply's own lines: quoting, attribution lines and the signature cut off."""
+    lines: list[str] = []
+    for raw in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw.strip()
+        if line.startswith(">"):
+            if lines:
+                break  # quoted text after the reply: the reply is over
+            continue  # top-quoted text: skip it
+        if line in ("--", "-- ", "__"):
+            break  # signature delimiter
+        if _ATTRIBUTION_RE.match(line):
+            break
+        if not line and not lines:
+            continue
+        lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def interpret_reply(body: str) -> ReplyIntent:
+    """Decide what a reply says (see the module docstring)."""
+    lines = first_meaningful_lines(body)
+    if not lines:
+        return ReplyIntent(kind="note", note="")
+    first = lines[0]
+    rest = "\n".join(lines[1:]).strip()
+    if _APPROVE_RE.match(first):
+        return ReplyIntent(kind="approve", note=rest, first_line=first)
+    number = _NUMBER_RE.match(first)
+    if number:
+        try:
+            value = Decimal(number.group("value").replace(",", "."))
+        except InvalidOperation:
+            value = None
+        if value is not None and value.is_finite():
+            inline = (number.group("note") or "").strip()
+            unit = (number.group("unit") or "").replace(" ", "")
+            note_parts = [p for p in (inline, rest) if p]
+            note = "\n".join(note_parts)
+            if unit and unit != "%":
+                note = f"(on a scale of {unit.lstrip('/')}) {note}".strip()
+            return ReplyIntent(kind="survey_result", value=value, note=note, first_line=first)
+    return ReplyIntent(kind="note", note="\n".join(lines).strip(), first_line=first)
+
+
+def match_request(
+    message: InboundMessage,
+    lookup_sent: Callable[[Iterable[str]], Mapping[str, tuple[int, str]]],
+) -> RequestMatch | None:
+    """The request ``message`` belongs to, or None.
+
+    ``lookup_sent(message_ids)`` returns, for those of the given Message-IDs
+    that ldflow sent, ``{message_id: (request_id, outbox_key)}`` (e.g. a
+    query on ``outbox.message_id``). The thread wins over the subject tag:
+    the tag may have been edited, the References header rarely is. When the
+    thread names no known message, a ``[ldflow #N]`` tag decides.
+    """
+    candidates = message.thread_ids
+    if candidates:
+        known = lookup_sent(candidates)
+        for mid in candidates:  # In-Reply-To first, then the newest reference
+            if mid in known:
+                request_id, key = known[mid]
+                return RequestMatch(request_id=request_id, by="thread", in_reply_to_key=key)
+    if message.request_tag is not None:
+        return RequestMatch(request_id=message.request_tag, by="subject_tag")
+    return None
