@@ -1,0 +1,227 @@
+"""An in-memory request store for unit tests: the ``RequestStore`` port without a database.
+
+It keeps the same contract as :class:`connectors.db.store.SqlStore`: ``add``
+assigns an id and version 1, ``save`` checks the version (``Conflict``) and
+bumps it by one, each pending event becomes one hash-chained history record,
+touched checkpoints are the timers ``due_checkpoints`` reads, notifications go
+to an outbox with at most one message per key, and a change is all or nothing.
+Requests are stored as JSON documents, so callers never share objects with it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import threading
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from connectors.db import audit
+from connectors.db.audit import AuditRecord, VerifyReport
+from connectors.db.store import SORTS, ListFilter, RequestSummary
+from states.errors import Conflict, NotFound
+from states.request import CheckpointStatus, TrainingRequest
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _hashed(record: AuditRecord) -> dict[str, Any]:
+    """The record as the audit row whose content is hashed (payload as canonical JSON)."""
+    return {**dataclasses.asdict(record), "payload": audit.canonical_json(record.payload)}
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), UTC)
+
+
+@dataclasses.dataclass
+class _Row:
+    id: int
+    title: str
+    state: str
+    version: int
+    requester: str
+    sponsor: str
+    created_at: datetime
+    updated_at: datetime
+    head_seq: int
+    document: str
+
+
+@dataclasses.dataclass
+class _Timer:
+    key: str
+    request_id: int
+    status: str
+    due_at: datetime
+    sent_at: datetime | None
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = None
+
+
+@dataclasses.dataclass
+class OutboxMessage:
+    """One queued notification (what ``SqlStore`` writes as an outbox row)."""
+
+    key: str
+    request_id: int
+    template: str
+    notification: dict[str, Any]
+    created_at: datetime
+    status: str = "pending"
+
+
+class InMemoryStore:
+    """Requests, history, checkpoint timers and outbox in dictionaries (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[int, _Row] = {}
+        self._events: list[AuditRecord] = []
+        self._timers: dict[str, _Timer] = {}
+        self.outbox: dict[str, OutboxMessage] = {}
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Insert a new request (version 1) with its events and outbox rows; assigns ``request.id``."""
+        with self._lock:
+            request.id = max(self._rows, default=0) + 1
+            request.version = 1
+            self._write(request, actor, version=1, new=True)
+        request.clear_pending()
+        return request
+
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Commit the request's pending changes if nobody changed it since it was loaded."""
+        assert request.id is not None
+        with self._lock:
+            row = self._rows.get(request.id)
+            if row is None:
+                raise NotFound(f"request {request.id}")
+            if row.version != request.version:
+                raise Conflict(request.id, request.version, row.version)
+            self._write(request, actor, version=request.version + 1, new=False)
+        request.clear_pending()
+        return request
+
+    def _write(self, request: TrainingRequest, actor: str, *, version: int, new: bool) -> None:
+        """Build every effect first, then apply them together (nothing half-written on an error)."""
+        assert request.id is not None
+        at = request.updated_at
+        seq, prev = (self._events[-1].seq, self._events[-1].hash) if self._events else (0, audit.GENESIS)
+        records = []
+        for e in request.pending_events():
+            seq += 1
+            record = AuditRecord(seq=seq, request_id=request.id, type=e.type, trigger=e.trigger,
+                                 from_state=e.from_state, to_state=e.to_state, version=version, actor=actor,
+                                 at=_iso(at), payload=e.payload, prev_hash=prev, hash="")
+            prev = audit.event_hash(prev, _hashed(record))
+            records.append(dataclasses.replace(record, hash=prev))
+        # The document round-trips through JSON exactly as SqlStore stores it.
+        document = request.model_dump_json(exclude={"id", "version"})
+        head = seq if records else (0 if new else self._rows[request.id].head_seq)
+        timers = {c.key: _Timer(c.key, request.id, c.status.value, c.due_at, c.sent_at,
+                                 c.reminders_sent, c.last_reminder_at)
+                  for c in request.touched_checkpoints()}
+        messages = {n.key: OutboxMessage(n.key, request.id, n.template, dataclasses.asdict(n), at)
+                    for n in request.pending_notifications() if n.key not in self.outbox}
+
+        created = self._rows[request.id].created_at if not new else request.created_at
+        self._rows[request.id] = _Row(request.id, request.intake.title, request.state.value, version,
+                                      request.intake.requester.email, request.intake.sponsor.email,
+                                      created, at, head, document)
+        self._events.extend(records)
+        self._timers.update(timers)
+        self.outbox.update(messages)
+        request.version = version
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def get(self, request_id: int) -> TrainingRequest:
+        with self._lock:
+            row = self._rows.get(request_id)
+            if row is None:
+                raise NotFound(f"request {request_id}")
+            request = TrainingRequest.model_validate_json(row.document)
+            request.id, request.version = row.id, row.version
+            return request
+
+    def history(self, request_id: int) -> builtins.list[AuditRecord]:
+        with self._lock:
+            if request_id not in self._rows:
+                raise NotFound(f"request {request_id}")
+            return [e for e in self._events if e.request_id == request_id]
+
+    def list(self, flt: ListFilter) -> tuple[builtins.list[RequestSummary], int]:
+        """One page of request summaries and the total that match the filter."""
+        key = flt.sort.lstrip("-")
+        if key not in SORTS:
+            raise KeyError(key)
+        with self._lock:
+            rows = builtins.list(self._rows.values())
+        if flt.states:
+            rows = [r for r in rows if r.state in set(flt.states)]
+        if flt.requester:
+            rows = [r for r in rows if r.requester == flt.requester.lower()]
+        if flt.sponsor:
+            rows = [r for r in rows if r.sponsor == flt.sponsor.lower()]
+        if flt.created_from:
+            rows = [r for r in rows if r.created_at >= _day_start(flt.created_from)]
+        if flt.created_to:
+            rows = [r for r in rows if r.created_at < _day_start(flt.created_to) + timedelta(days=1)]
+        attr = {"id": "id", "created": "created_at", "updated": "updated_at", "state": "state",
+                "title": "title"}[key]
+        rows.sort(key=lambda r: r.id)  # ties break on id ascending, as in SqlStore
+        rows.sort(key=lambda r: getattr(r, attr), reverse=flt.sort.startswith("-"))
+        total = len(rows)
+        page = rows[flt.offset:flt.offset + flt.limit]
+        return [RequestSummary(r.id, r.title, r.state, r.version, r.requester, r.sponsor, r.created_at,
+                               r.updated_at) for r in page], total
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for r in self._rows.values():
+                counts[r.state] = counts.get(r.state, 0) + 1
+            return counts
+
+    def due_checkpoints(self, now: datetime, limit: int = 1000) -> builtins.list[tuple[int, str]]:
+        """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest first."""
+        with self._lock:
+            due = [t for t in self._timers.values()
+                   if t.status == CheckpointStatus.SCHEDULED.value and t.due_at <= now]
+        due.sort(key=lambda t: (t.due_at, t.key))
+        return [(t.request_id, t.key) for t in due[:limit]]
+
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
+                               max_reminders: int | None = None) -> builtins.list[tuple[int, str]]:
+        """Sent checkpoints whose survey (or last reminder) went out by ``sent_before`` and, given
+        ``max_reminders``, that may still be reminded; oldest first."""
+        def last(t: _Timer) -> datetime | None:
+            return t.last_reminder_at or t.sent_at
+
+        with self._lock:
+            sent = [t for t in self._timers.values() if t.status == CheckpointStatus.SENT.value
+                    and (at := last(t)) is not None and at <= sent_before
+                    and (max_reminders is None or t.reminders_sent < max_reminders)]
+        sent.sort(key=lambda t: (last(t), t.key))
+        return [(t.request_id, t.key) for t in sent[:limit]]
+
+    def verify(self) -> VerifyReport:
+        """Walk the chain as :func:`connectors.db.audit.verify` does (it is always intact here)."""
+        with self._lock:
+            prev = audit.GENESIS
+            heads: dict[int, int] = {}
+            for n, e in enumerate(self._events, start=1):
+                if e.seq != n or e.prev_hash != prev or audit.event_hash(prev, _hashed(e)) != e.hash:
+                    return VerifyReport(False, n, 0, n, e.request_id, f"event {n} is broken")
+                prev = e.hash
+                heads[e.request_id] = e.seq
+            for req_id, r in sorted(self._rows.items()):
+                if heads.get(req_id, 0) != r.head_seq:
+                    return VerifyReport(False, len(self._events), len(self._rows), r.head_seq, req_id,
+                                        f"request {req_id}: its newest event is missing")
+            return VerifyReport(True, len(self._events), len(self._rows))

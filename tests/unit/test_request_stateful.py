@@ -1,0 +1,249 @@
+"""A TrainingRequest driven through random commands, valid and invalid (hypothesis stateful testing).
+
+Each step loads the request from the in-memory store, runs one aggregate
+command and, when it succeeds, saves it. Invariants checked after every step:
+no path skips a state, redirect and design exclude each other, terminal
+states stay terminal, a successful command adds exactly 1 to the version, and a
+refused one changes nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from connectors.memory import InMemoryStore
+from states import lifecycle
+from states.errors import InvalidInput, InvalidTransition, LdflowError, NotFound, TransitionRefused
+from states.lifecycle import EVENT_OF, TERMINAL, TRANSITIONS, State, Trigger
+from states.models import (
+    Acknowledgement,
+    CheckpointResult,
+    Delivery,
+    DesignBrief,
+    Diagnosis,
+    Intake,
+    MeasurementPlan,
+    PlanApproval,
+    Reason,
+    Redirect,
+)
+from states.request import TrainingRequest
+from states.validation import parse
+from tests.builders import (
+    ACTOR,
+    REQUESTER,
+    SPONSOR,
+    T0,
+    ack_data,
+    brief_data,
+    cause_checks,
+    delivery_data,
+    diagnosis_data,
+    intake_data,
+    plan_data,
+    redirect_data,
+    result_data,
+)
+
+TABLE = {(source, dest) for _t, sources, dest in TRANSITIONS for source in sources}
+TRANSITION_EVENTS = set(EVENT_OF.values())
+
+DIAGNOSES = st.sampled_from([
+    diagnosis_data(skill_gap=True), diagnosis_data(skill_gap=False), diagnosis_data(observable_actions=[]),
+    diagnosis_data(cause_checks=cause_checks(answer_all=False)),
+    diagnosis_data(observable_actions=["understand the product"]),  # invalid input: vague verb
+])
+PLANS = st.sampled_from([plan_data(), plan_data(baseline=False), plan_data(costs=False),
+                         {"items": [{"metric": "x"}]}])  # the last one is invalid input
+APPROVERS = st.sampled_from([SPONSOR, REQUESTER, "not an address"])
+BRIEFS = st.sampled_from([brief_data(), {}, brief_data(skill_gap_override="sponsor insists on a refresher")])
+REDIRECTS = st.sampled_from([redirect_data(), {}, redirect_data(kind="job_aid"), {"kind": "magic"}])
+DELIVERIES = st.sampled_from([delivery_data(), {}, delivery_data(days=0), {"start_date": "soon"}])
+RESULTS = st.sampled_from([result_data(70.0), result_data(None, "nobody answered"), {}])
+ACKS = st.sampled_from([ack_data(), {}, ack_data(recap=[]),
+                        ack_data(action_plan=[{"step": "follow up in Q3"}])])
+REASONS = st.sampled_from([{"reason": "budget frozen"}, {}, {"reason": ""}, {"reason": "   "}, {"why": "x"}])
+
+
+class RequestLifecycle(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = InMemoryStore()
+        self.now = T0
+        request = TrainingRequest.submit(parse(Intake, intake_data()), self.now)
+        self.rid = self.store.add(request, ACTOR).id
+        assert self.rid is not None
+        self.version = 1
+        self.ever_terminal: State | None = None
+        self.last_error: LdflowError | None = None
+
+    # --- one command: load, run, save on success; a refusal must leave everything as it was --------------
+
+    def run(self, apply: Callable[[TrainingRequest, datetime], Any], trigger: Trigger | None = None) -> bool:
+        request = self.store.get(self.rid)
+        state = request.state
+        before = request.model_dump()
+        history = self.store.history(self.rid)
+        try:
+            outcome = apply(request, self.now)
+        except (InvalidInput, TransitionRefused, NotFound) as exc:
+            self.last_error = exc
+            assert request.model_dump() == before
+            assert request.pending_events() == [] and request.pending_notifications() == []
+            assert request.touched_checkpoints() == []
+            assert self.store.get(self.rid).model_dump() == before
+            assert self.store.history(self.rid) == history
+            if trigger is not None and trigger not in lifecycle.allowed_triggers(state) \
+                    and not isinstance(exc, InvalidInput):  # input is parsed before the lifecycle is asked
+                assert isinstance(exc, InvalidTransition)
+                assert set(exc.allowed) == {t.value for t in lifecycle.allowed_triggers(state)}
+            return False
+        if trigger is not None:
+            # The table decides: a trigger the state does not allow can never succeed.
+            assert trigger in lifecycle.allowed_triggers(state)
+            assert request.state == lifecycle.fire(state, trigger)
+        if outcome is False and not request.pending_events():
+            return False  # a follow-up that had nothing to do: nothing to save
+        saved = self.store.save(request, ACTOR)
+        assert saved.version == self.version + 1
+        self.version += 1
+        event(f"reached {saved.state.value}")
+        return True
+
+    # --- rules ------------------------------------------------------------------------------------------
+
+    @rule(design=st.booleans())
+    def next_step(self, design: bool) -> None:
+        """The valid next command for the current state, so that runs get deep into the lifecycle."""
+        request = self.store.get(self.rid)
+        state = request.state
+        if state == State.RECEIVED:
+            self.diagnose(diagnosis_data(skill_gap=design))
+        elif state == State.DIAGNOSED and request.plan is None:
+            self.draft_plan(plan_data())
+        elif state == State.DIAGNOSED and request.plan_approved_by is None:
+            self.approve_plan(SPONSOR)
+        elif state == State.DIAGNOSED:
+            if design:
+                self.design(brief_data(skill_gap_override="the sponsor asked for a refresher"))
+            else:
+                self.redirect(redirect_data())
+        elif state in (State.DESIGNED, State.REDIRECTED):
+            self.deliver(delivery_data())
+        elif state == State.DELIVERED:
+            open_ = [c.key for c in request.checkpoints if not c.closed]
+            if open_:
+                self.record(0, result_data(72.0), key=open_[0])
+            else:
+                self.measure()
+        elif state == State.MEASURED:
+            self.acknowledge(ack_data())
+
+    @rule(data=DIAGNOSES)
+    def diagnose(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.diagnose(parse(Diagnosis, data), at), Trigger.DIAGNOSE)
+
+    @rule(data=PLANS)
+    def draft_plan(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.draft_plan(parse(MeasurementPlan, data), at))
+
+    @rule(approver=APPROVERS)
+    def approve_plan(self, approver: str) -> None:
+        self.run(lambda r, at: r.approve_plan(parse(PlanApproval, {"approver": approver}), at))
+
+    @rule(data=BRIEFS)
+    def design(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.design(parse(DesignBrief, data), at), Trigger.DESIGN)
+
+    @rule(data=REDIRECTS)
+    def redirect(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.redirect(parse(Redirect, data), at), Trigger.REDIRECT)
+
+    @rule(data=DELIVERIES)
+    def deliver(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.deliver(parse(Delivery, data), at), Trigger.DELIVER)
+
+    @rule(pick=st.integers(0, 5), data=RESULTS)
+    def record(self, pick: int, data: dict[str, Any], key: str = "") -> None:
+        keys = [c.key for c in self.store.get(self.rid).checkpoints] + ["m9:P7D"]
+        key = key or keys[pick % len(keys)]
+        self.run(lambda r, at: r.record_result(key, parse(CheckpointResult, data), at))
+
+    @rule(days=st.integers(1, 120))
+    def time_passes(self, days: int) -> None:
+        self.now += timedelta(days=days)
+
+    @rule()
+    def send_due_checkpoints(self) -> None:
+        for c in self.store.get(self.rid).due_checkpoints(self.now):
+            self.run(lambda r, at, key=c.key: r.send_checkpoint(key, at, timedelta(days=14)))
+
+    @rule()
+    def measure(self) -> None:
+        self.run(lambda r, at: r.measure(at), Trigger.MEASURE)
+
+    @rule(data=ACKS)
+    def acknowledge(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.acknowledge(parse(Acknowledgement, data), at), Trigger.ACKNOWLEDGE)
+
+    @rule(data=REASONS)
+    def decline(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.decline(parse(Reason, data), at), Trigger.DECLINE)
+
+    @rule(data=REASONS)
+    def cancel(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.cancel(parse(Reason, data), at), Trigger.CANCEL)
+
+    @rule(text=st.sampled_from(["Sponsor called: budget confirmed.", "   ", ""]))
+    def add_note(self, text: str) -> None:
+        self.run(lambda r, at: r.add_note(text, at))
+
+    # The happy path twice more, so that most runs get past design into measurement.
+    next_step_again = rule(design=st.booleans())(lambda self, design: self.next_step(design))
+    next_step_once_more = rule(design=st.booleans())(lambda self, design: self.next_step(design))
+
+    # --- invariants (one method: loading the request once per step keeps the suite fast) --------------
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        request = self.store.get(self.rid)
+        history = self.store.history(self.rid)
+
+        # version: exactly one per successful command
+        assert request.version == self.version
+        assert max(e.version for e in history) == self.version
+
+        # no path skips a state: every move is a row of the table, and the moves connect
+        state = State.RECEIVED
+        for e in history:
+            if e.type not in TRANSITION_EVENTS:
+                assert e.from_state is None and e.to_state is None and e.trigger is None
+                continue
+            assert e.trigger is not None and EVENT_OF[Trigger(e.trigger)] == e.type
+            assert (State(e.from_state), State(e.to_state)) in TABLE
+            assert State(e.from_state) == state, "transitions must connect"
+            state = State(e.to_state)
+        assert state == request.state
+
+        # redirect and design exclude each other
+        types = {e.type for e in history}
+        assert not {"redirected", "designed"} <= types
+        assert request.brief is None or request.redirect_record is None
+
+        # terminal states stay terminal
+        if self.ever_terminal is not None:
+            assert request.state == self.ever_terminal
+        elif request.state in TERMINAL:
+            self.ever_terminal = request.state
+
+        assert self.store.verify().ok
+
+
+RequestLifecycle.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestRequestLifecycle = RequestLifecycle.TestCase
