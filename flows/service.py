@@ -42,7 +42,8 @@ class RequestStore(Protocol):
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]: ...
     def counts_by_state(self) -> dict[str, int]: ...
     def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]: ...
-    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000) -> list[tuple[int, str]]: ...
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
+                               max_reminders: int | None = None) -> list[tuple[int, str]]: ...
     def verify(self) -> VerifyReport: ...
 
 
@@ -54,6 +55,13 @@ def _actor(actor: str) -> str:
     if not actor or any(ch in actor for ch in "\r\n\x00") or len(actor) > 320:
         raise InvalidInput([FieldError("actor", "give who is acting (a name or e-mail, one line)")])
     return actor
+
+
+def _by_request(rows: list[tuple[int, str]]) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for request_id, key in rows:
+        grouped.setdefault(request_id, []).append(key)
+    return grouped
 
 
 class Service:
@@ -139,29 +147,56 @@ class Service:
     # --- follow-ups ----------------------------------------------------------------------------------
 
     def send_due_checkpoints(self, actor: str, lateness: timedelta, limit: int = 1000) -> dict[str, int]:
-        """Queue surveys for every checkpoint due now (each once); flag the far-too-late ones."""
+        """Queue surveys for up to ``limit`` checkpoints due now (each once); flag the far-too-late ones.
+
+        One load and one commit per request, however many of its checkpoints are due. When the
+        request changed concurrently (another ``followups`` run, a person recording a result) the
+        commit gets ``Conflict``: the request is reloaded and tried again, and the checkpoint's own
+        status decides, so a checkpoint fires once. After three conflicts the request is left for
+        the next run. ``checked`` counts the due rows looked at: fewer than ``limit`` means none
+        are left.
+        """
         now = self._now()
-        sent = flagged = 0
-        for request_id, key in self.store.due_checkpoints(now, limit):
-            request = self.store.get(request_id)
-            c = request.checkpoint(key)
-            if request.send_checkpoint(key, now, lateness):
-                sent += 1
-            elif c.status.value == "needs_review":
-                flagged += 1
-            if request.pending_events():
-                self.store.save(request, actor)
-        return {"sent": sent, "flagged": flagged}
+        rows = self.store.due_checkpoints(now, limit)
+        counts = {"sent": 0, "flagged": 0, "conflicts": 0, "checked": len(rows)}
+        for request_id, keys in _by_request(rows).items():
+            def fire(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
+                sent = sum(1 for key in keys if request.send_checkpoint(key, now, lateness))
+                flagged = sum(1 for c in request.touched_checkpoints() if c.status.value == "needs_review")
+                return {"sent": sent, "flagged": flagged}
+            self._retry_on_conflict(request_id, actor, fire, counts)
+        return counts
 
     def send_reminders(self, actor: str, after: timedelta, max_reminders: int, limit: int = 1000) -> int:
+        """Remind respondents of unanswered surveys (``after`` since the last one, at most ``max_reminders``)."""
         now = self._now()
-        reminded = 0
-        for request_id, key in self.store.unanswered_checkpoints(now - after, limit):
+        rows = self.store.unanswered_checkpoints(now - after, limit, max_reminders=max_reminders)
+        counts = {"reminded": 0, "conflicts": 0}
+        for request_id, keys in _by_request(rows).items():
+            def remind(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
+                return {"reminded": sum(1 for key in keys
+                                        if request.remind_checkpoint(key, now, after, max_reminders))}
+            self._retry_on_conflict(request_id, actor, remind, counts)
+        return counts["reminded"]
+
+    def _retry_on_conflict(self, request_id: int, actor: str,
+                           apply: Callable[[TrainingRequest], dict[str, int]], counts: dict[str, int],
+                           attempts: int = 3) -> None:
+        """Load, apply, commit; on ``Conflict`` reload and apply again (the pipeline's actions are
+        decided by the request's current state, so a retry never repeats what the winner did)."""
+        for _ in range(attempts):
             request = self.store.get(request_id)
-            if request.remind_checkpoint(key, now, after, max_reminders):
+            done = apply(request)
+            if not request.pending_events():
+                return
+            try:
                 self.store.save(request, actor)
-                reminded += 1
-        return reminded
+            except Conflict:
+                counts["conflicts"] = counts.get("conflicts", 0) + 1
+                continue
+            for name, value in done.items():
+                counts[name] = counts.get(name, 0) + value
+            return
 
     # --- reading -----------------------------------------------------------------------------------
 

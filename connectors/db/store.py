@@ -221,11 +221,18 @@ class SqlStore:
                                 .order_by(checkpoints.c.due_at, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
 
-    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000) -> list[tuple[int, str]]:
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
+                               max_reminders: int | None = None) -> list[tuple[int, str]]:
+        """Sent checkpoints without an answer whose survey (or last reminder) went out by ``sent_before``
+        and, given ``max_reminders``, that may still be reminded (else those that may not would fill
+        every batch of ``limit`` and starve the rest)."""
+        last = func.coalesce(checkpoints.c.last_reminder_at, checkpoints.c.sent_at)
+        conds = [checkpoints.c.status == "sent", last <= sent_before]
+        if max_reminders is not None:
+            conds.append(checkpoints.c.reminders_sent < max_reminders)
         with read_transaction(self.engine) as conn:
             rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
-                                .where(checkpoints.c.status == "sent", checkpoints.c.sent_at <= sent_before)
-                                .order_by(checkpoints.c.sent_at).limit(limit)).all()
+                                .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
 
     def verify(self) -> audit.VerifyReport:

@@ -1,0 +1,428 @@
+"""The pipeline as Prefect flows: ``intake``, ``followups``, ``dispatch``, ``advance`` and ``pipeline``.
+
+The database is the source of truth; every flow is an idempotent reconciler
+that looks at what is due *now* and does it in batches, so running a flow
+twice changes nothing the second time and several flow runs side by side do
+each piece of work once (checkpoint status + optimistic version check,
+outbox claims with a lease). A flow handles a batch: Prefect costs ~1 s per
+flow run and ~10 ms per task here, so there is never a flow run or a task per
+request or per transition.
+
+=============  ===================================================================
+``intake``     new requests from the drop folder (and replies from the inbox when
+               IMAP is configured) become submitted requests
+``followups``  due measurement checkpoints queue their survey and the owner's
+               reminder (far-too-late ones are flagged ``needs_review``); unanswered
+               surveys get reminders
+``advance``    delivered requests whose checkpoints are all closed are measured
+``dispatch``   the outbox relay sends what the outbox holds
+``pipeline``   one pass of all four, in that order, as one flow run
+=============  ===================================================================
+
+``pipeline`` runs the four steps' tasks inside its own flow run instead of
+starting four subflow runs: measured here, a subflow run costs ~1 s, a task
+~10 ms, and a pass should cost Prefect about one flow run.
+
+The step functions (``take_in``, ``fire_followups``, ``advance_requests``,
+``send_outbox``) are plain Python over a :class:`Runtime`; the Prefect tasks
+wrap them with retries and timeouts (connector I/O may fail transiently; a
+retried step is safe because every step is idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before Prefect is imported: no telemetry calls from the embedded server (they
+# also log "database is locked" tracebacks on a busy machine), and a patient
+# start for the ephemeral server on a slow first run.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from functools import partial  # noqa: E402
+from typing import Any  # noqa: E402
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from sqlalchemy import Engine, and_, exists, select  # noqa: E402
+
+from connectors.db import schema  # noqa: E402
+from connectors.db.engine import make_engine  # noqa: E402
+from connectors.db.store import SqlStore  # noqa: E402
+from connectors.db.tables import checkpoints, requests  # noqa: E402
+from flows.clock import Clock, FileClock, SystemClock  # noqa: E402
+from flows.events import EventingStore, instrument  # noqa: E402
+from flows.service import Service  # noqa: E402
+from flows.settings import Settings, load_settings  # noqa: E402
+from states.errors import Conflict, LdflowError, TransitionRefused  # noqa: E402
+
+ACTOR = "ldflow-pipeline"
+log = logging.getLogger("ldflow.pipeline")
+
+# --- runtime -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """Settings, engine, store, service and clock for the flows of one process."""
+
+    settings: Settings
+    engine: Engine
+    store: EventingStore
+    service: Service
+    clock: Clock
+
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+
+_runtimes: dict[tuple[str, str, str], Runtime] = {}
+_runtimes_lock = threading.Lock()
+
+
+def runtime(settings: Settings | None = None) -> Runtime:
+    """The process-wide runtime for ``settings`` (default: from the environment), built once.
+
+    Settings are read at call time, so a test or the demo can point the flows at
+    another database through ``LDFLOW_HOME`` / ``LDFLOW_DATABASE_URL``.
+    """
+    settings = settings or load_settings()
+    key = (settings.url, str(settings.simulated_clock or ""), settings.sqlite_synchronous)
+    with _runtimes_lock:
+        rt = _runtimes.get(key)
+        if rt is None:
+            engine = make_engine(settings.url, synchronous=settings.sqlite_synchronous)
+            schema.ensure_schema(engine)
+            clock: Clock = FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock()
+            store = instrument(SqlStore(engine))
+            rt = Runtime(settings, engine, store, Service(store, clock), clock)
+            _runtimes[key] = rt
+        return rt
+
+
+def reset_runtimes() -> None:
+    """Forget the cached runtimes (and dispose their engines): tests and the demo switch databases."""
+    with _runtimes_lock:
+        for rt in _runtimes.values():
+            rt.engine.dispose()
+        _runtimes.clear()
+
+
+# --- progress (for `ldflow run`) ---------------------------------------------------------------------
+
+ProgressHook = Callable[[str, int, int | None], None]
+_progress: ProgressHook | None = None
+
+
+def set_progress(hook: ProgressHook | None) -> None:
+    """Let a caller in the same process (the CLI) show progress: ``hook(step, done, total)``."""
+    global _progress
+    _progress = hook
+
+
+def _report(step: str, done: int, total: int | None) -> None:
+    if _progress is not None:
+        with contextlib.suppress(Exception):  # a broken progress display must not break the pipeline
+            _progress(step, done, total)
+
+
+# --- the steps, plain Python ---------------------------------------------------------------------------
+
+
+@dataclass
+class StepSummary:
+    """What one step did; ``errors`` are per-item problems that did not stop the step."""
+
+    step: str
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, name: str, value: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "counts": dict(self.counts), "errors": self.errors[:50],
+                "errors_total": len(self.errors)}
+
+
+def _count_due(rt: Runtime, now: datetime) -> int:
+    from sqlalchemy import func
+
+    with rt.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(checkpoints).where(
+            checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)).scalar_one())
+
+
+def fire_followups(rt: Runtime, batch: int = 500, lateness_days: int | None = None,
+                   reminder_after_days: int | None = None, max_reminders: int | None = None) -> StepSummary:
+    """Queue every due checkpoint's survey and owner reminder (once); flag the far-too-late ones;
+    remind unanswered surveys. Settings give the defaults (14 days, 3 days, 2 reminders)."""
+    s = rt.settings
+    lateness = timedelta(days=s.lateness_days if lateness_days is None else lateness_days)
+    after = timedelta(days=s.reminder_after_days if reminder_after_days is None else reminder_after_days)
+    most = s.max_reminders if max_reminders is None else max_reminders
+    summary = StepSummary("followups")
+    for name in ("sent", "flagged", "reminded", "conflicts"):
+        summary.counts[name] = 0
+    total = _count_due(rt, rt.now())
+    _report("followups", 0, total)
+    with rt.store.batch():
+        while True:
+            result = rt.service.send_due_checkpoints(ACTOR, lateness, limit=batch)
+            for name in ("sent", "flagged", "conflicts"):
+                summary.add(name, result.get(name, 0))
+            _report("followups", summary.counts["sent"] + summary.counts["flagged"], total)
+            # Stop when the batch was not full, or when it made no progress (what is left keeps
+            # losing conflicts to another run: the next run takes it).
+            if result["checked"] < batch or result["sent"] + result["flagged"] == 0:
+                break
+        if most > 0:
+            while True:
+                reminded = rt.service.send_reminders(ACTOR, after, most, limit=batch)
+                summary.add("reminded", reminded)
+                if reminded < batch:
+                    break
+    return summary
+
+
+def _measurable(engine: Engine, after_id: int, limit: int) -> list[int]:
+    """Delivered requests with at least one checkpoint and none still open."""
+    open_checkpoint = exists().where(and_(checkpoints.c.request_id == requests.c.id,
+                                          checkpoints.c.status.notin_(("closed", "missed"))))
+    any_checkpoint = exists().where(checkpoints.c.request_id == requests.c.id)
+    with engine.connect() as conn:
+        return list(conn.execute(select(requests.c.id).where(
+            requests.c.state == "delivered", requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
+            .order_by(requests.c.id).limit(limit)).scalars())
+
+
+def advance_requests(rt: Runtime, batch: int = 500) -> StepSummary:
+    """Measure every delivered request whose checkpoints are all closed (as ``ldflow-pipeline``).
+
+    Acknowledging is left to a person: it needs their recap, action plan and thanks.
+    """
+    summary = StepSummary("advance")
+    summary.counts["measured"] = 0
+    last = 0
+    while True:
+        ids = _measurable(rt.engine, last, batch)
+        if not ids:
+            break
+        for request_id in ids:
+            try:
+                rt.service.measure(request_id, ACTOR)
+                summary.add("measured")
+            except Conflict:
+                summary.add("conflicts")  # changed meanwhile: the next run looks again
+            except TransitionRefused as exc:  # measured by someone else, or reopened meanwhile
+                summary.add("skipped")
+                summary.errors.append(f"request {request_id}: {exc}")
+        _report("advance", summary.counts["measured"], None)
+        last = ids[-1]
+    return summary
+
+
+def _sender(settings: Settings) -> Any:
+    """SMTP when configured, else the embedded default: .eml files in the outbox folder."""
+    from connectors.email.smtp import FileSender, SmtpSender
+
+    if settings.smtp_host:
+        from connectors.email.config import SmtpConfig
+
+        port = settings.smtp_port or (465 if settings.smtp_security == "ssl" else 587)
+        return SmtpSender(SmtpConfig(host=settings.smtp_host, port=port, security=settings.smtp_security,
+                                     username=settings.smtp_username, password=settings.smtp_password,
+                                     mail_from=settings.mail_from, timeout=settings.smtp_timeout))
+    return FileSender(settings.outbox_dir)
+
+
+def _history_hook(rt: Runtime) -> Any:
+    """Record "email sent" / "email bounced" in the request's history, in the relay's transaction."""
+    from states import events as ev
+    from states.events import DomainEvent
+
+    kinds = {"sent": ev.EMAIL_SENT, "failed": ev.EMAIL_BOUNCED}
+
+    def hook(conn: Any, row: Any, outcome: str, detail: str) -> None:
+        kind = kinds.get(outcome)
+        if kind is None:
+            return
+        payload = {"key": row.key, "template": row.template,
+                   "to": [r.email for r in row.notification.to]}
+        if detail:
+            payload["detail"] = detail[:500]
+        rt.store.record_events(conn, row.request_id, [DomainEvent(kind, payload)], ACTOR, rt.now())
+
+    return hook
+
+
+def relay_owner() -> str:
+    """Who holds an outbox lease: host and process, so a lease names a real process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_batches: int = 1000) -> StepSummary:
+    """Send what the outbox holds (in claimed batches) through SMTP or the outbox folder."""
+    from connectors.email.render import render
+    from flows.relay import relay_outbox
+
+    s = rt.settings
+    domain = s.mail_from.rsplit("@", 1)[-1]
+    render_fn = partial(render, mail_from=s.mail_from, domain=domain,
+                        templates_dir=s.templates_dir)
+    sender = _sender(s)
+    summary = StepSummary("dispatch")
+    for name in ("sent", "retried", "failed", "unknown"):
+        summary.counts[name] = 0
+    owner = relay_owner()
+    hook = _history_hook(rt)
+    for _ in range(max_batches):
+        now = rt.now()
+        result = relay_outbox(rt.engine, sender, partial(render_fn, now=now), now, owner, batch=batch,
+                              lease=timedelta(seconds=lease_seconds), on_outcome=hook)
+        for name in ("claimed", "sent", "retried", "failed", "unknown", "lost_lease"):
+            summary.add(name, getattr(result, name))
+        summary.errors.extend(result.errors)
+        _report("dispatch", summary.counts["sent"], None)
+        if result.claimed < batch:
+            break
+    return summary
+
+
+def take_in(rt: Runtime, batch: int = 200) -> StepSummary:
+    """New requests from the drop folder; replies from the inbox when IMAP is configured."""
+    summary = StepSummary("intake")
+    summary.counts["submitted"] = 0
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("connectors.email.dropfolder") is None:
+        summary.errors.append("the drop-folder connector is not installed yet")
+        return summary
+    intake_module = importlib.import_module("connectors.email.dropfolder")
+    result = intake_module.take_in(rt.service, rt.settings, rt.engine, now=rt.now(), actor=ACTOR, batch=batch)
+    for name, value in (result.items() if isinstance(result, dict) else asdict(result).items()):
+        if isinstance(value, int):
+            summary.add(name, value)
+        elif isinstance(value, list):
+            summary.errors.extend(str(v) for v in value)
+    return summary
+
+
+# --- Prefect tasks: connector I/O and DB batches, retried and timed out -------------------------------
+
+_TASK = {"persist_result": False, "cache_policy": NO_CACHE, "log_prints": False}
+
+
+@task(name="take-in", retries=2, retry_delay_seconds=10, timeout_seconds=600, **_TASK)
+def take_in_task(batch: int = 200) -> dict[str, Any]:
+    return take_in(runtime(), batch).as_dict()
+
+
+@task(name="fire-followups", retries=2, retry_delay_seconds=5, timeout_seconds=1800, **_TASK)
+def followups_task(batch: int = 500, lateness_days: int | None = None, reminder_after_days: int | None = None,
+                   max_reminders: int | None = None) -> dict[str, Any]:
+    return fire_followups(runtime(), batch, lateness_days, reminder_after_days, max_reminders).as_dict()
+
+
+@task(name="advance-requests", retries=2, retry_delay_seconds=5, timeout_seconds=1800, **_TASK)
+def advance_task(batch: int = 500) -> dict[str, Any]:
+    return advance_requests(runtime(), batch).as_dict()
+
+
+@task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=1800, **_TASK)
+def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
+    return send_outbox(runtime(), batch, lease_seconds).as_dict()
+
+
+# --- flows -----------------------------------------------------------------------------------------------
+
+_FLOW = {"persist_result": False, "log_prints": False}
+
+
+def _log(summary: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from prefect import get_run_logger
+
+        get_run_logger().info("%s: %s", summary["step"], summary["counts"])
+        for error in summary["errors"][:10]:
+            get_run_logger().warning("%s: %s", summary["step"], error)
+    except Exception:  # called outside a run (e.g. .fn in a unit test)
+        pass
+    return summary
+
+
+@flow(name="intake", **_FLOW)
+def intake(batch: int = 200) -> dict[str, Any]:
+    """Take in new requests from the drop folder (and replies from the inbox when configured).
+
+    batch: files/messages read per round.
+    """
+    return _log(take_in_task(batch))
+
+
+@flow(name="followups", **_FLOW)
+def followups(batch: int = 500, lateness_days: int | None = None, reminder_after_days: int | None = None,
+              max_reminders: int | None = None) -> dict[str, Any]:
+    """Fire the measurement checkpoints that are due (each once) and remind unanswered surveys.
+
+    batch: checkpoints per database round; lateness_days: older than this → flagged needs_review,
+    not sent (default LDFLOW_LATENESS_DAYS, 14); reminder_after_days (default 3) and max_reminders
+    (default 2) for unanswered surveys.
+    """
+    return _log(followups_task(batch, lateness_days, reminder_after_days, max_reminders))
+
+
+@flow(name="advance", **_FLOW)
+def advance(batch: int = 500) -> dict[str, Any]:
+    """Measure delivered requests whose checkpoints are all closed. batch: requests per round."""
+    return _log(advance_task(batch))
+
+
+@flow(name="dispatch", **_FLOW)
+def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
+    """Send what the outbox holds. batch: rows claimed per round; lease_seconds: how long a claim
+    holds before another relay may take the rows over (a relay that died)."""
+    return _log(dispatch_task(batch, lease_seconds))
+
+
+@flow(name="pipeline", **_FLOW)
+def pipeline(intake_batch: int = 200, followups_batch: int = 500, dispatch_batch: int = 100,
+             lateness_days: int | None = None, reminder_after_days: int | None = None,
+             max_reminders: int | None = None, lease_seconds: int = 300) -> dict[str, Any]:
+    """One pass of the whole pipeline: intake, followups, advance, dispatch (sending last, so what
+    this pass queued goes out in this pass). Returns each step's summary."""
+    steps = [
+        _log(take_in_task(intake_batch)),
+        _log(followups_task(followups_batch, lateness_days, reminder_after_days, max_reminders)),
+        _log(advance_task()),
+        _log(dispatch_task(dispatch_batch, lease_seconds)),
+    ]
+    return {"steps": steps, "errors_total": sum(s["errors_total"] for s in steps)}
+
+
+FLOWS = {"intake": intake, "followups": followups, "advance": advance, "dispatch": dispatch, "pipeline": pipeline}
+
+
+def run_pass(**parameters: Any) -> dict[str, Any]:
+    """One ``pipeline`` flow run (ephemeral Prefect when no API is configured)."""
+    return pipeline(**parameters)
+
+
+def pass_direct(rt: Runtime | None = None) -> dict[str, Any]:
+    """The same pass without Prefect (the step functions in order): for tests and benchmarks."""
+    rt = rt or runtime()
+    steps = [take_in(rt), fire_followups(rt), advance_requests(rt), send_outbox(rt)]
+    return {"steps": [s.as_dict() for s in steps], "errors_total": sum(len(s.errors) for s in steps)}
+
+
+__all__ = ["ACTOR", "FLOWS", "LdflowError", "Runtime", "StepSummary", "advance", "advance_requests",
+           "dispatch", "fire_followups", "followups", "intake", "pass_direct", "pipeline", "run_pass",
+           "runtime", "send_outbox", "take_in"]
