@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from icalendar import Alarm, Calendar, Event, Todo, vCalAddress, vText
 
@@ -157,17 +158,18 @@ def build_calendar(
 
 def to_ics(item: CalendarItem, *, method: str | None = None, dtstamp: datetime | None = None) -> bytes:
     """``build_calendar(...)`` serialised (CRLF line ends, folded at 75 octets)."""
-    return build_calendar(item, method=method, dtstamp=dtstamp).to_ical()
+    return bytes(build_calendar(item, method=method, dtstamp=dtstamp).to_ical())
 
 
-def _walk_datetimes(cal: Calendar) -> Iterator[tuple[str, str, object]]:
+def _walk_datetimes(cal: Calendar) -> Iterator[tuple[str, str, Any]]:
     for component in cal.walk():
         for prop in _DATETIME_PROPS:
             if prop not in component:
                 continue
-            values = component[prop] if isinstance(component[prop], list) else [component[prop]]
+            found: Any = component[prop]
+            values: list[Any] = found if isinstance(found, list) else [found]
             for value in values:
-                yield component.name, prop, value
+                yield str(component.name), prop, value
 
 
 def check_no_floating_times(cal: Calendar) -> list[str]:

@@ -401,9 +401,12 @@ def requeue(
     return int(result.rowcount or 0)
 
 
-def backoff_for(attempts: int, *, base: timedelta = timedelta(minutes=1), cap: timedelta = timedelta(hours=2)) -> timedelta:
+def backoff_for(
+    attempts: int, *, base: timedelta = timedelta(minutes=1), cap: timedelta = timedelta(hours=2)
+) -> timedelta:
     """Exponential backoff: 1, 2, 4, 8 … minutes after attempts 1, 2, 3, 4 …, at most ``cap``."""
     exponent = max(0, attempts - 1)
     if exponent > 30:
         return cap
-    return min(cap, base * (2**exponent))
+    delay: timedelta = base * (2**exponent)
+    return min(cap, delay)

@@ -27,7 +27,9 @@ from connectors.email.addresses import HeaderValueError, validate_address
 from connectors.email.config import InboundLimits
 
 __all__ = [
+    "InboundItem",
     "InboundMessage",
+    "InboundRef",
     "html_to_text",
     "parse_message",
     "parse_request_tag",
@@ -90,6 +92,44 @@ class InboundMessage:
             if mid not in seen:
                 seen.append(mid)
         return tuple(seen)
+
+
+@dataclass(frozen=True)
+class InboundRef:
+    """Where an inbound message came from: enough to tell whether it was seen before."""
+
+    source: str  # "imap:<mailbox>" or "drop:<folder>"
+    message_id: str | None
+    uidvalidity: int | None = None
+    uid: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundItem:
+    """One inbound message (or drop-folder file) handed to the application.
+
+    ``kind`` is ``eml`` for mail, ``json``/``yaml`` for a drop-folder intake
+    (then ``intake`` holds the dict and ``message`` is None). ``error`` is
+    set when the item must be quarantined for a reason other than MIME
+    defects (e.g. unreadable JSON).
+    """
+
+    ref: InboundRef
+    raw: bytes
+    kind: str = "eml"
+    message: InboundMessage | None = None
+    intake: dict[str, object] | None = None
+    error: str | None = None
+    path: str | None = None
+
+    @property
+    def quarantine_reason(self) -> str | None:
+        """Why this item cannot be processed, or None."""
+        if self.error:
+            return self.error
+        if self.message is not None and self.message.quarantine:
+            return self.message.reason or "malformed message"
+        return None
 
 
 def parse_request_tag(subject: str) -> int | None:
@@ -215,7 +255,6 @@ def parse_message(raw: bytes, limits: InboundLimits | None = None) -> InboundMes
     except Exception as exc:  # the parser is meant not to raise; never trust that
         defects.append(f"unparseable message: {type(exc).__name__}: {exc}")
         return _summary_only(raw, defects, sha, limits)
-    msg = cast(EmailMessage, msg)
     fatal = False
     depth, parts = _depth_and_parts(msg)
     if depth > limits.max_depth:
@@ -302,9 +341,9 @@ def _build(
     attachments: list[str] = []
     if body_msg is not None:
         for part in body_msg.walk():
-            if part.get_content_maintype() == "text" and not part.is_attachment():
-                if _decode_text(cast(EmailMessage, part), defects) is None:
-                    fatal = True
+            is_text = part.get_content_maintype() == "text" and not part.is_attachment()
+            if is_text and _decode_text(part, defects) is None:
+                fatal = True
             if part.is_attachment():
                 attachments.append(part.get_filename() or part.get_content_type())
         if not fatal:

@@ -113,13 +113,13 @@ def _format_date(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC)
-        return value.strftime("%a %d %b %Y")
+        return str(value.strftime("%a %d %b %Y"))
     if isinstance(value, date):
-        return value.strftime("%a %d %b %Y")
+        return str(value.strftime("%a %d %b %Y"))
     return str(value)
 
 
@@ -252,8 +252,9 @@ def _derive(context: dict[str, Any]) -> None:
     request = context.get("request")
     if "request_title" not in context and isinstance(request, dict) and request.get("title"):
         context["request_title"] = request["title"]
-    item = context.get("item") if isinstance(context.get("item"), dict) else {}
-    checkpoint = context.get("checkpoint") if isinstance(context.get("checkpoint"), dict) else {}
+    raw_item, raw_checkpoint = context.get("item"), context.get("checkpoint")
+    item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
+    checkpoint: dict[str, Any] = raw_checkpoint if isinstance(raw_checkpoint, dict) else {}
     context.setdefault("item", item)
     context.setdefault("checkpoint", checkpoint)
     context.setdefault("metric", item.get("metric") or "")
