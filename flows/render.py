@@ -256,6 +256,15 @@ def summarize(record: AuditRecord) -> str:
     """One line saying what an event was about."""
     p = record.payload
     t = record.type
+    prefix = f"{record.request_id}:"
+
+    def key(value: Any) -> str:  # checkpoint keys without the request id in front
+        text = str(value)
+        return text[len(prefix):] if text.startswith(prefix) else text
+
+    def num(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, int | float) else str(value)
+
     try:
         if t == "submitted":
             intake = p.get("intake", {})
@@ -265,7 +274,7 @@ def summarize(record: AuditRecord) -> str:
             return "recommended: " + (", ".join(paths) or "nothing conclusive")
         if t == "plan_drafted":
             items = p.get("plan", {}).get("items", [])
-            return f"{len(items)} item(s): " + ", ".join(f"{i.get('id')} {i.get('metric')}" for i in items)
+            return f"{len(items)} item(s): " + ", ".join(str(i.get("id")) for i in items)
         if t == "plan_approved":
             return f"by {p.get('approver')}" + (f": {p['comment']}" if p.get("comment") else "")
         if t == "designed":
@@ -279,15 +288,15 @@ def summarize(record: AuditRecord) -> str:
         if t == "checkpoint_scheduled":
             return f"{p.get('item')}:{p.get('offset')} due {utc(p.get('due_at'))}"
         if t == "survey_sent":
-            return f"{p.get('checkpoint')} to {', '.join(p.get('to', []))}"
+            return f"{key(p.get('checkpoint'))} to {', '.join(p.get('to', []))}"
         if t == "reminder_sent":
-            return f"{p.get('checkpoint')} reminder {p.get('reminder')}"
+            return f"{key(p.get('checkpoint'))} reminder {p.get('reminder')}"
         if t == "checkpoint_flagged":
-            return f"{p.get('checkpoint')} {p.get('late_by_days')} days late: needs review"
+            return f"{key(p.get('checkpoint'))} {p.get('late_by_days')} days late: needs review"
         if t == "result_recorded":
-            return f"{p.get('checkpoint')} = {p.get('value')}" + (f" ({p['note']})" if p.get("note") else "")
+            return f"{key(p.get('checkpoint'))} = {num(p.get('value'))}" + (f" ({p['note']})" if p.get("note") else "")
         if t == "checkpoint_missed":
-            return f"{p.get('checkpoint')} missed: {p.get('reason')}"
+            return f"{key(p.get('checkpoint'))} missed: {p.get('reason')}"
         if t == "measured":
             return ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in p.get("results", []))
         if t == "acknowledged":
@@ -309,7 +318,7 @@ def timeline(request_id: int, records: list[AuditRecord]) -> Table:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("when", no_wrap=True)
     table.add_column("actor")
-    table.add_column("event")
+    table.add_column("event", no_wrap=True)
     table.add_column("what")
     for rec in records:
         event = _t(rec.type)
