@@ -135,10 +135,19 @@ def verify(engine: Engine, progress: Iterable[None] | None = None) -> VerifyRepo
             n_requests += 1
             found = heads.get(req_id)
             if found != head_seq:
-                what = (f"its newest event {head_seq} is missing from the chain" if found is None or found < head_seq
-                        else f"event {found} was added after its newest recorded event {head_seq}")
-                return VerifyReport(False, checked, n_requests, found or head_seq, req_id,
-                                    f"request {req_id}: {what}")
+                # Name the first broken event: the first one missing (the walk above ended at event
+                # `checked`, so a cut-off tail starts right after it), or the first one added behind
+                # the request's back.
+                if found is None or found < head_seq:
+                    broken = min(head_seq, checked + 1)
+                    what = f"its newest event {head_seq} is missing from the chain" + (
+                        f" (the chain ends at event {checked}: events from {broken} on were cut off)"
+                        if head_seq > checked else "")
+                else:
+                    broken = conn.execute(select(func.min(audit_events.c.seq)).where(
+                        audit_events.c.request_id == req_id, audit_events.c.seq > head_seq)).scalar_one()
+                    what = f"event {broken} was added after its newest recorded event {head_seq}"
+                return VerifyReport(False, checked, n_requests, broken, req_id, f"request {req_id}: {what}")
         orphans = set(heads) - {r for (r,) in conn.execute(select(requests.c.id))}
         if orphans:
             req = min(orphans)
