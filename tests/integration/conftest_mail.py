@@ -450,9 +450,10 @@ class Radicale:
     base: str
 
 
-@pytest.fixture
-def radicale(tmp_path: Path) -> Iterator[Radicale]:
-    """Radicale on a free loopback port, htpasswd (plain) auth, storage under tmp_path."""
+@pytest.fixture(scope="module")
+def radicale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
+    """Radicale on a free loopback port (one per test module), htpasswd (plain) auth."""
+    tmp_path = tmp_path_factory.mktemp("radicale")
     port = free_port()
     users = tmp_path / "users"
     users.write_text("ldflow:secret\n")
@@ -482,6 +483,14 @@ def radicale(tmp_path: Path) -> Iterator[Radicale]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def radicale(radicale_server: Radicale) -> Radicale:
+    """A fresh, not yet created calendar collection on the module's Radicale."""
+    name = f"cal-{secrets.token_hex(4)}"
+    return Radicale(f"{radicale_server.base}ldflow/{name}/", radicale_server.username, radicale_server.password,
+                    radicale_server.base)
 
 
 # --- database ---------------------------------------------------------------------------------------
