@@ -1,9 +1,276 @@
-"""Pipeline commands of the CLI (run, serve, report). Registered by flows.cli."""
+"""Pipeline commands of the CLI: ``run``, ``serve``, ``report``, ``clock``, ``export-xapi``.
+
+Registered by ``flows.cli``. Imports stay inside the commands: Prefect and
+SQLAlchemy cost about a second to import and ``ldflow --help`` must start fast.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from states.errors import FieldError, InvalidInput
+
+STEPS = ("pipeline", "intake", "followups", "advance", "dispatch")
+PANEL = "Pipeline"
+
+
+def _cli() -> Any:
+    from flows import cli
+
+    return cli
+
+
+def _prefect_env(verbose: bool) -> None:
+    """Quiet, self-contained Prefect defaults (before Prefect is imported); explicit settings win."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _runtime() -> Any:
+    cli = _cli()
+    settings = cli._settings()
+    from flows import pipeline
+
+    return cli._db_call(settings, lambda: pipeline.runtime(settings))
+
+
+class _Progress:
+    """A Rich progress display on stderr, shown only once a step reports enough work to wait for."""
+
+    THRESHOLD = 200
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int | None) -> None:
+        if self._progress is None:
+            if (total or done) < self.THRESHOLD or not sys.stderr.isatty():
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from flows.render import console
+
+            self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=console(stderr=True), transient=True)
+            self._progress.start()
+        if step not in self._tasks:
+            self._tasks[step] = self._progress.add_task(step, total=total)
+        self._progress.update(self._tasks[step], completed=done, total=total)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _summary_table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="pipeline pass", title_justify="left")
+    table.add_column("step", style="bold")
+    table.add_column("done")
+    table.add_column("problems", justify="right")
+    for step in result["steps"]:
+        counts = ", ".join(f"{k} {v}" for k, v in step["counts"].items() if v or k in ("sent", "measured",
+                                                                                     "submitted"))
+        table.add_row(step["step"], counts or "nothing due", str(step["errors_total"] or ""))
+    return table
+
+
+def run(
+    flow_name: Annotated[str, typer.Option("--flow", help=f"Which flow: {', '.join(STEPS)}.")] = "pipeline",
+    batch: Annotated[int | None, typer.Option(min=1, help="Batch size per database round (default per step).")]
+    = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's flow and task logs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """One pass of the pipeline as a Prefect flow run: take in new requests, fire due follow-ups,
+    measure requests whose checkpoints are closed, send the outbox. No server needed: without
+    PREFECT_API_URL Prefect starts a temporary local one (first start ~15 s)."""
+    if flow_name not in STEPS:
+        raise InvalidInput([FieldError("flow", f"{flow_name!r} is not one of {', '.join(STEPS)}")])
+    _prefect_env(verbose)
+    from flows.render import console
+
+    err = console(stderr=True)
+    rt = _runtime()
+    if not os.environ.get("PREFECT_API_URL"):
+        err.print("[dim]starting a temporary Prefect server (no PREFECT_API_URL set; ~15 s the first time)…[/]")
+    from flows import pipeline
+
+    progress = _Progress()
+    pipeline.set_progress(progress)
+    params: dict[str, Any] = {}
+    if batch is not None:
+        params = ({"followups_batch": batch, "dispatch_batch": batch, "intake_batch": batch}
+                  if flow_name == "pipeline" else {"batch": batch})
+    try:
+        result = pipeline.FLOWS[flow_name](**params)
+    except Exception as exc:  # a failed flow run: say so without a traceback
+        if os.environ.get("LDFLOW_DEBUG"):
+            raise
+        err.print(f"[red]error:[/] the {flow_name} flow run failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        progress.stop()
+        pipeline.set_progress(None)
+    if "steps" not in result:
+        result = {"steps": [result], "errors_total": result["errors_total"]}
+    result["now"] = rt.now().isoformat()
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+    else:
+        out = console()
+        out.print(_summary_table(result))
+        for step in result["steps"]:
+            for error in step["errors"][:10]:
+                out.print(f"[yellow]{step['step']}:[/] {error}", markup=True, highlight=False)
+    if result["errors_total"]:
+        raise typer.Exit(1)
+
+
+def serve(
+    interval: Annotated[int, typer.Option(min=10, help="Seconds between pipeline passes.")] = 300,
+    dispatch_interval: Annotated[int, typer.Option(min=10, help="Seconds between outbox sends.")] = 60,
+) -> None:
+    """Keep the pipeline running on this machine: serve the flows as Prefect deployments with their
+    schedules (pipeline every --interval, dispatch every --dispatch-interval; intake, followups and
+    advance on demand). Stop with Ctrl-C."""
+    _prefect_env(True)
+    _runtime()  # fail early, with a clear message, on bad settings or an unreachable database
+    from prefect import serve as prefect_serve
+
+    from flows import pipeline
+
+    deployments = [
+        pipeline.pipeline.to_deployment(name="ldflow-pipeline", interval=interval,
+                                        description="One pass of the whole pipeline."),
+        pipeline.dispatch.to_deployment(name="ldflow-dispatch", interval=dispatch_interval,
+                                        description="Send what the outbox holds."),
+        pipeline.intake.to_deployment(name="ldflow-intake", description="Take in the drop folder / inbox."),
+        pipeline.followups.to_deployment(name="ldflow-followups", description="Fire due checkpoints."),
+        pipeline.advance.to_deployment(name="ldflow-advance", description="Measure closed requests."),
+    ]
+    prefect_serve(*deployments)
+
+
+def report(
+    request_id: Annotated[int, typer.Argument(metavar="ID", help="Request id.", show_default=False)],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report to this file.")] = None,
+    format: Annotated[str, typer.Option("--format", help="What to print: text or html.")] = "text",
+) -> None:
+    """The stakeholder report of a measured request: results against baseline and target, ROI,
+    recap, action plan and contributions (what `acknowledge` sends to the stakeholders)."""
+    if format not in ("text", "html"):
+        raise InvalidInput([FieldError("format", f"{format!r} is not text or html")])
+    from flows import report as report_module
+
+    ctx = _cli()._App()
+    built = report_module.build(ctx.service.show(request_id), templates_dir=ctx.settings.templates_dir)
+    sys.stdout.write(built.html if format == "html" else built.text)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(built.html, encoding="utf-8")
+        typer.echo(f"HTML report written to {html}", err=True)
+
+
+clock_app = typer.Typer(help="The simulated clock (demo and tests only: needs LDFLOW_SIMULATED_CLOCK).",
+                        no_args_is_help=True)
+
+
+def _file_clock() -> Any:
+    from flows.clock import FileClock
+
+    settings = _cli()._settings()
+    if not settings.simulated_clock:
+        raise InvalidInput([FieldError("LDFLOW_SIMULATED_CLOCK", "the simulated clock is off: set it to a file "
+                                       "path to simulate time (demo and tests only, never in production)")])
+    return FileClock(settings.simulated_clock)
+
+
+def _show(at: Any) -> None:
+    typer.echo(f"simulated now: {at.isoformat()}")
+
+
+@clock_app.command("show")
+def clock_show() -> None:
+    """Print the simulated now (UTC)."""
+    _show(_file_clock().now())
+
+
+@clock_app.command("advance")
+def clock_advance(
+    by: Annotated[str, typer.Argument(metavar="DURATION", help="ISO 8601 duration (P30D, PT6H) or days (30).")],
+) -> None:
+    """Move the simulated clock forward."""
+    from states.durations import parse_duration
+
+    text = by.strip()
+    if text.isdigit():
+        text = f"P{text}D"
+    try:
+        duration = parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInput([FieldError("DURATION", str(exc))]) from None
+    clock = _file_clock()
+    at = duration.after(clock.now())
+    clock.set(at)
+    _show(at)
+
+
+@clock_app.command("set")
+def clock_set(
+    at: Annotated[str, typer.Argument(metavar="TIME", help="ISO 8601 time with offset, e.g. 2026-05-01T09:00Z.")],
+) -> None:
+    """Set the simulated clock to a time (with a UTC offset)."""
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput([FieldError("TIME", f"{at!r} is not an ISO 8601 time")]) from None
+    if parsed.tzinfo is None:
+        raise InvalidInput([FieldError("TIME", "give a UTC offset (e.g. 2026-05-01T09:00Z): no floating times")])
+    clock = _file_clock()
+    clock.set(parsed)
+    _show(clock.now())
+
+
+def export_xapi(
+    request_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="One request (default: all).",
+                                                     show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    = None,
+) -> None:
+    """xAPI 1.0.3 statements (JSON array) for delivered and measured events; one registration per request."""
+    from flows import xapi
+
+    ctx = _cli()._App()
+    data = json.dumps(xapi.statements(ctx.service, request_id), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(data)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_text(data, encoding="utf-8")
+    tmp.replace(output)
+    typer.echo(f"exported xAPI statements to {output}", err=True)
 
 
 def register(app: Any) -> None:
-    """Add the pipeline commands to the Typer ``app`` (filled in by the pipeline work)."""
+    """Add the pipeline commands to the Typer ``app``."""
+    app.command("run", rich_help_panel=PANEL, short_help="One pass of the pipeline (a Prefect flow run).")(run)
+    app.command("serve", rich_help_panel=PANEL,
+                short_help="Keep the pipeline running: serve the flows with their schedules.")(serve)
+    app.command("report", rich_help_panel="Reading",
+                short_help="The stakeholder report of a measured request (text or HTML).")(report)
+    app.command("export-xapi", rich_help_panel="Reading",
+                short_help="xAPI 1.0.3 statements for delivered and measured events.")(export_xapi)
+    app.add_typer(clock_app, name="clock", rich_help_panel="Other")

@@ -44,9 +44,10 @@ import logging  # noqa: E402
 import socket  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from prefect import flow, task  # noqa: E402
@@ -296,23 +297,153 @@ def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_bat
     return summary
 
 
-def take_in(rt: Runtime, batch: int = 200) -> StepSummary:
-    """New requests from the drop folder; replies from the inbox when IMAP is configured."""
-    summary = StepSummary("intake")
-    summary.counts["submitted"] = 0
-    import importlib
-    import importlib.util
+def _lookup_sent(conn: Any) -> Callable[[Any], dict[str, tuple[int, str]]]:
+    """Message-IDs ldflow sent → (request id, outbox key), for matching replies to requests."""
+    from connectors.db.tables import outbox
 
-    if importlib.util.find_spec("connectors.email.dropfolder") is None:
-        summary.errors.append("the drop-folder connector is not installed yet")
-        return summary
-    intake_module = importlib.import_module("connectors.email.dropfolder")
-    result = intake_module.take_in(rt.service, rt.settings, rt.engine, now=rt.now(), actor=ACTOR, batch=batch)
-    for name, value in (result.items() if isinstance(result, dict) else asdict(result).items()):
-        if isinstance(value, int):
-            summary.add(name, value)
-        elif isinstance(value, list):
-            summary.errors.extend(str(v) for v in value)
+    def lookup(message_ids: Any) -> dict[str, tuple[int, str]]:
+        ids = list(message_ids)
+        if not ids:
+            return {}
+        rows = conn.execute(select(outbox.c.message_id, outbox.c.request_id, outbox.c.key)
+                            .where(outbox.c.message_id.in_(ids))).all()
+        return {r.message_id: (r.request_id, r.key) for r in rows}
+
+    return lookup
+
+
+def _intake_from_mail(message: Any) -> dict[str, Any] | None:
+    """A new request mailed in: the body holds the intake fields as YAML (the sender is the requester)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(message.body_text or "")
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict) or "requested_solution" not in data:
+        return None
+    data.setdefault("title", message.subject)
+    data.setdefault("requester", {"name": message.from_name or message.from_address,
+                                  "email": message.from_address})
+    return data
+
+
+def _checkpoint_of(request_id: int, outbox_key: str | None) -> str | None:
+    """The checkpoint a survey (or survey reminder) e-mail asked about, from its outbox key."""
+    if not outbox_key:
+        return None
+    parts = outbox_key.split(":")
+    # "<id>:survey:<item>:<offset>" or "<id>:survey_reminder:<item>:<offset>:<n>"
+    if len(parts) >= 4 and parts[1] in ("survey", "survey_reminder"):
+        return f"{request_id}:{parts[2]}:{parts[3]}"
+    return None
+
+
+def _handler(rt: Runtime, now: datetime, created: list[int]) -> Callable[[Any, Any], Any]:
+    """What to do with one inbound item, inside the ingest loop's write transaction."""
+    from connectors.db.inbound import Handled, Quarantine
+    from connectors.email.replies import interpret_reply, match_request
+    from states.models import CheckpointResult, Intake, PlanApproval
+    from states.request import TrainingRequest
+    from states.validation import parse
+
+    store = rt.store
+
+    def submit(conn: Any, data: dict[str, Any], source: str) -> Any:
+        try:
+            intake = parse(Intake, data, source)
+        except LdflowError as exc:
+            raise Quarantine(str(exc)) from None
+        request = store.add_in(conn, TrainingRequest.submit(intake, now), ACTOR)
+        created.append(request.id)
+        return Handled("processed", request.id)
+
+    def handle(conn: Any, item: Any) -> Any:
+        if item.kind in ("json", "yaml"):
+            return submit(conn, dict(item.intake or {}), Path(item.path).name if item.path else "drop folder")
+        message = item.message
+        match = match_request(message, _lookup_sent(conn))
+        if match is None:
+            data = _intake_from_mail(message)
+            if data is None:
+                raise Quarantine("not a reply to a message ldflow sent (no known In-Reply-To/References or "
+                                 "[ldflow #N] tag), and the body is not an intake (YAML with title, sponsor, "
+                                 "requested_solution…)")
+            return submit(conn, data, f"e-mail {message.message_id}")
+        request = store.get(match.request_id)
+        intent = interpret_reply(message.body_text)
+        sender = message.from_address
+        try:
+            if intent.kind == "approve":
+                request.approve_plan(PlanApproval(approver=sender, comment=intent.note[:2000]), now)
+            elif intent.kind == "survey_result":
+                key = _checkpoint_of(match.request_id, match.in_reply_to_key)
+                if key is None:
+                    raise Quarantine(f"a number ({intent.value}) in a reply that does not answer a survey")
+                request.record_result(key, CheckpointResult(value=float(intent.value), note=intent.note[:2000]),
+                                      now)
+            else:
+                request.add_note(intent.note or message.subject, now, source=f"e-mail from {sender}")
+        except (LdflowError, ValueError) as exc:
+            raise Quarantine(f"request {match.request_id}: {exc}") from None
+        store.save_in(conn, request, sender)
+        return Handled("processed", match.request_id)
+
+    return handle
+
+
+def _sources(settings: Settings) -> list[Any]:
+    from connectors.email.dropfolder import DropFolderSource
+
+    sources: list[Any] = [DropFolderSource(settings.drop_dir)]
+    if settings.imap_host:
+        from connectors.email.config import ImapConfig
+        from connectors.email.imap import ImapSource
+
+        port = settings.imap_port or (993 if settings.imap_security == "ssl" else 143)
+        sources.append(ImapSource(ImapConfig(host=settings.imap_host, port=port, security=settings.imap_security,
+                                             username=settings.imap_username or "",
+                                             password=settings.imap_password or "",
+                                             mailbox=settings.imap_mailbox)))
+    return sources
+
+
+def take_in(rt: Runtime, batch: int = 200) -> StepSummary:
+    """New requests from the drop folder (JSON/YAML intakes, e-mails), and replies (plan approvals,
+    survey answers, notes) from it and from the IMAP inbox when configured. Each item is recorded
+    in the same transaction as the change it causes, so it is taken in once; what cannot be acted
+    on is quarantined with the reason, never dropped."""
+    from connectors.db.inbound import ingest
+
+    summary = StepSummary("intake")
+    for name in ("processed", "quarantined", "skipped"):
+        summary.counts[name] = 0
+    now = rt.now()
+    created: list[int] = []  # may hold ids of rolled-back submissions: only used for the event below
+    for source in _sources(rt.settings):
+        opened = hasattr(source, "__enter__")
+        try:
+            if opened:
+                source.__enter__()
+            result = ingest(rt.engine, source, _handler(rt, now, created), now,
+                            quarantine_dir=rt.settings.home / "quarantine", limit=batch)
+        except Exception as exc:  # an unreachable inbox must not stop the rest of the pass
+            summary.errors.append(f"{source.source}: {type(exc).__name__}: {exc}")
+            continue
+        finally:
+            if opened:
+                with contextlib.suppress(Exception):
+                    source.__exit__(None, None, None)
+        summary.add("processed", result.processed)
+        summary.add("quarantined", result.quarantined)
+        summary.add("skipped", result.skipped)
+        summary.errors.extend(result.reasons)
+        if result.aborted:
+            summary.errors.append(f"{source.source}: stopped early: {result.aborted}")
+    if created and summary.counts["processed"]:
+        from flows import events
+
+        events.emit([events.outbox_event([f"{rid}:intake_acknowledgement" for rid in created])])
     return summary
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.db import audit
@@ -55,6 +55,33 @@ class ListFilter:
     offset: int = 0
 
 
+# Hot-path statements, built once with bound parameters: building and cache-keying a Core statement
+# costs several times more than SQLite takes to run it (bench/transitions.py, bench/README.md).
+_GET = select(requests.c.version, requests.c.document).where(requests.c.id == bindparam("request_id"))
+_EXISTS = select(requests.c.id).where(requests.c.id == bindparam("request_id"))
+_HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("request_id"))
+            .order_by(audit_events.c.seq))
+_SAVE = (update(requests)
+         .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
+         .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
+                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document")))
+_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # (dialect, table, keys) -> INSERT … ON CONFLICT
+
+
+def _json_default(value: Any) -> Any:
+    """For ``json.dumps``: a dataclass as a dict of its fields (as ``dataclasses.asdict`` gives, without its
+    deep copy of every value), anything else as ``str``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return str(value)
+
+
+def notification_json(notification: Any) -> str:
+    """The outbox row's JSON of a notification: the same text as
+    ``json.dumps(dataclasses.asdict(notification), default=str)``, at a fraction of the cost."""
+    return json.dumps(notification, default=_json_default)
+
+
 SORTS = {"id": requests.c.id, "created": requests.c.created_at, "updated": requests.c.updated_at,
          "state": requests.c.state, "title": requests.c.title}
 
@@ -74,13 +101,7 @@ class SqlStore:
     def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
         """Insert a new request (version 1) with its events and outbox rows; assigns ``request.id``."""
         with write_transaction(self.engine) as conn:
-            request.version = 1
-            request.id = conn.execute(insert(requests).values(
-                title=request.intake.title, state=request.state.value, version=1,
-                requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
-                created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
-            ).returning(requests.c.id)).scalar_one()
-            self._write_effects(conn, request, actor, new=True)
+            self.add_in(conn, request, actor)
         request.clear_pending()
         return request
 
@@ -90,6 +111,25 @@ class SqlStore:
         with write_transaction(self.engine) as conn:
             self._write_effects(conn, request, actor, new=False)
         request.clear_pending()
+        return request
+
+    def add_in(self, conn: Connection, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """``add`` inside the caller's write transaction (``write_transaction``), e.g. together with
+        the inbound-mail record of the message that caused it. Pending changes are cleared only
+        by ``add``: a caller that rolls back discards the request object."""
+        request.version = 1
+        request.id = conn.execute(insert(requests).values(
+            title=request.intake.title, state=request.state.value, version=1,
+            requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
+            created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
+        ).returning(requests.c.id)).scalar_one()
+        self._write_effects(conn, request, actor, new=True)
+        return request
+
+    def save_in(self, conn: Connection, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """``save`` inside the caller's write transaction (see ``add_in``); raises ``Conflict`` likewise."""
+        assert request.id is not None
+        self._write_effects(conn, request, actor, new=False)
         return request
 
     def _write_effects(self, conn: Connection, request: TrainingRequest, actor: str, *, new: bool) -> None:
@@ -104,9 +144,9 @@ class SqlStore:
         head = audit.append(conn, rows)
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
-        result = conn.execute(
-            update(requests).where(requests.c.id == request.id, requests.c.version == expected).values(
-                state=request.state.value, version=version, updated_at=at, head_seq=head, document=document))
+        result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
+                                      "b_version": version, "b_updated_at": at, "b_head_seq": head,
+                                      "b_document": document})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -117,7 +157,7 @@ class SqlStore:
         notes = request.pending_notifications()
         if notes:
             values = [{"key": n.key, "request_id": request.id, "template": n.template,
-                       "notification": json.dumps(dataclasses.asdict(n), default=str),
+                       "notification": notification_json(n),
                        "created_at": at, "status": "pending", "attempts": 0} for n in notes]
             self._insert_ignore(conn, outbox, values, ["key"])
 
@@ -144,18 +184,25 @@ class SqlStore:
             "result": json.dumps({"value": c.value, "note": c.note, "missed_reason": c.missed_reason})
             if c.closed else None,
         } for c in touched]
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(checkpoints)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
-            name: excluded[name] for name in ("status", "sent_at", "reminders_sent", "last_reminder_at",
-                                              "closed_at", "result", "due_at")})
+        cache_key = (conn.dialect.name, "checkpoints:upsert", ("key",))
+        stmt = _UPSERTS.get(cache_key)
+        if stmt is None:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(checkpoints)
+            excluded = stmt.excluded
+            stmt = _UPSERTS[cache_key] = stmt.on_conflict_do_update(index_elements=["key"], set_={
+                name: excluded[name] for name in ("status", "sent_at", "reminders_sent", "last_reminder_at",
+                                                  "closed_at", "result", "due_at")})
         conn.execute(stmt, values)
 
     @staticmethod
     def _insert_ignore(conn: Connection, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=keys), values)
+        cache_key = (conn.dialect.name, table.name, tuple(keys))
+        stmt = _UPSERTS.get(cache_key)
+        if stmt is None:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = _UPSERTS[cache_key] = dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+        conn.execute(stmt, values)
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -165,8 +212,7 @@ class SqlStore:
 
     @staticmethod
     def _get(conn: Connection, request_id: int) -> TrainingRequest:
-        row = conn.execute(select(requests.c.version, requests.c.document)
-                           .where(requests.c.id == request_id)).first()
+        row = conn.execute(_GET, {"request_id": request_id}).first()
         if row is None:
             raise NotFound(f"request {request_id}")
         request = TrainingRequest.model_validate_json(row.document)
@@ -176,10 +222,9 @@ class SqlStore:
 
     def history(self, request_id: int) -> list[audit.AuditRecord]:
         with read_transaction(self.engine) as conn:
-            if conn.execute(select(requests.c.id).where(requests.c.id == request_id)).first() is None:
+            if conn.execute(_EXISTS, {"request_id": request_id}).first() is None:
                 raise NotFound(f"request {request_id}")
-            rows = conn.execute(select(audit_events).where(audit_events.c.request_id == request_id)
-                                .order_by(audit_events.c.seq)).all()
+            rows = conn.execute(_HISTORY, {"request_id": request_id}).all()
         return [audit.to_record(r) for r in rows]
 
     def counts_by_state(self) -> dict[str, int]:
