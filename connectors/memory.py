@@ -140,6 +140,11 @@ class InMemoryStore:
 
     # --- reading -----------------------------------------------------------------------------------
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """Everything stored, cheap to compare: lets a test check that a refused command wrote nothing."""
+        with self._lock:  # rows and timers are replaced on write, never changed in place
+            return tuple(self._rows.items()), len(self._events), tuple(self._timers.items()), tuple(self.outbox)
+
     def get(self, request_id: int) -> TrainingRequest:
         with self._lock:
             row = self._rows.get(request_id)

@@ -141,7 +141,9 @@ class SqlStore:
         rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
                  "to_state": e.to_state, "version": version, "actor": actor, "at": at_text,
                  "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
-        head = audit.append(conn, rows)
+        # With no events the request's newest event stays what it was (the chain head may be another's).
+        head = audit.append(conn, rows) if rows else conn.execute(
+            select(requests.c.head_seq).where(requests.c.id == request.id)).scalar() or 0
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,

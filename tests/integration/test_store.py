@@ -272,3 +272,14 @@ def test_state_enum_matches_the_state_column_width() -> None:
     from connectors.db.tables import requests
 
     assert max(len(s.value) for s in State) <= requests.c.state.type.length  # type: ignore[attr-defined]
+
+
+def test_a_save_without_events_keeps_the_chain_verifiable(any_service: Service) -> None:
+    """Saving an unchanged request (no events) must not point it at another request's newest event."""
+    store = any_service.store
+    a = any_service.submit(intake_data(title="Request A"), ACTOR).id
+    any_service.submit(intake_data(title="Request B"), ACTOR)
+    saved = store.save(store.get(a), ACTOR)
+    assert saved.version == 2
+    assert [e.type for e in store.history(a)] == ["submitted"]
+    assert any_service.verify().ok

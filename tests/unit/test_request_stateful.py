@@ -89,7 +89,7 @@ class RequestLifecycle(RuleBasedStateMachine):
         request = self.store.get(self.rid)
         state = request.state
         before = request.model_dump()
-        history = self.store.history(self.rid)
+        stored = self.store.snapshot()
         try:
             outcome = apply(request, self.now)
         except (InvalidInput, TransitionRefused, NotFound) as exc:
@@ -97,8 +97,7 @@ class RequestLifecycle(RuleBasedStateMachine):
             assert request.model_dump() == before
             assert request.pending_events() == [] and request.pending_notifications() == []
             assert request.touched_checkpoints() == []
-            assert self.store.get(self.rid).model_dump() == before
-            assert self.store.history(self.rid) == history
+            assert self.store.snapshot() == stored  # document, version, events, timers, outbox
             if trigger is not None and trigger not in lifecycle.allowed_triggers(state) \
                     and not isinstance(exc, InvalidInput):  # input is parsed before the lifecycle is asked
                 assert isinstance(exc, InvalidTransition)
@@ -242,6 +241,9 @@ class RequestLifecycle(RuleBasedStateMachine):
         elif request.state in TERMINAL:
             self.ever_terminal = request.state
 
+
+
+    def teardown(self) -> None:
         assert self.store.verify().ok
 
 
