@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,9 +38,15 @@ RESOURCE_PREFIX = "ldflow.request."
 
 
 def api_configured() -> bool:
-    """True when a Prefect API is configured (not the throw-away ephemeral server)."""
-    if os.environ.get("LDFLOW_PREFECT_EVENTS", "").lower() in ("0", "false", "off", "no"):
+    """True when a Prefect API is configured (not the throw-away ephemeral server).
+
+    ``LDFLOW_PREFECT_EVENTS=off`` turns emission off; ``on`` turns it on regardless (tests that
+    capture events with :func:`set_emitter`)."""
+    switch = os.environ.get("LDFLOW_PREFECT_EVENTS", "").lower()
+    if switch in ("0", "false", "off", "no"):
         return False
+    if switch in ("1", "true", "on", "yes"):
+        return True
     if os.environ.get("PREFECT_API_URL"):
         return True
     if "prefect" not in sys.modules:  # never import Prefect just to find out (the CLI must start fast)
@@ -83,15 +89,29 @@ def outbox_event(keys: list[str]) -> dict[str, Any]:
     }
 
 
+def _prefect_emit(event: dict[str, Any]) -> None:
+    from prefect.events import emit_event
+
+    emit_event(**event)
+
+
+_emitter: Callable[[dict[str, Any]], None] = _prefect_emit
+
+
+def set_emitter(emitter: Callable[[dict[str, Any]], None] | None) -> Callable[[dict[str, Any]], None]:
+    """Replace how events leave the process (tests capture them); None restores Prefect's. Returns the old one."""
+    global _emitter
+    old, _emitter = _emitter, emitter or _prefect_emit
+    return old
+
+
 def emit(events: list[dict[str, Any]]) -> int:
     """Emit ``events`` to the configured Prefect API; returns how many were handed over."""
     if not events or not api_configured():
         return 0
     try:
-        from prefect.events import emit_event
-
         for e in events:
-            emit_event(**e)
+            _emitter(e)
         return len(events)
     except Exception as exc:  # observability must never break the pipeline
         log.warning("could not emit %d Prefect event(s): %s", len(events), exc)
