@@ -16,6 +16,7 @@ from typing import IO, Any
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -238,7 +239,7 @@ def acknowledgement_panel(r: TrainingRequest) -> Panel:
 def list_table(rows: list[RequestSummary], page: int, pages: int, total: int) -> RenderableType:
     table = Table(box=box.SIMPLE_HEAD, caption=f"page {page} of {pages}, {total} total", caption_justify="left")
     table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("title", ratio=1, min_width=16)
+    table.add_column("title", min_width=28)
     table.add_column("state", no_wrap=True)
     table.add_column("v", justify="right", no_wrap=True)
     table.add_column("requester / sponsor", no_wrap=True)
@@ -276,7 +277,7 @@ def summarize(record: AuditRecord) -> str:
             items = p.get("plan", {}).get("items", [])
             return f"{len(items)} item(s): " + ", ".join(str(i.get("id")) for i in items)
         if t == "plan_approved":
-            return f"by {p.get('approver')}" + (f": {p['comment']}" if p.get("comment") else "")
+            return f"approver {p.get('approver')}" + (f": {p['comment']}" if p.get("comment") else "")
         if t == "designed":
             return f"format: {p.get('brief', {}).get('format', '')}"
         if t == "redirected":
@@ -313,19 +314,21 @@ def summarize(record: AuditRecord) -> str:
     return text if len(text) <= 100 else text[:99] + "…"
 
 
-def timeline(request_id: int, records: list[AuditRecord]) -> Table:
-    table = Table(title=f"History of request {request_id} (UTC)", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("when", no_wrap=True)
-    table.add_column("actor")
-    table.add_column("event", no_wrap=True)
-    table.add_column("what")
+def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
+    """One entry per event: number, UTC time, event (with the state change) and actor, then what it was about."""
+    lines: list[RenderableType] = [Text.from_markup(f"[bold]History of request {request_id}[/] (times in UTC)")]
     for rec in records:
-        event = _t(rec.type)
+        event = f"[bold]{_t(rec.type)}[/]"
         if rec.trigger:
             event += f" ({_t(rec.from_state)} → {_state(rec.to_state or '')})"
-        table.add_row(str(rec.seq), utc(rec.at), _t(rec.actor), event, _t(summarize(rec)))
-    return table
+        head = Text.from_markup(f"{rec.seq:>5}  {utc(rec.at)}  {event}  [dim]by[/] {_t(rec.actor)}")
+        lines.append(head)
+        what = summarize(rec)
+        if what.strip():
+            lines.append(Padding(Text(what), (0, 0, 0, 8)))
+    if not records:
+        lines.append(Text("no events"))
+    return Group(*lines)
 
 
 # --- export -------------------------------------------------------------------------------------------

@@ -230,11 +230,11 @@ def test_walk_through_design_path_to_acknowledged(cli: Cli) -> None:
 
 def test_redirect_path_and_note(cli: Cli) -> None:
     rid = int(cli("submit", "-f", ex("intake-crm.json"), "-q").out.strip())
-    cli("diagnose", rid, "-f", ex("diagnosis.yaml"))
+    assert "recommended: tool_fix (" in cli("diagnose", rid, "-f", ex("diagnosis-crm.yaml")).out
     refused = cli("redirect", rid, code=3)
     for item in ("an approved measurement plan", "a redirect kind", "a rationale for the redirect"):
         assert item in refused.err
-    cli("plan", "draft", rid, "-f", ex("plan.yaml"))
+    cli("plan", "draft", rid, "-f", ex("plan-crm.yaml"))
     cli("plan", "approve", rid, "--by", SPONSOR, "--comment", "fine")
     out = cli("redirect", rid, "-f", ex("redirect.yaml"), "--kind", "process_change").out
     assert "redirected (process_change)" in out
