@@ -163,6 +163,8 @@ def to_ics(item: CalendarItem, *, method: str | None = None, dtstamp: datetime |
 
 def _walk_datetimes(cal: Calendar) -> Iterator[tuple[str, str, Any]]:
     for component in cal.walk():
+        if component.name in ("VTIMEZONE", "STANDARD", "DAYLIGHT"):
+            continue  # RFC 5545 3.6.5: onsets inside a VTIMEZONE are local times by definition
         for prop in _DATETIME_PROPS:
             if prop not in component:
                 continue
