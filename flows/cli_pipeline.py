@@ -132,8 +132,8 @@ def run(
         for step in result["steps"]:
             for error in step["errors"][:10]:
                 out.print(f"[yellow]{step['step']}:[/] {error}", markup=True, highlight=False)
-    if result["errors_total"]:
-        raise typer.Exit(1)
+    # Problems with single items (a quarantined file, a refused recipient) are recorded and shown
+    # above; they do not make the pass a failure. A failed flow run exits 1 (see above).
 
 
 def serve(
