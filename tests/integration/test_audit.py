@@ -243,9 +243,12 @@ def test_ldflow_audit_verify_reports_the_broken_event(sqlite_url: str, clock: Fi
     build_history(engine, clock)
     env = {**os.environ, "LDFLOW_DATABASE_URL": sqlite_url, "LDFLOW_HOME": str(tmp_path / "home"),
            "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", "from flows.cli import main; main()", "audit", "verify"]
+    script = Path(sys.executable).parent / "ldflow"  # the installed console script, as a user runs it
+    command = ([str(script)] if script.exists() else [sys.executable, "-c", "from flows.cli import main; main()"]) + [
+        "audit", "verify"]
     ok = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok" in ok.stdout
     drop_triggers(engine)
     with engine.begin() as conn:
         alter_payload(conn)
@@ -253,4 +256,4 @@ def test_ldflow_audit_verify_reports_the_broken_event(sqlite_url: str, clock: Fi
     broken = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert broken.returncode != 0
     output = broken.stdout + broken.stderr
-    assert "4" in output and "Traceback" not in output, output
+    assert "event 4" in output and "Traceback" not in output, output

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from connectors.db.engine import make_engine
 from connectors.db.store import SqlStore
-from connectors.db.tables import audit_events, requests
+from connectors.db.tables import audit_events, outbox, requests
 from flows.clock import SystemClock
 from flows.service import Service
 from tests.builders import ACTOR, drive_to, intake_data
@@ -119,6 +119,8 @@ def test_concurrent_triggers_on_one_request_exactly_one_wins(db_url: str, tmp_pa
     assert [e.type for e in history[len(events_before):]] == ["diagnosed"]  # exactly one new audit event
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(audit_events)).scalar_one() == 2
+        keys = sorted(conn.execute(select(outbox.c.key)).scalars())
+    assert keys == ["1:diagnosis_summary:v2", "1:intake_acknowledgement"]  # the losers queued nothing
     assert service.verify().ok
     engine.dispose()
 
