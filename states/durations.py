@@ -17,6 +17,9 @@ _PATTERN = re.compile(
 )
 
 
+MAX_YEARS = 100
+
+
 @dataclass(frozen=True)
 class Duration:
     text: str
@@ -46,6 +49,12 @@ def parse_duration(text: str) -> Duration:
     if match is None:
         raise ValueError(f"{text!r} is not an ISO 8601 duration (examples: P1D, P2W, P3M, PT12H)")
     parts = {k: int(v) if v else 0 for k, v in match.groupdict().items()}
+    # Bound it before building a timedelta (which overflows) or adding it to a date (which can pass year 9999).
+    # Whole seconds in integers: a float of a 400-digit number overflows too.
+    seconds = (parts["years"] * 31_557_600 + parts["months"] * 2_630_016 + parts["weeks"] * 604_800
+               + parts["days"] * 86_400 + parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"])
+    if seconds > MAX_YEARS * 31_557_600:
+        raise ValueError(f"{text!r} is too far out: a checkpoint must come within {MAX_YEARS} years of delivery")
     delta = timedelta(
         weeks=parts["weeks"],
         days=parts["days"],

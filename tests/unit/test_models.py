@@ -165,7 +165,9 @@ def test_cause_check_answer_must_be_yes_no_or_unknown() -> None:
 
 # --- measurement plan ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("offset", ["30 days", "P", "PT", "P30", "30D", "P-1D", "P0D", "PT0S", "P1.5D", "", "P1DT"])
+@pytest.mark.parametrize("offset", ["30 days", "P", "PT", "P30", "30D", "P-1D", "P0D", "PT0S", "P1.5D", "", "P1DT",
+                                    "P99999Y", "P999999999999999999999D", "PT99999999999999999999S",
+                                    "P" + "9" * 400 + "D", "P101Y"])
 def test_bad_iso_durations_are_refused(memory_service: Service, offset: str) -> None:
     rid = memory_service.submit(intake_data(), ACTOR).id
     with pytest.raises(InvalidInput) as info:
@@ -178,6 +180,18 @@ def test_bad_iso_durations_are_refused(memory_service: Service, offset: str) -> 
 def test_durations_parse(text: str, days: float) -> None:
     start = datetime(2026, 1, 1, 9, tzinfo=UTC)
     assert parse_duration(text).after(start) == start + timedelta(days=days)
+
+
+def test_a_far_but_allowed_checkpoint_is_scheduled(memory_service: Service) -> None:
+    from tests.builders import brief_data, delivery_data
+
+    rid = memory_service.submit(intake_data(), ACTOR).id
+    memory_service.diagnose(rid, diagnosis_data(), ACTOR)
+    memory_service.draft_plan(rid, plan_data(items=[plan_item("m1", checkpoints=["P100Y"])]), ACTOR)
+    memory_service.approve_plan(rid, approval_data(), ACTOR)
+    memory_service.design(rid, brief_data(), ACTOR)
+    request = memory_service.deliver(rid, delivery_data(), ACTOR)
+    assert request.checkpoints[0].due_at.year == 2126
 
 
 def test_calendar_months_clip_to_the_end_of_the_month() -> None:
