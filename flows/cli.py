@@ -330,7 +330,7 @@ def plan_draft(
     data, source = _input(file)
     request = _App().service.draft_plan(request_id, data, _actor(actor), if_version, source)
     assert request.plan is not None
-    _done(request, as_json, f"measurement plan drafted ({len(request.plan.items)} items); awaiting approval by "
+    _done(request, as_json, f"measurement plan drafted ({len(request.plan.items)} item(s)); awaiting approval by "
                             f"{request.intake.sponsor.email}")
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -63,6 +64,11 @@ class Cli:
             command = " ".join(map(str, args))
             assert result.code == code, f"ldflow {command} -> {result.code}\n{result.out}\n{result.err}"
         return result
+
+    def many(self, calls: list[tuple[Any, ...]], code: int | None = 0) -> list[Result]:
+        """Run independent read-only or refused calls side by side (each is a separate process)."""
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            return list(pool.map(lambda args: self(*args, code=code), calls))
 
     def snapshot(self, request_id: int) -> tuple[Any, ...]:
         """The request's version, state and history length as ldflow shows them, and the row counts of
@@ -319,8 +325,8 @@ def test_invalid_input_names_the_field_and_writes_nothing(cli: Cli, received: in
     cases.append((("design", "abc"), ["Invalid value for 'ID'"]))
     cases.append((("diagnose", received, "--actor", ""), ["actor:"]))
 
-    for args, expected in cases:
-        result = cli(*args, code=2)
+    results = cli.many([args for args, _ in cases], code=2)
+    for (args, expected), result in zip(cases, results, strict=True):
         text = " ".join(result.err.split())
         for fragment in expected:
             assert fragment in text, (args, result.err)
@@ -345,9 +351,9 @@ def test_transition_refused_lists_every_missing_item(cli: Cli, received: int) ->
 
 
 def test_not_found_exits_4(cli: Cli) -> None:
-    for args in (("show", 9999), ("history", 9999, "--json"), ("plan", "show", 9999),
-                 ("diagnose", 9999, "-f", ex("diagnosis.yaml")), ("export", 9999)):
-        result = cli(*args, code=4)
+    calls: list[tuple[Any, ...]] = [("show", 9999), ("history", 9999, "--json"), ("plan", "show", 9999),
+                                    ("diagnose", 9999, "-f", ex("diagnosis.yaml")), ("export", 9999)]
+    for result in cli.many(calls, code=4):
         assert "not found: request 9999" in result.err
 
 
@@ -424,19 +430,25 @@ def _ids(result: Result) -> list[int]:
 
 
 def test_list_filters_sorts_and_pages(catalogue: Cli) -> None:
-    cli = catalogue
-    everything = cli("list", "--json").json()
-    assert everything["total"] == 6 and everything["pages"] == 1
-    assert _ids(cli("list", "--json", "--state", "received", "--state", "declined")) == [1, 4, 6]
-    assert _ids(cli("list", "--json", "--requester", "ANA@x.example")) == [1, 3, 5]
-    assert _ids(cli("list", "--json", "--sponsor", "tess@x.example")) == [3, 6]
-    assert _ids(cli("list", "--json", "--from", "2026-05-02", "--to", "2026-05-04")) == [2, 3, 4]
-    assert _ids(cli("list", "--json", "--sort", "title")) == [3, 4, 2, 6, 1, 5]
-    assert _ids(cli("list", "--json", "--sort=-created")) == [6, 5, 4, 3, 2, 1]
-    page = cli("list", "--json", "--sort=-created", "--limit", "4", "--page", "2").json()
-    assert [i["id"] for i in page["items"]] == [2, 1] and (page["page"], page["pages"], page["total"]) == (2, 2, 6)
-    assert _ids(cli("list", "--json", "--limit", "2", "--offset", "3")) == [4, 5]
-    human = cli("list", "--state", "received", "--limit", "1", "--page", "2").out
+    expected: list[tuple[tuple[str, ...], list[int]]] = [
+        ((), [1, 2, 3, 4, 5, 6]),
+        (("--state", "received", "--state", "declined"), [1, 4, 6]),
+        (("--requester", "ANA@x.example"), [1, 3, 5]),
+        (("--sponsor", "tess@x.example"), [3, 6]),
+        (("--from", "2026-05-02", "--to", "2026-05-04"), [2, 3, 4]),
+        (("--sort", "title"), [3, 4, 2, 6, 1, 5]),
+        (("--sort=-created",), [6, 5, 4, 3, 2, 1]),
+        (("--sort=-created", "--limit", "4", "--page", "2"), [2, 1]),
+        (("--limit", "2", "--offset", "3"), [4, 5]),
+        (("--state", "received", "--sponsor", "tess@x.example", "--sort=-id"), [6]),
+    ]
+    results = catalogue.many([("list", "--json", *args) for args, _ in expected])
+    for (args, ids), result in zip(expected, results, strict=True):
+        assert _ids(result) == ids, args
+    page = results[7].json()
+    assert (page["page"], page["pages"], page["total"], page["limit"]) == (2, 2, 6, 4)
+    assert results[0].json()["pages"] == 1
+    human = catalogue("list", "--state", "received", "--limit", "1", "--page", "2").out
     assert "page 2 of 2, 2 total" in human and "Meetings training" in human
 
 
