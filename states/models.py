@@ -43,7 +43,9 @@ Text = Annotated[str, Field(max_length=20_000)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    # allow_inf_nan=False: NaN/Infinity (JSON "NaN", YAML .inf) would be stored as null and make the
+    # request unreadable.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, allow_inf_nan=False)
 
 
 class Person(Model):

@@ -311,3 +311,80 @@ def test_business_goal_missing_and_merged() -> None:
     merged = goal.merged(BusinessGoal(metric="AHT", target_value=5))
     assert (merged.metric, merged.current_value, merged.target_value) == ("AHT", 0.0, 5)
     assert goal.merged(None) is goal
+
+
+# --- fuzzing: whatever arrives, the answer is an LdflowError, never a traceback ---------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+    | st.sampled_from(["P30D", "P", "2026-01-01", "9999-12-31", "alice@example.org", "yes", "understand it",
+                       float("nan"), float("inf"), 10**400, "a\r\nBcc: eve@example.com"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, new)}
+    return [_replace(v, rest, new) if i == head else v for i, v in enumerate(value)]
+
+
+@given(data=st.data())
+def test_any_damaged_input_gets_a_clear_error(data: st.DataObject) -> None:
+    from connectors.db.store import ListFilter
+    from connectors.memory import InMemoryStore
+    from flows.clock import FixedClock
+    from states.errors import LdflowError
+    from tests.builders import T0, ack_data, brief_data, delivery_data, redirect_data, result_data
+
+    service = Service(InMemoryStore(), FixedClock(T0))
+    command, valid = data.draw(st.sampled_from([
+        ("submit", intake_data()), ("diagnose", diagnosis_data()), ("draft_plan", plan_data()),
+        ("approve_plan", approval_data()), ("design", brief_data()), ("redirect", redirect_data()),
+        ("deliver", delivery_data()), ("record", result_data()), ("acknowledge", ack_data()),
+        ("cancel", {"reason": "x"}),
+    ]))
+    path = data.draw(st.sampled_from(_paths(valid)))
+    damaged = _replace(valid, path, data.draw(JSON))
+    rid = service.submit(intake_data(), ACTOR).id
+    try:
+        if command == "submit":
+            service.submit(damaged, ACTOR)
+        elif command == "record":
+            service.record(rid, "m1:P30D", damaged, ACTOR)
+        else:
+            getattr(service, command)(rid, damaged, ACTOR)
+    except LdflowError as exc:
+        assert str(exc)
+    # whatever was accepted can be read back (the store keeps documents as JSON)
+    for summary in service.list(ListFilter())[0]:
+        service.show(summary.id)
+        service.history(summary.id)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_numbers_must_be_finite(memory_service: Service, number: float) -> None:
+    with pytest.raises(InvalidInput) as info:
+        memory_service.submit(intake_data(business_goal={"current_value": number}), ACTOR)
+    assert fields(info.value) == ["business_goal.current_value"]
+    rid = memory_service.submit(intake_data(), ACTOR).id
+    plan = plan_data()
+    plan["items"][0]["target"]["value"] = number
+    with pytest.raises(InvalidInput) as info:
+        memory_service.draft_plan(rid, plan, ACTOR)
+    assert fields(info.value) == ["items[0].target.value"]
+    assert memory_service.show(rid).plan is None  # and the request stays readable
