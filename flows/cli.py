@@ -766,6 +766,11 @@ def main(argv: list[str] | None = None) -> None:
         report_error(exc)
     except KeyboardInterrupt:
         _fail(130, ["interrupted"])
+    except BrokenPipeError:
+        # The reader went away (``ldflow export | head``): not an error worth a message.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(EXIT_ERROR) from None
     except Exception as exc:  # the last line of defence: no traceback for users
         module = type(exc).__module__ or ""
         if module.startswith(("sqlalchemy", "psycopg", "sqlite3")):

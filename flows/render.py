@@ -307,7 +307,11 @@ def summarize(record: AuditRecord) -> str:
         if t in ("declined", "cancelled"):
             return str(p.get("reason", ""))
         if t == "note_added":
-            return str(p.get("text", ""))
+            return str(p.get("text", "")) + (f" (from {p['source']})" if p.get("source") else "")
+        if t in ("email_sent", "email_bounced", "invite_sent") and "template" in p:
+            to = ", ".join(p.get("to", []))
+            detail = f": {p['detail']}" if p.get("detail") else ""
+            return f"{str(p.get('template', '')).replace('_', ' ')} to {to}{detail}"
     except (AttributeError, TypeError):
         pass
     text = json.dumps(p, ensure_ascii=False, sort_keys=True, default=str)
