@@ -174,15 +174,17 @@ def fire_followups(rt: Runtime, batch: int = 500, lateness_days: int | None = No
         summary.counts[name] = 0
     total = _count_due(rt, rt.now())
     _report("followups", 0, total)
+    # Rounds are bounded: a run that keeps losing conflicts (another run is doing the same work)
+    # or meets rows it cannot act on stops, and the next run takes what is left.
+    rounds = total // batch + 10
     with rt.store.batch():
-        while True:
+        for _ in range(rounds):
             result = rt.service.send_due_checkpoints(ACTOR, lateness, limit=batch)
             for name in ("sent", "flagged", "conflicts"):
                 summary.add(name, result.get(name, 0))
             _report("followups", summary.counts["sent"] + summary.counts["flagged"], total)
-            # Stop when the batch was not full, or when it made no progress (what is left keeps
-            # losing conflicts to another run: the next run takes it).
-            if result["checked"] < batch or result["sent"] + result["flagged"] == 0:
+            progressed = result["sent"] + result["flagged"] + result["conflicts"] > 0
+            if result["checked"] < batch or not progressed:
                 break
         if most > 0:
             while True:
