@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from states.durations import parse_duration
+from states.durations import MAX_YEARS, parse_duration
 
 # A deliberately strict address: one addr-spec, no display name, comments,
 # quotes, angle brackets, commas, whitespace or control characters.
@@ -314,6 +314,14 @@ class Delivery(Model):
     audience_reached: int | None = Field(default=None, ge=0)
     format: Line = ""
     notes: Text = ""
+
+    @field_validator("start_date", "end_date")
+    @classmethod
+    def _schedulable(cls, value: date | None) -> date | None:
+        # Checkpoints (up to MAX_YEARS later) must still be a representable date.
+        if value is not None and value.year > 9999 - MAX_YEARS:
+            raise ValueError(f"{value} is too far in the future to schedule checkpoints after it")
+        return value
 
     @model_validator(mode="after")
     def _order(self) -> Delivery:

@@ -267,6 +267,7 @@ def test_approver_must_be_a_plain_address(memory_service: Service) -> None:
     ("deliver", {"start_date": "2026-04-10", "end_date": "2026-04-01"}, ""),
     ("deliver", {"audience_reached": "many"}, "audience_reached"),
     ("deliver", {"start_date": "tomorrow"}, "start_date"),
+    ("deliver", {"start_date": "9999-12-01", "end_date": "9999-12-30"}, "end_date"),
     ("acknowledge", {"action_plan": [{"owner": "x"}]}, "action_plan[0].step"),
     ("acknowledge", {"recap": ["line one\nline two"]}, "recap[0]"),
     ("acknowledge", {"contributions": [{"stakeholder": "Sam"}]}, "contributions[0].contribution"),
