@@ -19,7 +19,7 @@ from email import errors as email_errors
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default as default_policy
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import cast
 
@@ -264,6 +264,10 @@ def parse_message(raw: bytes, limits: InboundLimits | None = None) -> InboundMes
         defects.append(f"{parts} MIME parts (limit {limits.max_parts})")
         fatal = True
     for part in msg.walk():
+        if part.get_content_maintype() == "text" and not part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, str) and len(payload) <= limits.max_part_bytes:
+                part.get_payload(decode=True)  # records transfer-encoding defects (bad base64) on the part
         for defect in part.defects:
             defects.append(_describe_defect(defect))
             if isinstance(defect, _FATAL_DEFECTS):
@@ -316,18 +320,8 @@ def _build(
     ids = _message_ids(message_id_raw)
     message_id = ids[0] if ids else f"<{sha[:40]}@content.ldflow>"
     subject = _header(head, "Subject", defects).strip()
-    from_value = _header(head, "From", defects)
-    from_name, from_address = "", ""
-    pairs = getaddresses([from_value]) if from_value else []
-    if len(pairs) == 1:
-        from_name, candidate = pairs[0]
-        try:
-            from_address = validate_address("From", candidate)
-        except HeaderValueError as exc:
-            defects.append(str(exc))
-            fatal = True
-    else:
-        defects.append("no single From address" if pairs else "missing From header")
+    from_ok, from_name, from_address = _sender(head, defects)
+    if not from_ok:
         fatal = True
     date_value = _header(head, "Date", defects)
     date_iso: str | None = None
@@ -365,6 +359,37 @@ def _build(
         quarantine=fatal,
         attachments=tuple(attachments),
     )
+
+
+def _sender(head: EmailMessage | Message, defects: list[str]) -> tuple[bool, str, str]:
+    """(usable, display name, address) of the From header, strictly.
+
+    The header is parsed by the modern policy; any defect in it (an unclosed
+    comment as in CVE-2023-27043, a second address, a group) makes the
+    sender unusable: we would not know who really wrote the message.
+    """
+    try:
+        header = head.get("From")
+    except Exception as exc:
+        defects.append(f"unreadable From header: {type(exc).__name__}")
+        return False, "", ""
+    if header is None:
+        defects.append("missing From header")
+        return False, "", ""
+    header_defects = list(getattr(header, "defects", ()))
+    if header_defects:
+        defects.extend(f"From header: {_describe_defect(d)}" for d in header_defects)
+        return False, "", ""
+    addresses = list(getattr(header, "addresses", ()))
+    if len(addresses) != 1:
+        defects.append(f"From header holds {len(addresses)} addresses, not one")
+        return False, "", ""
+    try:
+        address = validate_address("From", addresses[0].addr_spec)
+    except HeaderValueError as exc:
+        defects.append(str(exc))
+        return False, "", ""
+    return True, str(addresses[0].display_name or "").strip(), address
 
 
 def _body_text(msg: EmailMessage, defects: list[str]) -> str:

@@ -382,7 +382,19 @@ def render(
             subtype="ics",
             filename="invite.ics" if method != "CANCEL" else "cancel.ics",
         )
+    _stable_boundaries(msg, notification.key)
     return msg
+
+
+def _stable_boundaries(msg: EmailMessage, key: str) -> None:
+    """Boundaries derived from the key: re-rendering gives the same bytes (given the same Date)."""
+    digest = hashlib.sha256(f"boundary:{key}".encode()).hexdigest()[:24]
+    text = msg.as_string()
+    for index, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            boundary = f"=_ldflow_{digest}_{index}"
+            if boundary not in text:  # never true for a hex digest, but a boundary must not occur in content
+                part.set_boundary(boundary)
 
 
 def parse_request_tag(subject: str) -> int | None:

@@ -37,7 +37,8 @@ _APPROVE_RE = re.compile(
     re.IGNORECASE,
 )
 _NUMBER_RE = re.compile(
-    r"^\s*(?P<value>[-+]?\d+(?:[.,]\d+)?)\s*(?P<unit>%|/\s*\d+(?:[.,]\d+)?)?(?:\s*(?:[-:,;.)]\s*|\s+)(?P<note>.*))?$"
+    r"^\s*(?P<value>[-+]?\d+(?:[.,]\d+)?)\s*(?P<unit>%|/\s*\d+(?:[.,]\d+)?)?"
+    r"(?:(?:\s*[:;,.)]|\s+[-\u2013\u2014]|\s)\s*(?P<note>.*))?\s*$"
 )
 _ATTRIBUTION_RE = re.compile(
     r"^(on\s.+wrote:?|le\s.+a\s+écrit\s*:?|am\s.+schrieb.*:?|-+\s*original message\s*-+|from:\s.+|"

@@ -10,7 +10,14 @@ from icalendar import Calendar
 from connectors.calendar.caldav_client import CaldavError, CaldavPublisher
 from connectors.calendar.ics import check_no_floating_times
 from states.notifications import CalendarItem, Recipient
-from tests.integration.conftest_mail import Radicale, radicale, radicale_server  # noqa: F401  (fixtures)
+from tests.integration import conftest_mail as cm
+from tests.integration.conftest_mail import (
+    Radicale,
+)
+
+# fixtures shared with the other mail/calendar test modules
+radicale = cm.radicale
+radicale_server = cm.radicale_server
 
 ITEM = CalendarItem(
     uid="ldflow-7-delivery@ldflow",
@@ -25,8 +32,8 @@ ITEM = CalendarItem(
 
 
 @pytest.fixture
-def publisher(radicale: Radicale) -> CaldavPublisher:  # noqa: F811
-    pub = CaldavPublisher(radicale.url, radicale.username, radicale.password, timeout=10)
+def publisher(radicale: Radicale) -> CaldavPublisher:
+    pub = CaldavPublisher(radicale.url, radicale.username, radicale.password, timeout=10, auth_type="basic")
     pub.ensure_calendar()
     return pub
 
@@ -109,7 +116,7 @@ def test_todo_reminder_for_an_owner(publisher: CaldavPublisher) -> None:
     assert publisher.cancel(replace(todo, uid="never-published")).action == "absent"
 
 
-def test_wrong_password_is_a_clear_error(radicale: Radicale) -> None:  # noqa: F811
+def test_wrong_password_is_a_clear_error(radicale: Radicale) -> None:
     pub = CaldavPublisher(radicale.url, radicale.username, "wrong", timeout=10)
     with pytest.raises(CaldavError):
         pub.ensure_calendar()

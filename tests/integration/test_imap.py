@@ -20,16 +20,19 @@ from connectors.db.tables import inbound, outbox
 from connectors.email.imap import ImapError, ImapSource
 from connectors.email.inbound import InboundItem, InboundRef
 from connectors.email.replies import interpret_reply, match_request
-from tests.integration.conftest_mail import (  # noqa: F401  (fixtures)
+from tests.integration import conftest_mail as cm
+from tests.integration.conftest_mail import (
     T0,
     CutProxy,
     ImapBox,
-    cut_proxy,
     enqueue,
-    imap_box,
     make_notification,
-    sqlite_mail_engine,
 )
+
+# fixtures shared with the other mail/calendar test modules
+cut_proxy = cm.cut_proxy
+imap_box = cm.imap_box
+sqlite_mail_engine = cm.sqlite_mail_engine
 
 pytestmark = pytest.mark.imap
 

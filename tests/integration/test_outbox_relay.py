@@ -21,15 +21,18 @@ from connectors.email.smtp import (
     UnknownOutcomeError,
 )
 from flows.relay import relay_outbox
-from tests.integration.conftest_mail import (  # noqa: F401  (fixtures)
+from tests.integration import conftest_mail as cm
+from tests.integration.conftest_mail import (
     DOMAIN,
     T0,
     enqueue,
-    mail_engine,
     make_notification,
     outbox_rows,
     renderer,
 )
+
+# fixtures shared with the other mail/calendar test modules
+mail_engine = cm.mail_engine
 
 LEASE = timedelta(minutes=5)
 

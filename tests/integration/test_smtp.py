@@ -17,7 +17,8 @@ from connectors.email.smtp import (
     UnknownOutcomeError,
 )
 from flows.relay import relay_outbox
-from tests.integration.conftest_mail import (  # noqa: F401  (fixtures)
+from tests.integration import conftest_mail as cm
+from tests.integration.conftest_mail import (
     DOMAIN,
     MAIL_FROM,
     T0,
@@ -26,13 +27,15 @@ from tests.integration.conftest_mail import (  # noqa: F401  (fixtures)
     make_notification,
     outbox_rows,
     renderer,
-    self_signed_cert,
-    silent_server,
-    smtp_server,
-    sqlite_mail_engine,
-    ssl_smtp_server,
-    tls_smtp_server,
 )
+
+# fixtures shared with the other mail/calendar test modules
+self_signed_cert = cm.self_signed_cert
+silent_server = cm.silent_server
+smtp_server = cm.smtp_server
+sqlite_mail_engine = cm.sqlite_mail_engine
+ssl_smtp_server = cm.ssl_smtp_server
+tls_smtp_server = cm.tls_smtp_server
 
 
 def sender_for(server: SmtpServer, **overrides: object) -> SmtpSender:
@@ -205,7 +208,7 @@ def test_starttls_untrusted_allowed_explicitly(tls_smtp_server: SmtpServer) -> N
     assert len(tls_smtp_server.handler.received) == 1
 
 
-def test_starttls_trusted_through_cafile(tls_smtp_server: SmtpServer, self_signed_cert) -> None:  # noqa: F811
+def test_starttls_trusted_through_cafile(tls_smtp_server: SmtpServer, self_signed_cert) -> None:
     sender = sender_for(tls_smtp_server, security="starttls", cafile=self_signed_cert.certfile)
     assert sender.send(renderer()(make_notification())).accepted == ("dana@example.org",)
 
@@ -216,7 +219,7 @@ def test_plain_server_without_starttls_is_refused_in_starttls_mode(smtp_server: 
     assert smtp_server.handler.received == []
 
 
-def test_implicit_tls_verifies_the_certificate(ssl_smtp_server: SmtpServer, self_signed_cert) -> None:  # noqa: F811
+def test_implicit_tls_verifies_the_certificate(ssl_smtp_server: SmtpServer, self_signed_cert) -> None:
     with pytest.raises(TlsVerificationError):
         sender_for(ssl_smtp_server, security="ssl").send(renderer()(make_notification()))
     ok = sender_for(ssl_smtp_server, security="ssl", cafile=self_signed_cert.certfile)

@@ -116,7 +116,7 @@ def test_parsed_back_message_has_exactly_the_intended_headers_and_recipients(nam
     raw = message.as_bytes()
     assert raw.isascii()
     parsed = message_from_bytes(raw, policy=default_policy)
-    assert sorted(k.lower() for k in parsed.keys()) == sorted([
+    assert sorted(k.lower() for k in parsed) == sorted([
         "from", "to", "subject", "date", "message-id", "x-ldflow-request", "x-ldflow-key",
         "x-ldflow-template", "auto-submitted", "mime-version", "content-type"])
     [to] = parsed["To"].addresses
