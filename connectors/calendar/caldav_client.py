@@ -121,10 +121,10 @@ class CaldavPublisher:
         auth_type: str | None = None,
         client: Any = None,
     ) -> None:
-        import caldav
+        from caldav.davclient import DAVClient
 
         self.url = url if url.endswith("/") else url + "/"
-        self.client = client or caldav.DAVClient(
+        self.client = client or DAVClient(
             url=self.url,
             username=username,
             password=password,
@@ -282,7 +282,9 @@ class InMemoryCalendar:
             return PublishResult("absent", item.uid, item.sequence)
         return self._update(item, stored, dtstamp, cancelled=True)
 
-    def _update(self, item: CalendarItem, stored: Calendar, dtstamp: datetime | None, *, cancelled: bool) -> PublishResult:
+    def _update(
+        self, item: CalendarItem, stored: Calendar, dtstamp: datetime | None, *, cancelled: bool
+    ) -> PublishResult:
         current = _sequence(stored)
         if _fingerprint(_stored(_with_sequence(item, current, cancelled), dtstamp)) == _fingerprint(stored):
             return PublishResult("unchanged", item.uid, current)
