@@ -377,11 +377,18 @@ def csv_row(r: TrainingRequest) -> dict[str, Any]:
     }
 
 
+def _cell(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (=, +, -, @ first) is prefixed with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
     writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
     for r in requests:
-        writer.writerow(csv_row(r))
+        writer.writerow({k: _cell(v) for k, v in csv_row(r).items()})
         count += 1
     return count
