@@ -99,6 +99,8 @@ def runtime(settings: Settings | None = None) -> Runtime:
     with _runtimes_lock:
         rt = _runtimes.get(key)
         if rt is None:
+            if settings.url.startswith("sqlite:///"):
+                Path(settings.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             engine = make_engine(settings.url, synchronous=settings.sqlite_synchronous)
             schema.ensure_schema(engine)
             clock: Clock = FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock()
