@@ -28,7 +28,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
@@ -659,6 +659,7 @@ def export(
     else:
         requests_iter = ctx.store.iter_requests()
     tmp = None
+    stream: IO[str]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(output.name + ".part")

@@ -56,7 +56,7 @@ def utc(at: datetime | str | None) -> str:
         try:
             at = datetime.fromisoformat(at.replace("Z", "+00:00"))
         except ValueError:
-            return at
+            return str(at)
     from datetime import UTC
 
     if at.tzinfo is None:
@@ -102,14 +102,14 @@ def request_view(r: TrainingRequest) -> RenderableType:
                                 ("skill-gap override", b.skill_gap_override)]),
                            title="Design brief", title_align="left"))
     if r.redirect_record is not None:
-        d = r.redirect_record
-        parts.append(Panel(_kv([("kind", d.kind.value if d.kind else ""), ("rationale", d.rationale),
-                                ("owner", _person(d.owner) if d.owner else "")]),
+        rd = r.redirect_record
+        parts.append(Panel(_kv([("kind", rd.kind.value if rd.kind else ""), ("rationale", rd.rationale),
+                                ("owner", _person(rd.owner) if rd.owner else "")]),
                            title="Redirect", title_align="left"))
     if r.delivery is not None:
-        d = r.delivery
-        parts.append(Panel(_kv([("dates", f"{d.start_date} – {d.end_date}"), ("format", d.format),
-                                ("audience reached", d.audience_reached), ("notes", d.notes)]),
+        dl = r.delivery
+        parts.append(Panel(_kv([("dates", f"{dl.start_date} – {dl.end_date}"), ("format", dl.format),
+                                ("audience reached", dl.audience_reached), ("notes", dl.notes)]),
                            title="Delivery", title_align="left"))
     if r.checkpoints:
         parts.append(checkpoints_table(r))
