@@ -99,10 +99,8 @@ class InMemoryStore:
         assert request.id is not None
         with self._lock:
             row = self._rows.get(request.id)
-            if row is None:
-                raise NotFound(f"request {request.id}")
-            if row.version != request.version:
-                raise Conflict(request.id, request.version, row.version)
+            if row is None or row.version != request.version:  # SqlStore: the UPDATE matched no row
+                raise Conflict(request.id, request.version, row.version if row else None)
             self._write(request, actor, version=request.version + 1, new=False)
         request.clear_pending()
         return request

@@ -283,3 +283,27 @@ def test_a_save_without_events_keeps_the_chain_verifiable(any_service: Service) 
     assert saved.version == 2
     assert [e.type for e in store.history(a)] == ["submitted"]
     assert any_service.verify().ok
+
+
+def test_saving_an_unknown_request_is_a_conflict_and_writes_nothing(any_service: Service) -> None:
+    from states.errors import Conflict
+
+    store = any_service.store
+    request = any_service.submit(intake_data(), ACTOR)
+    ghost = store.get(request.id)
+    ghost.id = 42
+    ghost.add_note("ghost", T0)
+    with pytest.raises(Conflict) as info:
+        store.save(ghost, ACTOR)
+    assert (info.value.request_id, info.value.expected, info.value.actual) == (42, 1, None)
+    with pytest.raises(NotFound):
+        store.get(42)
+    assert [e.type for e in store.history(request.id)] == ["submitted"]
+    assert any_service.verify().ok
+
+
+def test_an_empty_store_verifies(any_service: Service) -> None:
+    report = any_service.verify()
+    assert report.ok and (report.events_checked, report.requests_checked) == (0, 0)
+    assert any_service.list(ListFilter()) == ([], 0)
+    assert any_service.store.counts_by_state() == {}  # type: ignore[attr-defined]
