@@ -89,8 +89,16 @@ def _yaml_loader() -> Any:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        """Safe YAML with two user-friendly twists: ``yes``/``no``/``on``/``off`` stay strings
-        (a cause check answered ``no`` must not become ``False``), and a key given twice is an error."""
+        """Safe YAML with user-friendly twists: ``yes``/``no``/``on``/``off`` stay strings (a cause
+        check answered ``no`` must not become ``False``), a key given twice is an error, and aliases
+        are refused (input files never need them; nested ones can blow up exponentially)."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not supported in input files",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
 
     bool_tag = "tag:yaml.org,2002:bool"
     Loader.yaml_implicit_resolvers = {
@@ -126,6 +134,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+MAX_INPUT_BYTES = 5_000_000
+
+
+def _read_limited(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(MAX_INPUT_BYTES + 1)
+
+
 def load_file(path: str) -> tuple[dict[str, Any], str]:
     """Read a YAML or JSON input file (``-`` = stdin); return (mapping, source name).
 
@@ -133,7 +149,10 @@ def load_file(path: str) -> tuple[dict[str, Any], str]:
     """
     source = "<stdin>" if path == "-" else path
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1) if path == "-" else _read_limited(Path(path))
+        if len(raw) > MAX_INPUT_BYTES:
+            raise InvalidInput([FieldError("file", f"{source} is larger than {MAX_INPUT_BYTES // 1_000_000} MB")])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InvalidInput([FieldError("file", f"{path}: no such file")]) from None
     except IsADirectoryError:

@@ -84,6 +84,7 @@ def test_yes_and_no_stay_answers_not_booleans(tmp_path: Path) -> None:
     ("a: [1, 2\n", "open.yaml", "malformed YAML"),
     ("- just\n- a list\n", "list.yaml", "expected a mapping of fields at the top level, got list"),
     ('{"a": 1,}', "bad.json", "line 1, column 9: malformed JSON"),
+    ("a: &x [1, 2]\nb: *x\n", "alias.yaml", "line 2, column 4: malformed YAML: aliases"),
 ])
 def test_malformed_files_name_the_file_and_line(tmp_path: Path, text: str, name: str, expected: str) -> None:
     with pytest.raises(InvalidInput) as caught:
@@ -94,3 +95,14 @@ def test_malformed_files_name_the_file_and_line(tmp_path: Path, text: str, name:
 
 def test_an_empty_file_is_an_empty_mapping(tmp_path: Path) -> None:
     assert _load(tmp_path, "# nothing yet\n") == {}
+
+
+def test_a_file_that_is_not_utf8_or_too_big_is_refused(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("reason: Gr\u00fc\u00dfe\n".encode("latin-1"))
+    with pytest.raises(InvalidInput, match="latin1.yaml is not UTF-8 text"):
+        load_file(str(latin1))
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * 5_000_000 + b"\n")
+    with pytest.raises(InvalidInput, match="big.yaml is larger than 5 MB"):
+        load_file(str(big))
