@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine
 
 from connectors.db.store import ListFilter, SqlStore
@@ -32,6 +33,7 @@ from tests.builders import (
     run_step,
 )
 from tests.integration.conftest import table_snapshot
+from tests.unit.test_request_stateful import RequestLifecycle
 
 # --- round trip and history -------------------------------------------------------------------------------
 
@@ -307,3 +309,34 @@ def test_an_empty_store_verifies(any_service: Service) -> None:
     assert report.ok and (report.events_checked, report.requests_checked) == (0, 0)
     assert any_service.list(ListFilter()) == ([], 0)
     assert any_service.store.counts_by_state() == {}  # type: ignore[attr-defined]
+
+
+# --- the lifecycle state machine on a real SQLite file ------------------------------------------------------
+
+class SqliteRequestLifecycle(RequestLifecycle):
+    """The unit suite's stateful test, run on SqlStore: same invariants, real transactions."""
+
+    def make_store(self) -> Any:
+        import tempfile
+
+        from connectors.db import schema
+        from connectors.db.engine import make_engine
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="ldflow-stateful-")
+        self._engine = make_engine(f"sqlite:///{self._tmp.name}/ldflow.db", synchronous="NORMAL")
+        schema.ensure_schema(self._engine)
+        return SqlStore(self._engine)
+
+    def snapshot(self) -> Any:
+        return table_snapshot(self._engine)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            self._engine.dispose()
+            self._tmp.cleanup()
+
+
+SqliteRequestLifecycle.TestCase.settings = settings(max_examples=15, stateful_step_count=25, deadline=None)
+TestSqliteRequestLifecycle = pytest.mark.slow(SqliteRequestLifecycle.TestCase)

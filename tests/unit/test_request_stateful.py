@@ -74,7 +74,7 @@ REASONS = st.sampled_from([{"reason": "budget frozen"}, {}, {"reason": ""}, {"re
 class RequestLifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.store = InMemoryStore()
+        self.store: Any = self.make_store()
         self.now = T0
         request = TrainingRequest.submit(parse(Intake, intake_data()), self.now)
         self.rid = self.store.add(request, ACTOR).id
@@ -83,13 +83,21 @@ class RequestLifecycle(RuleBasedStateMachine):
         self.ever_terminal: State | None = None
         self.last_error: LdflowError | None = None
 
+    def make_store(self) -> Any:
+        """The store under test (a subclass runs the same machine on a real database)."""
+        return InMemoryStore()
+
+    def snapshot(self) -> Any:
+        """Everything the store holds, to compare before and after a refused command."""
+        return self.store.snapshot()
+
     # --- one command: load, run, save on success; a refusal must leave everything as it was --------------
 
     def run(self, apply: Callable[[TrainingRequest, datetime], Any], trigger: Trigger | None = None) -> bool:
         request = self.store.get(self.rid)
         state = request.state
         before = request.model_dump()
-        stored = self.store.snapshot()
+        stored = self.snapshot()
         try:
             outcome = apply(request, self.now)
         except (InvalidInput, TransitionRefused, NotFound) as exc:
@@ -97,7 +105,7 @@ class RequestLifecycle(RuleBasedStateMachine):
             assert request.model_dump() == before
             assert request.pending_events() == [] and request.pending_notifications() == []
             assert request.touched_checkpoints() == []
-            assert self.store.snapshot() == stored  # document, version, events, timers, outbox
+            assert self.snapshot() == stored  # document, version, events, timers, outbox
             if trigger is not None and trigger not in lifecycle.allowed_triggers(state) \
                     and not isinstance(exc, InvalidInput):  # input is parsed before the lifecycle is asked
                 assert isinstance(exc, InvalidTransition)
