@@ -9,6 +9,7 @@ sent to again, and a send whose outcome is unknown is parked, not repeated.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,10 +76,13 @@ def relay_outbox(
     ``connectors.db.outbox`` for that policy).
     """
     summary = RelaySummary()
+    started = time.monotonic()
     rows = ob.claim_batch(engine, owner, now, lease, batch)
     summary.claimed = len(rows)
     for row in rows:
-        _relay_one(engine, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary)
+        # ``now`` is the run's clock; leases are renewed from it plus the time spent so far
+        lease_until = now + timedelta(seconds=time.monotonic() - started) + lease
+        _relay_one(engine, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary, lease_until)
     return summary
 
 
@@ -120,6 +124,7 @@ def _relay_one(
     max_attempts: int,
     on_outcome: OutcomeHook | None,
     summary: RelaySummary,
+    lease_until: datetime,
 ) -> None:
     done = set(row.recipients_done)
 
@@ -158,7 +163,7 @@ def _relay_one(
 
     if not sender.idempotent:
         with write_transaction(engine) as conn:
-            if not ob.mark_transmitting(conn, row.id, owner, message_id):
+            if not ob.mark_transmitting(conn, row.id, owner, message_id, lease_until):
                 summary.lost_lease += 1
                 summary.errors.append(f"{row.key}: lease lost before sending; left to its new owner")
                 return

@@ -263,9 +263,18 @@ def _done_json(done: Iterable[str]) -> str:
     return json.dumps(sorted({d.lower() for d in done}))
 
 
-def mark_transmitting(conn: Connection, row_id: int, owner: str, message_id: str) -> bool:
-    """Record that the message data is about to be handed to the server (commit before sending)."""
-    return _fenced(conn, row_id, owner, [SENDING], {"status": TRANSMITTING, "message_id": message_id})
+def mark_transmitting(
+    conn: Connection, row_id: int, owner: str, message_id: str, lease_until: datetime | None = None
+) -> bool:
+    """Record that the message data is about to be handed to the server (commit before sending).
+
+    ``lease_until`` renews the lease, so that a long batch does not see its
+    own row turned ``unknown`` by another relay while it is still sending.
+    """
+    values: dict[str, Any] = {"status": TRANSMITTING, "message_id": message_id}
+    if lease_until is not None:
+        values["lease_until"] = _db_time(conn, lease_until)
+    return _fenced(conn, row_id, owner, [SENDING], values)
 
 
 def record_recipients(conn: Connection, row_id: int, owner: str, recipients_done: Iterable[str]) -> bool:

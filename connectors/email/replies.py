@@ -33,7 +33,8 @@ __all__ = [
 IntentKind = Literal["approve", "survey_result", "note"]
 
 _APPROVE_RE = re.compile(
-    r"^(?:(?:yes|ok|okay)[\s,.!-]*)?(?:i\s+)?(?:approve|approved)(?:\s+(?:it|this|the plan))?[\s.!]*$",
+    r"^(?:(?:yes|ok|okay)[\s,.!-]*)?(?:i\s+)?(?:approve|approved)(?:\s+(?:it|this|the plan))?"
+    r"(?:[\s,.!;:-]+(?:thanks|thank you|many thanks|cheers)(?:\s+\w+)?)?[\s.!]*$",
     re.IGNORECASE,
 )
 _NUMBER_RE = re.compile(

@@ -280,8 +280,10 @@ class SmtpSender:
             code, reply = client.docmd("DATA")
             if code != 354:
                 raise _classify(code, reply, "DATA")
-            phase = _Phase.DATA_SENT
+            # A connection lost while the data is still going out is safe to retry: a
+            # server discards a message whose terminating "." it never received.
             client.send(data)
+            phase = _Phase.DATA_SENT
             code, reply = client.getreply()
             if code != 250:
                 raise _classify(code, reply, "end of DATA")

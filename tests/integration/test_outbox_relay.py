@@ -191,3 +191,15 @@ def test_outcome_hook_runs_in_the_recording_transaction(mail_engine: Engine) -> 
     relay_outbox(mail_engine, InMemorySender(), renderer(), T0, "r", on_outcome=hook)
     assert seen == [("1:a", "sent")]
     assert outbox_rows(mail_engine)["1:a"]["template"] == "hooked"
+
+
+def test_transmitting_renews_the_lease(mail_engine: Engine) -> None:
+    enqueue(mail_engine, make_notification("1:a"))
+    [row] = ob.claim_batch(mail_engine, "slow", T0, LEASE)
+    with write_transaction(mail_engine) as conn:
+        assert ob.mark_transmitting(conn, row.id, "slow", message_id_for(row.key, DOMAIN), T0 + LEASE * 3)
+    # past the original lease, but within the renewed one: another relay leaves it alone
+    assert ob.claim_batch(mail_engine, "other", T0 + LEASE * 2, LEASE) == []
+    with write_transaction(mail_engine) as conn:
+        assert ob.mark_sent(conn, row.id, "slow", message_id=message_id_for(row.key, DOMAIN), now=T0)
+    assert outbox_rows(mail_engine)["1:a"]["status"] == "sent"

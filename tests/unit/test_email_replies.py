@@ -13,7 +13,7 @@ from connectors.email.replies import first_meaningful_lines, interpret_reply, ma
 
 @pytest.mark.parametrize("body", [
     "approve", "Approved", "APPROVED.", "yes, approved", "Yes approved!", "I approve", "approve the plan",
-    "ok, approved", "\n\n  approve  \n\nThanks, Sam",
+    "ok, approved", "\n\n  approve  \n\nThanks, Sam", "Approved, thanks!", "approved - thank you Dana",
     "> Please approve the plan\n> thanks\napproved",
     "approve\n\nOn Mon, 2 Nov 2026 at 09:00, L&D wrote:\n> Please approve",
 ])
@@ -23,7 +23,7 @@ def test_approvals(body: str) -> None:
 
 @pytest.mark.parametrize("body", [
     "I do not approve", "not approved", "approve?", "Can we talk before I approve?", "disapprove",
-    "> approve\n", "", "Thanks!", "approved by whom?",
+    "> approve\n", "", "Thanks!", "approved by whom?", "approved, thanks but change item 2 first",
 ])
 def test_not_approvals(body: str) -> None:
     assert interpret_reply(body).kind != "approve"
