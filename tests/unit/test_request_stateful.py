@@ -65,10 +65,12 @@ APPROVERS = st.sampled_from([SPONSOR, REQUESTER, "not an address"])
 BRIEFS = st.sampled_from([brief_data(), {}, brief_data(skill_gap_override="sponsor insists on a refresher")])
 REDIRECTS = st.sampled_from([redirect_data(), {}, redirect_data(kind="job_aid"), {"kind": "magic"}])
 DELIVERIES = st.sampled_from([delivery_data(), {}, delivery_data(days=0), {"start_date": "soon"}])
-RESULTS = st.sampled_from([result_data(70.0), result_data(None, "nobody answered"), {}])
+RESULTS = st.sampled_from([result_data(70.0), result_data(55.5, note="manager estimate"),
+                           result_data(None, "nobody answered", note="two reminders sent"), {}])
 ACKS = st.sampled_from([ack_data(), {}, ack_data(recap=[]),
                         ack_data(action_plan=[{"step": "follow up in Q3"}])])
-REASONS = st.sampled_from([{"reason": "budget frozen"}, {}, {"reason": ""}, {"reason": "   "}, {"why": "x"}])
+REASONS = st.sampled_from([{"reason": "budget frozen"}, {"reason": "merged with another request"}, {},
+                           {"reason": ""}, {"reason": "   "}, {"why": "x"}])
 
 
 class RequestLifecycle(RuleBasedStateMachine):
