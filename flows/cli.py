@@ -548,15 +548,8 @@ def note(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a note to a request's history."""
-    from states.errors import Conflict
-
     _WRITING["now"] = True
-    ctx = _App()
-    if if_version is not None:
-        current = ctx.service.show(request_id).version
-        if current != if_version:
-            raise Conflict(request_id, if_version, current)
-    request = ctx.service.add_note(request_id, text, _actor(actor))
+    request = _App().service.add_note(request_id, text, _actor(actor), expect_version=if_version)
     _done(request, as_json, "note added")
 
 

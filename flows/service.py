@@ -141,8 +141,9 @@ class Service:
         reason = parse(Reason, data, source)
         return self._change(request_id, actor, expect_version, lambda r, at: r.cancel(reason, at))
 
-    def add_note(self, request_id: int, text: str, actor: str, source: str = "") -> TrainingRequest:
-        return self._change(request_id, actor, None, lambda r, at: r.add_note(text, at, source))
+    def add_note(self, request_id: int, text: str, actor: str, source: str = "",
+                 expect_version: int | None = None) -> TrainingRequest:
+        return self._change(request_id, actor, expect_version, lambda r, at: r.add_note(text, at, source))
 
     # --- follow-ups ----------------------------------------------------------------------------------
 
