@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -27,9 +28,17 @@ from connectors.email.smtp import (
     TemporarySendError,
     UnknownOutcomeError,
 )
-from states.notifications import Notification
+from states.notifications import CalendarItem, Notification
 
-__all__ = ["OutcomeHook", "RelaySummary", "relay_outbox"]
+__all__ = ["CalendarPublisher", "OutcomeHook", "RelaySummary", "relay_outbox"]
+
+
+class CalendarPublisher(Protocol):
+    """Where calendar items are published besides the invite mail (``CaldavPublisher``)."""
+
+    def publish(self, item: CalendarItem) -> Any:
+        """Create, update or cancel ``item`` idempotently."""
+        ...
 
 #: Called inside the transaction that records a row's outcome, e.g. to append
 #: "email sent" / "email bounced" to the request's history:
@@ -48,6 +57,7 @@ class RelaySummary:
     failed: int = 0
     unknown: int = 0
     lost_lease: int = 0
+    published: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -65,6 +75,7 @@ def relay_outbox(
     lease: timedelta = timedelta(minutes=5),
     max_attempts: int = 8,
     on_outcome: OutcomeHook | None = None,
+    calendar: CalendarPublisher | None = None,
 ) -> RelaySummary:
     """Send up to ``batch`` due outbox rows through ``sender``.
 
@@ -82,7 +93,8 @@ def relay_outbox(
     for row in rows:
         # ``now`` is the run's clock; leases are renewed from it plus the time spent so far
         lease_until = now + timedelta(seconds=time.monotonic() - started) + lease
-        _relay_one(engine, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary, lease_until)
+        _relay_one(engine, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary, lease_until,
+                   calendar)
     return summary
 
 
@@ -125,6 +137,7 @@ def _relay_one(
     on_outcome: OutcomeHook | None,
     summary: RelaySummary,
     lease_until: datetime,
+    calendar: CalendarPublisher | None = None,
 ) -> None:
     done = set(row.recipients_done)
 
@@ -160,6 +173,14 @@ def _relay_one(
                 lambda c: ob.mark_sent(c, row.id, owner, message_id=message_id, now=now, recipients_done=done),
                 on_outcome, summary)
         return
+
+    if calendar is not None and row.notification.calendar is not None:
+        try:
+            calendar.publish(row.notification.calendar)
+        except Exception as exc:  # the calendar server is down or refuses: try again later
+            retry(f"calendar publishing failed: {type(exc).__name__}: {exc}")
+            return
+        summary.published += 1
 
     if not sender.idempotent:
         with write_transaction(engine) as conn:

@@ -120,3 +120,28 @@ def test_wrong_password_is_a_clear_error(radicale: Radicale) -> None:
     pub = CaldavPublisher(radicale.url, radicale.username, "wrong", timeout=10)
     with pytest.raises(CaldavError):
         pub.ensure_calendar()
+
+
+def test_relay_publishes_invites_to_radicale(radicale: Radicale, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from connectors.db import tables
+    from connectors.db.engine import make_engine
+    from connectors.email.smtp import FileSender
+    from flows.relay import relay_outbox
+    from tests.integration.conftest_mail import T0, enqueue, make_notification, renderer
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    tables.metadata.create_all(engine)
+    pub = CaldavPublisher(radicale.url, radicale.username, radicale.password, timeout=10, auth_type="basic")
+    pub.ensure_calendar()
+    ctx = {"request": {"title": "Sales coaching"}}
+    enqueue(engine,
+            make_notification("7:delivery_invite:v1", template="delivery_invite", calendar=ITEM, context=ctx),
+            make_notification("7:delivery_invite:v2", template="delivery_invite", context=ctx,
+                              calendar=replace(ITEM, start="2026-12-08T09:00:00+00:00",
+                                               end="2026-12-08T12:00:00+00:00", sequence=1)))
+    summary = relay_outbox(engine, FileSender(tmp_path / "outbox"), renderer(), T0, "r", calendar=pub)
+    assert (summary.sent, summary.published) == (2, 2)
+    ev = event(stored(pub, ITEM.uid))
+    assert ev["DTSTART"].dt.isoformat() == "2026-12-08T09:00:00+00:00" and int(ev["SEQUENCE"]) == 1
+    assert len(list((tmp_path / "outbox").glob("*.ics"))) == 2
+    engine.dispose()

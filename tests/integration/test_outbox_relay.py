@@ -203,3 +203,46 @@ def test_transmitting_renews_the_lease(mail_engine: Engine) -> None:
     with write_transaction(mail_engine) as conn:
         assert ob.mark_sent(conn, row.id, "slow", message_id=message_id_for(row.key, DOMAIN), now=T0)
     assert outbox_rows(mail_engine)["1:a"]["status"] == "sent"
+
+
+def _invite(key: str, method: str = "REQUEST", start: str = "2026-12-01T09:00:00+00:00", sequence: int = 0):  # type: ignore[no-untyped-def]
+    from states.notifications import CalendarItem, Recipient
+
+    cal = CalendarItem(uid="ldflow-1-delivery@ldflow", kind="event", summary="Workshop", start=start,
+                       end=start.replace("09:00", "11:00"), organizer=Recipient("L&D", "ld-team@example.org"),
+                       attendees=(Recipient("Dana", "dana@example.org"),), sequence=sequence, method=method)
+    return make_notification(key, template="delivery_invite", calendar=cal,
+                             context={"request": {"title": "Sales coaching"}})
+
+
+def test_calendar_items_are_published_with_their_mail(mail_engine: Engine) -> None:
+    from connectors.calendar.caldav_client import InMemoryCalendar
+
+    calendar = InMemoryCalendar()
+    sender = InMemorySender()
+    enqueue(mail_engine, _invite("1:delivery_invite:v1"))
+    summary = relay_outbox(mail_engine, sender, renderer(), T0, "r", calendar=calendar)
+    assert (summary.sent, summary.published) == (1, 1)
+    enqueue(mail_engine, _invite("1:delivery_invite:v2", start="2026-12-08T09:00:00+00:00", sequence=1),
+            _invite("1:delivery_cancelled", method="CANCEL", start="2026-12-08T09:00:00+00:00", sequence=2))
+    relay_outbox(mail_engine, sender, renderer(), T0, "r", calendar=calendar)
+    [vevent] = calendar.objects["ldflow-1-delivery@ldflow"].walk("VEVENT")
+    assert str(vevent["STATUS"]) == "CANCELLED" and int(vevent["SEQUENCE"]) == 2
+    assert len(sender.messages) == 3
+
+
+def test_a_calendar_outage_retries_the_row(mail_engine: Engine) -> None:
+    from connectors.calendar.caldav_client import CaldavError, InMemoryCalendar
+
+    class Down(InMemoryCalendar):
+        def publish(self, item, *, dtstamp=None):  # type: ignore[no-untyped-def]
+            raise CaldavError("PUT: HTTP 503")
+
+    sender = InMemorySender()
+    enqueue(mail_engine, _invite("1:delivery_invite:v1"))
+    summary = relay_outbox(mail_engine, sender, renderer(), T0, "r", calendar=Down())
+    assert summary.retried == 1 and sender.messages == []
+    assert "calendar publishing failed" in outbox_rows(mail_engine)["1:delivery_invite:v1"]["last_error"]
+    calendar = InMemoryCalendar()
+    relay_outbox(mail_engine, sender, renderer(), T0 + timedelta(hours=1), "r", calendar=calendar)
+    assert calendar.uids() == ["ldflow-1-delivery@ldflow"] and len(sender.messages) == 1
