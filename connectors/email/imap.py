@@ -59,9 +59,18 @@ def _tls_context(cafile: str | None, allow_untrusted: bool) -> ssl.SSLContext:
 class ImapSource:
     """An IMAP mailbox as a source of inbound items. Use as a context manager."""
 
-    def __init__(self, config: ImapConfig, limits: InboundLimits | None = None) -> None:
+    def __init__(
+        self,
+        config: ImapConfig,
+        limits: InboundLimits | None = None,
+        last_uid: Callable[[str, int], int | None] | None = None,
+    ) -> None:
+        """``last_uid(source, uidvalidity)`` - e.g. ``connectors.db.inbound.max_uid`` - makes
+        messages newer than the last recorded one candidates even if someone already
+        read them in a mail client; without it only UNSEEN messages are read."""
         self.config = config
         self.limits = limits or InboundLimits()
+        self.last_uid = last_uid
         self.source = f"imap:{config.mailbox}"
         self.uidvalidity: int | None = None
         self._client: imaplib.IMAP4 | None = None
@@ -171,6 +180,13 @@ class ImapSource:
                 return entry[1]
         raise ImapError(f"message UID {uid} vanished before it could be fetched")
 
+    def newer_uids(self, after: int) -> list[int]:
+        """UIDs above ``after`` (seen or not), oldest first."""
+        data = self._uid("SEARCH", "UID", f"{after + 1}:*")
+        raw = data[0] if data and isinstance(data[0], bytes) else b""
+        # "n:*" always matches the newest message, even below n: filter
+        return sorted(u for u in (int(x) for x in raw.split()) if u > after)
+
     def fetch_new(self, is_seen: IsSeen | None = None, limit: int | None = None) -> Iterator[InboundItem]:
         """Yield unseen messages not recorded yet, one at a time (see the module docstring).
 
@@ -178,6 +194,10 @@ class ImapSource:
         before that is complete, the rest is fetched on the next run.
         """
         uids = self.unseen_uids()
+        if self.last_uid is not None and self.uidvalidity is not None:
+            last = self.last_uid(self.source, self.uidvalidity)
+            if last is not None:
+                uids = sorted(set(uids) | set(self.newer_uids(last)))
         if not uids:
             return
         meta = self._headers(uids)

@@ -285,3 +285,22 @@ def test_inbound_key_dedupes_by_message_id_across_sources_of_one_mailbox(sqlite_
         assert inbound_db.claim(conn, ref, received_at=T0) is None
         assert inbound_db.claim(conn, InboundRef("imap:INBOX", "<x@example.org>", 6, 9), received_at=T0) is None
         assert inbound_db.max_uid(conn, "imap:INBOX", 5) == 1
+
+
+def test_with_a_uid_cursor_mail_read_by_a_human_is_still_ingested(imap_box: ImapBox,
+                                                                  sqlite_mail_engine: Engine) -> None:
+    imap_box.admin.append(imap_box.mailbox, mail(1))
+    handle = Recorder()
+    run(sqlite_mail_engine, imap_box, handle)
+    imap_box.admin.append(imap_box.mailbox, mail(2), flags="(\\Seen)")  # someone opened it first
+    assert run(sqlite_mail_engine, imap_box, handle).processed == 0  # UNSEEN alone misses it
+
+    def last_uid(source: str, uidvalidity: int) -> int | None:
+        with sqlite_mail_engine.connect() as conn:
+            return inbound_db.max_uid(conn, source, uidvalidity)
+
+    with ImapSource(imap_box.config(), last_uid=last_uid) as source:
+        summary = inbound_db.ingest(sqlite_mail_engine, source, handle, T0)
+    assert summary.processed == 1 and len(handle.handled) == 2
+    with ImapSource(imap_box.config(), last_uid=last_uid) as source:
+        assert inbound_db.ingest(sqlite_mail_engine, source, handle, T0).processed == 0
