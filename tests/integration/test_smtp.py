@@ -245,3 +245,36 @@ def test_invite_arrives_as_imip_with_an_ics_attachment(smtp_server: SmtpServer) 
     [event] = ics.walk("VEVENT")
     assert str(event["UID"]) == "ldflow-1-delivery@ldflow"
     assert [p.get_filename() for p in parsed.iter_attachments()] == ["invite.ics"]
+
+
+def test_exactly_once_across_a_simulated_crash(smtp_server: SmtpServer, sqlite_mail_engine) -> None:
+    from connectors.db import outbox as ob
+    from connectors.db.engine import write_transaction
+
+    keys = ["1:a", "2:b", "3:c"]
+    enqueue(sqlite_mail_engine, *[make_notification(k, request_id=i + 1) for i, k in enumerate(keys)])
+    sender = sender_for(smtp_server)
+    # a relay claims everything, sends the first message, records it, and dies
+    rows = ob.claim_batch(sqlite_mail_engine, "dead", T0, timedelta(minutes=5))
+    first = rows[0]
+    result = sender.send(renderer()(first.notification), [r.email for r in first.notification.to])
+    with write_transaction(sqlite_mail_engine) as conn:
+        assert ob.mark_sent(conn, first.id, "dead", message_id=result.message_id, now=T0,
+                            recipients_done=result.done)
+    # after the lease, another relay finishes the job - twice, for good measure
+    for _ in range(2):
+        relay_outbox(sqlite_mail_engine, sender, renderer(), T0 + timedelta(minutes=6), "live")
+    got = sorted(r.message_id for r in smtp_server.handler.received)
+    assert got == sorted(message_id_for(k, DOMAIN) for k in keys)
+    assert {r["status"] for r in outbox_rows(sqlite_mail_engine).values()} == {"sent"}
+
+
+def test_every_recipient_refused_fails_the_row(smtp_server: SmtpServer, sqlite_mail_engine) -> None:
+    enqueue(sqlite_mail_engine, make_notification(to=("ann@example.org", "bob@example.org")))
+    smtp_server.handler.rcpt_replies.update({"ann@example.org": "550 5.1.1 unknown",
+                                             "bob@example.org": "553 5.1.3 bad address"})
+    assert relay_outbox(sqlite_mail_engine, sender_for(smtp_server), renderer(), T0, "r").failed == 1
+    [row] = outbox_rows(sqlite_mail_engine).values()
+    assert row["status"] == "failed"
+    assert "ann@example.org: 550" in row["last_error"] and "bob@example.org: 553" in row["last_error"]
+    assert smtp_server.handler.received == []
