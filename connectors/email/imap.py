@@ -90,8 +90,8 @@ class ImapSource:
         """Connect, log in and select the mailbox (reading its UIDVALIDITY)."""
         cfg = self.config
         context = _tls_context(cfg.cafile, cfg.allow_untrusted)
+        client: imaplib.IMAP4 | None = None
         try:
-            client: imaplib.IMAP4
             if cfg.security == "ssl":
                 client = imaplib.IMAP4_SSL(cfg.host, cfg.port, ssl_context=context, timeout=cfg.timeout)
             else:
@@ -105,11 +105,16 @@ class ImapSource:
             _, values = client.response("UIDVALIDITY")
             self.uidvalidity = int(values[0]) if values and values[0] else None
         except ssl.SSLCertVerificationError as exc:
+            _shutdown(client)
             raise ImapError(
                 f"TLS certificate of {cfg.host} is not trusted ({exc}); set cafile or allow_untrusted"
             ) from exc
         except (OSError, imaplib.IMAP4.error, ValueError) as exc:
+            _shutdown(client)
             raise ImapError(f"IMAP {cfg.host}:{cfg.port}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            _shutdown(client)
+            raise
         self._client = client
 
     def close(self) -> None:
@@ -251,6 +256,12 @@ class ImapSource:
     def acknowledge(self, item: InboundItem, status: str, reason: str | None = None) -> None:
         """The ``InboundSource`` hook: an item's outcome is committed, so flag it seen."""
         self.mark_seen([item])
+
+
+def _shutdown(client: imaplib.IMAP4 | None) -> None:
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.shutdown()
 
 
 def _text(data: object) -> str:
