@@ -56,11 +56,14 @@ def to_record(row: Any) -> AuditRecord:
                        prev_hash=m["prev_hash"], hash=m["hash"])
 
 
+# Built once: constructing a Core statement per call costs more than running it (bench/transitions.py).
+_HEAD = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+_INSERT = insert(audit_events)
+
+
 def chain_head(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the newest event. Call inside a write transaction (it holds the chain lock)."""
-    row = conn.execute(
-        select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-    ).first()
+    row = conn.execute(_HEAD).first()
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
@@ -74,7 +77,7 @@ def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         full["hash"] = prev = event_hash(prev, full)
         chained.append(full)
     if chained:
-        conn.execute(insert(audit_events), chained)
+        conn.execute(_INSERT, chained)
     return seq
 
 
