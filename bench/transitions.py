@@ -54,6 +54,7 @@ from rich.table import Table  # noqa: E402
 
 from bench._common import diagnosis, emit_json, environment, intake, scratch_dir, summary_ms  # noqa: E402
 from connectors.db import audit, schema  # noqa: E402
+from connectors.db import engine as engine_module  # noqa: E402
 from connectors.db.engine import make_engine, write_transaction  # noqa: E402
 from connectors.db.store import SqlStore  # noqa: E402
 from flows.clock import FixedClock  # noqa: E402
@@ -116,6 +117,17 @@ class RawBaseline:
                                                    at=at, payload=self.payload))
 
 
+def bench_engine(url: str, synchronous: str, pooled: bool) -> sa.Engine:
+    """``make_engine`` — or, for ``--pooled`` (a what-if, informative), the same pragmas and ``BEGIN
+    IMMEDIATE`` on an engine that keeps its connections open in a QueuePool instead of make_engine's
+    NullPool (which opens and closes a SQLite connection for every transaction)."""
+    if not pooled:
+        return make_engine(url, synchronous=synchronous)
+    engine = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.QueuePool)
+    engine_module._configure_sqlite(engine, synchronous, 30_000)
+    return engine
+
+
 # --- one synchronous mode ------------------------------------------------------------------------
 
 @dataclass
@@ -173,9 +185,9 @@ class ModeResult:
                 "goal_met": self.ratio >= GOAL}
 
 
-def run_mode(workdir: Path, synchronous: str, n: int, profile: bool) -> ModeResult:
+def run_mode(workdir: Path, synchronous: str, n: int, profile: bool, pooled: bool = False) -> ModeResult:
     clock = FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
-    ldflow_engine = make_engine(f"sqlite:///{workdir / f'ldflow-{synchronous}.db'}", synchronous=synchronous)
+    ldflow_engine = bench_engine(f"sqlite:///{workdir / f'ldflow-{synchronous}.db'}", synchronous, pooled)
     schema.ensure_schema(ldflow_engine)
     store = SqlStore(ldflow_engine)
     service = Service(store, clock)
@@ -191,7 +203,7 @@ def run_mode(workdir: Path, synchronous: str, n: int, profile: bool) -> ModeResu
     document = sample.model_dump_json(exclude={"id", "version"})
     payload = audit.canonical_json(sample.pending_events()[-1].payload)
 
-    raw_engine = make_engine(f"sqlite:///{workdir / f'raw-{synchronous}.db'}", synchronous=synchronous)
+    raw_engine = bench_engine(f"sqlite:///{workdir / f'raw-{synchronous}.db'}", synchronous, pooled)
     raw = RawBaseline(raw_engine, n, document, payload)
 
     result = ModeResult(synchronous, n)
@@ -250,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="transitions per mode (default 2000)")
     parser.add_argument("--sync", nargs="+", default=["FULL", "NORMAL"], choices=["FULL", "NORMAL"])
+    parser.add_argument("--pooled", action="store_true",
+                        help="what-if (informative): both engines keep connections in a QueuePool instead of "
+                             "make_engine's NullPool")
     parser.add_argument("--profile", action="store_true", help="cProfile the ldflow phase and print the top costs")
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -261,9 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_dir("transitions-") as workdir:
         for mode in args.sync:
             with console.status(f"synchronous={mode}: {args.n} transitions ..."):
-                results.append(run_mode(workdir, mode, args.n, args.profile))
+                results.append(run_mode(workdir, mode, args.n, args.profile, args.pooled))
 
-    table = Table(title="Durable single transitions on SQLite (WAL), one commit each")
+    pool = "QueuePool (what-if, not make_engine)" if args.pooled else "make_engine (NullPool)"
+    table = Table(title=f"Durable single transitions on SQLite (WAL), one commit each — engines: {pool}")
     for col in ("sync", "raw/s", "ldflow/s", "ratio", f"≥ {GOAL}?", "median ratio", "raw µs", "ldflow µs",
                 "raw CPU µs", "ldflow CPU µs"):
         table.add_column(col, justify="right")
@@ -288,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if r.profile:
             console.rule(f"profile of the ldflow phase, synchronous={r.synchronous}")
             print(r.profile)
-    emit_json("transitions", {"goal_ratio": GOAL, "env": environment(),
+    emit_json("transitions", {"goal_ratio": GOAL, "env": environment(), "engine": pool,
                               "load_average": [round(load_before, 2), round(load_after, 2)],
                               "modes": [r.as_dict() for r in results],
                               "goal_met": all(r.ratio >= GOAL for r in results)})
