@@ -136,29 +136,100 @@ def run(
     # above; they do not make the pass a failure. A failed flow run exits 1 (see above).
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_local_server(log_path: Path, err: Any) -> Any:
+    """A Prefect server for this machine (the temporary in-process one has no scheduler).
+
+    It runs in its own session, so Ctrl-C reaches ``serve`` first, which pauses its deployments
+    and then stops the server.
+    """
+    import subprocess
+    import time
+    import urllib.request
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    err.print(f"[dim]starting a local Prefect server on {url} (log: {log_path})…[/]")
+    deadline = time.monotonic() + float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise _cli().ConfigurationError(f"the local Prefect server stopped (exit {proc.returncode}); "
+                                            f"see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    os.environ["PREFECT_API_URL"] = url
+                    err.print(f"Prefect UI: http://127.0.0.1:{port}")
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise _cli().ConfigurationError(f"the local Prefect server did not answer within the timeout; see {log_path}")
+
+
 def serve(
     interval: Annotated[int, typer.Option(min=10, help="Seconds between pipeline passes.")] = 300,
     dispatch_interval: Annotated[int, typer.Option(min=10, help="Seconds between outbox sends.")] = 60,
 ) -> None:
     """Keep the pipeline running on this machine: serve the flows as Prefect deployments with their
     schedules (pipeline every --interval, dispatch every --dispatch-interval; intake, followups and
-    advance on demand). Stop with Ctrl-C."""
+    advance on demand). Without PREFECT_API_URL a local Prefect server is started for the purpose
+    (and stopped on exit). Stop with Ctrl-C."""
     _prefect_env(True)
-    _runtime()  # fail early, with a clear message, on bad settings or an unreachable database
-    from prefect import serve as prefect_serve
+    from flows.render import console
 
-    from flows import pipeline
+    err = console(stderr=True)
+    import sqlalchemy
 
-    deployments = [
-        pipeline.pipeline.to_deployment(name="ldflow-pipeline", interval=interval,
-                                        description="One pass of the whole pipeline."),
-        pipeline.dispatch.to_deployment(name="ldflow-dispatch", interval=dispatch_interval,
-                                        description="Send what the outbox holds."),
-        pipeline.intake.to_deployment(name="ldflow-intake", description="Take in the drop folder / inbox."),
-        pipeline.followups.to_deployment(name="ldflow-followups", description="Fire due checkpoints."),
-        pipeline.advance.to_deployment(name="ldflow-advance", description="Measure closed requests."),
-    ]
-    prefect_serve(*deployments)
+    if tuple(int(x) for x in sqlalchemy.__version__.split(".")[:2]) >= (2, 1):
+        # Measured: Prefect 3.8.8's scheduler service fails on SQLAlchemy 2.1 ("Can't evaluate bulk DML
+        # statement") and creates no scheduled runs; on 2.0.x it works.
+        err.print(f"[yellow]warning:[/] SQLAlchemy {sqlalchemy.__version__} is installed: the Prefect 3.8.8 "
+                  "server cannot create scheduled runs with it (install 'sqlalchemy>=2.0.30,<2.1' where the "
+                  "Prefect server runs); runs started by hand or by event triggers still work.")
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):  # before Prefect is imported: it reads the URL once
+        server = _start_local_server(_cli()._settings().home / "prefect-server.log", err)
+    try:
+        _runtime()  # fail early, with a clear message, on bad settings or an unreachable database
+        from prefect import serve as prefect_serve
+
+        from flows import pipeline
+
+        deployments = [
+            pipeline.pipeline.to_deployment(name="ldflow-pipeline", paused=False, interval=interval,
+                                            description="One pass of the whole pipeline."),
+            pipeline.dispatch.to_deployment(name="ldflow-dispatch", paused=False, interval=dispatch_interval,
+                                            description="Send what the outbox holds."),
+            pipeline.intake.to_deployment(name="ldflow-intake", paused=False,
+                                          description="Take in the drop folder / inbox."),
+            pipeline.followups.to_deployment(name="ldflow-followups", paused=False,
+                                             description="Fire due checkpoints."),
+            pipeline.advance.to_deployment(name="ldflow-advance", paused=False,
+                                           description="Measure closed requests."),
+        ]
+        prefect_serve(*deployments)
+    except KeyboardInterrupt:
+        err.print("stopped.")
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except Exception:
+                server.kill()
 
 
 def report(
