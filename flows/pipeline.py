@@ -43,6 +43,7 @@ import contextlib  # noqa: E402
 import logging  # noqa: E402
 import socket  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
@@ -273,8 +274,11 @@ def relay_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_batches: int = 1000) -> StepSummary:
-    """Send what the outbox holds (in claimed batches) through SMTP or the outbox folder."""
+def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_seconds: float = 1200) -> StepSummary:
+    """Send what the outbox holds, in claimed batches, through SMTP or the outbox folder.
+
+    A run claims no new batch after ``max_seconds``: a huge backlog is worked off by successive
+    runs, and no run holds the task's time budget hostage."""
     from connectors.email.render import render
     from flows.relay import relay_outbox
 
@@ -288,7 +292,8 @@ def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_bat
         summary.counts[name] = 0
     owner = relay_owner()
     hook = _history_hook(rt)
-    for _ in range(max_batches):
+    started = time.monotonic()
+    while time.monotonic() - started < max_seconds:
         now = rt.now()
         result = relay_outbox(rt.engine, sender, partial(render_fn, now=now), now, owner, batch=batch,
                               lease=timedelta(seconds=lease_seconds), on_outcome=hook)
@@ -456,23 +461,25 @@ def take_in(rt: Runtime, batch: int = 200) -> StepSummary:
 _TASK = {"persist_result": False, "cache_policy": NO_CACHE, "log_prints": False}
 
 
-@task(name="take-in", retries=2, retry_delay_seconds=10, timeout_seconds=600, **_TASK)
+# Timeouts bound connector I/O (the drop folder/IMAP, SMTP; the SMTP sender also times out each
+# command). The database steps run in bounded rounds and are not cut off half-way.
+@task(name="take-in", retries=2, retry_delay_seconds=10, timeout_seconds=900, **_TASK)
 def take_in_task(batch: int = 200) -> dict[str, Any]:
     return take_in(runtime(), batch).as_dict()
 
 
-@task(name="fire-followups", retries=2, retry_delay_seconds=5, timeout_seconds=1800, **_TASK)
+@task(name="fire-followups", retries=2, retry_delay_seconds=5, **_TASK)
 def followups_task(batch: int = 500, lateness_days: int | None = None, reminder_after_days: int | None = None,
                    max_reminders: int | None = None) -> dict[str, Any]:
     return fire_followups(runtime(), batch, lateness_days, reminder_after_days, max_reminders).as_dict()
 
 
-@task(name="advance-requests", retries=2, retry_delay_seconds=5, timeout_seconds=1800, **_TASK)
+@task(name="advance-requests", retries=2, retry_delay_seconds=5, **_TASK)
 def advance_task(batch: int = 500) -> dict[str, Any]:
     return advance_requests(runtime(), batch).as_dict()
 
 
-@task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=1800, **_TASK)
+@task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=7200, **_TASK)
 def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     return send_outbox(runtime(), batch, lease_seconds).as_dict()
 
