@@ -256,7 +256,9 @@ class _App:
             _db_call(self.settings, lambda: schema.ensure_schema(self.engine))
         self.store = SqlStore(self.engine)
         clock = FileClock(self.settings.simulated_clock) if self.settings.simulated_clock else SystemClock()
-        self.service = Service(self.store, clock)
+        from flows.events import instrument  # Prefect events after each commit, when an API is configured
+
+        self.service = Service(instrument(self.store), clock)
 
 
 def _db_call(settings: Any, fn: Any) -> Any:
