@@ -27,6 +27,7 @@ chain (events/s, informative).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
 import sys
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --samples >= 1, 1 <= --per-request <= 10 and --events >= --per-request")
 
     console = Console(width=max(Console().width, 110))
+    load_before = os.getloadavg()[0]
     path, build_s = open_or_build(args.events, args.per_request, args.rebuild, console)
     n_requests = args.events // args.per_request
     engine = make_engine(f"sqlite:///{path}")
@@ -292,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(labels[name], *(f"{s[k]:.3f}" for k in ("p50", "p95", "p99", "mean", "max")),
                       "[green]yes[/green]" if ok else "[red]no[/red]", f"{s['p50'] / stats['raw']['p50']:.1f}×")
     console.print(table)
+    load_after = os.getloadavg()[0]
+    if max(load_before, load_after) > 1.0:
+        console.print(f"[yellow]The machine was busy (load average {load_before:.1f} before, {load_after:.1f} after, "
+                      f"{os.cpu_count()} CPUs): figures are noisy; run again on a quiet machine.[/yellow]")
     console.print(f"EXPLAIN QUERY PLAN (store's query): {' | '.join(plan)}"
                   + ("" if index_used else "  [red]— the index ix_audit_request_seq is NOT used[/red]"))
     if build_s is not None:
@@ -302,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"audit.verify: {verify['events']:,} events and {verify['requests']:,} requests in "
                       f"{verify['seconds']:.1f} s = {verify['events_per_s']:,} events/s")
     emit_json("history", {
-        "env": environment(), "events": args.events, "requests": n_requests, "samples": len(sample),
+        "env": environment(), "load_average": [round(load_before, 2), round(load_after, 2)],
+        "events": args.events, "requests": n_requests, "samples": len(sample),
         "goal_p95_ms": GOAL_P95_MS, "goal_met": stats["store"]["p95"] <= GOAL_P95_MS and index_used,
         "ms": {k: {m: round(v, 4) for m, v in s.items()} for k, s in stats.items()},
         "ratio_p50_store_vs_raw": round(stats["store"]["p50"] / stats["raw"]["p50"], 2),
