@@ -111,8 +111,11 @@ class RawBaseline:
     def transition_on(self, conn: Any, request_id: int, at: str) -> None:
         """The same pair on a connection held open (informative: no connect/close per commit)."""
         with conn.begin():
-            conn.execute(sa.update(raw_requests).where(raw_requests.c.id == request_id, raw_requests.c.version == 2)
-                         .values(state="designed", version=3, updated_at=at, document=self.document))
+            result = conn.execute(
+                sa.update(raw_requests).where(raw_requests.c.id == request_id, raw_requests.c.version == 2)
+                .values(state="designed", version=3, updated_at=at, document=self.document))
+            if result.rowcount != 1:
+                raise RuntimeError(f"raw baseline (held connection): request {request_id} was not updated")
             conn.execute(sa.insert(raw_events).values(request_id=request_id, type="designed", version=3,
                                                    at=at, payload=self.payload))
 
