@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -77,7 +78,7 @@ class InMemoryStore:
     """Requests, history, checkpoint timers and outbox in dictionaries (thread-safe)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by update()
         self._rows: dict[int, _Row] = {}
         self._events: list[AuditRecord] = []
         self._timers: dict[str, _Timer] = {}
@@ -104,6 +105,16 @@ class InMemoryStore:
             self._write(request, actor, version=request.version + 1, new=False)
         request.clear_pending()
         return request
+
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        """Load, change and commit one request atomically (as ``SqlStore.update``)."""
+        with self._lock:
+            request = self.get(request_id)
+            if expect_version is not None and request.version != expect_version:
+                raise Conflict(request_id, expect_version, request.version)
+            mutate(request)
+            return self.save(request, actor)
 
     def _write(self, request: TrainingRequest, actor: str, *, version: int, new: bool) -> None:
         """Build every effect first, then apply them together (nothing half-written on an error)."""

@@ -137,12 +137,29 @@ class EventingStore:
     def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
         return self._commit(self._store.save, request, actor)
 
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        if not api_configured():
+            return self._store.update(request_id, actor, mutate, expect_version)  # type: ignore[no-any-return]
+        seen: dict[str, Any] = {}
+
+        def capture(request: TrainingRequest) -> None:
+            mutate(request)
+            seen["events"] = request.pending_events()
+            seen["suffixes"] = [n.key for n in request._outgoing]
+
+        saved = self._store.update(request_id, actor, capture, expect_version)
+        return self._emit_for(saved, seen["events"], seen["suffixes"])
+
     def _commit(self, write: Any, request: TrainingRequest, actor: str) -> TrainingRequest:
         if not api_configured():
             return write(request, actor)  # type: ignore[no-any-return]
         events = request.pending_events()
         suffixes = [n.key for n in request._outgoing]  # final keys exist only once the id is known
         saved = write(request, actor)
+        return self._emit_for(saved, events, suffixes)
+
+    def _emit_for(self, saved: TrainingRequest, events: list[Any], suffixes: list[str]) -> TrainingRequest:
         keys = [f"{saved.id}:{s}" for s in suffixes]
         out = transition_events(saved.id, saved.version, events)
         if keys:

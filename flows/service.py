@@ -37,6 +37,8 @@ class RequestStore(Protocol):
 
     def add(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
     def save(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest: ...
     def get(self, request_id: int) -> TrainingRequest: ...
     def history(self, request_id: int) -> list[AuditRecord]: ...
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]: ...
@@ -75,11 +77,7 @@ class Service:
     def _change(self, request_id: int, actor: str, expect_version: int | None,
                 apply: Callable[[TrainingRequest, datetime], None]) -> TrainingRequest:
         actor = _actor(actor)
-        request = self.store.get(request_id)
-        if expect_version is not None and request.version != expect_version:
-            raise Conflict(request_id, expect_version, request.version)
-        apply(request, self._now())
-        return self.store.save(request, actor)
+        return self.store.update(request_id, actor, lambda r: apply(r, self._now()), expect_version)
 
     # --- commands ----------------------------------------------------------------------------------
 

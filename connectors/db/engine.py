@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.pool import NullPool
 
 # Serialises audit-chain writers on PostgreSQL (any constant will do).
 CHAIN_LOCK_KEY = 0x6C64666C6F77  # "ldflow"
@@ -30,8 +29,10 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 3
     if url.startswith("sqlite"):
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000},
-                               poolclass=NullPool if ":memory:" not in url else None)
+        # Pooled (SQLAlchemy's default QueuePool for a file): opening a SQLite connection costs
+        # pragmas and a schema parse, and closing the last one checkpoints and deletes the WAL —
+        # about 3x the cost of a transition (bench/README.md).
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
         _configure_sqlite(engine, synchronous.upper(), busy_timeout_ms)
         return engine
     if url.startswith("postgresql://"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -109,6 +109,24 @@ class SqlStore:
         """Commit the request's pending changes if nobody changed it since it was loaded."""
         assert request.id is not None
         with write_transaction(self.engine) as conn:
+            self._write_effects(conn, request, actor, new=False)
+        request.clear_pending()
+        return request
+
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        """Load, change and commit one request in a single write transaction.
+
+        ``mutate`` runs under the write lock (``BEGIN IMMEDIATE`` / the chain lock), so the request
+        it sees is current; when it raises (a refused transition, invalid input) the transaction
+        rolls back and nothing is written. ``expect_version`` makes it refuse with ``Conflict``
+        when the request has moved on since the caller last looked.
+        """
+        with write_transaction(self.engine) as conn:
+            request = self._get(conn, request_id)
+            if expect_version is not None and request.version != expect_version:
+                raise Conflict(request_id, expect_version, request.version)
+            mutate(request)
             self._write_effects(conn, request, actor, new=False)
         request.clear_pending()
         return request
