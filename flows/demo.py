@@ -304,7 +304,8 @@ class Demo:
                 if (name, f"{c.item_id}:{c.offset}") in later:
                     continue
                 sample = RESULTS.get((name, f"{c.item_id}:{c.offset}"))
-                if c.status.value == "sent" and sample is not None and request.plan is not None:
+                if c.status.value == "sent" and sample is not None and request.plan is not None \
+                        and request.id is not None:
                     owner = next(i.owner.email for i in request.plan.items if i.id == c.item_id)
                     self.service.record(request.id, c.key, {"value": sample[0], "note": sample[1]}, owner)
                     recorded += 1
@@ -343,7 +344,7 @@ class Demo:
         for name in ("sales", "expenses", "complaints"):
             request = self.service.show(self.ids[name])
             for c in request.checkpoints:
-                if c.status.value == "needs_review":
+                if c.status.value == "needs_review" and request.id is not None:
                     self.service.record(request.id, c.key, {
                         "missed_reason": "flagged: the clock passed it by more than the 14-day lateness policy; "
                                          "the 90-day figure covers it"}, OPS)
@@ -352,7 +353,7 @@ class Demo:
     def acknowledge(self) -> None:
         for name, ack in ACKS.items():
             request = self.service.show(self.ids[name])
-            if request.state.value == "measured":
+            if request.state.value == "measured" and request.id is not None:
                 self.service.acknowledge(request.id, ack, OPS)
         self.say("acknowledged the measured requests: the results reports are queued for the stakeholders")
 

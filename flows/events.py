@@ -160,6 +160,7 @@ class EventingStore:
         return self._emit_for(saved, events, suffixes)
 
     def _emit_for(self, saved: TrainingRequest, events: list[Any], suffixes: list[str]) -> TrainingRequest:
+        assert saved.id is not None  # committed requests have their id
         keys = [f"{saved.id}:{s}" for s in suffixes]
         out = transition_events(saved.id, saved.version, events)
         if keys:
@@ -168,7 +169,7 @@ class EventingStore:
             else:
                 out.append(outbox_event(keys))
         emit(out)
-        return saved  # type: ignore[no-any-return]
+        return saved
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -387,7 +387,7 @@ def _handler(rt: Runtime, now: datetime, created: list[int]) -> Callable[[Any, A
                 request.approve_plan(PlanApproval(approver=sender, comment=intent.note[:2000]), now)
             elif intent.kind == "survey_result":
                 key = _checkpoint_of(match.request_id, match.in_reply_to_key)
-                if key is None:
+                if key is None or intent.value is None:
                     raise Quarantine(f"a number ({intent.value}) in a reply that does not answer a survey")
                 request.record_result(key, CheckpointResult(value=float(intent.value), note=intent.note[:2000]),
                                       now)
@@ -458,36 +458,34 @@ def take_in(rt: Runtime, batch: int = 200) -> StepSummary:
 
 # --- Prefect tasks: connector I/O and DB batches, retried and timed out -------------------------------
 
-_TASK = {"persist_result": False, "cache_policy": NO_CACHE, "log_prints": False}
-
-
 # Timeouts bound connector I/O (the drop folder/IMAP, SMTP; the SMTP sender also times out each
 # command). The database steps run in bounded rounds and are not cut off half-way.
-@task(name="take-in", retries=2, retry_delay_seconds=10, timeout_seconds=900, **_TASK)
+@task(name="take-in", retries=2, retry_delay_seconds=10, timeout_seconds=900,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def take_in_task(batch: int = 200) -> dict[str, Any]:
     return take_in(runtime(), batch).as_dict()
 
 
-@task(name="fire-followups", retries=2, retry_delay_seconds=5, **_TASK)
+@task(name="fire-followups", retries=2, retry_delay_seconds=5,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def followups_task(batch: int = 500, lateness_days: int | None = None, reminder_after_days: int | None = None,
                    max_reminders: int | None = None) -> dict[str, Any]:
     return fire_followups(runtime(), batch, lateness_days, reminder_after_days, max_reminders).as_dict()
 
 
-@task(name="advance-requests", retries=2, retry_delay_seconds=5, **_TASK)
+@task(name="advance-requests", retries=2, retry_delay_seconds=5,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def advance_task(batch: int = 500) -> dict[str, Any]:
     return advance_requests(runtime(), batch).as_dict()
 
 
-@task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=7200, **_TASK)
+@task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=7200,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     return send_outbox(runtime(), batch, lease_seconds).as_dict()
 
 
 # --- flows -----------------------------------------------------------------------------------------------
-
-_FLOW = {"persist_result": False, "log_prints": False}
-
 
 def _log(summary: dict[str, Any]) -> dict[str, Any]:
     try:
@@ -501,7 +499,7 @@ def _log(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-@flow(name="intake", **_FLOW)
+@flow(name="intake", persist_result=False, log_prints=False)
 def intake(batch: int = 200) -> dict[str, Any]:
     """Take in new requests from the drop folder (and replies from the inbox when configured).
 
@@ -510,7 +508,7 @@ def intake(batch: int = 200) -> dict[str, Any]:
     return _log(take_in_task(batch))
 
 
-@flow(name="followups", **_FLOW)
+@flow(name="followups", persist_result=False, log_prints=False)
 def followups(batch: int = 500, lateness_days: int | None = None, reminder_after_days: int | None = None,
               max_reminders: int | None = None) -> dict[str, Any]:
     """Fire the measurement checkpoints that are due (each once) and remind unanswered surveys.
@@ -522,20 +520,20 @@ def followups(batch: int = 500, lateness_days: int | None = None, reminder_after
     return _log(followups_task(batch, lateness_days, reminder_after_days, max_reminders))
 
 
-@flow(name="advance", **_FLOW)
+@flow(name="advance", persist_result=False, log_prints=False)
 def advance(batch: int = 500) -> dict[str, Any]:
     """Measure delivered requests whose checkpoints are all closed. batch: requests per round."""
     return _log(advance_task(batch))
 
 
-@flow(name="dispatch", **_FLOW)
+@flow(name="dispatch", persist_result=False, log_prints=False)
 def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     """Send what the outbox holds. batch: rows claimed per round; lease_seconds: how long a claim
     holds before another relay may take the rows over (a relay that died)."""
     return _log(dispatch_task(batch, lease_seconds))
 
 
-@flow(name="pipeline", **_FLOW)
+@flow(name="pipeline", persist_result=False, log_prints=False)
 def pipeline(intake_batch: int = 200, followups_batch: int = 500, dispatch_batch: int = 100,
              lateness_days: int | None = None, reminder_after_days: int | None = None,
              max_reminders: int | None = None, lease_seconds: int = 300) -> dict[str, Any]:
@@ -555,7 +553,8 @@ FLOWS = {"intake": intake, "followups": followups, "advance": advance, "dispatch
 
 def run_pass(**parameters: Any) -> dict[str, Any]:
     """One ``pipeline`` flow run (ephemeral Prefect when no API is configured)."""
-    return pipeline(**parameters)
+    result: dict[str, Any] = pipeline(**parameters)
+    return result
 
 
 def pass_direct(rt: Runtime | None = None) -> dict[str, Any]:
