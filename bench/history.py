@@ -11,8 +11,8 @@ It is built once with bulk inserts and cached under ``.bench/`` keyed by
 ``DB_VERSION`` and the schema revision; reruns reuse it.
 
 Timed, for 1,000 random requests (warm page cache, after a warm-up):
-  * ``SqlStore.history(id)`` — the whole call behind ``ldflow history``: connection
-    (a new one per call: the SQLite engine does not pool), existence check, the
+  * ``SqlStore.history(id)`` — the whole call behind ``ldflow history``: a connection
+    from make_engine's pool (a new one per process in the CLI), existence check, the
     indexed query, one ``AuditRecord`` per row (payload JSON parsed);
   * the store's query alone, on an open SQLAlchemy connection;
   * baseline: ``SELECT * FROM audit_events WHERE request_id=? ORDER BY seq`` through

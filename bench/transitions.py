@@ -4,17 +4,19 @@ Goal (issue 2): ldflow transitions/s >= 0.6 x raw commits/s, both measured in
 this run, for ``synchronous=FULL`` (the default) and ``NORMAL``.
 
 Raw baseline: SQLAlchemy Core on an engine from ``connectors.db.engine.make_engine``
-(same pragmas: WAL, the same ``synchronous``, busy timeout; ``BEGIN IMMEDIATE``
-through ``write_transaction``), one transaction per pair of statements:
+(pooled connections — SQLAlchemy's default QueuePool for a SQLite file —, the same
+pragmas: WAL, the same ``synchronous``, busy timeout; ``BEGIN IMMEDIATE`` through
+``write_transaction``), one transaction per pair of statements:
 UPDATE of a requests-like row (state, version, updated_at and a JSON document
 the size of a diagnosed request's) + INSERT of an events-like row (payload the
 size of a ``diagnosed`` event's), in a database of its own.
 
 Measured (ldflow): ``Service.diagnose(id, <diagnosis dict>, actor)`` over
-``SqlStore`` — the full path of one CLI command: input validation, loading the
-request (its own read transaction), the aggregate (lifecycle, guard,
-recommendations, notification), then one write transaction with the chain-head
-read, the hash-chained audit row, the versioned UPDATE and the outbox row.
+``SqlStore`` — the full path of one CLI command: input validation, then one
+write transaction (``SqlStore.update``: ``BEGIN IMMEDIATE``) that loads the
+request, runs the aggregate (lifecycle, guard, recommendations, notification)
+and writes the chain-head read, the hash-chained audit row, the versioned
+UPDATE and the outbox row.
 The requests are submitted beforehand, outside the timing; each request is
 diagnosed once (received -> diagnosed), one commit per transition.
 
@@ -24,7 +26,11 @@ alike. Throughput and the goal's ratio come from the total times; the ratio of
 the median per-operation times is printed beside it as a check that is robust
 against stray outliers.
 
-    python bench/transitions.py [--n 2000] [--sync FULL NORMAL] [--profile]
+``--nullpool`` is a what-if (informative, not the goal): both engines get the same
+pragmas but open and close a SQLite connection per transaction, as make_engine did
+before it pooled.
+
+    python bench/transitions.py [--n 2000] [--sync FULL NORMAL] [--profile] [--nullpool]
 """
 
 from __future__ import annotations
@@ -109,7 +115,7 @@ class RawBaseline:
                                                    at=at, payload=self.payload))
 
     def transition_on(self, conn: Any, request_id: int, at: str) -> None:
-        """The same pair on a connection held open (informative: no connect/close per commit)."""
+        """The same pair on one connection held open (informative: no pool checkout/return per commit)."""
         with conn.begin():
             result = conn.execute(
                 sa.update(raw_requests).where(raw_requests.c.id == request_id, raw_requests.c.version == 2)
@@ -120,13 +126,14 @@ class RawBaseline:
                                                    at=at, payload=self.payload))
 
 
-def bench_engine(url: str, synchronous: str, pooled: bool) -> sa.Engine:
-    """``make_engine`` — or, for ``--pooled`` (a what-if, informative), the same pragmas and ``BEGIN
-    IMMEDIATE`` on an engine that keeps its connections open in a QueuePool instead of make_engine's
-    NullPool (which opens and closes a SQLite connection for every transaction)."""
-    if not pooled:
+def bench_engine(url: str, synchronous: str, nullpool: bool) -> sa.Engine:
+    """``make_engine`` (pooled) — or, for ``--nullpool`` (a what-if, informative), the same pragmas and
+    ``BEGIN IMMEDIATE`` on an engine that opens and closes a SQLite connection for every transaction
+    (``NullPool``, what make_engine did before it pooled; closing the last connection also checkpoints
+    and deletes the WAL)."""
+    if not nullpool:
         return make_engine(url, synchronous=synchronous)
-    engine = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.QueuePool)
+    engine = sa.create_engine(url, connect_args={"timeout": 30}, poolclass=sa.pool.NullPool)
     engine_module._configure_sqlite(engine, synchronous, 30_000)
     return engine
 
@@ -142,6 +149,7 @@ class ModeResult:
     raw_cpu_s: float = 0.0
     ldflow_cpu_s: float = 0.0
     raw_held_s: float = 0.0
+    pool: str = ""  # the pool class the engines really used
     profile: str = ""
 
     @property
@@ -188,9 +196,9 @@ class ModeResult:
                 "goal_met": self.ratio >= GOAL}
 
 
-def run_mode(workdir: Path, synchronous: str, n: int, profile: bool, pooled: bool = False) -> ModeResult:
+def run_mode(workdir: Path, synchronous: str, n: int, profile: bool, nullpool: bool = False) -> ModeResult:
     clock = FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
-    ldflow_engine = bench_engine(f"sqlite:///{workdir / f'ldflow-{synchronous}.db'}", synchronous, pooled)
+    ldflow_engine = bench_engine(f"sqlite:///{workdir / f'ldflow-{synchronous}.db'}", synchronous, nullpool)
     schema.ensure_schema(ldflow_engine)
     store = SqlStore(ldflow_engine)
     service = Service(store, clock)
@@ -206,10 +214,10 @@ def run_mode(workdir: Path, synchronous: str, n: int, profile: bool, pooled: boo
     document = sample.model_dump_json(exclude={"id", "version"})
     payload = audit.canonical_json(sample.pending_events()[-1].payload)
 
-    raw_engine = bench_engine(f"sqlite:///{workdir / f'raw-{synchronous}.db'}", synchronous, pooled)
+    raw_engine = bench_engine(f"sqlite:///{workdir / f'raw-{synchronous}.db'}", synchronous, nullpool)
     raw = RawBaseline(raw_engine, n, document, payload)
 
-    result = ModeResult(synchronous, n)
+    result = ModeResult(synchronous, n, pool=type(ldflow_engine.pool).__name__)
     profiler = cProfile.Profile() if profile else None
     perf, cpu = time.perf_counter, time.process_time
     at = clock.now().isoformat()
@@ -230,7 +238,7 @@ def run_mode(workdir: Path, synchronous: str, n: int, profile: bool, pooled: boo
                 if profiler:
                     profiler.disable()
 
-    # Informative: the raw pair on one connection held open (what connect/close per commit costs).
+    # Informative: the raw pair on one connection held open (what checking a connection out per commit costs).
     at = clock.now().isoformat()
     with raw_engine.connect() as conn:
         conn.execution_options(ldflow_write=True)
@@ -265,9 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="transitions per mode (default 2000)")
     parser.add_argument("--sync", nargs="+", default=["FULL", "NORMAL"], choices=["FULL", "NORMAL"])
-    parser.add_argument("--pooled", action="store_true",
-                        help="what-if (informative): both engines keep connections in a QueuePool instead of "
-                             "make_engine's NullPool")
+    parser.add_argument("--nullpool", action="store_true",
+                        help="what-if (informative): both engines open and close a connection per transaction "
+                             "(NullPool) instead of make_engine's pool")
     parser.add_argument("--profile", action="store_true", help="cProfile the ldflow phase and print the top costs")
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -279,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_dir("transitions-") as workdir:
         for mode in args.sync:
             with console.status(f"synchronous={mode}: {args.n} transitions ..."):
-                results.append(run_mode(workdir, mode, args.n, args.profile, args.pooled))
+                results.append(run_mode(workdir, mode, args.n, args.profile, args.nullpool))
 
-    pool = "QueuePool (what-if, not make_engine)" if args.pooled else "make_engine (NullPool)"
+    pools = sorted({r.pool for r in results})
+    pool = f"{'/'.join(pools)} (what-if, not make_engine)" if args.nullpool else f"make_engine ({'/'.join(pools)})"
     table = Table(title=f"Durable single transitions on SQLite (WAL), one commit each — engines: {pool}")
     for col in ("sync", "raw/s", "ldflow/s", "ratio", f"≥ {GOAL}?", "median ratio", "raw µs", "ldflow µs",
                 "raw CPU µs", "ldflow CPU µs"):
@@ -297,11 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]The machine was busy (load average {load_before:.1f} before, {load_after:.1f} after, "
                       f"{os.cpu_count()} CPUs): other processes' CPU and disk use make these figures noisy; "
                       "run again on a quiet machine.[/yellow]")
-    console.print("raw = UPDATE+INSERT, one write transaction (connect, BEGIN IMMEDIATE, commit, close) per pair; "
-                  "ldflow = Service.diagnose (validate, load, aggregate, chained audit + UPDATE + outbox, commit). "
+    console.print("raw = UPDATE+INSERT, one write transaction (connection from the engine, BEGIN IMMEDIATE, commit) "
+                  "per pair; ldflow = Service.diagnose (validate; one write transaction: load, aggregate, "
+                  "chained audit + UPDATE + outbox, commit). "
                   "ratio = ldflow/s ÷ raw/s from total times; median ratio = from median times per operation; "
                   "CPU µs = this process's CPU time per operation (the part no disk wait inflates); "
-                  "Informative: the raw pair on one connection kept open (no connect/close per commit): "
+                  "Informative: the raw pair on one connection kept open (no checkout per commit): "
                   + ", ".join(f"{r.synchronous} {r.raw_held_per_s:,.0f}/s" for r in results) + ".")
     for r in results:
         if r.profile:
