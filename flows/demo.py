@@ -392,6 +392,11 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
     console.print("[dim]Prefect runs without a server (ephemeral mode); its first start takes ~15 s…[/]")
     demo = Demo(home, console)
     settings = demo.rt.settings
+    if demo.service.store.counts_by_state():
+        console.print(f"[yellow]{home} already holds requests from an earlier run: run the demo with --fresh "
+                      "(the default) to start again.[/]")
+        demo.pipeline.reset_runtimes()
+        return 1
     demo.clock.set(START)
 
     demo.drop_intakes(settings.drop_dir)
