@@ -322,14 +322,18 @@ def _lookup_sent(conn: Any) -> Callable[[Any], dict[str, tuple[int, str]]]:
 
 
 def _intake_from_mail(message: Any) -> dict[str, Any] | None:
-    """A new request mailed in: the body holds the intake fields as YAML (the sender is the requester)."""
+    """A new request mailed in: the body holds the intake fields as YAML (the sender is the requester).
+
+    Read with the drop folder's loader: plain YAML mappings, no aliases (no "billion laughs")."""
     import yaml
 
+    from connectors.email.dropfolder import _load_mapping
+
     try:
-        data = yaml.safe_load(message.body_text or "")
-    except yaml.YAMLError:
+        data = _load_mapping("yaml", (message.body_text or "").encode("utf-8"))
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    if not isinstance(data, dict) or "requested_solution" not in data:
+    if "requested_solution" not in data:
         return None
     data.setdefault("title", message.subject)
     data.setdefault("requester", {"name": message.from_name or message.from_address,

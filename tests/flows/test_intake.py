@@ -161,3 +161,35 @@ def test_an_unmatched_mail_is_quarantined_with_the_reason(rt: Any) -> None:
     summary = take_in(rt)
     assert summary.counts["quarantined"] == 1
     assert "not a reply to a message ldflow sent" in summary.errors[0]
+
+
+def test_a_new_request_can_be_mailed_in_as_yaml(rt: Any) -> None:
+    from flows.pipeline import take_in
+
+    mail = EmailMessage()
+    mail["From"] = "Nora Lead <nora.lead@example.org>"
+    mail["To"] = "ldflow@localhost"
+    mail["Subject"] = "Presentation skills for team leads"
+    mail["Message-ID"] = "<new-1@example.org>"
+    mail.set_content("sponsor: {name: Sam Sponsor, email: sam.sponsor@example.org}\n"
+                     "requested_solution: a one-day workshop\n")
+    _drop(rt, "new.eml", mail.as_bytes())
+    assert take_in(rt).counts["processed"] == 1
+    (summary,), _ = rt.service.list(ListFilter())
+    assert (summary.title, summary.requester) == ("Presentation skills for team leads", "nora.lead@example.org")
+
+
+def test_a_yaml_alias_bomb_by_mail_is_quarantined_not_expanded(rt: Any) -> None:
+    from flows.pipeline import take_in
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" \
+           "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nrequested_solution: *c\n"
+    mail = EmailMessage()
+    mail["From"] = "x@example.org"
+    mail["To"] = "ldflow@localhost"
+    mail["Subject"] = "lol"
+    mail["Message-ID"] = "<bomb-1@example.org>"
+    mail.set_content(bomb)
+    _drop(rt, "bomb.eml", mail.as_bytes())
+    summary = take_in(rt)
+    assert summary.counts["quarantined"] == 1 and summary.counts["processed"] == 0
