@@ -249,7 +249,8 @@ class SqlStore:
 
     def counts_by_state(self) -> dict[str, int]:
         with read_transaction(self.engine) as conn:
-            return dict(conn.execute(select(requests.c.state, func.count()).group_by(requests.c.state)).all())
+            rows = conn.execute(select(requests.c.state, func.count()).group_by(requests.c.state)).all()
+        return {state: int(n) for state, n in rows}
 
     def iter_requests(self, batch: int = 500) -> Iterator[TrainingRequest]:
         last = 0

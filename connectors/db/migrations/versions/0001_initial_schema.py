@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 06:35:05.806780
 
 Also installs the triggers that make audit_events append-only on SQLite and PostgreSQL.
