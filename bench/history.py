@@ -64,7 +64,7 @@ from states.request import TrainingRequest  # noqa: E402
 
 GOAL_P95_MS = 5.0
 # Bump when the generated data changes; the schema revision is part of the cache key too.
-DB_VERSION = "h1"
+DB_VERSION = "h2"  # h2: the event hash embeds the payload as JSON (audit.event_hash)
 ACTOR = "bench@example.org"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RID = "__RID__"  # placeholder for the request id inside payload templates
