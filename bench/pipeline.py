@@ -4,7 +4,8 @@
 
 Both paths do the same work on their own fresh SQLite database under ``.bench/``:
 the people's steps (submit, diagnose, plan, approve, design, deliver, record
-three checkpoint results, acknowledge) are the same service calls in both; the
+three checkpoint results, acknowledge) are the same service calls in both (run in
+chunks of 250 requests, alternating between the paths, as are the passes); the
 pipeline's work — fire the due checkpoints, measure, send every e-mail (written
 as .eml files by the embedded FileSender) — is done in (a) by plain calls
 (``Service.send_due_checkpoints``/``send_reminders``/``measure`` and
@@ -121,20 +122,29 @@ def direct_pass(rt: Any, batch: int = 500) -> None:
             break
 
 
+CHUNK = 250  # people's steps run in chunks, alternating between the paths, so load spikes hit both
+
+
 def lifecycle(rt: Any, n: int, run_pass: Callable[[], Any]) -> list[tuple[str, Callable[[], Any]]]:
     """The whole lifecycle as steps ("people" or "pipeline", what to do)."""
     ids: list[int] = []
 
-    def start() -> None:
+    def start(count: int) -> None:
         rt.clock.set(START)
-        ids.extend(people(rt, [], "start", n))
+        ids.extend(people(rt, [], "start", count))
 
-    steps: list[tuple[str, Callable[[], Any]]] = [("people", start), ("pipeline", run_pass)]
+    def chunks(step: str) -> list[tuple[str, Callable[[], Any]]]:
+        return [("people", lambda first=first: people(rt, ids[first:first + CHUNK], step))
+                for first in range(0, n, CHUNK)]
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("people", lambda first=first: start(min(CHUNK, n - first))) for first in range(0, n, CHUNK)]
+    steps.append(("pipeline", run_pass))
     for days, record in ((1, "relevance:P1D"), (30, "pipeline:P30D"), (90, "pipeline:P90D")):
         steps.append(("pipeline", lambda days=days: (rt.clock.set(_at(days)), run_pass())))
-        steps.append(("people", lambda record=record: people(rt, ids, record)))
+        steps += chunks(record)
     steps.append(("pipeline", lambda: (rt.clock.set(_at(91)), run_pass())))  # measure
-    steps.append(("people", lambda: people(rt, ids, "acknowledge")))
+    steps += chunks("acknowledge")
     steps.append(("pipeline", run_pass))  # send the results reports
     return steps
 
@@ -151,8 +161,9 @@ def run_interleaved(paths: dict[str, list[tuple[str, Callable[[], Any]]]],
             t = time.perf_counter()
             fn()
             spent[name][kind] += time.perf_counter() - t
-        log(f"  step {i + 1}/{count}: " + ", ".join(
-            f"{name} {sum(v.values()):.1f} s" for name, v in spent.items()))
+        if kind == "pipeline" or i + 1 == count:
+            log(f"  step {i + 1}/{count}: " + ", ".join(
+                f"{name} {sum(v.values()):.1f} s" for name, v in spent.items()))
     return spent
 
 
