@@ -245,8 +245,39 @@ def _sender(settings: Settings) -> Any:
         port = settings.smtp_port or (465 if settings.smtp_security == "ssl" else 587)
         return SmtpSender(SmtpConfig(host=settings.smtp_host, port=port, security=settings.smtp_security,
                                      username=settings.smtp_username, password=settings.smtp_password,
-                                     mail_from=settings.mail_from, timeout=settings.smtp_timeout))
+                                     mail_from=settings.mail_from, timeout=settings.smtp_timeout,
+                                     cafile=str(settings.smtp_cafile) if settings.smtp_cafile else None,
+                                     allow_untrusted=settings.smtp_allow_untrusted))
     return FileSender(settings.outbox_dir)
+
+
+class _LazyCalendar:
+    """The CalDAV publisher for one dispatch run: makes sure the calendar collection exists before
+    the first item is published (one PROPFIND per run, none when nothing has a calendar item), so
+    a calendar outage only delays the rows that carry a calendar item (the relay retries them)."""
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+        self.ready = False
+
+    def publish(self, item: Any) -> Any:
+        if not self.ready:
+            self.publisher.ensure_calendar()
+            self.ready = True
+        return self.publisher.publish(item)
+
+
+def _calendar(settings: Settings) -> Any:
+    """A CalDAV publisher when ``LDFLOW_CALDAV_URL`` is set, else None (invites go by mail only)."""
+    if not settings.caldav_url:
+        return None
+    from connectors.calendar.caldav_client import CaldavPublisher
+
+    verify: bool | str = settings.caldav_verify
+    if verify and settings.caldav_cafile:
+        verify = str(settings.caldav_cafile)
+    return _LazyCalendar(CaldavPublisher(settings.caldav_url, settings.caldav_username, settings.caldav_password,
+                                         verify=verify))
 
 
 def _history_hook(rt: Runtime) -> Any:
@@ -287,6 +318,7 @@ def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_sec
     render_fn = partial(render, mail_from=s.mail_from, domain=domain,
                         templates_dir=s.templates_dir)
     sender = _sender(s)
+    calendar = _calendar(s)
     summary = StepSummary("dispatch")
     for name in ("sent", "retried", "failed", "unknown"):
         summary.counts[name] = 0
@@ -296,8 +328,8 @@ def send_outbox(rt: Runtime, batch: int = 100, lease_seconds: int = 300, max_sec
     while time.monotonic() - started < max_seconds:
         now = rt.now()
         result = relay_outbox(rt.engine, sender, partial(render_fn, now=now), now, owner, batch=batch,
-                              lease=timedelta(seconds=lease_seconds), on_outcome=hook)
-        for name in ("claimed", "sent", "retried", "failed", "unknown", "lost_lease"):
+                              lease=timedelta(seconds=lease_seconds), on_outcome=hook, calendar=calendar)
+        for name in ("claimed", "sent", "retried", "failed", "unknown", "lost_lease", "published"):
             summary.add(name, getattr(result, name))
         summary.errors.extend(result.errors)
         _report("dispatch", summary.counts["sent"], None)
@@ -321,24 +353,81 @@ def _lookup_sent(conn: Any) -> Callable[[Any], dict[str, tuple[int, str]]]:
     return lookup
 
 
-def _intake_from_mail(message: Any) -> dict[str, Any] | None:
-    """A new request mailed in: the body holds the intake fields as YAML (the sender is the requester).
+_INTAKE_FIELDS = ("title", "requester", "sponsor", "stakeholders", "requested_solution", "business_goal",
+                  "audience", "why_now", "tried_already")
+_REPLY_PREFIX = r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|tr|antw)\s*(?:\[\d+\])?\s*:\s*)+"
+MAX_MAILED_SOLUTION = 4000
 
-    Read with the drop folder's loader: plain YAML mappings, no aliases (no "billion laughs")."""
+
+def _intake_from_mail(message: Any) -> tuple[dict[str, Any], str | None]:
+    """A new request mailed in: ``(intake data, note for the history or None)``; raises ``Quarantine``.
+
+    A body that is a YAML mapping with intake field names (``sponsor:``, ``requested_solution:`` …) is
+    read as a YAML intake, with the drop folder's loader (plain mappings, no aliases: no "billion
+    laughs"); the sender is the requester and the subject the title unless the YAML says otherwise.
+    Any other body is a request in plain words: title from the subject, the sender as requester and
+    (until ops correct it) sponsor, the body (quoted text and signature cut off) as what was asked for.
+    """
+    import re
+
     import yaml
 
+    from connectors.db.inbound import Quarantine
     from connectors.email.dropfolder import _load_mapping
 
+    body = message.body_text or ""
+    pattern = r"^(?:" + "|".join(_INTAKE_FIELDS) + r")\s*:"
+    data: dict[str, Any] = {}
+    if re.search(pattern, body, re.MULTILINE):
+        try:
+            data = _load_mapping("yaml", body.encode("utf-8"))
+        except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "aliases" in detail:  # an intake with anchors/aliases: refused, as in the drop folder
+                raise Quarantine(f"the body looks like a YAML intake but cannot be read: {detail}") from None
+            data = {}  # not YAML after all: a request in plain words that happens to hold "field: …" lines
+        if set(data) & set(_INTAKE_FIELDS):
+            data.setdefault("title", message.subject)
+            data.setdefault("requester", {"name": message.from_name or message.from_address,
+                                          "email": message.from_address})
+            return data, None
+    return _plain_request(message, re.sub(_REPLY_PREFIX, "", message.subject or "", flags=re.IGNORECASE))
+
+
+def _plain_request(message: Any, subject: str) -> tuple[dict[str, Any], str]:
+    """A request in plain words (see ``_intake_from_mail``)."""
+    import re
+
+    from connectors.db.inbound import Quarantine
+    from connectors.email.addresses import HeaderValueError, validate_address
+    from connectors.email.replies import first_meaningful_lines
+
+    unmatched = "not a reply to a message ldflow sent (no known In-Reply-To/References or [ldflow #N] tag)"
     try:
-        data = _load_mapping("yaml", (message.body_text or "").encode("utf-8"))
-    except (ValueError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    if "requested_solution" not in data:
-        return None
-    data.setdefault("title", message.subject)
-    data.setdefault("requester", {"name": message.from_name or message.from_address,
-                                  "email": message.from_address})
-    return data
+        address = validate_address("From", message.from_address or "")
+    except HeaderValueError as exc:
+        raise Quarantine(f"{unmatched}, and no usable sender to take it in as a new request: {exc}") from None
+    text = "\n".join(first_meaningful_lines(message.body_text or "")).strip()
+    if not text:
+        raise Quarantine(f"{unmatched}, and its body is empty (after quoted text and signature): nothing to "
+                         "take in as a new request")
+    if len(text) > MAX_MAILED_SOLUTION:
+        text = text[:MAX_MAILED_SOLUTION].rstrip() + " [...]"
+
+    def line(value: str, limit: int) -> str:
+        value = " ".join(re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]", " ", value).split())
+        return value if len(value) <= limit else value[:limit - 3].rstrip() + "..."
+
+    name = line(message.from_name or "", 120) or address.split("@", 1)[0]
+    title = line(subject, 200)
+    if len(title) < 3:
+        title = line(f"Request from {name}", 200)
+    person = {"name": name, "email": address}
+    data = {"title": title, "requester": person, "sponsor": dict(person), "requested_solution": text}
+    note = (f"Received by e-mail from {name} <{address}> (Message-ID {message.message_id}), subject "
+            f"{line(message.subject or '', 200)!r}. The requester is recorded as sponsor until the partner "
+            "conversation names the real sponsor.")
+    return data, note
 
 
 def _checkpoint_of(request_id: int, outbox_key: str | None) -> str | None:
@@ -362,12 +451,15 @@ def _handler(rt: Runtime, now: datetime, created: list[int]) -> Callable[[Any, A
 
     store = rt.store
 
-    def submit(conn: Any, data: dict[str, Any], source: str) -> Any:
+    def submit(conn: Any, data: dict[str, Any], source: str, note: tuple[str, str] | None = None) -> Any:
         try:
             intake = parse(Intake, data, source)
         except LdflowError as exc:
             raise Quarantine(str(exc)) from None
-        request = store.add_in(conn, TrainingRequest.submit(intake, now), ACTOR)
+        new = TrainingRequest.submit(intake, now)
+        if note is not None:
+            new.add_note(note[0], now, source=note[1])
+        request = store.add_in(conn, new, ACTOR)
         created.append(request.id)
         return Handled("processed", request.id)
 
@@ -377,12 +469,9 @@ def _handler(rt: Runtime, now: datetime, created: list[int]) -> Callable[[Any, A
         message = item.message
         match = match_request(message, _lookup_sent(conn))
         if match is None:
-            data = _intake_from_mail(message)
-            if data is None:
-                raise Quarantine("not a reply to a message ldflow sent (no known In-Reply-To/References or "
-                                 "[ldflow #N] tag), and the body is not an intake (YAML with title, sponsor, "
-                                 "requested_solution…)")
-            return submit(conn, data, f"e-mail {message.message_id}")
+            data, history_note = _intake_from_mail(message)
+            return submit(conn, data, f"e-mail {message.message_id}",
+                          (history_note, f"e-mail from {message.from_address}") if history_note else None)
         request = store.get(match.request_id)
         intent = interpret_reply(message.body_text)
         sender = message.from_address
@@ -405,7 +494,23 @@ def _handler(rt: Runtime, now: datetime, created: list[int]) -> Callable[[Any, A
     return handle
 
 
-def _sources(settings: Settings) -> list[Any]:
+def _last_uid(engine: Engine | None) -> Callable[[str, int], int | None] | None:
+    """The highest UID recorded for a mailbox generation (``max_uid``): the IMAP source then also
+    takes mail above it that a person already opened in a mail client. A changed UIDVALIDITY has
+    no recorded UID yet: only UNSEEN mail is read, and the Message-ID check keeps what was taken
+    in before from being taken in again."""
+    if engine is None:
+        return None
+    from connectors.db.inbound import max_uid
+
+    def last_uid(source: str, uidvalidity: int) -> int | None:
+        with engine.connect() as conn:
+            return max_uid(conn, source, uidvalidity)
+
+    return last_uid
+
+
+def _sources(settings: Settings, engine: Engine | None = None) -> list[Any]:
     from connectors.email.dropfolder import DropFolderSource
 
     sources: list[Any] = [DropFolderSource(settings.drop_dir)]
@@ -417,7 +522,10 @@ def _sources(settings: Settings) -> list[Any]:
         sources.append(ImapSource(ImapConfig(host=settings.imap_host, port=port, security=settings.imap_security,
                                              username=settings.imap_username or "",
                                              password=settings.imap_password or "",
-                                             mailbox=settings.imap_mailbox)))
+                                             mailbox=settings.imap_mailbox,
+                                             cafile=str(settings.imap_cafile) if settings.imap_cafile else None,
+                                             allow_untrusted=settings.imap_allow_untrusted),
+                                  last_uid=_last_uid(engine)))
     return sources
 
 
@@ -433,7 +541,7 @@ def take_in(rt: Runtime, batch: int = 200) -> StepSummary:
         summary.counts[name] = 0
     now = rt.now()
     created: list[int] = []  # may hold ids of rolled-back submissions: only used for the event below
-    for source in _sources(rt.settings):
+    for source in _sources(rt.settings, rt.engine):
         opened = hasattr(source, "__enter__")
         try:
             if opened:

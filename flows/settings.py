@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_timeout: float = 30.0
+    smtp_cafile: Path | None = Field(default=None, description="CA bundle for the SMTP server's certificate")
+    smtp_allow_untrusted: bool = Field(default=False, description="skip SMTP certificate checks (on purpose only)")
     mail_from: str = "ldflow@localhost"
     imap_host: str | None = None
     imap_port: int | None = None
@@ -47,9 +49,13 @@ class Settings(BaseSettings):
     imap_password: str | None = None
     imap_mailbox: str = "INBOX"
     imap_security: Literal["none", "starttls", "ssl"] = "ssl"
+    imap_cafile: Path | None = Field(default=None, description="CA bundle for the IMAP server's certificate")
+    imap_allow_untrusted: bool = Field(default=False, description="skip IMAP certificate checks (on purpose only)")
     caldav_url: str | None = None
     caldav_username: str | None = None
     caldav_password: str | None = None
+    caldav_verify: bool = Field(default=True, description="verify the CalDAV server's certificate")
+    caldav_cafile: Path | None = Field(default=None, description="CA bundle for the CalDAV server's certificate")
     templates_dir: Path | None = None
 
     @cached_property

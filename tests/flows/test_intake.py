@@ -156,7 +156,7 @@ def test_an_unmatched_mail_is_quarantined_with_the_reason(rt: Any) -> None:
     mail["To"] = "ldflow@localhost"
     mail["Subject"] = "hello"
     mail["Message-ID"] = "<hello-1@example.org>"
-    mail.set_content("Can we talk about training?")
+    mail.set_content("> Can we talk about training?\n")  # only quoted text: nothing to take in as a request
     _drop(rt, "hello.eml", mail.as_bytes())
     summary = take_in(rt)
     assert summary.counts["quarantined"] == 1
