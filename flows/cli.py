@@ -59,9 +59,15 @@ plan_app = typer.Typer(help="Draft, approve and show the measurement plan (plann
                        no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit history.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Outgoing mail: list it, retry what failed or has an unknown outcome, close "
+                              "what the mail server's log shows as sent.", no_args_is_help=True)
+inbound_app = typer.Typer(help="Incoming mail and drop-folder files: what was quarantined and why.",
+                          no_args_is_help=True)
 app.add_typer(plan_app, name="plan", rich_help_panel="Requests")
 app.add_typer(audit_app, name="audit", rich_help_panel="Other")
 app.add_typer(db_app, name="db", rich_help_panel="Other")
+app.add_typer(outbox_app, name="outbox", rich_help_panel="Mail")
+app.add_typer(inbound_app, name="inbound", rich_help_panel="Mail")
 
 
 class ConfigurationError(LdflowError):
@@ -720,6 +726,192 @@ def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] =
     after = _db_call(ctx.settings, lambda: schema.upgrade(ctx.engine, revision))
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
     typer.echo(f"database {_safe_url(ctx.settings.url)}: {state} revision {after}")
+
+
+# --- mail: outbox and inbound ----------------------------------------------------------------------
+
+OUTBOX_STATUSES = ("pending", "sending", "transmitting", "sent", "failed", "unknown")
+
+
+def _now(ctx: "_App") -> Any:
+    from datetime import UTC
+
+    return ctx.service.clock.now().astimezone(UTC)
+
+
+def _iso_or_none(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class _OutboxChanged(LdflowError):
+    """An outbox row changed between reading and writing it (exit 5, like any conflict)."""
+
+    exit_code = EXIT_CONFLICT
+
+
+def _outbox_rows(ctx: "_App", keys: list[str]) -> dict[str, Any]:
+    """The outbox rows for ``keys``; NotFound (exit 4) naming every unknown key."""
+    from sqlalchemy import select
+
+    from connectors.db.tables import outbox
+    from states.errors import NotFound
+
+    with ctx.engine.connect() as conn:
+        rows = {r.key: r for r in conn.execute(select(outbox).where(outbox.c.key.in_(keys)))}
+    missing = [k for k in keys if k not in rows]
+    if missing:
+        raise NotFound(f"outbox key(s) {', '.join(repr(k) for k in missing)} (see `ldflow outbox list`)")
+    return rows
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option(
+        "--status", help="Only rows with this status: pending, sending, transmitting, sent, failed or unknown.")]
+    = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many rows (newest first).")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """The outbox: one row per e-mail ldflow sends (id, key, template, status, attempts, last error, sent)."""
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise InvalidInput([FieldError("status", f"{status!r} is not one of {', '.join(OUTBOX_STATUSES)}")])
+    from sqlalchemy import select
+
+    from connectors.db.tables import outbox
+
+    ctx = _App()
+    query = select(outbox.c.id, outbox.c.key, outbox.c.request_id, outbox.c.template, outbox.c.status,
+                   outbox.c.attempts, outbox.c.last_error, outbox.c.sent_at, outbox.c.message_id)
+    if status is not None:
+        query = query.where(outbox.c.status == status)
+    with ctx.engine.connect() as conn:
+        rows = list(conn.execute(query.order_by(outbox.c.id.desc()).limit(limit)))
+    if as_json:
+        _print_json([{"id": r.id, "key": r.key, "request_id": r.request_id, "template": r.template,
+                      "status": r.status, "attempts": r.attempts, "last_error": r.last_error,
+                      "sent_at": _iso_or_none(r.sent_at), "message_id": r.message_id} for r in rows])
+        return
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from flows import render
+
+    table = Table(box=box.SIMPLE_HEAD, caption=f"{len(rows)} row(s)" + (f" with status {status}" if status else ""),
+                  caption_justify="left")
+    for name, justify in (("id", "right"), ("key", "left"), ("template", "left"), ("status", "left"),
+                          ("attempts", "right"), ("last error", "left"), ("sent", "left")):
+        table.add_column(name, justify=justify, no_wrap=name not in ("last error", "key"))  # type: ignore[arg-type]
+    style = {"unknown": "bold yellow", "failed": "red", "sent": "green"}
+    for r in rows:
+        table.add_row(str(r.id), escape(r.key), escape(r.template),
+                      f"[{style[r.status]}]{r.status}[/]" if r.status in style else escape(r.status),
+                      str(r.attempts), escape((r.last_error or "")[:300]),
+                      render.utc(r.sent_at) if r.sent_at is not None else "")
+    render.console().print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    key: Annotated[list[str] | None, typer.Option(
+        "--key", help="An outbox key to send again (repeatable); the row must be unknown or failed.")] = None,
+    all_unknown: Annotated[bool, typer.Option(
+        "--all-unknown", help="Every row whose outcome is unknown.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put rows back to pending so the next dispatch sends them (same Message-ID).
+
+    Rows whose outcome is unknown are never resent automatically: check the mail server's log
+    first; if it went out, use `ldflow outbox mark-sent KEY` instead."""
+    from connectors.db import outbox as ob
+    from connectors.db.engine import write_transaction
+
+    _WRITING["now"] = True
+    keys = list(dict.fromkeys(key or []))
+    if not keys and not all_unknown:
+        raise InvalidInput([FieldError("key", "name the rows to retry: --key KEY (repeatable) or --all-unknown")])
+    ctx = _App()
+    now = _now(ctx)
+    if keys:
+        rows = _outbox_rows(ctx, keys)
+        wrong = [f"{k} is {rows[k].status}" for k in keys if rows[k].status not in (ob.UNKNOWN, ob.FAILED)]
+        if wrong:
+            raise InvalidInput([FieldError("key", f"only unknown or failed rows can be retried: {'; '.join(wrong)}")])
+    with write_transaction(ctx.engine) as conn:
+        count = ob.requeue(conn, now, keys=keys, statuses=(ob.UNKNOWN, ob.FAILED)) if keys else 0
+        if all_unknown:
+            count += ob.requeue(conn, now, statuses=(ob.UNKNOWN,))
+    if as_json:
+        _print_json({"requeued": count})
+    else:
+        typer.echo(f"{count} outbox row(s) back to pending; the next dispatch sends them")
+
+
+@outbox_app.command("mark-sent")
+def outbox_mark_sent(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="The outbox key (see `ldflow outbox list`).",
+                                       show_default=False)],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close a row whose outcome is unknown as sent, without sending (after checking the mail server's log)."""
+    from connectors.db import outbox as ob
+    from connectors.db.engine import write_transaction
+    from connectors.email.render import message_id_for
+    from states import events as ev
+    from states.events import DomainEvent
+
+    _WRITING["now"] = True
+    ctx = _App()
+    row = _outbox_rows(ctx, [key])[key]
+    if row.status != ob.UNKNOWN:
+        raise InvalidInput([FieldError("key", f"{key} is {row.status}: only a row whose outcome is unknown can be "
+                                              "marked sent")])
+    now = _now(ctx)
+    message_id = row.message_id or message_id_for(key, ctx.settings.mail_from.rsplit("@", 1)[-1])
+    who = _actor(actor)
+    with write_transaction(ctx.engine) as conn:
+        done = [a for a in json.loads(row.recipients_done or "[]") if isinstance(a, str)]
+        if not ob.mark_sent(conn, row.id, None, message_id=message_id, now=now, recipients_done=done,
+                            note=f"marked sent by {who} (outcome was unknown: {row.last_error or 'no detail'})"):
+            raise _OutboxChanged(f"outbox {key} changed meanwhile (retried or closed by someone else); "
+                                 "see `ldflow outbox list`")
+        ctx.store.record_events(conn, row.request_id, [DomainEvent(ev.EMAIL_SENT, {
+            "key": key, "template": row.template, "detail": "marked sent by an operator after an unknown outcome"})],
+            who, now)
+    if as_json:
+        _print_json({"key": key, "status": ob.SENT, "message_id": message_id})
+    else:
+        typer.echo(f"outbox {key}: marked sent (Message-ID {message_id})")
+
+
+@inbound_app.command("quarantined")
+def inbound_quarantined(
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many (newest first).")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Incoming mail and files that were quarantined, with the reason and where the raw copy is."""
+    from connectors.db.inbound import list_quarantined
+
+    ctx = _App()
+    with ctx.engine.connect() as conn:
+        rows = list_quarantined(conn, limit)
+    if as_json:
+        _print_json([{k: (_iso_or_none(v) if k == "received_at" else v) for k, v in r.items()} for r in rows])
+        return
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from flows import render
+
+    table = Table(box=box.SIMPLE_HEAD, caption=f"{len(rows)} quarantined", caption_justify="left")
+    for name in ("id", "received", "source", "message-id", "reason", "raw copy"):
+        table.add_column(name, justify="right" if name == "id" else "left", no_wrap=name in ("id", "received"))
+    for r in rows:
+        table.add_row(str(r["id"]), render.utc(r["received_at"]), escape(r["source"] or ""),
+                      escape(r["message_id"] or ""), escape((r["reason"] or "")[:500]), escape(r["raw_path"] or ""))
+    render.console().print(table)
 
 
 @app.command(rich_help_panel="Other")
