@@ -97,7 +97,7 @@ def test_dispatch_publishes_the_checkpoint_todo_to_caldav_and_mails_it(tmp_path:
         assert fire_followups(rt).counts["sent"] == 1
         summary = send_outbox(rt)
         assert summary.counts["published"] == 1 and summary.errors == []
-        calendar = CaldavPublisher(radicale.url, radicale.username, radicale.password, timeout=10)
+        calendar = CaldavPublisher(radicale.url, radicale.username, radicale.password, timeout=10, auth_type="basic")
         uid = f"ldflow-{request.id}-{first.item_id}-{first.offset}-todo@ldflow"
         assert calendar.uids() == [uid]
         stored = calendar.get(uid)
