@@ -435,6 +435,29 @@ def redirect(
 
 
 @app.command(rich_help_panel="Requests")
+def session(
+    request_id: IdArg,
+    file: FileOpt = None,
+    session_id: Annotated[str | None, typer.Option("--id", help="Session id; an existing id reschedules it.")] = None,
+    title: Annotated[str | None, typer.Option(help="Session title.")] = None,
+    start: Annotated[str | None, typer.Option(help="Start, ISO 8601 with offset (2026-12-01T09:00+01:00).")] = None,
+    end: Annotated[str | None, typer.Option(help="End, ISO 8601 with offset.")] = None,
+    location: Annotated[str | None, typer.Option(help="Where (room, link).")] = None,
+    actor: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Schedule or reschedule a delivery session: attendees get a calendar invite (same event, new SEQUENCE)."""
+    data, source = _input(file, id=session_id, title=title, start=start, end=end, location=location)
+    request = _App().service.schedule_session(request_id, data, _actor(actor), if_version, source)
+    latest = request.sessions[-1] if request.sessions else None
+    chosen = next((x for x in request.sessions if x.plan.id == (data.get("id") or "")), latest)
+    what = (f"session {chosen.plan.id} scheduled {chosen.plan.start:%Y-%m-%d %H:%M}Z (sequence {chosen.sequence})"
+            if chosen else "session scheduled")
+    _done(request, as_json, what)
+
+
+@app.command(rich_help_panel="Requests")
 def deliver(
     request_id: IdArg,
     file: FileOpt = None,

@@ -27,6 +27,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    SessionPlan,
 )
 from states.request import TrainingRequest
 from states.validation import parse
@@ -109,6 +110,11 @@ class Service:
                  expect_version: int | None = None, source: str = "") -> TrainingRequest:
         redirect = parse(Redirect, data, source)
         return self._change(request_id, actor, expect_version, lambda r, at: r.redirect(redirect, at))
+
+    def schedule_session(self, request_id: int, data: Data | SessionPlan, actor: str,
+                         expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        plan = parse(SessionPlan, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.schedule_session(plan, at))
 
     def deliver(self, request_id: int, data: Data | Delivery, actor: str,
                 expect_version: int | None = None, source: str = "") -> TrainingRequest:

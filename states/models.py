@@ -9,11 +9,11 @@ most content fields may be empty here and are listed as missing by a guard.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from states.durations import MAX_YEARS, parse_duration
 
@@ -327,6 +327,39 @@ class Delivery(Model):
     def _order(self) -> Delivery:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError("end_date is before start_date")
+        return self
+
+
+class SessionPlan(Model):
+    """A delivery session to invite people to (a workshop, a coaching slot, a job-aid walk-through).
+
+    Times must carry a UTC offset (no floating times); they are kept in UTC. Scheduling a session
+    with an existing ``id`` again reschedules it: the same calendar event, a higher SEQUENCE.
+    """
+
+    id: str = ""
+    title: Line = Field(min_length=1)
+    start: AwareDatetime
+    end: AwareDatetime
+    location: Line = ""
+    attendees: list[Person] = Field(default_factory=list, description="default: the audience contact or requester")
+    organizer: Person | None = Field(default=None, description="default: the sponsor")
+    agenda: list[Line] = Field(default_factory=list)
+    preparation: Text = ""
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if value and not _SLUG.match(value):
+            raise ValueError("use lower-case letters, digits, '-' or '_' (at most 40)")
+        return value
+
+    @model_validator(mode="after")
+    def _times(self) -> SessionPlan:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
         return self
 
 

@@ -34,6 +34,7 @@ from states.models import (
     Reason,
     Recommendation,
     Redirect,
+    SessionPlan,
 )
 from states.notifications import CalendarItem, Notification, Recipient
 
@@ -68,6 +69,16 @@ class Checkpoint(BaseModel):
     @property
     def closed(self) -> bool:
         return self.status in (CheckpointStatus.CLOSED, CheckpointStatus.MISSED)
+
+
+class Session(BaseModel):
+    """A scheduled delivery session; ``sequence`` grows with every reschedule (iCalendar SEQUENCE)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: SessionPlan
+    sequence: int = 0
+    cancelled: bool = False
 
 
 class Outcome(StrEnum):
@@ -119,6 +130,7 @@ class TrainingRequest(BaseModel):
     brief: DesignBrief | None = None
     redirect_record: Redirect | None = None
     delivery: Delivery | None = None
+    sessions: list[Session] = Field(default_factory=list)
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     results: list[ItemResult] = Field(default_factory=list)
     roi: RoiSummary | None = None
@@ -251,6 +263,50 @@ class TrainingRequest(BaseModel):
                    {"redirect": redirect.model_dump(mode="json")})
         self.redirect_record = redirect
 
+    def schedule_session(self, plan: SessionPlan, at: datetime) -> Session:
+        """Schedule (or reschedule) a delivery session and invite its attendees (iMIP REQUEST)."""
+        if self.state not in (State.DESIGNED, State.REDIRECTED):
+            raise TransitionRefused("schedule a session for", self.state.value,
+                                    ["sessions are scheduled once the request is designed or redirected"])
+        session_id = plan.id or f"s{len(self.sessions) + 1}"
+        plan = plan.model_copy(update={"id": session_id})
+        existing = next((x for x in self.sessions if x.plan.id == session_id), None)
+        if existing is not None and existing.cancelled:
+            raise TransitionRefused("reschedule", self.state.value,
+                                    [f"session '{session_id}' was cancelled; schedule it under a new id"])
+        if existing is None:
+            session = Session(plan=plan)
+            self.sessions.append(session)
+            kind = ev.SESSION_SCHEDULED
+        else:
+            existing.plan, existing.sequence = plan, existing.sequence + 1
+            session, kind = existing, ev.SESSION_RESCHEDULED
+        self.updated_at = at
+        self._record(kind, {"session": plan.model_dump(mode="json"), "sequence": session.sequence})
+        self._invite(session, "REQUEST")
+        return session
+
+    def _session_attendees(self, session: Session) -> list[Recipient]:
+        people = session.plan.attendees or [self.intake.audience.contact or self.intake.requester]
+        return [_person(p) for p in people]
+
+    def _invite(self, session: Session, method: str, reason: str = "") -> None:
+        plan = session.plan
+        attendees = self._session_attendees(session)
+        item = CalendarItem(uid=f"ldflow-{self.id}-session-{plan.id}@ldflow", kind="event", summary=plan.title,
+                            start=plan.start.isoformat(), end=plan.end.isoformat(),
+                            description=plan.preparation, organizer=_person(plan.organizer or self.intake.sponsor),
+                            attendees=tuple(attendees), sequence=session.sequence, method=method)
+        if method == "CANCEL":
+            self._notify(f"session_cancelled:{plan.id}:{session.sequence}", "request_cancelled", attendees,
+                         f"Cancelled: {plan.title}", {"reason": reason}, calendar=item)
+            return
+        self._notify(f"delivery_invite:{plan.id}:{session.sequence}", "delivery_invite", attendees,
+                     f"{'Updated invitation' if session.sequence else 'Invitation'}: {plan.title}",
+                     {"session_title": plan.title, "start": plan.start.isoformat(), "end": plan.end.isoformat(),
+                      "location": plan.location, "agenda": list(plan.agenda), "preparation": plan.preparation},
+                     calendar=item)
+
     def deliver(self, delivery: Delivery, at: datetime) -> None:
         """Record delivery; schedule every checkpoint of the plan from the end date."""
         self._require_allowed(Trigger.DELIVER)
@@ -330,6 +386,13 @@ class TrainingRequest(BaseModel):
         self._require_allowed(Trigger.CANCEL)
         self._move(Trigger.CANCEL, guards.reason("cancel", reason), at, {"reason": reason.reason})
         self.closing_reason = reason.reason
+        self._notify("request_cancelled", "request_cancelled", self._stakeholders(),
+                     f"Cancelled: {self.intake.title}", {"reason": reason.reason})
+        for session in self.sessions:
+            if not session.cancelled:
+                session.cancelled, session.sequence = True, session.sequence + 1
+                self._record(ev.SESSION_CANCELLED, {"session": session.plan.id, "sequence": session.sequence})
+                self._invite(session, "CANCEL", reason.reason)
         for c in self.checkpoints:
             if not c.closed:
                 c.status = CheckpointStatus.MISSED

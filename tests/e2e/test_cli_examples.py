@@ -22,6 +22,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    SessionPlan,
 )
 from states.validation import parse
 
@@ -38,6 +39,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "design.yaml": DesignBrief,
     "redirect.yaml": Redirect,
     "delivery.yaml": Delivery,
+    "session.yaml": SessionPlan,
     "result.yaml": CheckpointResult,
     "acknowledgement.yaml": Acknowledgement,
     "decline.yaml": Reason,
