@@ -42,12 +42,12 @@ class RequestStore(Protocol):
                expect_version: int | None = None) -> TrainingRequest: ...
     def get(self, request_id: int) -> TrainingRequest: ...
     def history(self, request_id: int) -> list[AuditRecord]: ...
-    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]: ...
     def counts_by_state(self) -> dict[str, int]: ...
     def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]: ...
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None) -> list[tuple[int, str]]: ...
     def verify(self) -> VerifyReport: ...
+    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]: ...
 
 
 Data = dict[str, Any]
@@ -76,9 +76,13 @@ class Service:
         return self.clock.now().astimezone(UTC)
 
     def _change(self, request_id: int, actor: str, expect_version: int | None,
-                apply: Callable[[TrainingRequest, datetime], None]) -> TrainingRequest:
+                apply: Callable[[TrainingRequest, datetime], object]) -> TrainingRequest:
         actor = _actor(actor)
-        return self.store.update(request_id, actor, lambda r: apply(r, self._now()), expect_version)
+
+        def mutate(request: TrainingRequest) -> None:
+            apply(request, self._now())
+
+        return self.store.update(request_id, actor, mutate, expect_version)
 
     # --- commands ----------------------------------------------------------------------------------
 

@@ -230,8 +230,17 @@ IsoDuration = Annotated[str, AfterValidator(_duration)]
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
+def _slug(value: str) -> str:
+    if value and not _SLUG.match(value):
+        raise ValueError("use lower-case letters, digits, '-' or '_' (at most 40)")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+
+
 class PlanItem(Model):
-    id: str = ""
+    id: Slug = ""
     framework: Framework
     level: int = Field(ge=1)
     metric: Line = Field(min_length=1)
@@ -244,13 +253,6 @@ class PlanItem(Model):
     owner: Person
     value_per_unit: float | None = Field(
         default=None, description="monetary benefit of one unit of improvement (Phillips level 5)")
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if value and not _SLUG.match(value):
-            raise ValueError("use lower-case letters, digits, '-' or '_' (at most 40)")
-        return value
 
     @model_validator(mode="after")
     def _level_in_range(self) -> PlanItem:
@@ -337,7 +339,7 @@ class SessionPlan(Model):
     with an existing ``id`` again reschedules it: the same calendar event, a higher SEQUENCE.
     """
 
-    id: str = ""
+    id: Slug = ""
     title: Line = Field(min_length=1)
     start: AwareDatetime
     end: AwareDatetime
@@ -346,13 +348,6 @@ class SessionPlan(Model):
     organizer: Person | None = Field(default=None, description="default: the sponsor")
     agenda: list[Line] = Field(default_factory=list)
     preparation: Text = ""
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if value and not _SLUG.match(value):
-            raise ValueError("use lower-case letters, digits, '-' or '_' (at most 40)")
-        return value
 
     @model_validator(mode="after")
     def _times(self) -> SessionPlan:
