@@ -319,11 +319,12 @@ def test_without_a_prefect_api_nothing_is_emitted(monkeypatch: pytest.MonkeyPatc
     seen: list[dict[str, Any]] = []
     old = events.set_emitter(seen.append)
     try:
-        import prefect.settings
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        if prefect.settings.get_current_settings().api.url:
-            pytest.skip("a Prefect API is configured in this environment")
-        assert events.emit([events.outbox_event(["1:x"])]) == 0
+        # The flow tests' session-wide harness configures an API; take it away for this test.
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            assert not events.api_configured()
+            assert events.emit([events.outbox_event(["1:x"])]) == 0
         assert seen == []
     finally:
         events.set_emitter(old)
