@@ -152,11 +152,13 @@ def lifecycle(rt: Any, n: int, run_pass: Callable[[], Any]) -> list[tuple[str, C
 def run_interleaved(paths: dict[str, list[tuple[str, Callable[[], Any]]]],
                     log: Callable[[str], None]) -> dict[str, dict[str, float]]:
     """Run the paths' steps alternately (step 1 of each, then step 2 of each…), timing each, so a
-    busy machine slows both paths alike."""
+    busy machine slows both paths alike; the order flips every step, so neither path always pays
+    for the other's dirty pages being written back."""
     spent = {name: {"people": 0.0, "pipeline": 0.0} for name in paths}
     count = len(next(iter(paths.values())))
     for i in range(count):
-        for name, steps in paths.items():
+        order = list(paths.items()) if i % 2 == 0 else list(reversed(paths.items()))
+        for name, steps in order:
             kind, fn = steps[i]
             t = time.perf_counter()
             fn()
