@@ -17,8 +17,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    TextClause,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from connectors.db import audit
 from connectors.db.engine import read_transaction, write_transaction
@@ -69,7 +81,25 @@ _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
                  head_seq=bindparam("b_head_seq"), document=bindparam("b_document")))
-_UPSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}  # (dialect, table, keys) -> INSERT … ON CONFLICT
+
+
+def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING | DO UPDATE SET …`` as one text statement, valid on SQLite
+    (3.24+) and PostgreSQL alike. SQLAlchemy cannot cache the compiled form of the dialects' own
+    ``on_conflict_*`` constructs (~250 µs to compile on every call); a text statement is cached. The
+    bind types come from the table, so datetimes are stored exactly as Core stores them elsewhere."""
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    action = ("DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in update)) if update else "DO NOTHING"
+    stmt = text(f'INSERT INTO {table.name} ({quoted}) VALUES ({", ".join(":" + c for c in columns)}) '
+                f'ON CONFLICT ({", ".join(chr(34) + k + chr(34) for k in keys)}) {action}')
+    return stmt.bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+
+
+_INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], TextClause] = {}
+_CHECKPOINT_UPSERT = _insert_or(
+    checkpoints, ["key", "request_id", "item_id", "offset", "due_at", "status", "sent_at", "reminders_sent",
+                  "last_reminder_at", "closed_at", "result"], ["key"],
+    update=["status", "sent_at", "reminders_sent", "last_reminder_at", "closed_at", "result", "due_at"])
 
 
 def _json_default(value: Any) -> Any:
@@ -215,24 +245,14 @@ class SqlStore:
             "result": json.dumps({"value": c.value, "note": c.note, "missed_reason": c.missed_reason})
             if c.closed else None,
         } for c in touched]
-        cache_key = (conn.dialect.name, "checkpoints:upsert", ("key",))
-        stmt = _UPSERTS.get(cache_key)
-        if stmt is None:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            stmt = dialect.insert(checkpoints)
-            excluded = stmt.excluded
-            stmt = _UPSERTS[cache_key] = stmt.on_conflict_do_update(index_elements=["key"], set_={
-                name: excluded[name] for name in ("status", "sent_at", "reminders_sent", "last_reminder_at",
-                                                  "closed_at", "result", "due_at")})
-        conn.execute(stmt, values)
+        conn.execute(_CHECKPOINT_UPSERT, values)
 
     @staticmethod
     def _insert_ignore(conn: Connection, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
-        cache_key = (conn.dialect.name, table.name, tuple(keys))
-        stmt = _UPSERTS.get(cache_key)
+        shape = (table.name, tuple(values[0]), tuple(keys))
+        stmt = _INSERTS.get(shape)
         if stmt is None:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            stmt = _UPSERTS[cache_key] = dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+            stmt = _INSERTS[shape] = _insert_or(table, list(values[0]), keys)
         conn.execute(stmt, values)
 
     # --- reading -----------------------------------------------------------------------------------
