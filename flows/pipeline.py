@@ -370,19 +370,17 @@ def _intake_from_mail(message: Any) -> tuple[dict[str, Any], str | None]:
     """
     import re
 
-    import yaml
-
     from connectors.db.inbound import Quarantine
-    from connectors.email.dropfolder import _load_mapping
+    from connectors.loader import parse_mapping
 
     body = message.body_text or ""
     pattern = r"^(?:" + "|".join(_INTAKE_FIELDS) + r")\s*:"
     data: dict[str, Any] = {}
     if re.search(pattern, body, re.MULTILINE):
         try:
-            data = _load_mapping("yaml", body.encode("utf-8"))
-        except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            data = parse_mapping(body, f"e-mail {message.message_id}", "yaml")
+        except LdflowError as exc:
+            detail = "; ".join(str(e) for e in getattr(exc, "errors", [])) or str(exc)
             if "aliases" in detail:  # an intake with anchors/aliases: refused, as in the drop folder
                 raise Quarantine(f"the body looks like a YAML intake but cannot be read: {detail}") from None
             data = {}  # not YAML after all: a request in plain words that happens to hold "field: …" lines

@@ -18,37 +18,24 @@ Message-ID, or for JSON/YAML by its content hash - and just moved.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from connectors.email.config import InboundLimits
 from connectors.email.inbound import InboundItem, InboundRef, parse_message
+from connectors.loader import parse_mapping
+from states.errors import InvalidInput
 
 __all__ = ["DropFolderSource"]
 
 _KINDS = {".eml": "eml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader without anchors/aliases: no "billion laughs" from a dropped file."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases (*name) are not accepted in drop-folder files")
-        return super().compose_node(parent, index)
-
-
-def _load_mapping(kind: str, raw: bytes) -> dict[str, Any]:
-    text = raw.decode("utf-8-sig")
-    data = json.loads(text) if kind == "json" else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a mapping of intake fields at the top level, got {type(data).__name__}")
-    return {str(k): v for k, v in data.items()}
+def _load_mapping(kind: str, raw: bytes, name: str) -> dict[str, Any]:
+    """A dropped JSON/YAML file's fields, read by the one input loader (as ``ldflow submit -f`` reads them)."""
+    return parse_mapping(raw.decode("utf-8-sig"), name, "json" if kind == "json" else "yaml")
 
 
 class DropFolderSource:
@@ -90,11 +77,14 @@ class DropFolderSource:
         digest = hashlib.sha256(raw).hexdigest()
         ref = InboundRef(self.source, f"<{digest[:40]}@file.drop.ldflow>")
         try:
-            intake = _load_mapping(kind, raw)
-        except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return InboundItem(ref=ref, raw=raw, kind=kind, error=f"unreadable {kind}: {detail}", path=str(path))
-        return InboundItem(ref=ref, raw=raw, kind=kind, intake=intake, path=str(path))
+            intake = _load_mapping(kind, raw, path.name)
+        except InvalidInput as exc:
+            detail = "; ".join(str(e) for e in exc.errors)
+        except UnicodeDecodeError:
+            detail = "not UTF-8 text"
+        else:
+            return InboundItem(ref=ref, raw=raw, kind=kind, intake=intake, path=str(path))
+        return InboundItem(ref=ref, raw=raw, kind=kind, error=f"unreadable {kind}: {detail}", path=str(path))
 
     def fetch_new(
         self, is_seen: Callable[[InboundRef], bool] | None = None, limit: int | None = None

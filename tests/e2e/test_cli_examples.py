@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from flows.cli import load_file
+from connectors.loader import load_file
 from states.errors import InvalidInput
 from states.models import (
     Acknowledgement,
