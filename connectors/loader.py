@@ -100,10 +100,7 @@ def parse_mapping(text: str, source: str, kind: Kind) -> dict[str, Any]:
     if len(text) > MAX_INPUT_BYTES:
         raise InvalidInput([FieldError("file", f"{source} is larger than {MAX_INPUT_BYTES // 1_000_000} MB")])
     try:
-        if kind == "json":
-            data = _json(text, source)
-        else:
-            data = _yaml(text, source)
+        data = _json(text, source) if kind == "json" else _yaml(text, source)
         if data is None:
             data = {}
         if not isinstance(data, dict):

@@ -32,6 +32,7 @@ from typing import IO, Annotated, Any, NoReturn
 
 import typer
 
+from connectors.loader import load_file  # the one input loader (CLI, drop folder, mail)
 from states.errors import FieldError, InvalidInput, LdflowError
 
 EXIT_OK = 0
@@ -90,9 +91,6 @@ IdArg = Annotated[int, typer.Argument(metavar="ID", help="Request id.", show_def
 
 
 # --- input -----------------------------------------------------------------------------------------
-
-from connectors.loader import load_file  # noqa: E402 - the one input loader (CLI, drop folder, mail)
-
 
 # Set by write commands, so that a refusal can say that nothing was written.
 _WRITING = {"now": False}
