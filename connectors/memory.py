@@ -3,7 +3,7 @@
 It keeps the same contract as :class:`connectors.db.store.SqlStore`: ``add``
 assigns an id and version 1, ``save`` checks the version (``Conflict``) and
 bumps it by one, each pending event becomes one hash-chained history record,
-touched checkpoints are the timers ``due_checkpoints`` reads, notifications go
+the request's checkpoints are the timers ``due_checkpoints`` reads, notifications go
 to an outbox with at most one message per key, and a change is all or nothing.
 Requests are stored as JSON documents, so callers never share objects with it.
 """
@@ -20,8 +20,9 @@ from typing import Any
 from connectors.db import audit
 from connectors.db.audit import AuditRecord, VerifyReport
 from connectors.db.store import SORTS, ListFilter, RequestSummary
+from states.checkpoints import CheckpointStatus
 from states.errors import Conflict, NotFound
-from states.request import CheckpointStatus, TrainingRequest
+from states.request import TrainingRequest
 
 
 def _iso(at: datetime) -> str:
@@ -132,9 +133,9 @@ class InMemoryStore:
         # The document round-trips through JSON exactly as SqlStore stores it.
         document = request.model_dump_json(exclude={"id", "version"})
         head = seq if records else (0 if new else self._rows[request.id].head_seq)
-        timers = {c.key: _Timer(c.key, request.id, c.status.value, c.due_at, c.sent_at,
-                                 c.reminders_sent, c.last_reminder_at)
-                  for c in request.touched_checkpoints()}
+        derived = (_Timer(c.key, request.id, c.status.value, c.due_at, c.sent_at, c.reminders_sent,
+                          c.last_reminder_at) for c in request.checkpoints)
+        timers = {t.key: t for t in derived if self._timers.get(t.key) != t}  # new or changed
         messages = {n.key: OutboxMessage(n.key, request.id, n.template, dataclasses.asdict(n), at)
                     for n in request.pending_notifications() if n.key not in self.outbox}
 

@@ -780,8 +780,7 @@ def outbox_mark_sent(
     from connectors.db import outbox as ob
     from connectors.db.engine import write_transaction
     from connectors.email.render import message_id_for
-    from states import events as ev
-    from states.events import DomainEvent
+    from states.events import EmailSent
 
     _WRITING["now"] = True
     ctx = _App()
@@ -798,8 +797,8 @@ def outbox_mark_sent(
                             note=f"marked sent by {who} (outcome was unknown: {row.last_error or 'no detail'})"):
             raise _OutboxChanged(f"outbox {key} changed meanwhile (retried or closed by someone else); "
                                  "see `ldflow outbox list`")
-        ctx.store.record_events(conn, row.request_id, [DomainEvent(ev.EMAIL_SENT, {
-            "key": key, "template": row.template, "detail": "marked sent by an operator after an unknown outcome"})],
+        ctx.store.record_events(conn, row.request_id, [EmailSent(
+            key=key, template=row.template, detail="marked sent by an operator after an unknown outcome")],
             who, now)
     if as_json:
         _print_json({"key": key, "status": ob.SENT, "message_id": message_id})

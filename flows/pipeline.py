@@ -282,20 +282,17 @@ def _calendar(settings: Settings) -> Any:
 
 def _history_hook(rt: Runtime) -> Any:
     """Record "email sent" / "email bounced" in the request's history, in the relay's transaction."""
-    from states import events as ev
-    from states.events import DomainEvent
+    from states.events import EmailBounced, EmailSent
 
-    kinds = {"sent": ev.EMAIL_SENT, "failed": ev.EMAIL_BOUNCED}
+    kinds: dict[str, type[EmailSent] | type[EmailBounced]] = {"sent": EmailSent, "failed": EmailBounced}
 
     def hook(conn: Any, row: Any, outcome: str, detail: str) -> None:
         kind = kinds.get(outcome)
         if kind is None:
             return
-        payload = {"key": row.key, "template": row.template,
-                   "to": [r.email for r in row.notification.to]}
-        if detail:
-            payload["detail"] = detail[:500]
-        rt.store.record_events(conn, row.request_id, [DomainEvent(kind, payload)], ACTOR, rt.now())
+        event = kind(key=row.key, template=row.template, to=tuple(r.email for r in row.notification.to),
+                     detail=detail[:500])
+        rt.store.record_events(conn, row.request_id, [event], ACTOR, rt.now())
 
     return hook
 

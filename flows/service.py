@@ -16,6 +16,7 @@ from connectors.db.audit import AuditRecord, VerifyReport
 from connectors.db.store import ListFilter, RequestSummary
 from flows.clock import Clock, SystemClock
 from states.errors import Conflict, FieldError, InvalidInput
+from states.events import CheckpointFlagged
 from states.models import (
     Acknowledgement,
     CheckpointResult,
@@ -171,7 +172,7 @@ class Service:
         for request_id, keys in _by_request(rows).items():
             def fire(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
                 sent = sum(1 for key in keys if request.send_checkpoint(key, now, lateness))
-                flagged = sum(1 for c in request.touched_checkpoints() if c.status.value == "needs_review")
+                flagged = sum(1 for e in request.pending_events() if isinstance(e, CheckpointFlagged))
                 return {"sent": sent, "flagged": flagged}
             self._retry_on_conflict(request_id, actor, fire, counts)
         return counts

@@ -1,38 +1,307 @@
-"""Domain events: what happened to a request, recorded in past tense.
+"""Domain events: what happened to a request, recorded in past tense, one class per kind.
 
 The aggregate appends events as it changes; the store turns each into one
-hash-chained audit row in the same transaction as the new state.
+hash-chained audit row (``type``, ``trigger``, ``from_state``, ``to_state``,
+``payload``) in the same transaction as the new state. ``payload`` is the
+event's fields as JSON data, exactly as audit rows have always stored them
+(the chain's hashes cover it). :data:`EVENTS` maps a stored ``type`` back to
+its class and :func:`read` turns a stored row back into an event.
+
+Transition events (:class:`TransitionEvent`) take their ``type``, ``trigger``
+and ``to_state`` from the lifecycle table and carry the state they left.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Final, TypeAlias
 
-# Non-transition events. Transition events are named by lifecycle.EVENT_OF.
-SUBMITTED = "submitted"
-PLAN_DRAFTED = "plan_drafted"
-PLAN_APPROVED = "plan_approved"
-NOTE_ADDED = "note_added"
-SESSION_SCHEDULED = "session_scheduled"
-SESSION_RESCHEDULED = "session_rescheduled"
-SESSION_CANCELLED = "session_cancelled"
-CHECKPOINT_SCHEDULED = "checkpoint_scheduled"
-SURVEY_SENT = "survey_sent"
-REMINDER_SENT = "reminder_sent"
-CHECKPOINT_FLAGGED = "checkpoint_flagged"
-RESULT_RECORDED = "result_recorded"
-CHECKPOINT_MISSED = "checkpoint_missed"
-EMAIL_SENT = "email_sent"
-EMAIL_BOUNCED = "email_bounced"
-INVITE_SENT = "invite_sent"
-REPLY_RECEIVED = "reply_received"
+from states.lifecycle import DESTINATION, EVENT_OF, State, Trigger
+
+Json: TypeAlias = dict[str, Any]
+_OMIT: Final = "omit_if"  # field metadata: leave the key out of the payload when the value is this
 
 
-@dataclass(frozen=True)
-class DomainEvent:
-    type: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    trigger: str | None = None
-    from_state: str | None = None
-    to_state: str | None = None
+def _optional(default: Any) -> Any:
+    """A field whose key the payload leaves out while it holds ``default``."""
+    return field(default=default, metadata={_OMIT: default})
+
+
+class _Payload:
+    """``payload`` and ``from_payload`` for the event dataclasses below."""
+
+    type: ClassVar[str]
+    _ENVELOPE: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def payload(self) -> Json:
+        """The fields as the audit row's JSON data (tuples as lists; optional keys only when set)."""
+        out: Json = {}
+        for name, omit, _is_tuple in _spec(type(self)):
+            value = getattr(self, name)
+            if omit is not _NEVER and value == omit:
+                continue
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def _fields_from(cls, payload: Json) -> Json:
+        known = {name: is_tuple for name, _omit, is_tuple in _spec(cls)}
+        unknown = set(payload) - set(known)
+        if unknown:
+            raise TypeError(f"{cls.type}: unexpected payload keys {sorted(unknown)}")
+        return {k: tuple(v) if known[k] and isinstance(v, list) else v for k, v in payload.items()}
+
+
+_NEVER: Final = object()
+
+
+_SPECS: dict[type, tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _spec(cls: type[_Payload]) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, omit-if value or _NEVER, is a tuple) of each payload field of an event class (cached)."""
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = tuple(
+            (f.name, f.metadata.get(_OMIT, _NEVER), str(f.type).startswith("tuple"))
+            for f in dataclasses.fields(cls) if f.name not in cls._ENVELOPE)  # type: ignore[arg-type]
+    return spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fact(_Payload):
+    """An event that changes no state."""
+
+    trigger: ClassVar[None] = None
+    from_state: ClassVar[None] = None
+    to_state: ClassVar[None] = None
+
+    @classmethod
+    def from_payload(cls, payload: Json) -> Fact:
+        return cls(**cls._fields_from(payload))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransitionEvent(_Payload):
+    """An event that moved the request along the lifecycle (its ``trigger`` fired from ``from_state``)."""
+
+    trigger: ClassVar[Trigger]
+    to_state: ClassVar[State]
+    _ENVELOPE: ClassVar[frozenset[str]] = frozenset({"from_state"})
+
+    from_state: State
+
+    def __init_subclass__(cls, trigger: Trigger | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if trigger is not None:
+            cls.trigger, cls.type, cls.to_state = trigger, EVENT_OF[trigger], DESTINATION[trigger]
+
+    @classmethod
+    def from_payload(cls, payload: Json, from_state: str) -> TransitionEvent:
+        return cls(from_state=State(from_state), **cls._fields_from(payload))
+
+
+DomainEvent: TypeAlias = Fact | TransitionEvent
+
+
+# --- transitions (type, trigger and to_state from the lifecycle table) ------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Diagnosed(TransitionEvent, trigger=Trigger.DIAGNOSE):
+    diagnosis: Json
+    recommendations: tuple[Json, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Redirected(TransitionEvent, trigger=Trigger.REDIRECT):
+    redirect: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Designed(TransitionEvent, trigger=Trigger.DESIGN):
+    brief: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivered(TransitionEvent, trigger=Trigger.DELIVER):
+    delivery: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measured(TransitionEvent, trigger=Trigger.MEASURE):
+    results: tuple[Json, ...]
+    roi: Json | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Acknowledged(TransitionEvent, trigger=Trigger.ACKNOWLEDGE):
+    acknowledgement: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Declined(TransitionEvent, trigger=Trigger.DECLINE):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancelled(TransitionEvent, trigger=Trigger.CANCEL):
+    reason: str
+
+
+# --- the request and its plan ---------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted(Fact):
+    type = "submitted"
+    intake: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanDrafted(Fact):
+    type = "plan_drafted"
+    plan: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanApproved(Fact):
+    type = "plan_approved"
+    approver: str
+    comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoteAdded(Fact):
+    type = "note_added"
+    text: str
+    source: str = _optional("")
+
+
+# --- sessions --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class SessionScheduled(Fact):
+    type = "session_scheduled"
+    session: Json
+    sequence: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRescheduled(Fact):
+    type = "session_rescheduled"
+    session: Json
+    sequence: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionCancelled(Fact):
+    type = "session_cancelled"
+    session: str  # the session's id
+    sequence: int
+
+
+# --- checkpoints (keys are "<request id>:<item>:<offset>") -----------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointScheduled(Fact):
+    type = "checkpoint_scheduled"
+    checkpoint: str
+    item: str
+    offset: str
+    due_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurveySent(Fact):
+    type = "survey_sent"
+    checkpoint: str
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReminderSent(Fact):
+    type = "reminder_sent"
+    checkpoint: str
+    reminder: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointFlagged(Fact):
+    type = "checkpoint_flagged"
+    checkpoint: str
+    due_at: str
+    late_by_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultRecorded(Fact):
+    type = "result_recorded"
+    checkpoint: str
+    value: float
+    note: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointMissed(Fact):
+    type = "checkpoint_missed"
+    checkpoint: str
+    reason: str
+
+
+# --- mail (recorded by the outbox relay and the operator's outbox commands) --------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class _Mail(Fact):
+    key: str  # the outbox key
+    template: str
+    to: tuple[str, ...] | None = _optional(None)
+    detail: str = _optional("")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailSent(_Mail):
+    type = "email_sent"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailBounced(_Mail):
+    type = "email_bounced"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InviteSent(_Mail):
+    type = "invite_sent"
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+TRANSITION_EVENTS: Final[dict[Trigger, type[TransitionEvent]]] = {
+    cls.trigger: cls for cls in (Diagnosed, Redirected, Designed, Delivered, Measured, Acknowledged, Declined,
+                                 Cancelled)
+}
+FACTS: Final[tuple[type[Fact], ...]] = (
+    Submitted, PlanDrafted, PlanApproved, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
+    CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
+    EmailSent, EmailBounced, InviteSent,
+)
+EVENTS: Final[dict[str, type[Fact] | type[TransitionEvent]]] = {
+    **{cls.type: cls for cls in TRANSITION_EVENTS.values()}, **{cls.type: cls for cls in FACTS},
+}
+
+
+class UnknownEvent(ValueError):
+    """A stored row whose ``type`` names no event class."""
+
+
+def read(type_: str, payload: Json, from_state: str | None = None) -> DomainEvent:
+    """The event a stored audit row records. Raises ``UnknownEvent`` for a type no class has,
+    ``TypeError`` or ``ValueError`` when the payload does not fit the class."""
+    cls = EVENTS.get(type_)
+    if cls is None:
+        raise UnknownEvent(type_)
+    if issubclass(cls, TransitionEvent):
+        if from_state is None:
+            raise ValueError(f"{type_}: a transition event needs the state it left")
+        return cls.from_payload(payload, from_state)
+    return cls.from_payload(payload)

@@ -17,6 +17,7 @@ from states.models import (
     Delivery,
     DesignBrief,
     Diagnosis,
+    PlanApproval,
     Reason,
     Redirect,
 )
@@ -37,6 +38,18 @@ def diagnose(request: TrainingRequest, diagnosis: Diagnosis) -> list[str]:
             missing.append(f"cause check '{check}' unanswered ({CAUSE_CHECKS[check]})")
         elif given.answer == Answer.UNKNOWN:
             missing.append(f"cause check '{check}' is 'unknown': find out, then answer yes or no")
+    return missing
+
+
+def approve_plan(request: TrainingRequest, approval: PlanApproval) -> list[str]:
+    missing = []
+    if request.plan is None:
+        missing.append("a drafted measurement plan")
+    elif request.plan_approved_by is not None:
+        missing.append(f"a plan awaiting approval (already approved by {request.plan_approved_by})")
+    sponsor = request.intake.sponsor.email
+    if approval.approver != sponsor:
+        missing.append(f"approval by the sponsor {sponsor} (not {approval.approver})")
     return missing
 
 

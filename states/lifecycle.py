@@ -1,17 +1,27 @@
-"""The request lifecycle, declared as data and run by one shared ``transitions`` Machine.
+"""The request lifecycle, declared as data: which command may run in which state.
 
-The table below is the single source of truth for which trigger moves a
-request from which state to which. Guards (what must be true before a trigger
-may fire) live in :mod:`states.guards`; the machine only knows the shape.
+Two tables, one answer to "what can I do now?" (:func:`allowed_commands`):
+
+* ``TRANSITIONS`` — the triggers that move a request from state to state, run by one shared
+  ``transitions`` Machine;
+* ``RULES`` — the commands that change a request without moving it (draft or approve the plan,
+  schedule a session, record a result, add a note, the pipeline's follow-ups, the report), with
+  the states they are allowed in and the words a refusal uses.
+
+Guards (what must be true besides the state) live in :mod:`states.guards`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from transitions import Machine, MachineError
+
+from states.errors import InvalidTransition, TransitionRefused
 
 
 class State(StrEnum):
@@ -37,10 +47,31 @@ class Trigger(StrEnum):
     CANCEL = "cancel"
 
 
+class Command(StrEnum):
+    """Everything that can be asked of an existing request: the triggers (same names) and the rest."""
+
+    DIAGNOSE = "diagnose"
+    REDIRECT = "redirect"
+    DESIGN = "design"
+    DELIVER = "deliver"
+    MEASURE = "measure"
+    ACKNOWLEDGE = "acknowledge"
+    DECLINE = "decline"
+    CANCEL = "cancel"
+    DRAFT_PLAN = "draft_plan"
+    APPROVE_PLAN = "approve_plan"
+    SCHEDULE_SESSION = "schedule_session"
+    RECORD_RESULT = "record_result"
+    ADD_NOTE = "add_note"
+    SEND_CHECKPOINT = "send_checkpoint"
+    REMIND_CHECKPOINT = "remind_checkpoint"
+    REPORT = "report"
+
+
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
 NON_TERMINAL: Final = tuple(s for s in State if s not in TERMINAL)
 
-# (trigger, sources, destination) — DESIGN.md §1.
+# (trigger, sources, destination)
 TRANSITIONS: Final[tuple[tuple[Trigger, tuple[State, ...], State], ...]] = (
     (Trigger.DIAGNOSE, (State.RECEIVED,), State.DIAGNOSED),
     (Trigger.REDIRECT, (State.DIAGNOSED,), State.REDIRECTED),
@@ -51,6 +82,8 @@ TRANSITIONS: Final[tuple[tuple[Trigger, tuple[State, ...], State], ...]] = (
     (Trigger.DECLINE, (State.RECEIVED, State.DIAGNOSED), State.DECLINED),
     (Trigger.CANCEL, NON_TERMINAL, State.CANCELLED),
 )
+
+DESTINATION: Final[dict[Trigger, State]] = {t: dest for t, _sources, dest in TRANSITIONS}
 
 # Events that are past-tense names of what each trigger did.
 EVENT_OF: Final[dict[Trigger, str]] = {
@@ -63,6 +96,103 @@ EVENT_OF: Final[dict[Trigger, str]] = {
     Trigger.DECLINE: "declined",
     Trigger.CANCEL: "cancelled",
 }
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Where a non-transition command may run, and how a refusal reads:
+    ``cannot <verb> a <state> request; missing: <refusal>``."""
+
+    states: frozenset[State]
+    verb: str
+    refusal: str
+
+
+_BEFORE_DESIGN: Final = frozenset({State.RECEIVED, State.DIAGNOSED})
+_FOLLOWING_UP: Final = frozenset({State.DELIVERED})
+
+RULES: Final[dict[Command, Rule]] = {
+    Command.DRAFT_PLAN: Rule(_BEFORE_DESIGN, "draft a measurement plan for",
+                             "the plan is settled before design or redirect starts"),
+    Command.APPROVE_PLAN: Rule(_BEFORE_DESIGN, "approve the plan of",
+                               "the plan can only be approved before design or redirect starts"),
+    Command.SCHEDULE_SESSION: Rule(frozenset({State.DESIGNED, State.REDIRECTED}), "schedule a session for",
+                                   "sessions are scheduled once the request is designed or redirected"),
+    Command.RECORD_RESULT: Rule(_FOLLOWING_UP, "record a result for",
+                                "results are recorded while the request is delivered"),
+    Command.ADD_NOTE: Rule(frozenset(State), "add a note to", "a request that exists"),
+    Command.SEND_CHECKPOINT: Rule(_FOLLOWING_UP, "send a checkpoint survey for",
+                                  "surveys go out while the request is delivered"),
+    Command.REMIND_CHECKPOINT: Rule(_FOLLOWING_UP, "send a survey reminder for",
+                                    "reminders go out while the request is delivered"),
+    Command.REPORT: Rule(frozenset({State.MEASURED, State.ACKNOWLEDGED}), "report on",
+                         "results: the request is reported on once it is measured"),
+}
+
+TRIGGER_OF: Final[dict[Command, Trigger]] = {Command(t.value): t for t in Trigger}
+
+_ALLOWED: Final[dict[State, tuple[Trigger, ...]]] = {
+    s: tuple(t for t, sources, _ in TRANSITIONS if s in sources) for s in State
+}
+_COMMANDS: Final[dict[State, tuple[Command, ...]]] = {
+    s: tuple(c for c in Command if (TRIGGER_OF[c] in _ALLOWED[s] if c in TRIGGER_OF else s in RULES[c].states))
+    for s in State
+}
+
+
+def allowed_triggers(state: State) -> tuple[Trigger, ...]:
+    """Triggers that may fire from ``state`` (guards aside)."""
+    return _ALLOWED[state]
+
+
+def allowed_commands(state: State) -> tuple[Command, ...]:
+    """Every command ``state`` allows (guards aside), in ``Command`` order: what can be done now."""
+    return _COMMANDS[state]
+
+
+def allows(command: Command, state: State) -> bool:
+    return command in _COMMANDS[state]
+
+
+def verb(command: Command) -> str:
+    """How a refusal of ``command`` names it: ``cannot <verb> a <state> request``."""
+    trigger = TRIGGER_OF.get(command)
+    return trigger.value if trigger is not None else RULES[command].verb
+
+
+def refusal(command: Command, state: State) -> list[str]:
+    """The missing item when ``state`` does not allow a non-transition ``command``; empty when it does."""
+    return [] if allows(command, state) else [RULES[command].refusal]
+
+
+def require(command: Command, state: State) -> None:
+    """Raise unless ``state`` allows ``command``: ``InvalidTransition`` (listing the allowed triggers)
+    for a trigger, ``TransitionRefused`` with the table's words for any other command."""
+    if allows(command, state):
+        return
+    trigger = TRIGGER_OF.get(command)
+    if trigger is not None:
+        raise InvalidTransition(trigger.value, state.value, [t.value for t in _ALLOWED[state]])
+    refuse(command, state, refusal(command, state))
+
+
+def refuse(command: Command, state: State, missing: Sequence[str]) -> None:
+    """Raise ``TransitionRefused`` for ``command`` when anything is ``missing``."""
+    if missing:
+        raise TransitionRefused(verb(command), state.value, missing)
+
+
+def reachable(state: State) -> frozenset[State]:
+    """``state`` and every state a request in it can still reach."""
+    seen, frontier = {state}, [state]
+    while frontier:
+        current = frontier.pop()
+        for trigger in _ALLOWED[current]:
+            dest = DESTINATION[trigger]
+            if dest not in seen:
+                seen.add(dest)
+                frontier.append(dest)
+    return frozenset(seen)
 
 
 class _Cursor:
@@ -86,16 +216,6 @@ _MACHINE: Final = Machine(
     ignore_invalid_triggers=False,
 )
 
-_ALLOWED: Final[dict[State, tuple[Trigger, ...]]] = {
-    s: tuple(t for t, sources, _ in TRANSITIONS if s in sources) for s in State
-}
-
-
-def allowed_triggers(state: State) -> tuple[Trigger, ...]:
-    """Triggers that may fire from ``state`` (guards aside)."""
-    return _ALLOWED[state]
-
-
 _local = threading.local()
 
 
@@ -113,8 +233,6 @@ def fire(state: State, trigger: Trigger) -> State:
 
     Raises :class:`states.errors.InvalidTransition` when the table has no such move.
     """
-    from states.errors import InvalidTransition
-
     cursor = _cursor()
     _MACHINE.set_state(state, model=cursor)
     try:

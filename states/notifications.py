@@ -7,6 +7,7 @@ dispatcher (``flows``) renders and sends them through a connector later.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,3 +65,16 @@ class CalendarItem:
     attendees: tuple[Recipient, ...] = ()
     sequence: int = 0
     method: str = "REQUEST"  # "REQUEST" | "CANCEL"
+
+
+def recipient(person: Any) -> Recipient:
+    """A recipient from anything with ``name``, ``email`` and optionally ``role`` (a ``Person``)."""
+    return Recipient(name=person.name, email=person.email, role=getattr(person, "role", ""))
+
+
+def recipients(people: Iterable[Any]) -> list[Recipient]:
+    """One recipient per address, the first mention winning, in order."""
+    seen: dict[str, Recipient] = {}
+    for p in people:
+        seen.setdefault(p.email, recipient(p))
+    return list(seen.values())

@@ -1,27 +1,28 @@
 """The training request aggregate.
 
-Every change goes through a method here: it checks the lifecycle and the
-guard, changes the request, and records what happened as events and the
-messages it causes as notifications. Nothing is written until a store
-commits all of it in one transaction; a refused change leaves the request
-exactly as it was.
+Every change goes through a method here: it checks the lifecycle table (which
+command the state allows) and the guard, changes the request, and records what
+happened as events and the messages it causes as notifications. Nothing is
+written until a store commits all of it in one transaction; a refused change
+leaves the request exactly as it was. Follow-up rules live in
+:mod:`states.checkpoints`, results and ROI in :mod:`states.results`, the
+results report in :mod:`states.report`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from states import events as ev
-from states import guards, lifecycle
+from states import guards, lifecycle, results
+from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
-from states.durations import parse_duration
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
-from states.lifecycle import EVENT_OF, State, Trigger
+from states.lifecycle import Command, State
 from states.models import (
     Acknowledgement,
     CheckpointResult,
@@ -31,44 +32,18 @@ from states.models import (
     Intake,
     MeasurementPlan,
     PlanApproval,
+    PlanItem,
     Reason,
     Recommendation,
     Redirect,
+    Respondent,
     SessionPlan,
 )
-from states.notifications import CalendarItem, Notification, Recipient
+from states.notifications import CalendarItem, Notification, Recipient, recipient, recipients
+from states.report import results_report
+from states.results import ItemResult, RoiSummary
 
-# Follow-ups go out at this UTC time of day on the due date.
-CHECKPOINT_TIME = time(9, 0, tzinfo=UTC)
-
-
-class CheckpointStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    SENT = "sent"
-    NEEDS_REVIEW = "needs_review"
-    CLOSED = "closed"
-    MISSED = "missed"
-
-
-class Checkpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    item_id: str
-    offset: str
-    due_at: datetime
-    status: CheckpointStatus = CheckpointStatus.SCHEDULED
-    sent_at: datetime | None = None
-    reminders_sent: int = 0
-    last_reminder_at: datetime | None = None
-    closed_at: datetime | None = None
-    value: float | None = None
-    note: str = ""
-    missed_reason: str = ""
-
-    @property
-    def closed(self) -> bool:
-        return self.status in (CheckpointStatus.CLOSED, CheckpointStatus.MISSED)
+__all__ = ["Checkpoint", "CheckpointStatus", "Session", "TrainingRequest"]
 
 
 class Session(BaseModel):
@@ -79,36 +54,6 @@ class Session(BaseModel):
     plan: SessionPlan
     sequence: int = 0
     cancelled: bool = False
-
-
-class Outcome(StrEnum):
-    MET = "met"
-    PARTLY_MET = "partly_met"
-    NOT_MET = "not_met"
-    NO_DATA = "no_data"
-
-
-class ItemResult(BaseModel):
-    item_id: str
-    metric: str
-    unit: str
-    baseline: float | None
-    target: float
-    result: float | None
-    outcome: Outcome
-    monetary_benefit: float | None = None
-
-
-class RoiSummary(BaseModel):
-    benefits: float
-    costs: float
-    currency: str
-    benefit_cost_ratio: float
-    roi_percent: float
-
-
-def _person(p: Any) -> Recipient:
-    return Recipient(name=p.name, email=p.email, role=getattr(p, "role", ""))
 
 
 class TrainingRequest(BaseModel):
@@ -139,7 +84,6 @@ class TrainingRequest(BaseModel):
 
     _events: list[ev.DomainEvent] = PrivateAttr(default_factory=list)
     _outgoing: list[Notification] = PrivateAttr(default_factory=list)
-    _touched: set[str] = PrivateAttr(default_factory=set)
 
     # --- bookkeeping -------------------------------------------------------------------------------
 
@@ -151,47 +95,43 @@ class TrainingRequest(BaseModel):
         assert self.id is not None, "the store assigns the id before collecting notifications"
         return [replace(n, key=f"{self.id}:{n.key}", request_id=self.id) for n in self._outgoing]
 
-    def touched_checkpoints(self) -> list[Checkpoint]:
-        return [c for c in self.checkpoints if c.key in self._touched]
-
     def clear_pending(self) -> None:
         self._events.clear()
         self._outgoing.clear()
-        self._touched.clear()
 
-    def _record(self, type_: str, payload: dict[str, Any] | None = None, *, trigger: Trigger | None = None,
-                from_state: State | None = None) -> None:
-        self._events.append(ev.DomainEvent(
-            type=type_, payload=payload or {}, trigger=trigger.value if trigger else None,
-            from_state=from_state.value if from_state else None,
-            to_state=self.state.value if trigger else None))
+    def allowed_commands(self) -> tuple[Command, ...]:
+        """What the lifecycle table allows now (guards aside)."""
+        return lifecycle.allowed_commands(self.state)
 
-    def _notify(self, suffix: str, template: str, to: list[Recipient], subject: str,
-                context: dict[str, Any] | None = None, calendar: CalendarItem | None = None) -> None:
+    def notification(self, suffix: str, template: str, to: list[Recipient], subject: str,
+                     context: dict[str, Any] | None = None, calendar: CalendarItem | None = None) -> Notification:
+        """A notification about this request: ``context`` on top of the request and its people."""
         base = {"request": {"id": self.id, "title": self.intake.title, "state": self.state.value},
                 "requester": {"name": self.intake.requester.name, "email": self.intake.requester.email},
                 "sponsor": {"name": self.intake.sponsor.name, "email": self.intake.sponsor.email}}
         base.update(context or {})
-        self._outgoing.append(Notification(key=suffix, request_id=self.id or 0, template=template,
-                                           to=tuple(to), subject=subject, context=base, calendar=calendar))
+        return Notification(key=suffix, request_id=self.id or 0, template=template, to=tuple(to), subject=subject,
+                            context=base, calendar=calendar)
 
-    def _move(self, trigger: Trigger, missing: list[str], at: datetime, payload: dict[str, Any]) -> None:
-        """Check the lifecycle, then the guard; on success change state and record the event."""
-        if trigger not in lifecycle.allowed_triggers(self.state):
-            lifecycle.fire(self.state, trigger)  # raises InvalidTransition listing the allowed triggers
+    def _notify(self, suffix: str, template: str, to: list[Recipient], subject: str,
+                context: dict[str, Any] | None = None, calendar: CalendarItem | None = None) -> None:
+        self._outgoing.append(self.notification(suffix, template, to, subject, context, calendar))
+
+    def _require(self, command: Command) -> None:
+        """The one check against the lifecycle table (raises when the state does not allow ``command``)."""
+        lifecycle.require(command, self.state)
+
+    def _move(self, event: ev.TransitionEvent, missing: list[str], at: datetime) -> None:
+        """After ``_require``: refuse when the guard found anything ``missing``, else fire the event's trigger
+        from the current state and record the event."""
         if missing:
-            raise TransitionRefused(trigger.value, self.state.value, missing)
-        before = self.state
-        self.state = lifecycle.fire(before, trigger)
+            raise TransitionRefused(event.trigger.value, self.state.value, missing)
+        self.state = lifecycle.fire(self.state, event.trigger)
         self.updated_at = at
-        self._record(EVENT_OF[trigger], payload, trigger=trigger, from_state=before)
+        self._events.append(event)
 
     def _stakeholders(self) -> list[Recipient]:
-        people = [self.intake.sponsor, self.intake.requester, *self.intake.stakeholders]
-        seen: dict[str, Recipient] = {}
-        for p in people:
-            seen.setdefault(p.email, _person(p))
-        return list(seen.values())
+        return recipients([self.intake.sponsor, self.intake.requester, *self.intake.stakeholders])
 
     # --- commands ----------------------------------------------------------------------------------
 
@@ -199,22 +139,22 @@ class TrainingRequest(BaseModel):
     def submit(cls, intake: Intake, at: datetime) -> TrainingRequest:
         """A new request, received as the requester put it."""
         request = cls(intake=intake, created_at=at, updated_at=at)
-        request._record(ev.SUBMITTED, {"intake": intake.model_dump(mode="json")})
-        request._notify("intake_acknowledgement", "intake_acknowledgement", [_person(intake.requester)],
+        request._events.append(ev.Submitted(intake=intake.model_dump(mode="json")))
+        request._notify("intake_acknowledgement", "intake_acknowledgement", [recipient(intake.requester)],
                         f"We've got your request: {intake.title}",
                         {"requested_solution": intake.requested_solution})
         return request
 
     def diagnose(self, diagnosis: Diagnosis, at: datetime) -> None:
-        self._require_allowed(Trigger.DIAGNOSE)
-        self._move(Trigger.DIAGNOSE, guards.diagnose(self, diagnosis), at, {})
+        self._require(Command.DIAGNOSE)
+        recommendations = recommend(diagnosis)
+        recs = [r.model_dump() for r in recommendations]
+        self._move(ev.Diagnosed(from_state=self.state, diagnosis=diagnosis.model_dump(mode="json"),
+                                recommendations=tuple(recs)), guards.diagnose(self, diagnosis), at)
         goal = self.intake.business_goal.merged(diagnosis.business_goal)
         self.intake = self.intake.model_copy(update={"business_goal": goal})
         self.diagnosis = diagnosis
-        self.recommendations = recommend(diagnosis)
-        recs = [r.model_dump() for r in self.recommendations]
-        self._events[-1] = replace(self._events[-1], payload={
-            "diagnosis": diagnosis.model_dump(mode="json"), "recommendations": recs})
+        self.recommendations = recommendations
         self._notify(f"diagnosis_summary:v{self.version + 1}", "diagnosis_summary", self._stakeholders(),
                      f"Diagnosis: {self.intake.title}",
                      {"recommendations": recs, "observable_actions": list(diagnosis.observable_actions),
@@ -222,80 +162,67 @@ class TrainingRequest(BaseModel):
 
     def draft_plan(self, plan: MeasurementPlan, at: datetime) -> None:
         """Draft (or redraft) the measurement plan; a redraft needs approval again."""
-        if self.state not in (State.RECEIVED, State.DIAGNOSED):
-            raise TransitionRefused("draft a measurement plan for", self.state.value,
-                                    ["the plan is settled before design or redirect starts"])
+        self._require(Command.DRAFT_PLAN)
         self.plan = plan
         self.plan_approved_by = None
         self.plan_approved_at = None
         self.updated_at = at
-        self._record(ev.PLAN_DRAFTED, {"plan": plan.model_dump(mode="json")})
+        self._events.append(ev.PlanDrafted(plan=plan.model_dump(mode="json")))
         self._notify(f"plan_approval_request:v{self.version + 1}", "plan_approval_request",
-                     [_person(self.intake.sponsor)], f"Please approve the measurement plan: {self.intake.title}",
+                     [recipient(self.intake.sponsor)], f"Please approve the measurement plan: {self.intake.title}",
                      {"plan": plan.model_dump(mode="json")})
 
     def approve_plan(self, approval: PlanApproval, at: datetime) -> None:
-        """The sponsor approves the drafted plan."""
-        missing = []
-        if self.state not in (State.RECEIVED, State.DIAGNOSED):
-            missing.append("the plan can only be approved before design or redirect starts")
-        if self.plan is None:
-            missing.append("a drafted measurement plan")
-        elif self.plan_approved_by is not None:
-            missing.append(f"a plan awaiting approval (already approved by {self.plan_approved_by})")
-        if approval.approver != self.intake.sponsor.email:
-            missing.append(f"approval by the sponsor {self.intake.sponsor.email} (not {approval.approver})")
-        if missing:
-            raise TransitionRefused("approve the plan of", self.state.value, missing)
+        """The sponsor approves the drafted plan (every missing item at once, the state's first)."""
+        missing = lifecycle.refusal(Command.APPROVE_PLAN, self.state) + guards.approve_plan(self, approval)
+        lifecycle.refuse(Command.APPROVE_PLAN, self.state, missing)
         self.plan_approved_by = approval.approver
         self.plan_approved_at = at
         self.updated_at = at
-        self._record(ev.PLAN_APPROVED, {"approver": approval.approver, "comment": approval.comment})
+        self._events.append(ev.PlanApproved(approver=approval.approver, comment=approval.comment))
 
     def design(self, brief: DesignBrief, at: datetime) -> None:
-        self._require_allowed(Trigger.DESIGN)
-        self._move(Trigger.DESIGN, guards.design(self, brief), at, {"brief": brief.model_dump(mode="json")})
+        self._require(Command.DESIGN)
+        self._move(ev.Designed(from_state=self.state, brief=brief.model_dump(mode="json")),
+                   guards.design(self, brief), at)
         self.brief = brief
 
     def redirect(self, redirect: Redirect, at: datetime) -> None:
-        self._require_allowed(Trigger.REDIRECT)
-        self._move(Trigger.REDIRECT, guards.redirect(self, redirect), at,
-                   {"redirect": redirect.model_dump(mode="json")})
+        self._require(Command.REDIRECT)
+        self._move(ev.Redirected(from_state=self.state, redirect=redirect.model_dump(mode="json")),
+                   guards.redirect(self, redirect), at)
         self.redirect_record = redirect
 
     def schedule_session(self, plan: SessionPlan, at: datetime) -> Session:
         """Schedule (or reschedule) a delivery session and invite its attendees (iMIP REQUEST)."""
-        if self.state not in (State.DESIGNED, State.REDIRECTED):
-            raise TransitionRefused("schedule a session for", self.state.value,
-                                    ["sessions are scheduled once the request is designed or redirected"])
+        self._require(Command.SCHEDULE_SESSION)
         session_id = plan.id or f"s{len(self.sessions) + 1}"
         plan = plan.model_copy(update={"id": session_id})
         existing = next((x for x in self.sessions if x.plan.id == session_id), None)
         if existing is not None and existing.cancelled:
             raise TransitionRefused("reschedule", self.state.value,
                                     [f"session '{session_id}' was cancelled; schedule it under a new id"])
+        event: ev.SessionScheduled | ev.SessionRescheduled
         if existing is None:
             session = Session(plan=plan)
             self.sessions.append(session)
-            kind = ev.SESSION_SCHEDULED
+            event = ev.SessionScheduled(session=plan.model_dump(mode="json"), sequence=session.sequence)
         else:
             existing.plan, existing.sequence = plan, existing.sequence + 1
-            session, kind = existing, ev.SESSION_RESCHEDULED
+            session = existing
+            event = ev.SessionRescheduled(session=plan.model_dump(mode="json"), sequence=session.sequence)
         self.updated_at = at
-        self._record(kind, {"session": plan.model_dump(mode="json"), "sequence": session.sequence})
+        self._events.append(event)
         self._invite(session, "REQUEST")
         return session
 
-    def _session_attendees(self, session: Session) -> list[Recipient]:
-        people = session.plan.attendees or [self.intake.audience.contact or self.intake.requester]
-        return [_person(p) for p in people]
-
     def _invite(self, session: Session, method: str, reason: str = "") -> None:
         plan = session.plan
-        attendees = self._session_attendees(session)
+        attendees = [recipient(p) for p in
+                     plan.attendees or [self.intake.audience.contact or self.intake.requester]]
         item = CalendarItem(uid=f"ldflow-{self.id}-session-{plan.id}@ldflow", kind="event", summary=plan.title,
                             start=plan.start.isoformat(), end=plan.end.isoformat(),
-                            description=plan.preparation, organizer=_person(plan.organizer or self.intake.sponsor),
+                            description=plan.preparation, organizer=recipient(plan.organizer or self.intake.sponsor),
                             attendees=tuple(attendees), sequence=session.sequence, method=method)
         if method == "CANCEL":
             self._notify(f"session_cancelled:{plan.id}:{session.sequence}", "request_cancelled", attendees,
@@ -309,21 +236,15 @@ class TrainingRequest(BaseModel):
 
     def deliver(self, delivery: Delivery, at: datetime) -> None:
         """Record delivery; schedule every checkpoint of the plan from the end date."""
-        self._require_allowed(Trigger.DELIVER)
-        self._move(Trigger.DELIVER, guards.deliver(self, delivery), at,
-                   {"delivery": delivery.model_dump(mode="json")})
+        self._require(Command.DELIVER)
+        self._move(ev.Delivered(from_state=self.state, delivery=delivery.model_dump(mode="json")),
+                   guards.deliver(self, delivery), at)
         self.delivery = delivery
         assert self.plan is not None and delivery.end_date is not None and self.id is not None
-        start = datetime.combine(delivery.end_date, CHECKPOINT_TIME)
-        for item in self.plan.items:
-            for offset in item.checkpoints:
-                due = parse_duration(offset).after(start)
-                checkpoint = Checkpoint(key=f"{self.id}:{item.id}:{offset}", item_id=item.id, offset=offset,
-                                        due_at=due)
-                self.checkpoints.append(checkpoint)
-                self._touched.add(checkpoint.key)
-                self._record(ev.CHECKPOINT_SCHEDULED, {"checkpoint": checkpoint.key, "item": item.id,
-                                                       "offset": offset, "due_at": due.isoformat()})
+        for c in schedule(self.id, self.plan, delivery.end_date):
+            self.checkpoints.append(c)
+            self._events.append(ev.CheckpointScheduled(checkpoint=c.key, item=c.item_id, offset=c.offset,
+                                                       due_at=c.due_at.isoformat()))
 
     def checkpoint(self, key: str) -> Checkpoint:
         for c in self.checkpoints:
@@ -335,114 +256,72 @@ class TrainingRequest(BaseModel):
     def record_result(self, key: str, result: CheckpointResult, at: datetime) -> None:
         """Record a checkpoint's result, or close it as missed with a reason."""
         checkpoint = self.checkpoint(key)
-        if self.state != State.DELIVERED:
-            raise TransitionRefused("record a result for", self.state.value,
-                                    ["results are recorded while the request is delivered"])
+        self._require(Command.RECORD_RESULT)
         if checkpoint.closed:
-            raise TransitionRefused("record a result for", self.state.value,
-                                    [f"an open checkpoint ({checkpoint.key} is already {checkpoint.status.value})"])
+            lifecycle.refuse(Command.RECORD_RESULT, self.state,
+                             [f"an open checkpoint ({checkpoint.key} is already {checkpoint.status.value})"])
         checkpoint.closed_at = at
         checkpoint.note = result.note
         if result.value is not None:
             checkpoint.status = CheckpointStatus.CLOSED
             checkpoint.value = result.value
-            self._record(ev.RESULT_RECORDED, {"checkpoint": checkpoint.key, "value": result.value,
-                                              "note": result.note})
+            self._events.append(ev.ResultRecorded(checkpoint=checkpoint.key, value=result.value, note=result.note))
         else:
             checkpoint.status = CheckpointStatus.MISSED
             checkpoint.missed_reason = result.missed_reason
-            self._record(ev.CHECKPOINT_MISSED, {"checkpoint": checkpoint.key, "reason": result.missed_reason})
-        self._touched.add(checkpoint.key)
+            self._events.append(ev.CheckpointMissed(checkpoint=checkpoint.key, reason=result.missed_reason))
         self.updated_at = at
 
     def measure(self, at: datetime) -> None:
         """Close measurement: compare each plan item's latest result with its target."""
-        self._require_allowed(Trigger.MEASURE)
-        results, roi = self._compare_results()
-        self._move(Trigger.MEASURE, guards.measure(self), at,
-                   {"results": [r.model_dump(mode="json") for r in results],
-                    "roi": roi.model_dump(mode="json") if roi else None})
-        self.results = results
+        self._require(Command.MEASURE)
+        compared, roi = results.compare(self.plan, self.checkpoints)
+        self._move(ev.Measured(from_state=self.state, results=tuple(r.model_dump(mode="json") for r in compared),
+                               roi=roi.model_dump(mode="json") if roi else None), guards.measure(self), at)
+        self.results = compared
         self.roi = roi
 
     def acknowledge(self, ack: Acknowledgement, at: datetime) -> None:
         """Close the loop: recap, action plan, contributions; the report goes to the stakeholders."""
-        self._require_allowed(Trigger.ACKNOWLEDGE)
-        self._move(Trigger.ACKNOWLEDGE, guards.acknowledge(self, ack), at,
-                   {"acknowledgement": ack.model_dump(mode="json")})
+        self._require(Command.ACKNOWLEDGE)
+        self._move(ev.Acknowledged(from_state=self.state, acknowledgement=ack.model_dump(mode="json")),
+                   guards.acknowledge(self, ack), at)
         self.acknowledgement = ack
-        self._notify("results_report", "results_report", self._stakeholders(),
-                     f"Results and thanks: {self.intake.title}",
-                     {"acknowledgement": ack.model_dump(mode="json"),
-                      "results": [r.model_dump(mode="json") for r in self.results],
-                      "roi": self.roi.model_dump(mode="json") if self.roi else None})
+        self._outgoing.append(results_report(self))
 
     def decline(self, reason: Reason, at: datetime) -> None:
-        self._require_allowed(Trigger.DECLINE)
-        self._move(Trigger.DECLINE, guards.reason("decline", reason), at, {"reason": reason.reason})
+        self._require(Command.DECLINE)
+        self._move(ev.Declined(from_state=self.state, reason=reason.reason), guards.reason("decline", reason), at)
         self.closing_reason = reason.reason
 
     def cancel(self, reason: Reason, at: datetime) -> None:
-        self._require_allowed(Trigger.CANCEL)
-        self._move(Trigger.CANCEL, guards.reason("cancel", reason), at, {"reason": reason.reason})
+        self._require(Command.CANCEL)
+        self._move(ev.Cancelled(from_state=self.state, reason=reason.reason), guards.reason("cancel", reason), at)
         self.closing_reason = reason.reason
         self._notify("request_cancelled", "request_cancelled", self._stakeholders(),
                      f"Cancelled: {self.intake.title}", {"reason": reason.reason})
         for session in self.sessions:
             if not session.cancelled:
                 session.cancelled, session.sequence = True, session.sequence + 1
-                self._record(ev.SESSION_CANCELLED, {"session": session.plan.id, "sequence": session.sequence})
+                self._events.append(ev.SessionCancelled(session=session.plan.id, sequence=session.sequence))
                 self._invite(session, "CANCEL", reason.reason)
         for c in self.checkpoints:
             if not c.closed:
                 c.status = CheckpointStatus.MISSED
                 c.missed_reason = f"request cancelled: {reason.reason}"
                 c.closed_at = at
-                self._touched.add(c.key)
 
     def add_note(self, text: str, at: datetime, source: str = "") -> None:
+        self._require(Command.ADD_NOTE)
         if not text.strip():
             raise InvalidInput([FieldError("text", "a note cannot be empty")])
         self.updated_at = at
-        self._record(ev.NOTE_ADDED, {"text": text.strip(), **({"source": source} if source else {})})
+        self._events.append(ev.NoteAdded(text=text.strip(), source=source))
 
-    # --- helpers ------------------------------------------------------------------------------------
-
-    def _require_allowed(self, trigger: Trigger) -> None:
-        if trigger not in lifecycle.allowed_triggers(self.state):
-            lifecycle.fire(self.state, trigger)
-
-    def _compare_results(self) -> tuple[list[ItemResult], RoiSummary | None]:
-        results: list[ItemResult] = []
-        if self.plan is None:
-            return results, None
-        benefits: float | None = None
-        for item in self.plan.items:
-            recorded = sorted((c for c in self.checkpoints if c.item_id == item.id and c.value is not None),
-                              key=lambda c: c.due_at)
-            value = recorded[-1].value if recorded else None
-            baseline = item.baseline.value if item.baseline else None
-            outcome = _outcome(baseline, item.target.value, value)
-            benefit = None
-            if value is not None and baseline is not None and item.value_per_unit is not None:
-                direction = 1.0 if item.target.value >= baseline else -1.0
-                benefit = (value - baseline) * direction * item.value_per_unit
-                benefits = (benefits or 0.0) + benefit
-            results.append(ItemResult(item_id=item.id, metric=item.metric, unit=item.unit, baseline=baseline,
-                                      target=item.target.value, result=value, outcome=outcome,
-                                      monetary_benefit=benefit))
-        roi = None
-        costs = self.plan.costs
-        if costs is not None and benefits is not None:
-            roi = RoiSummary(benefits=round(benefits, 2), costs=costs.program_cost, currency=costs.currency,
-                             benefit_cost_ratio=round(benefits / costs.program_cost, 2),
-                             roi_percent=round((benefits - costs.program_cost) / costs.program_cost * 100, 1))
-        return results, roi
-
-    # --- follow-ups (driven by the pipeline) ----------------------------------------------------------
+    # --- follow-ups (driven by the pipeline; the rules are in states.checkpoints) --------------------
 
     def due_checkpoints(self, now: datetime) -> list[Checkpoint]:
-        return [c for c in self.checkpoints if c.status == CheckpointStatus.SCHEDULED and c.due_at <= now]
+        return [c for c in self.checkpoints if c.is_due(now)]
 
     def send_checkpoint(self, key: str, at: datetime, lateness: timedelta) -> bool:
         """Queue the survey for a due checkpoint (once); flag it for review when far too late.
@@ -450,71 +329,51 @@ class TrainingRequest(BaseModel):
         Returns True when a survey was queued.
         """
         c = self.checkpoint(key)
-        if c.status != CheckpointStatus.SCHEDULED or c.due_at > at or self.state != State.DELIVERED:
+        if not c.is_due(at) or not lifecycle.allows(Command.SEND_CHECKPOINT, self.state):
             return False
-        assert self.plan is not None
-        item = next(i for i in self.plan.items if i.id == c.item_id)
-        self._touched.add(c.key)
+        item = self._item(c)
         self.updated_at = at
-        if at - c.due_at > lateness:
+        if c.too_late(at, lateness):
             c.status = CheckpointStatus.NEEDS_REVIEW
-            self._record(ev.CHECKPOINT_FLAGGED, {"checkpoint": c.key, "due_at": c.due_at.isoformat(),
-                                                 "late_by_days": (at - c.due_at).days})
+            self._events.append(ev.CheckpointFlagged(checkpoint=c.key, due_at=c.due_at.isoformat(),
+                                                     late_by_days=(at - c.due_at).days))
             return False
         c.status = CheckpointStatus.SENT
         c.sent_at = at
-        respondents = self._respondents(item.respondent.value)
-        context = {"checkpoint": {"key": c.key, "offset": c.offset, "due_at": c.due_at.isoformat()},
-                   "item": item.model_dump(mode="json")}
+        respondents = self._respondents(item.respondent)
+        context = c.context(item)
         self._notify(f"survey:{c.item_id}:{c.offset}", "survey", respondents,
                      f"Quick check-in ({c.offset} after delivery): {item.metric}", context)
-        self._notify(f"checkpoint_reminder:{c.item_id}:{c.offset}", "checkpoint_reminder",
-                     [_person(item.owner)], f"Collect the {c.offset} result: {item.metric}", context,
-                     calendar=CalendarItem(uid=f"ldflow-{self.id}-{c.item_id}-{c.offset}-todo@ldflow",
-                                           kind="todo", summary=f"Collect {item.metric} ({c.offset})",
-                                           start=at.isoformat(), end=(at + timedelta(days=3)).isoformat(),
-                                           organizer=_person(self.intake.sponsor),
-                                           attendees=(_person(item.owner),)))
-        self._record(ev.SURVEY_SENT, {"checkpoint": c.key, "to": [r.email for r in respondents]})
+        owner = recipient(item.owner)
+        self._notify(f"checkpoint_reminder:{c.item_id}:{c.offset}", "checkpoint_reminder", [owner],
+                     f"Collect the {c.offset} result: {item.metric}", context,
+                     calendar=collect_todo(self.id or 0, c, item, at, recipient(self.intake.sponsor), owner))
+        self._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(r.email for r in respondents)))
         return True
 
     def remind_checkpoint(self, key: str, at: datetime, after: timedelta, max_reminders: int) -> bool:
         """Send a reminder for an unanswered survey (``after`` since the last one, at most ``max_reminders``)."""
         c = self.checkpoint(key)
-        last = c.last_reminder_at or c.sent_at
-        if (c.status != CheckpointStatus.SENT or last is None or at - last < after
-                or c.reminders_sent >= max_reminders or self.state != State.DELIVERED):
+        if not c.may_remind(at, after, max_reminders) or not lifecycle.allows(Command.REMIND_CHECKPOINT,
+                                                                                self.state):
             return False
-        assert self.plan is not None
-        item = next(i for i in self.plan.items if i.id == c.item_id)
+        item = self._item(c)
         c.reminders_sent += 1
         c.last_reminder_at = at
-        self._touched.add(c.key)
         self.updated_at = at
-        respondents = self._respondents(item.respondent.value)
         self._notify(f"survey_reminder:{c.item_id}:{c.offset}:{c.reminders_sent}", "survey_reminder",
-                     respondents, f"Reminder: quick check-in on {item.metric}",
-                     {"checkpoint": {"key": c.key, "offset": c.offset, "due_at": c.due_at.isoformat()},
-                      "item": item.model_dump(mode="json"), "reminder_number": c.reminders_sent})
-        self._record(ev.REMINDER_SENT, {"checkpoint": c.key, "reminder": c.reminders_sent})
+                     self._respondents(item.respondent), f"Reminder: quick check-in on {item.metric}",
+                     {**c.context(item), "reminder_number": c.reminders_sent})
+        self._events.append(ev.ReminderSent(checkpoint=c.key, reminder=c.reminders_sent))
         return True
 
-    def _respondents(self, respondent: str) -> list[Recipient]:
-        if respondent == "manager":
-            return [_person(self.intake.sponsor)]
-        if respondent == "learner":
-            return [_person(self.intake.audience.contact or self.intake.requester)]
+    def _item(self, c: Checkpoint) -> PlanItem:
+        assert self.plan is not None
+        return next(i for i in self.plan.items if i.id == c.item_id)
+
+    def _respondents(self, respondent: Respondent) -> list[Recipient]:
+        if respondent == Respondent.MANAGER:
+            return [recipient(self.intake.sponsor)]
+        if respondent == Respondent.LEARNER:
+            return [recipient(self.intake.audience.contact or self.intake.requester)]
         return self._stakeholders()
-
-
-def _outcome(baseline: float | None, target: float, value: float | None) -> Outcome:
-    if value is None:
-        return Outcome.NO_DATA
-    if baseline is None or baseline == target:
-        return Outcome.MET if value >= target else Outcome.NOT_MET
-    upward = target > baseline
-    if (value >= target) if upward else (value <= target):
-        return Outcome.MET
-    if (value > baseline) if upward else (value < baseline):
-        return Outcome.PARTLY_MET
-    return Outcome.NOT_MET

@@ -1,8 +1,9 @@
 """The request store on SQLAlchemy Core: one transaction per change.
 
 ``save`` writes the request's new state and version, its audit events
-(hash-chained), the checkpoint timers it touched and its outbox rows in one
-write transaction — all or nothing — after an optimistic version check.
+(hash-chained), the checkpoint timers (derived from the request's checkpoints)
+and its outbox rows in one write transaction — all or nothing — after an
+optimistic version check.
 Core, not the ORM: a transition here costs a few statements, measured in
 ``bench/transitions.py``.
 """
@@ -35,9 +36,10 @@ from sqlalchemy import (
 from connectors.db import audit
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
+from states.checkpoints import Checkpoint, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
-from states.request import Checkpoint, TrainingRequest
+from states.request import TrainingRequest
 
 
 def _iso(at: datetime) -> str:
@@ -100,6 +102,17 @@ _CHECKPOINT_UPSERT = _insert_or(
     checkpoints, ["key", "request_id", "item_id", "offset", "due_at", "status", "sent_at", "reminders_sent",
                   "last_reminder_at", "closed_at", "result"], ["key"],
     update=["status", "sent_at", "reminders_sent", "last_reminder_at", "closed_at", "result", "due_at"])
+
+
+def _timer_rows(request_id: int, checkpoints: Sequence[Checkpoint]) -> list[dict[str, Any]]:
+    """The ``checkpoints`` table's rows for a request's checkpoints (the timers the pipeline reads)."""
+    return [{
+        "key": c.key, "request_id": request_id, "item_id": c.item_id, "offset": c.offset,
+        "due_at": c.due_at, "status": c.status.value, "sent_at": c.sent_at,
+        "reminders_sent": c.reminders_sent, "last_reminder_at": c.last_reminder_at, "closed_at": c.closed_at,
+        "result": json.dumps({"value": c.value, "note": c.note, "missed_reason": c.missed_reason})
+        if c.closed else None,
+    } for c in checkpoints]
 
 
 def _json_default(value: Any) -> Any:
@@ -165,9 +178,10 @@ class SqlStore:
             request = self._document(request_id, row.version, row.document)
             if expect_version is not None and request.version != expect_version:
                 raise Conflict(request_id, expect_version, request.version)
+            timers = _timer_rows(request_id, request.checkpoints)  # as stored: derived from this document
             mutate(request)
             head = (row[2], row[3]) if row[2] is not None else (0, audit.GENESIS)
-            self._write_effects(conn, request, actor, new=False, head=head)
+            self._write_effects(conn, request, actor, new=False, head=head, timers=timers)
         request.clear_pending()
         return request
 
@@ -191,7 +205,10 @@ class SqlStore:
         return request
 
     def _write_effects(self, conn: Connection, request: TrainingRequest, actor: str, *, new: bool,
-                       head: tuple[int, str] | None = None) -> None:
+                       head: tuple[int, str] | None = None, timers: list[dict[str, Any]] | None = None) -> None:
+        """Events, the document, the checkpoint timers and the outbox rows of one change. The timers are
+        derived from the document's checkpoints: each one whose row differs from ``timers`` (the rows as
+        stored, when the caller knows them) is upserted — all of them when it does not."""
         assert request.id is not None
         expected = request.version
         version = expected if new else expected + 1
@@ -212,9 +229,11 @@ class SqlStore:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
             raise Conflict(request.id, expected, actual)
-        touched = request.touched_checkpoints()
-        if touched:
-            self._upsert_checkpoints(conn, request.id, touched)
+        if request.checkpoints:  # no statement for a request without checkpoints (most transitions)
+            rows = _timer_rows(request.id, request.checkpoints)
+            changed = rows if timers is None else [r for r in rows if r not in timers]
+            if changed:
+                conn.execute(_CHECKPOINT_UPSERT, changed)
         notes = request.pending_notifications()
         if notes:
             values = [{"key": n.key, "request_id": request.id, "template": n.template,
@@ -236,16 +255,6 @@ class SqlStore:
                                     "payload": audit.canonical_json(e.payload)} for e in events])
         conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head))
         return head
-
-    def _upsert_checkpoints(self, conn: Connection, request_id: int, touched: list[Checkpoint]) -> None:
-        values = [{
-            "key": c.key, "request_id": request_id, "item_id": c.item_id, "offset": c.offset,
-            "due_at": c.due_at, "status": c.status.value, "sent_at": c.sent_at,
-            "reminders_sent": c.reminders_sent, "last_reminder_at": c.last_reminder_at, "closed_at": c.closed_at,
-            "result": json.dumps({"value": c.value, "note": c.note, "missed_reason": c.missed_reason})
-            if c.closed else None,
-        } for c in touched]
-        conn.execute(_CHECKPOINT_UPSERT, values)
 
     @staticmethod
     def _insert_ignore(conn: Connection, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
@@ -318,7 +327,8 @@ class SqlStore:
         """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest first."""
         with read_transaction(self.engine) as conn:
             rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
-                                .where(checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)
+                                .where(checkpoints.c.status == CheckpointStatus.SCHEDULED.value,
+                                       checkpoints.c.due_at <= now)
                                 .order_by(checkpoints.c.due_at, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
 
@@ -328,7 +338,7 @@ class SqlStore:
         and, given ``max_reminders``, that may still be reminded (else those that may not would fill
         every batch of ``limit`` and starve the rest)."""
         last = func.coalesce(checkpoints.c.last_reminder_at, checkpoints.c.sent_at)
-        conds = [checkpoints.c.status == "sent", last <= sent_before]
+        conds = [checkpoints.c.status == CheckpointStatus.SENT.value, last <= sent_before]
         if max_reminders is not None:
             conds.append(checkpoints.c.reminders_sent < max_reminders)
         with read_transaction(self.engine) as conn:

@@ -304,10 +304,11 @@ def test_no_event_for_a_refused_change(rt: Any, captured: list[dict[str, Any]]) 
 
 
 def test_event_ids_are_derived_from_what_they_describe() -> None:
-    from states.events import DomainEvent
+    from states.events import Delivered
+    from states.lifecycle import State
 
-    a = events.transition_events(7, 3, [DomainEvent("delivered", {}, "deliver", "designed", "delivered")])
-    b = events.transition_events(7, 3, [DomainEvent("delivered", {}, "deliver", "designed", "delivered")])
+    a = events.transition_events(7, 3, [Delivered(from_state=State.DESIGNED, delivery={})])
+    b = events.transition_events(7, 3, [Delivered(from_state=State.DESIGNED, delivery={})])
     assert a[0]["id"] == b[0]["id"] and a[0]["event"] == "ldflow.request.deliver"
     assert events.outbox_event(["1:a", "2:b"])["id"] == events.outbox_event(["2:b", "1:a"])["id"]
     assert events.outbox_event(["1:a"])["id"] != events.outbox_event(["1:b"])["id"]

@@ -9,8 +9,9 @@ import pytest
 
 from flows.service import Service
 from states import lifecycle
+from states.checkpoints import CheckpointStatus
 from states.errors import Conflict, InvalidInput, InvalidTransition, NotFound, TransitionRefused
-from states.lifecycle import EVENT_OF, NON_TERMINAL, TERMINAL, TRANSITIONS, State, Trigger
+from states.lifecycle import EVENT_OF, NON_TERMINAL, TERMINAL, TRANSITIONS, Command, State, Trigger
 from tests.builders import (
     ACTOR,
     ack_data,
@@ -172,3 +173,122 @@ def test_error_exit_codes_are_the_documented_ones() -> None:
     assert InvalidTransition("design", "received", ["diagnose"]).exit_code == 3
     assert NotFound("request 9").exit_code == 4
     assert Conflict(1, 2, 3).exit_code == 5
+
+
+# --- the command table: what can be done in each state -------------------------------------------------
+
+C = Command
+_EVERY_STATE = {C.ADD_NOTE}
+# Written out independently of states.lifecycle: the commands each state allows (guards aside).
+EXPECTED_COMMANDS: dict[State, set[Command]] = {
+    State.RECEIVED: {C.DIAGNOSE, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
+    State.DIAGNOSED: {C.REDIRECT, C.DESIGN, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
+    State.REDIRECTED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, *_EVERY_STATE},
+    State.DESIGNED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, *_EVERY_STATE},
+    State.DELIVERED: {C.MEASURE, C.CANCEL, C.RECORD_RESULT, C.SEND_CHECKPOINT, C.REMIND_CHECKPOINT,
+                      *_EVERY_STATE},
+    State.MEASURED: {C.ACKNOWLEDGE, C.CANCEL, C.REPORT, *_EVERY_STATE},
+    State.ACKNOWLEDGED: {C.REPORT, *_EVERY_STATE},
+    State.DECLINED: set(_EVERY_STATE),
+    State.CANCELLED: set(_EVERY_STATE),
+}
+
+
+def test_allowed_commands_is_the_designed_table() -> None:
+    assert {s: set(lifecycle.allowed_commands(s)) for s in State} == EXPECTED_COMMANDS
+    for state in State:
+        commands = lifecycle.allowed_commands(state)
+        assert list(commands) == sorted(commands, key=list(Command).index)  # in Command order, once each
+        assert [c for c in commands if c in lifecycle.TRIGGER_OF] == [
+            Command(t.value) for t in lifecycle.allowed_triggers(state)]
+    assert set(lifecycle.TRIGGER_OF) | set(lifecycle.RULES) == set(Command)
+    assert not set(lifecycle.TRIGGER_OF) & set(lifecycle.RULES)
+
+
+def test_the_aggregate_answers_from_the_same_table(memory_service: Service) -> None:
+    request = memory_service.show(_request_in(memory_service, State.DESIGNED))
+    assert request.allowed_commands() == lifecycle.allowed_commands(State.DESIGNED)
+
+
+@pytest.mark.parametrize("state", list(State), ids=[s.value for s in State])
+def test_require_refuses_in_the_table_words(state: State) -> None:
+    for command in Command:
+        if command in EXPECTED_COMMANDS[state]:
+            lifecycle.require(command, state)
+            continue
+        with pytest.raises(TransitionRefused) as info:
+            lifecycle.require(command, state)
+        if command in lifecycle.TRIGGER_OF:
+            assert isinstance(info.value, InvalidTransition)
+        else:
+            rule = lifecycle.RULES[command]
+            assert str(info.value) == f"cannot {rule.verb} a {state.value} request; missing: {rule.refusal}"
+
+
+SESSION = {"title": "Workshop", "start": "2026-04-06T09:00:00+00:00", "end": "2026-04-06T12:00:00+00:00"}
+
+
+@pytest.mark.parametrize("state", NON_TERMINAL, ids=[s.value for s in NON_TERMINAL])
+def test_plan_session_and_note_commands_run_exactly_where_the_table_allows(memory_service: Service,
+                                                                          state: State) -> None:
+    from tests.builders import plan_data
+
+    rid = _request_in(memory_service, state)
+    commands = {C.DRAFT_PLAN: lambda: memory_service.draft_plan(rid, plan_data(), ACTOR),
+                C.SCHEDULE_SESSION: lambda: memory_service.schedule_session(rid, SESSION, ACTOR),
+                C.ADD_NOTE: lambda: memory_service.add_note(rid, "a note", ACTOR)}
+    for command, run in commands.items():
+        if lifecycle.allows(command, state):
+            run()
+            continue
+        with pytest.raises(TransitionRefused) as info:
+            run()
+        assert str(info.value) == (f"cannot {lifecycle.RULES[command].verb} a {state.value} request; "
+                                   f"missing: {lifecycle.RULES[command].refusal}")
+
+
+def test_refusals_keep_their_wording(memory_service: Service) -> None:
+    from tests.builders import approval_data, plan_data
+
+    designed = _request_in(memory_service, State.DESIGNED)
+    with pytest.raises(TransitionRefused) as info:
+        memory_service.draft_plan(designed, plan_data(), ACTOR)
+    assert str(info.value) == ("cannot draft a measurement plan for a designed request; missing: the plan is "
+                               "settled before design or redirect starts")
+    assert info.value.exit_code == 3
+    with pytest.raises(TransitionRefused) as info:
+        memory_service.approve_plan(designed, approval_data(), ACTOR)
+    assert str(info.value) == ("cannot approve the plan of a designed request; missing: the plan can only be "
+                               "approved before design or redirect starts; a plan awaiting approval (already "
+                               "approved by sam.sponsor@example.org)")
+    diagnosed = _request_in(memory_service, State.DIAGNOSED)
+    with pytest.raises(TransitionRefused) as info:
+        memory_service.schedule_session(diagnosed, SESSION, ACTOR)
+    assert str(info.value) == ("cannot schedule a session for a diagnosed request; missing: sessions are "
+                               "scheduled once the request is designed or redirected")
+    measured = _request_in(memory_service, State.MEASURED)
+    key = memory_service.show(measured).checkpoints[0].key
+    with pytest.raises(TransitionRefused) as info:
+        memory_service.record(measured, key, result_data(), ACTOR)
+    assert str(info.value) == ("cannot record a result for a measured request; missing: results are recorded "
+                               "while the request is delivered")
+    delivered = _request_in(memory_service, State.DELIVERED)
+    with pytest.raises(TransitionRefused) as info:
+        memory_service.record(delivered, key.split(":", 1)[1], result_data(), ACTOR)
+    assert str(info.value).startswith("cannot record a result for a delivered request; missing: an open "
+                                      f"checkpoint ({delivered}:m1:P30D is already closed)")
+
+
+def test_follow_ups_do_nothing_outside_delivery(memory_service: Service) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    rid = drive_to(memory_service, "delivered").id
+    memory_service.cancel(rid, reason_data(), ACTOR)
+    request = memory_service.show(rid)
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    request.checkpoints[0].status = CheckpointStatus.SCHEDULED  # as if it were still open
+    assert request.send_checkpoint(request.checkpoints[0].key, later, timedelta(days=400)) is False
+    request.checkpoints[0].status, request.checkpoints[0].sent_at = CheckpointStatus.SENT, later
+    assert request.remind_checkpoint(request.checkpoints[0].key, later + timedelta(days=9), timedelta(days=3),
+                                     2) is False
+    assert request.pending_events() == [] and request.pending_notifications() == []

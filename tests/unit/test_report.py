@@ -84,3 +84,16 @@ def test_no_report_before_measurement(memory_service: Service, state: str) -> No
     with pytest.raises(TransitionRefused) as refused:
         report.build(memory_service.show(r.id))
     assert "reported on once it is measured" in str(refused.value)
+
+
+def test_acknowledge_queues_what_the_one_report_builder_builds(memory_service: Service,
+                                                              memory_store: InMemoryStore) -> None:
+    import dataclasses
+
+    from states.report import results_report
+
+    rid = _measured(memory_service, {"m1:P30D": 70.0, "m1:P90D": 71.0, "m2:P1D": 4.4})
+    memory_service.acknowledge(rid, ack_data(), ACTOR)
+    built = dataclasses.replace(results_report(memory_service.show(rid)), key=f"{rid}:results_report",
+                                request_id=rid)
+    assert memory_store.outbox[f"{rid}:results_report"].notification == dataclasses.asdict(built)

@@ -106,7 +106,6 @@ class RequestLifecycle(RuleBasedStateMachine):
             self.last_error = exc
             assert request.model_dump() == before
             assert request.pending_events() == [] and request.pending_notifications() == []
-            assert request.touched_checkpoints() == []
             assert self.snapshot() == stored  # document, version, events, timers, outbox
             if trigger is not None and trigger not in lifecycle.allowed_triggers(state) \
                     and not isinstance(exc, InvalidInput):  # input is parsed before the lifecycle is asked

@@ -1,0 +1,47 @@
+"""The results report: one builder for what ``acknowledge`` mails and what ``ldflow report`` shows.
+
+The report data is the ``results_report`` notification: to the sponsor, the requester and the
+stakeholders, with the results against baseline and target, the ROI, and the three touchpoints
+of closing the loop (recap, action plan, contributions). Before acknowledgement the touchpoints
+are empty; the results are there as soon as the request is measured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from states import lifecycle
+from states.lifecycle import Command
+from states.notifications import Notification, recipients
+
+if TYPE_CHECKING:
+    from states.request import TrainingRequest
+
+RESULTS_REPORT: Final = "results_report"  # the template, and the notification's key suffix
+
+
+def report_context(request: TrainingRequest) -> dict[str, Any]:
+    """The report's own template context (the notification adds the request and its people)."""
+    return {
+        "acknowledgement": request.acknowledgement.model_dump(mode="json") if request.acknowledgement else {},
+        "results": [r.model_dump(mode="json") for r in request.results],
+        "roi": request.roi.model_dump(mode="json") if request.roi else None,
+    }
+
+
+def results_report(request: TrainingRequest) -> Notification:
+    """The ``results_report`` notification of ``request`` (key ``results_report``, not yet prefixed
+    with the request id)."""
+    intake = request.intake
+    return request.notification(RESULTS_REPORT, RESULTS_REPORT,
+                                recipients([intake.sponsor, intake.requester, *intake.stakeholders]),
+                                f"Results and thanks: {intake.title}", report_context(request))
+
+
+def require_reportable(request: TrainingRequest) -> None:
+    """Refuse (``TransitionRefused``, exit 3) before measurement: there are no results to report yet."""
+    if lifecycle.allows(Command.REPORT, request.state):
+        return
+    open_items = [c.key for c in request.checkpoints if not c.closed]
+    now = f"now {request.state.value}" + (f"; open checkpoints: {', '.join(open_items)}" if open_items else "")
+    lifecycle.refuse(Command.REPORT, request.state, [f"{lifecycle.RULES[Command.REPORT].refusal} ({now})"])
