@@ -285,9 +285,9 @@ def plan_show(request_id: IdArg, as_json: JsonOpt = False) -> None:
                      "approved_by": request.plan_approved_by,
                      "approved_at": request.plan_approved_at.isoformat() if request.plan_approved_at else None})
         return
-    from flows import render
+    from flows import views
 
-    render.console().print(render.plan_panel(request))
+    views.console().print(views.plan_panel(request))
 
 
 @app.command(rich_help_panel="Requests")
@@ -492,9 +492,9 @@ def show(request_id: IdArg, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(request.model_dump(mode="json"))
         return
-    from flows import render
+    from flows import views
 
-    render.console().print(render.request_view(request))
+    views.console().print(views.request_view(request))
 
 
 _SORT_KEYS = ("id", "created", "updated", "state", "title")
@@ -562,9 +562,9 @@ def list_requests(
                                 "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
                                for r in rows]})
         return
-    from flows import render
+    from flows import views
 
-    render.console().print(render.list_table(rows, current, pages, total))
+    views.console().print(views.list_table(rows, current, pages, total))
 
 
 @app.command(rich_help_panel="Reading")
@@ -576,9 +576,9 @@ def history(request_id: IdArg, as_json: JsonOpt = False) -> None:
 
         _print_json([dataclasses.asdict(r) for r in records])
         return
-    from flows import render
+    from flows import views
 
-    render.console().print(render.timeline(request_id, records))
+    views.console().print(views.timeline(request_id, records))
 
 
 @app.command(rich_help_panel="Reading")
@@ -593,7 +593,7 @@ def export(
     """Export one request or all: JSON (document + history) or CSV (one row per request)."""
     if format not in ("json", "csv"):
         raise InvalidInput([FieldError("format", f"{format!r} is not json or csv")])
-    from flows import render
+    from flows import exports
 
     ctx = _App()
     if request_id is not None:
@@ -609,8 +609,8 @@ def export(
     else:
         stream = sys.stdout
     try:
-        count = (render.export_json(stream, requests_iter, ctx.store.history) if format == "json"
-                 else render.export_csv(stream, requests_iter))
+        count = (exports.export_json(stream, requests_iter, ctx.store.history) if format == "json"
+                 else exports.export_csv(stream, requests_iter))
     except BaseException:
         if tmp is not None:
             stream.close()
@@ -717,7 +717,7 @@ def outbox_list(
     from rich.markup import escape
     from rich.table import Table
 
-    from flows import render
+    from flows import views
 
     table = Table(box=box.SIMPLE_HEAD, caption=f"{len(rows)} row(s)" + (f" with status {status}" if status else ""),
                   caption_justify="left")
@@ -729,8 +729,8 @@ def outbox_list(
         table.add_row(str(r.id), escape(r.key), escape(r.template),
                       f"[{style[r.status]}]{r.status}[/]" if r.status in style else escape(r.status),
                       str(r.attempts), escape((r.last_error or "")[:300]),
-                      render.utc(r.sent_at) if r.sent_at is not None else "")
-    render.console().print(table)
+                      views.utc(r.sent_at) if r.sent_at is not None else "")
+    views.console().print(table)
 
 
 @outbox_app.command("retry")
@@ -824,15 +824,15 @@ def inbound_quarantined(
     from rich.markup import escape
     from rich.table import Table
 
-    from flows import render
+    from flows import views
 
     table = Table(box=box.SIMPLE_HEAD, caption=f"{len(rows)} quarantined", caption_justify="left")
     for name in ("id", "received", "source", "message-id", "reason", "raw copy"):
         table.add_column(name, justify="right" if name == "id" else "left", no_wrap=name in ("id", "received"))
     for r in rows:
-        table.add_row(str(r["id"]), render.utc(r["received_at"]), escape(r["source"] or ""),
+        table.add_row(str(r["id"]), views.utc(r["received_at"]), escape(r["source"] or ""),
                       escape(r["message_id"] or ""), escape((r["reason"] or "")[:500]), escape(r["raw_path"] or ""))
-    render.console().print(table)
+    views.console().print(table)
 
 
 @app.command(rich_help_panel="Other")

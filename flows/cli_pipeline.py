@@ -56,7 +56,7 @@ class _Progress:
                 return
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from flows.render import console
+            from flows.views import console
 
             self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), console=console(stderr=True), transient=True)
@@ -97,7 +97,7 @@ def run(
     if flow_name not in STEPS:
         raise InvalidInput([FieldError("flow", f"{flow_name!r} is not one of {', '.join(STEPS)}")])
     _prefect_env(verbose)
-    from flows.render import console
+    from flows.views import console
 
     err = console(stderr=True)
     rt = _runtime()
@@ -188,7 +188,7 @@ def serve(
     advance on demand). Without PREFECT_API_URL a local Prefect server is started for the purpose
     (and stopped on exit). Stop with Ctrl-C."""
     _prefect_env(True)
-    from flows.render import console
+    from flows.views import console
 
     err = console(stderr=True)
     import sqlalchemy

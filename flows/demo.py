@@ -363,7 +363,7 @@ def board(service: Any) -> Any:
     from rich.table import Table
 
     from connectors.db.store import ListFilter
-    from flows.render import STATE_STYLE
+    from flows.views import STATE_STYLE
 
     rows, _ = service.list(ListFilter(limit=500))
     by_state: dict[str, list[str]] = {}
@@ -429,7 +429,7 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
     demo.acknowledge()
     demo.run_pass("send the results reports")
 
-    from flows.render import timeline
+    from flows.views import timeline
 
     service = demo.service
     console.print()

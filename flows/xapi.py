@@ -28,7 +28,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from states import lifecycle
+from states.events import Delivered, Measured
+from states.lifecycle import State
 from states.request import TrainingRequest
+from states.results import Outcome
 
 VERSION = "1.0.3"
 NAMESPACE = uuid.UUID("6c646666-6c6f-5778-8000-617069000000")
@@ -36,7 +40,9 @@ VERB_DELIVERED = {"id": "http://activitystrea.ms/schema/1.0/deliver", "display":
 VERB_MEASURED = {"id": "http://www.tincanapi.co.uk/verbs/evaluated", "display": {"en-US": "evaluated"}}
 ACTIVITY_COURSE = "http://adlnet.gov/expapi/activities/course"
 ACTIVITY_PERFORMANCE = "http://adlnet.gov/expapi/activities/performance"
-EVENTS = ("delivered", "measured")
+EVENTS = (Delivered.type, Measured.type)
+# Only a request that reached delivery has statements: it is delivered or in a state after it.
+_DELIVERED_OR_LATER = tuple(s.value for s in State if s in lifecycle.reachable(State.DELIVERED))
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -101,7 +107,7 @@ def statement(request: TrainingRequest, event: Any, base: str | None = None) -> 
         "timestamp": _timestamp(event.at),
         "version": VERSION,
     }
-    if event.type == "delivered":
+    if event.type == Delivered.type:
         delivery = payload.get("delivery") or {}
         out["verb"] = VERB_DELIVERED
         out["result"] = {"completion": True, "extensions": {
@@ -110,9 +116,9 @@ def statement(request: TrainingRequest, event: Any, base: str | None = None) -> 
             f"{base}/extensions/start-date": delivery.get("start_date"),
             f"{base}/extensions/end-date": delivery.get("end_date"),
         }}
-    elif event.type == "measured":
+    elif event.type == Measured.type:
         results = payload.get("results") or []
-        met = sum(1 for r in results if r.get("outcome") == "met")
+        met = sum(1 for r in results if r.get("outcome") == Outcome.MET)
         result: dict[str, Any] = {
             "completion": True,
             "success": bool(results) and met == len(results),
@@ -141,7 +147,7 @@ def _requests(service: Any, request_id: int | None) -> Iterator[TrainingRequest]
 
     offset = 0
     while True:
-        page, _total = service.list(ListFilter(states=("delivered", "measured", "acknowledged", "cancelled"),
+        page, _total = service.list(ListFilter(states=_DELIVERED_OR_LATER,
                                                limit=500, offset=offset))
         if not page:
             return

@@ -1,17 +1,16 @@
-"""Rich views of requests for people (the CLI and the demo), and the export writers.
+"""Terminal views of requests for people (the CLI and the demo), with Rich.
 
 Every user-provided string goes through :func:`_t` so that text such as
-``[urgent]`` is shown as typed, never read as Rich markup.
+``[urgent]`` is shown as typed, never read as Rich markup. The export writers
+(CSV, JSON) are in :mod:`flows.exports`, xAPI statements in :mod:`flows.xapi`.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
-from typing import IO, Any
+from typing import Any, Final
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -23,14 +22,20 @@ from rich.text import Text
 
 from connectors.db.audit import AuditRecord
 from connectors.db.store import RequestSummary
+from states import events as ev
+from states.lifecycle import State
 from states.request import TrainingRequest
+from states.results import Outcome
 
-STATE_STYLE = {
-    "received": "cyan", "diagnosed": "blue", "redirected": "magenta", "designed": "magenta",
-    "delivered": "yellow", "measured": "green", "acknowledged": "bold green", "declined": "red",
-    "cancelled": "red",
+# Keyed by the enums (a StrEnum member is its value): tests/unit/test_views.py checks every member has one.
+STATE_STYLE: Final[dict[str, str]] = {
+    State.RECEIVED: "cyan", State.DIAGNOSED: "blue", State.REDIRECTED: "magenta", State.DESIGNED: "magenta",
+    State.DELIVERED: "yellow", State.MEASURED: "green", State.ACKNOWLEDGED: "bold green", State.DECLINED: "red",
+    State.CANCELLED: "red",
 }
-OUTCOME_STYLE = {"met": "green", "partly_met": "yellow", "not_met": "red", "no_data": "dim"}
+OUTCOME_STYLE: Final[dict[str, str]] = {
+    Outcome.MET: "green", Outcome.PARTLY_MET: "yellow", Outcome.NOT_MET: "red", Outcome.NO_DATA: "dim",
+}
 
 
 def console(stderr: bool = False) -> Console:
@@ -253,68 +258,69 @@ def list_table(rows: list[RequestSummary], page: int, pages: int, total: int) ->
 
 # --- history ------------------------------------------------------------------------------------------
 
+def _num_any(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _mail(e: Any, key: Callable[[Any], str]) -> str:
+    detail = f": {e.detail}" if e.detail else ""
+    return f"{str(e.template).replace('_', ' ')} to {', '.join(e.to or ())}{detail}"
+
+
+def _acknowledged(e: ev.Acknowledged, key: Callable[[Any], str]) -> str:
+    a = e.acknowledgement
+    return (f"{len(a.get('recap', []))} takeaways, {len(a.get('action_plan', []))} next steps, "
+            f"{len(a.get('contributions', []))} thanks")
+
+
+# What each kind of event was about, in one line; ``key`` shows a checkpoint key without the request id.
+# Kinds without an entry (sessions) are shown as their payload.
+_SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, Callable[[Any], str]], str]]] = {
+    ev.Submitted: lambda e, key: f"{e.intake.get('title', '')!r} from {e.intake.get('requester', {}).get('email', '')}",
+    ev.Diagnosed: lambda e, key: "recommended: " + (", ".join(r.get("path") for r in e.recommendations)
+                                                    or "nothing conclusive"),
+    ev.PlanDrafted: lambda e, key: (f"{len(e.plan.get('items', []))} item(s): "
+                                    + ", ".join(str(i.get("id")) for i in e.plan.get("items", []))),
+    ev.PlanApproved: lambda e, key: f"approver {e.approver}" + (f": {e.comment}" if e.comment else ""),
+    ev.Designed: lambda e, key: f"format: {e.brief.get('format', '')}",
+    ev.Redirected: lambda e, key: f"{e.redirect.get('kind')}: {e.redirect.get('rationale', '')}",
+    ev.Delivered: lambda e, key: (f"{e.delivery.get('start_date')} – {e.delivery.get('end_date')}, "
+                                  f"{e.delivery.get('audience_reached')} reached, {e.delivery.get('format')}"),
+    ev.CheckpointScheduled: lambda e, key: f"{e.item}:{e.offset} due {utc(e.due_at)}",
+    ev.SurveySent: lambda e, key: f"{key(e.checkpoint)} to {', '.join(e.to)}",
+    ev.ReminderSent: lambda e, key: f"{key(e.checkpoint)} reminder {e.reminder}",
+    ev.CheckpointFlagged: lambda e, key: f"{key(e.checkpoint)} {e.late_by_days} days late: needs review",
+    ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"
+                                       + (f" ({e.note})" if e.note else "")),
+    ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
+    ev.Measured: lambda e, key: ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in e.results),
+    ev.Acknowledged: _acknowledged,
+    ev.Declined: lambda e, key: str(e.reason),
+    ev.Cancelled: lambda e, key: str(e.reason),
+    ev.NoteAdded: lambda e, key: str(e.text) + (f" (from {e.source})" if e.source else ""),
+    ev.EmailSent: _mail,
+    ev.EmailBounced: _mail,
+    ev.InviteSent: _mail,
+}
+
+
 def summarize(record: AuditRecord) -> str:
-    """One line saying what an event was about."""
-    p = record.payload
-    t = record.type
+    """One line saying what an event was about (the payload itself for a kind without a summary, or one
+    that does not fit its event class)."""
     prefix = f"{record.request_id}:"
 
     def key(value: Any) -> str:  # checkpoint keys without the request id in front
         text = str(value)
         return text[len(prefix):] if text.startswith(prefix) else text
 
-    def num(value: Any) -> str:
-        return f"{value:g}" if isinstance(value, int | float) else str(value)
-
     try:
-        if t == "submitted":
-            intake = p.get("intake", {})
-            return f"{intake.get('title', '')!r} from {intake.get('requester', {}).get('email', '')}"
-        if t == "diagnosed":
-            paths = [r.get("path") for r in p.get("recommendations", [])]
-            return "recommended: " + (", ".join(paths) or "nothing conclusive")
-        if t == "plan_drafted":
-            items = p.get("plan", {}).get("items", [])
-            return f"{len(items)} item(s): " + ", ".join(str(i.get("id")) for i in items)
-        if t == "plan_approved":
-            return f"approver {p.get('approver')}" + (f": {p['comment']}" if p.get("comment") else "")
-        if t == "designed":
-            return f"format: {p.get('brief', {}).get('format', '')}"
-        if t == "redirected":
-            return f"{p.get('redirect', {}).get('kind')}: {p.get('redirect', {}).get('rationale', '')}"
-        if t == "delivered":
-            d = p.get("delivery", {})
-            return (f"{d.get('start_date')} – {d.get('end_date')}, {d.get('audience_reached')} reached, "
-                    f"{d.get('format')}")
-        if t == "checkpoint_scheduled":
-            return f"{p.get('item')}:{p.get('offset')} due {utc(p.get('due_at'))}"
-        if t == "survey_sent":
-            return f"{key(p.get('checkpoint'))} to {', '.join(p.get('to', []))}"
-        if t == "reminder_sent":
-            return f"{key(p.get('checkpoint'))} reminder {p.get('reminder')}"
-        if t == "checkpoint_flagged":
-            return f"{key(p.get('checkpoint'))} {p.get('late_by_days')} days late: needs review"
-        if t == "result_recorded":
-            return f"{key(p.get('checkpoint'))} = {num(p.get('value'))}" + (f" ({p['note']})" if p.get("note") else "")
-        if t == "checkpoint_missed":
-            return f"{key(p.get('checkpoint'))} missed: {p.get('reason')}"
-        if t == "measured":
-            return ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in p.get("results", []))
-        if t == "acknowledged":
-            a = p.get("acknowledgement", {})
-            return (f"{len(a.get('recap', []))} takeaways, {len(a.get('action_plan', []))} next steps, "
-                    f"{len(a.get('contributions', []))} thanks")
-        if t in ("declined", "cancelled"):
-            return str(p.get("reason", ""))
-        if t == "note_added":
-            return str(p.get("text", "")) + (f" (from {p['source']})" if p.get("source") else "")
-        if t in ("email_sent", "email_bounced", "invite_sent") and "template" in p:
-            to = ", ".join(p.get("to", []))
-            detail = f": {p['detail']}" if p.get("detail") else ""
-            return f"{str(p.get('template', '')).replace('_', ' ')} to {to}{detail}"
-    except (AttributeError, TypeError):
+        event = ev.read(record.type, record.payload, record.from_state)
+        summary = _SUMMARIES.get(type(event))
+        if summary is not None:
+            return summary(event, key)
+    except (AttributeError, TypeError, ValueError):
         pass
-    text = json.dumps(p, ensure_ascii=False, sort_keys=True, default=str)
+    text = json.dumps(record.payload, ensure_ascii=False, sort_keys=True, default=str)
     return text if len(text) <= 100 else text[:99] + "…"
 
 
@@ -333,62 +339,3 @@ def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
     if not records:
         lines.append(Text("no events"))
     return Group(*lines)
-
-
-# --- export -------------------------------------------------------------------------------------------
-
-def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
-                history: Callable[[int], list[AuditRecord]]) -> int:
-    """Stream ``[{"request": ..., "history": [...]}, ...]``; returns the count."""
-    count = 0
-    stream.write("[")
-    for r in requests:
-        assert r.id is not None
-        item = {"request": r.model_dump(mode="json"), "history": [dataclasses.asdict(h) for h in history(r.id)]}
-        stream.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str))
-        count += 1
-    stream.write("\n]\n" if count else "]\n")
-    return count
-
-
-CSV_COLUMNS = ("id", "title", "state", "version", "requester", "sponsor", "created_at", "updated_at",
-               "recommended_paths", "chosen_path", "delivered_start", "delivered_end", "audience_reached",
-               "results", "roi_percent")
-
-
-def csv_row(r: TrainingRequest) -> dict[str, Any]:
-    if r.brief is not None:
-        chosen = "design"
-    elif r.redirect_record is not None and r.redirect_record.kind is not None:
-        chosen = f"redirect:{r.redirect_record.kind.value}"
-    else:
-        chosen = ""
-    results = "; ".join(f"{x.item_id} {x.outcome.value} ({_num(x.result)} vs target {_num(x.target)} {x.unit})"
-                        for x in r.results)
-    return {
-        "id": r.id, "title": r.intake.title, "state": r.state.value, "version": r.version,
-        "requester": r.intake.requester.email, "sponsor": r.intake.sponsor.email,
-        "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
-        "recommended_paths": "; ".join(x.path for x in r.recommendations), "chosen_path": chosen,
-        "delivered_start": r.delivery.start_date.isoformat() if r.delivery and r.delivery.start_date else "",
-        "delivered_end": r.delivery.end_date.isoformat() if r.delivery and r.delivery.end_date else "",
-        "audience_reached": r.delivery.audience_reached if r.delivery else "",
-        "results": results, "roi_percent": r.roi.roi_percent if r.roi else "",
-    }
-
-
-def _cell(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula (=, +, -, @ first) is prefixed with a quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
-    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    count = 0
-    for r in requests:
-        writer.writerow({k: _cell(v) for k, v in csv_row(r).items()})
-        count += 1
-    return count

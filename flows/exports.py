@@ -1,0 +1,76 @@
+"""Export writers: requests as CSV rows or as JSON with their history (``ldflow export``).
+
+xAPI statements are in :mod:`flows.xapi`; the terminal views in :mod:`flows.views`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+from connectors.db.audit import AuditRecord
+from states.request import TrainingRequest
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
+                history: Callable[[int], list[AuditRecord]]) -> int:
+    """Stream ``[{"request": ..., "history": [...]}, ...]``; returns the count."""
+    count = 0
+    stream.write("[")
+    for r in requests:
+        assert r.id is not None
+        item = {"request": r.model_dump(mode="json"), "history": [dataclasses.asdict(h) for h in history(r.id)]}
+        stream.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str))
+        count += 1
+    stream.write("\n]\n" if count else "]\n")
+    return count
+
+
+CSV_COLUMNS = ("id", "title", "state", "version", "requester", "sponsor", "created_at", "updated_at",
+               "recommended_paths", "chosen_path", "delivered_start", "delivered_end", "audience_reached",
+               "results", "roi_percent")
+
+
+def csv_row(r: TrainingRequest) -> dict[str, Any]:
+    if r.brief is not None:
+        chosen = "design"
+    elif r.redirect_record is not None and r.redirect_record.kind is not None:
+        chosen = f"redirect:{r.redirect_record.kind.value}"
+    else:
+        chosen = ""
+    results = "; ".join(f"{x.item_id} {x.outcome.value} ({_num(x.result)} vs target {_num(x.target)} {x.unit})"
+                        for x in r.results)
+    return {
+        "id": r.id, "title": r.intake.title, "state": r.state.value, "version": r.version,
+        "requester": r.intake.requester.email, "sponsor": r.intake.sponsor.email,
+        "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
+        "recommended_paths": "; ".join(x.path for x in r.recommendations), "chosen_path": chosen,
+        "delivered_start": r.delivery.start_date.isoformat() if r.delivery and r.delivery.start_date else "",
+        "delivered_end": r.delivery.end_date.isoformat() if r.delivery and r.delivery.end_date else "",
+        "audience_reached": r.delivery.audience_reached if r.delivery else "",
+        "results": results, "roi_percent": r.roi.roi_percent if r.roi else "",
+    }
+
+
+def _cell(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (=, +, -, @ first) is prefixed with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
+    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for r in requests:
+        writer.writerow({k: _cell(v) for k, v in csv_row(r).items()})
+        count += 1
+    return count
