@@ -364,15 +364,14 @@ def board(service: Any) -> Any:
 
     from connectors.db.store import ListFilter
     from flows.views import STATE_STYLE
+    from states.lifecycle import State
 
     rows, _ = service.list(ListFilter(limit=500))
     by_state: dict[str, list[str]] = {}
     for r in rows:
         by_state.setdefault(r.state, []).append(f"#{r.id} {r.title}")
-    order = ["received", "diagnosed", "designed", "redirected", "delivered", "measured", "acknowledged",
-             "declined", "cancelled"]
     table = Table(title="Board", title_justify="left")
-    states = [s for s in order if s in by_state]
+    states = [s.value for s in State if s.value in by_state]  # in lifecycle order
     for s in states:
         table.add_column(f"{s} ({len(by_state[s])})", style=STATE_STYLE.get(s, ""))
     height = max((len(v) for v in by_state.values()), default=0)

@@ -21,6 +21,7 @@ from states.lifecycle import DESTINATION, EVENT_OF, State, Trigger
 
 Json: TypeAlias = dict[str, Any]
 _OMIT: Final = "omit_if"  # field metadata: leave the key out of the payload when the value is this
+_NEVER: Final = object()  # no _OMIT: the key is always there
 
 
 def _optional(default: Any) -> Any:
@@ -52,9 +53,6 @@ class _Payload:
         if unknown:
             raise TypeError(f"{cls.type}: unexpected payload keys {sorted(unknown)}")
         return {k: tuple(v) if known[k] and isinstance(v, list) else v for k, v in payload.items()}
-
-
-_NEVER: Final = object()
 
 
 _SPECS: dict[type, tuple[tuple[str, Any, bool], ...]] = {}

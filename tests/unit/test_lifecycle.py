@@ -24,7 +24,7 @@ from tests.builders import (
     result_data,
 )
 
-# DESIGN.md §1, written out independently of states.lifecycle: (state, trigger) -> destination.
+# The designed lifecycle, written out independently of states.lifecycle: (state, trigger) -> destination.
 EXPECTED: dict[tuple[State, Trigger], State] = {
     (State.RECEIVED, Trigger.DIAGNOSE): State.DIAGNOSED,
     (State.DIAGNOSED, Trigger.REDIRECT): State.REDIRECTED,
