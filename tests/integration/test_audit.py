@@ -235,8 +235,6 @@ def test_dropping_the_triggers_alone_breaks_nothing(engine: Engine, clock: Fixed
 # --- the command line ------------------------------------------------------------------------------------
 
 def test_ldflow_audit_verify_reports_the_broken_event(sqlite_url: str, clock: FixedClock, tmp_path: Path) -> None:
-    if not (ROOT / "flows" / "cli.py").exists():
-        pytest.skip("flows/cli.py does not exist yet")
     from connectors.db.engine import make_engine
 
     engine = make_engine(sqlite_url)
@@ -244,8 +242,8 @@ def test_ldflow_audit_verify_reports_the_broken_event(sqlite_url: str, clock: Fi
     env = {**os.environ, "LDFLOW_DATABASE_URL": sqlite_url, "LDFLOW_HOME": str(tmp_path / "home"),
            "PYTHONPATH": str(ROOT)}
     script = Path(sys.executable).parent / "ldflow"  # the installed console script, as a user runs it
-    command = ([str(script)] if script.exists() else [sys.executable, "-c", "from flows.cli import main; main()"]) + [
-        "audit", "verify"]
+    assert script.is_file(), f"no console script at {script}: install the project (make .venv/.installed-stamp)"
+    command = [str(script), "audit", "verify"]
     ok = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ok" in ok.stdout

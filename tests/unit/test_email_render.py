@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -12,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import states.notifications as notifications_module
 from connectors.email.render import (
     PACKAGED_TEMPLATES,
     TEMPLATE_NAMES,
@@ -20,44 +21,101 @@ from connectors.email.render import (
     message_id_for,
     render,
 )
+from states.models import (
+    Acknowledgement,
+    CheckpointResult,
+    Delivery,
+    DesignBrief,
+    Diagnosis,
+    Intake,
+    MeasurementPlan,
+    PlanApproval,
+    Reason,
+    SessionPlan,
+)
 from states.notifications import CalendarItem, Notification, Recipient
+from states.request import TrainingRequest
+from states.validation import parse
+from tests.builders import (
+    T0,
+    ack_data,
+    approval_data,
+    brief_data,
+    delivery_data,
+    diagnosis_data,
+    intake_data,
+    plan_data,
+    reason_data,
+    result_data,
+)
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+# A plain context for the rendering mechanics below (headers, escaping, overrides); what the domain
+# really puts into each template's context comes from domain_notifications().
 BASE = {"request": {"id": 3, "title": "Negotiation skills for account managers", "state": "received"},
         "requester": {"name": "Dana Smith", "email": "dana@example.org"},
         "sponsor": {"name": "Sam Lee", "email": "sam@example.org"}}
-ITEM = {"id": "m1", "framework": "kirkpatrick", "level": 3, "metric": "Discovery questions per call",
-        "unit": "questions", "baseline": {"value": 1.0, "date": "2026-10-01", "source": "call review"},
-        "target": {"value": 3.0, "date": "2027-03-01"}, "instrument": "observation", "respondent": "manager",
-        "checkpoints": ["P30D", "P90D"], "owner": {"name": "Olu", "email": "olu@example.org", "role": ""},
-        "value_per_unit": None}
-CHECKPOINT = {"key": "3:m1:P30D", "offset": "P30D", "due_at": "2027-01-01T09:00:00+00:00"}
-# The contexts the domain (states/request.py) fills in today.
-DOMAIN_CONTEXTS: dict[str, dict[str, Any]] = {
-    "intake_acknowledgement": {"requested_solution": "A two-day negotiation course"},
-    "diagnosis_summary": {
-        "recommendations": [{"path": "job_aid", "reasons": ["the steps are rarely used"]},
-                            {"path": "design", "reasons": ["they never could do it"]}],
-        "observable_actions": ["ask three discovery questions before quoting"],
-        "business_goal": {"metric": "win rate", "unit": "%", "current_value": 20.0, "target_value": 30.0,
-                          "target_date": "2027-06-30", "data_source": "CRM"},
-        "summary": "Mostly a practice gap."},
-    "plan_approval_request": {"plan": {"items": [ITEM], "costs": {"program_cost": 12000.0, "currency": "EUR"}}},
-    "survey": {"checkpoint": CHECKPOINT, "item": ITEM},
-    "survey_reminder": {"checkpoint": CHECKPOINT, "item": ITEM, "reminder_number": 1},
-    "checkpoint_reminder": {"checkpoint": CHECKPOINT, "item": ITEM},
-    "results_report": {
-        "acknowledgement": {"recap": ["Practice beats slides"],
-                            "action_plan": [{"step": "Monthly call reviews", "owner": "Sam", "due": "2027-07-01"}],
-                            "contributions": [{"stakeholder": "Olu", "contribution": "ran the observations"}],
-                            "message": ""},
-        "results": [{"item_id": "m1", "metric": "Discovery questions per call", "unit": "questions",
-                     "baseline": 1.0, "target": 3.0, "result": 2.5, "outcome": "partly_met"}],
-        "roi": {"benefits": 30000.0, "costs": 12000.0, "currency": "EUR", "benefit_cost_ratio": 2.5,
-                "roi_percent": 150.0}},
-    "delivery_invite": {"location": "Room 4", "delivery": {"format": "workshop"}},
-    "request_cancelled": {"reason": "the team was reorganised"},
-}
+RESULTS = {"m1": 71.0, "m2": 4.5}  # per plan item of tests.builders.plan_data: partly met, met
+SESSION = {"id": "lab-1", "title": "Objection handling lab", "start": "2026-04-07T09:00:00+02:00",
+           "end": "2026-04-07T12:00:00+02:00", "location": "Room 4",
+           "agenda": ["LAER warm-up", "role play on two lost calls"], "preparation": "Bring one call you lost."}
+
+
+def _commit(request: TrainingRequest) -> list[Notification]:
+    """What the store does on commit: collect the notifications (final keys), clear, bump the version."""
+    taken = request.pending_notifications()
+    request.clear_pending()
+    request.version += 1
+    return taken
+
+
+@functools.cache
+def domain_notifications() -> tuple[Notification, ...]:
+    """Every notification the domain asks for: request 3 from intake to acknowledged (a session
+    rescheduled, every checkpoint's survey, one reminder), request 4 cancelled with a session booked."""
+    out: list[Notification] = []
+    at = T0
+    commands: list[tuple[str, type[Any], dict[str, Any]]] = [
+        ("diagnose", Diagnosis, diagnosis_data()), ("draft_plan", MeasurementPlan, plan_data()),
+        ("approve_plan", PlanApproval, approval_data()), ("design", DesignBrief, brief_data()),
+        ("schedule_session", SessionPlan, SESSION),
+        ("schedule_session", SessionPlan, {**SESSION, "start": "2026-04-08T09:00:00+02:00",
+                                           "end": "2026-04-08T12:00:00+02:00"})]
+    for request_id, last in ((3, "deliver"), (4, "cancel")):
+        request = TrainingRequest.submit(parse(Intake, intake_data()), at)
+        request.id = request_id  # assigned by the store on insert, before it collects the notifications
+        out += _commit(request)
+        for command, model, data in commands[:-1] if last == "cancel" else commands:
+            getattr(request, command)(parse(model, data), at)
+            out += _commit(request)
+        if last == "cancel":
+            request.cancel(parse(Reason, reason_data("the team was reorganised")), at)
+            out += _commit(request)
+            continue
+        request.deliver(parse(Delivery, delivery_data()), at)
+        out += _commit(request)
+        for checkpoint in request.checkpoints:
+            assert request.send_checkpoint(checkpoint.key, checkpoint.due_at, timedelta(days=14))
+            out += _commit(request)
+        first = request.checkpoints[0]
+        assert request.remind_checkpoint(first.key, first.due_at + timedelta(days=3), timedelta(days=3), 2)
+        out += _commit(request)
+        at = max(c.due_at for c in request.checkpoints) + timedelta(days=1)
+        for checkpoint in request.checkpoints:
+            value = RESULTS[checkpoint.item_id]
+            request.record_result(checkpoint.key, parse(CheckpointResult, result_data(value)), at)
+        request.measure(at)
+        request.acknowledge(parse(Acknowledgement, ack_data()), at)
+        out += _commit(request)
+    return tuple(out)
+
+
+def domain(template: str) -> list[Notification]:
+    found = [n for n in domain_notifications() if n.template == template]
+    assert found, f"the domain never asks for {template}"
+    return found
+
+
 # The least each template needs.
 MINIMAL: dict[str, dict[str, Any]] = {
     "intake_acknowledgement": {},
@@ -70,10 +128,6 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "delivery_invite": {},
     "request_cancelled": {},
 }
-ORG = Recipient("L&D team", "ld-team@example.org")
-EVENT = CalendarItem(uid="ldflow-3-delivery@ldflow", kind="event", summary="Negotiation workshop",
-                     start="2026-12-01T09:00:00+00:00", end="2026-12-01T12:00:00+00:00", organizer=ORG,
-                     attendees=(Recipient("Dana Smith", "dana@example.org"),))
 
 
 def notification(template: str, context: dict[str, Any], *, key: str | None = None,
@@ -94,26 +148,32 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     return str(text.get_content()), str(html.get_content())
 
 
-def test_every_template_named_by_the_domain_exists() -> None:
-    doc = notifications_module.Notification.__doc__ or ""
-    named = set(re.findall(r"``([a-z_]+)``", doc.split("``context``")[0])) - {"key", "template"}
-    assert named <= set(TEMPLATE_NAMES)
+def test_every_domain_notification_names_a_packaged_template_with_a_json_context_and_its_own_key() -> None:
+    """What ``Notification`` promises, checked on what the domain really sends."""
+    notifications = domain_notifications()
+    assert {n.template for n in notifications} == set(TEMPLATE_NAMES)  # none unknown, none unused
     for name in TEMPLATE_NAMES:
         assert (PACKAGED_TEMPLATES / f"{name}.txt.j2").is_file()
         assert (PACKAGED_TEMPLATES / f"{name}.html.j2").is_file()
+    for n in notifications:
+        assert json.loads(json.dumps(n.context)) == n.context, n.key  # the outbox stores it as JSON
+        assert n.key.startswith(f"{n.request_id}:"), n.key
+    keys = [n.key for n in notifications]
+    assert len(keys) == len(set(keys))  # one outbox row and one Message-ID per message
 
 
 @pytest.mark.parametrize("template", TEMPLATE_NAMES)
-def test_renders_with_the_domain_context(template: str) -> None:
-    calendar = EVENT if template in ("delivery_invite", "request_cancelled") else None
-    if template == "request_cancelled":
-        calendar = CalendarItem(**{**EVENT.__dict__, "method": "CANCEL"})
-    message = do_render(notification(template, {**BASE, **DOMAIN_CONTEXTS[template]}, calendar=calendar))
-    text, html = bodies(message)
-    assert "Negotiation skills for account managers" in text and "Negotiation skills for account managers" in html
-    assert "Hello Dana," in text and "[ldflow #3]" in text
-    assert not re.search(r"\bNone\b(?! of this)", text) and "Undefined" not in text
-    assert html.lstrip().startswith("<!DOCTYPE html>")
+def test_renders_every_domain_notification(template: str) -> None:
+    for n in domain(template):
+        message = do_render(n)
+        text, html = bodies(message)
+        title = intake_data()["title"]
+        assert title in text and title in html, n.key
+        assert f"Hello {n.to[0].name.split()[0]}," in text and f"[ldflow #{n.request_id}]" in text, n.key
+        assert not re.search(r"\bNone\b(?! of this)", text) and "Undefined" not in text, n.key
+        assert html.lstrip().startswith("<!DOCTYPE html>")
+        has_calendar = any(part.get_content_type() == "text/calendar" for part in message.walk())
+        assert has_calendar == (n.calendar is not None), n.key
 
 
 @pytest.mark.parametrize("template", TEMPLATE_NAMES)
@@ -146,16 +206,23 @@ def test_intake_acknowledgement_asks_the_five_partner_questions() -> None:
 
 
 def test_results_report_has_the_three_touchpoints() -> None:
-    text, html = bodies(do_render(notification("results_report", {**BASE, **DOMAIN_CONTEXTS["results_report"]})))
-    assert "1. What we take away" in text and "Practice beats slides" in text
-    assert "2. Our action plan" in text and "Monthly call reviews - owner: Sam" in text
-    assert "3. Thank you" in text and "Olu: ran the observations" in text
-    assert "Benefit-cost ratio 2.5" in text and "partly there" in html
+    [report] = domain("results_report")
+    text, html = bodies(do_render(report))
+    ack = ack_data()
+    assert "1. What we take away" in text and all(f"  - {line}" in text for line in ack["recap"])
+    step = ack["action_plan"][0]
+    assert "2. Our action plan" in text and f"{step['step']} - owner: {step['owner']}" in text
+    thanks = ack["contributions"][0]
+    assert "3. Thank you" in text and f"{thanks['stakeholder']}: {thanks['contribution']}" in text
+    assert "first-call resolution: from 62 to 71 % (target 75: partly there)" in text
+    assert "relevance rating: to 4.5 1-5 (target 4.2: target met)" in text
+    roi = report.context["roi"]
+    assert f"Benefit-cost ratio {roi['benefit_cost_ratio']}, return on investment {roi['roi_percent']}%" in text
+    assert "partly there" in html
 
 
 def test_plan_approval_tells_how_to_approve() -> None:
-    text, _ = bodies(do_render(notification("plan_approval_request",
-                                            {**BASE, **DOMAIN_CONTEXTS["plan_approval_request"]})))
+    text, _ = bodies(do_render(domain("plan_approval_request")[0]))
     assert 'reply with the word "approve" on the first line' in text
     assert "Kirkpatrick level 3" in text and "30 days, 90 days after delivery" in text
 
@@ -196,10 +263,13 @@ def test_thread_header_when_asked() -> None:
     assert msg["In-Reply-To"] == parent and msg["References"] == parent
 
 
-@pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])
-def test_calendar_invite_parts(method: str) -> None:
-    cal = CalendarItem(**{**EVENT.__dict__, "method": method})
-    msg = do_render(notification("delivery_invite", BASE, calendar=cal))
+@pytest.mark.parametrize(("key", "method", "sequence"), [("3:delivery_invite:lab-1:0", "REQUEST", 0),
+                                                         ("3:delivery_invite:lab-1:1", "REQUEST", 1),
+                                                         ("4:session_cancelled:lab-1:1", "CANCEL", 1)])
+def test_calendar_invite_parts(key: str, method: str, sequence: int) -> None:
+    [n] = [n for n in domain_notifications() if n.key == key]
+    uid = f"UID:ldflow-{n.request_id}-session-lab-1@ldflow"
+    msg = do_render(n)
     parsed = message_from_bytes(msg.as_bytes(), policy=default_policy)
     assert parsed.get_content_type() == "multipart/mixed"
     alternative = next(parsed.iter_parts())
@@ -207,11 +277,11 @@ def test_calendar_invite_parts(method: str) -> None:
     calendar_part = list(alternative.iter_parts())[2]
     assert calendar_part.get_param("method") == method
     ics = calendar_part.get_content()
-    assert f"METHOD:{method}" in ics and "UID:ldflow-3-delivery@ldflow" in ics
+    assert f"METHOD:{method}" in ics and uid in ics and f"SEQUENCE:{sequence}" in ics
     [attachment] = list(parsed.iter_attachments())
     assert attachment.get_content_type() == "application/ics"
     assert attachment.get_filename() == ("invite.ics" if method == "REQUEST" else "cancel.ics")
-    assert b"UID:ldflow-3-delivery@ldflow" in attachment.get_content()
+    assert uid.encode() in attachment.get_content()
 
 
 def test_non_ascii_content_is_7bit_safe_on_the_wire() -> None:
