@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from connectors.db import schema
 from connectors.db.engine import make_engine
 from connectors.db.store import SqlStore
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 from tests.builders import T0

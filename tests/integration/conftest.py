@@ -9,7 +9,7 @@ from sqlalchemy import Engine, select
 
 from connectors.db.store import SqlStore
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 

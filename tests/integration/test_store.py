@@ -13,7 +13,7 @@ from hypothesis import settings
 from sqlalchemy import Engine
 
 from connectors.db.store import ListFilter, SqlStore
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 from states.errors import InvalidInput, InvalidTransition, NotFound, TransitionRefused
@@ -264,7 +264,7 @@ def test_invalid_input_names_the_field_and_writes_nothing_on_sql(sql_engine: Eng
 
 def test_sql_store_is_the_service_port() -> None:
     """Both stores implement every method of the port (a cheap guard against drift)."""
-    from flows.service import RequestStore
+    from connectors.ports import RequestStore
 
     port = {name for name in vars(RequestStore) if not name.startswith("_")}
     assert port <= set(dir(SqlStore)) and port <= set(dir(InMemoryStore))
