@@ -262,14 +262,6 @@ def test_invalid_input_names_the_field_and_writes_nothing_on_sql(sql_engine: Eng
     assert table_snapshot(sql_engine) == before
 
 
-def test_sql_store_is_the_service_port() -> None:
-    """Both stores implement every method of the port (a cheap guard against drift)."""
-    from connectors.ports import RequestStore
-
-    port = {name for name in vars(RequestStore) if not name.startswith("_")}
-    assert port <= set(dir(SqlStore)) and port <= set(dir(InMemoryStore))
-
-
 def test_state_enum_matches_the_state_column_width() -> None:
     from connectors.db.tables import requests
 
