@@ -42,6 +42,9 @@ from states.errors import Conflict, NotFound
 from states.notifications import CalendarItem
 from states.request import CheckpointStatus, TrainingRequest
 
+if TYPE_CHECKING:
+    from connectors import ports
+
 __all__ = ["InMemoryCalendar", "InMemoryInbox", "InMemorySender", "InMemoryStore", "OutboxMessage"]
 
 # --- request store --------------------------------------------------------------------------------
@@ -273,6 +276,10 @@ class InMemoryStore:
             return VerifyReport(True, len(self._events), len(self._rows))
 
 
+if TYPE_CHECKING:  # mypy checks the fake against its port, parameter and return types included
+    _store: type[ports.RequestStore] = InMemoryStore
+
+
 # --- mail out, mail in, calendar ------------------------------------------------------------------
 
 
@@ -445,13 +452,10 @@ class InMemoryCalendar:
         return sorted(self.objects)
 
 
-# --- outbox and inbound log -----------------------------------------------------------------------
-
-
 if TYPE_CHECKING:  # mypy checks each fake against its port, parameter and return types included
-    from connectors import ports
-
-    _store: type[ports.RequestStore] = InMemoryStore
     _sender: type[ports.Sender] = InMemorySender
     _inbox: type[ports.InboundSource] = InMemoryInbox
     _calendar: type[ports.CalendarPublisher] = InMemoryCalendar
+
+
+# --- outbox and inbound log -----------------------------------------------------------------------
