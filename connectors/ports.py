@@ -2,15 +2,304 @@
 
 Each port has a real adapter (named by technology: ``SqlStore``, ``SmtpSender`` …) and an
 in-memory fake in :mod:`connectors.testing`; ``tests/integration/test_contract_*.py`` runs the
-same cases against both.
+same cases against both, and checks that every adapter and fake has each port method with the
+same parameters (names, kinds, defaults).
+
+This module holds data and protocols only: it imports no adapter, no database and no network
+library, so the fakes and the application can depend on it without pulling any of them in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any, Protocol
+
+from connectors.email.inbound import InboundItem, InboundRef
+from states.notifications import CalendarItem
+
+if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
+    from icalendar import Calendar
+
+    from states.request import TrainingRequest
+
+__all__ = [
+    "SORT_KEYS",
+    "AuditRecord",
+    "CalendarPublisher",
+    "InboundItem",
+    "InboundRef",
+    "InboundSource",
+    "ListFilter",
+    "PermanentSendError",
+    "PublishResult",
+    "Refusal",
+    "RequestStore",
+    "RequestSummary",
+    "SendError",
+    "SendResult",
+    "Sender",
+    "TemporarySendError",
+    "UnknownOutcomeError",
+    "VerifyReport",
+]
+
 # --- request store --------------------------------------------------------------------------------
+
+#: The keys ``ListFilter.sort`` accepts (each also with a leading ``-`` for descending).
+SORT_KEYS = ("id", "created", "updated", "state", "title")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One event of a request's history, a link of the hash chain (see :mod:`connectors.audit_chain`)."""
+
+    seq: int
+    request_id: int
+    type: str
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    version: int
+    actor: str
+    at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of walking the hash chain: ok, or the first broken link and why."""
+
+    ok: bool
+    events_checked: int
+    requests_checked: int
+    broken_seq: int | None = None
+    request_id: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events_checked": self.events_checked, "requests_checked": self.requests_checked,
+                "broken_seq": self.broken_seq, "request_id": self.request_id, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """One row of ``RequestStore.list``: the columns a listing shows, without the document."""
+
+    id: int
+    title: str
+    state: str
+    version: int
+    requester: str
+    sponsor: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Which requests ``RequestStore.list`` returns, in which order, which page."""
+
+    states: Sequence[str] = ()
+    requester: str | None = None
+    sponsor: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    sort: str = "id"  # one of SORT_KEYS; prefix "-" for descending
+    limit: int = 50
+    offset: int = 0
+
+
+class RequestStore(Protocol):
+    """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
+
+    Every write is all or nothing: the request's document and version, one history record per
+    pending event, the checkpoint timers it touched and its outbox messages (at most one per key).
+    """
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Store a new request as version 1; assigns ``request.id`` and clears its pending changes."""
+        ...
+
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Commit the pending changes and bump the version; ``Conflict`` when the stored version is not
+        ``request.version`` (changed meanwhile, or no such request) — then nothing is written."""
+        ...
+
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        """Load, ``mutate`` and commit one request atomically. ``NotFound`` for an unknown id,
+        ``Conflict`` when ``expect_version`` is given and is not the stored one; whatever ``mutate``
+        raises propagates and nothing is written."""
+        ...
+
+    def get(self, request_id: int) -> TrainingRequest:
+        """The stored request (a fresh copy); ``NotFound`` for an unknown id."""
+        ...
+
+    def history(self, request_id: int) -> list[AuditRecord]:
+        """The request's events, oldest first; ``NotFound`` for an unknown id."""
+        ...
+
+    def counts_by_state(self) -> dict[str, int]:
+        """How many requests are in each state (states with none are absent)."""
+        ...
+
+    def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]:
+        """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest due first."""
+        ...
+
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
+                               max_reminders: int | None = None) -> list[tuple[int, str]]:
+        """Sent, unanswered checkpoints whose survey (or last reminder) went out by ``sent_before``;
+        given ``max_reminders``, only those reminded fewer times. Oldest first."""
+        ...
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole hash chain and name the first broken link, if any."""
+        ...
+
+    # Last in the class: a method named `list` shadows the builtin in annotations below it.
+    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
+        """One page of summaries and the number of requests that match; ``KeyError`` for a sort key
+        not in ``SORT_KEYS``."""
+        ...
 
 
 # --- mail out, mail in, calendar ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A server's refusal of one recipient: the SMTP code and text."""
+
+    code: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What happened to each recipient of one message.
+
+    ``accepted`` were taken by the server (delivery is now its job);
+    ``refused_permanent`` must not be retried; ``refused_temporary`` may be
+    retried later, to them alone.
+    """
+
+    message_id: str
+    accepted: tuple[str, ...] = ()
+    refused_permanent: dict[str, Refusal] = field(default_factory=dict)
+    refused_temporary: dict[str, Refusal] = field(default_factory=dict)
+
+    @property
+    def done(self) -> tuple[str, ...]:
+        """Recipients that need no further attempt (accepted or refused for good)."""
+        return self.accepted + tuple(self.refused_permanent)
+
+
+class SendError(Exception):
+    """A send that did not complete; subclasses say what the caller may do."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporarySendError(SendError):
+    """Nothing was delivered; the same send may succeed later."""
+
+
+class PermanentSendError(SendError):
+    """The server refused the message for good."""
+
+
+class UnknownOutcomeError(SendError):
+    """The message data was sent but the server's verdict never arrived."""
+
+
+class Sender(Protocol):
+    """The outgoing-mail port (``SmtpSender``, ``FileSender``, ``InMemorySender``)."""
+
+    #: True when sending the same message twice has no visible effect (files):
+    #: the relay then need not guard against crashes mid-send.
+    idempotent: bool
+
+    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None) -> SendResult:
+        """Send ``message`` (it must have a Message-ID) to ``recipients`` (default: its To/Cc/Bcc).
+
+        A recipient refused at RCPT time is listed in the result, not raised; a failure of the
+        whole send raises ``TemporarySendError``, ``PermanentSendError`` or ``UnknownOutcomeError``.
+        An invalid address raises ``InvalidAddressError`` (a ``ValueError``) before anything is sent.
+        """
+        ...
+
+
+class InboundSource(Protocol):
+    """Where inbound mail and intake files come from (``ImapSource``, ``DropFolderSource``,
+    ``InMemoryInbox``); what ``connectors.db.inbound.ingest`` reads.
+
+    Nothing is marked as read until ``acknowledge``: the caller acknowledges an item only after its
+    outcome is committed, so a crash in between re-offers it (and ``is_seen`` then filters it out).
+    A source may also offer ``quarantine_path_for(item)``, where it will keep a quarantined item.
+    """
+
+    #: Names the mailbox or folder in the inbound log (``imap:<mailbox>``, ``drop:<folder>``).
+    source: str
+
+    def fetch_new(
+        self, is_seen: Callable[[InboundRef], bool] | None = None, limit: int | None = None
+    ) -> Iterator[InboundItem]:
+        """Yield up to ``limit`` new items, oldest first, one at a time. Items for which
+        ``is_seen(ref)`` is true (recorded before) are not yielded but marked as read."""
+        ...
+
+    def acknowledge(self, item: InboundItem, status: str, reason: str | None = None) -> object:
+        """The item's outcome (``processed`` or ``quarantined``, with the reason) is committed:
+        mark it read (IMAP ``\\Seen``, the file moved), so it is not offered again."""
+        ...
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What publishing did: ``created``, ``updated``, ``unchanged``, ``cancelled`` or ``absent``."""
+
+    action: str
+    uid: str
+    sequence: int
+    etag: str | None = None
+
+
+class CalendarPublisher(Protocol):
+    """A calendar that sessions and checkpoint to-dos are published to (``CaldavPublisher``,
+    ``InMemoryCalendar``). Publishing is an idempotent upsert keyed by the item's UID."""
+
+    def ensure_calendar(self) -> None:
+        """Create the calendar if it does not exist yet (harmless when it does)."""
+        ...
+
+    def publish(self, item: CalendarItem, *, dtstamp: datetime | None = None) -> PublishResult:
+        """Create ``item``, or update it when its content changed (SEQUENCE raised past the stored
+        one), or leave it ``unchanged``; an item whose method is CANCEL is cancelled instead."""
+        ...
+
+    def cancel(self, item: CalendarItem, *, dtstamp: datetime | None = None) -> PublishResult:
+        """Mark the stored item CANCELLED (it stays on the calendar); ``absent`` when there is none."""
+        ...
+
+    def get(self, uid: str) -> tuple[Calendar, str | None] | None:
+        """The stored calendar object for ``uid`` and its ETag (if the calendar has them), or None."""
+        ...
+
+    def uids(self) -> list[str]:
+        """The UIDs of every stored event and to-do, sorted."""
+        ...
 
 
 # --- outbox and inbound log -----------------------------------------------------------------------

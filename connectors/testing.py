@@ -1,14 +1,462 @@
 """In-memory fakes of every port in :mod:`connectors.ports`, for unit tests (as procrastinate ships
 ``testing.py``). They keep the real adapters' contract: ``tests/integration/test_contract_*.py``
 runs the same cases against each fake and its real adapter.
+
+Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
+(``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``). None of them imports
+``connectors.db``.
 """
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from icalendar import Calendar
+
+from connectors import audit_chain as audit
+from connectors.calendar.caldav_client import CaldavError, fingerprint, sequence_of, stored_object, with_sequence
+from connectors.email.addresses import validate_address
+from connectors.email.config import InboundLimits
+from connectors.email.inbound import parse_message
+from connectors.email.smtp import envelope_recipients, message_id_of
+from connectors.ports import (
+    SORT_KEYS,
+    AuditRecord,
+    InboundItem,
+    InboundRef,
+    ListFilter,
+    PublishResult,
+    Refusal,
+    RequestSummary,
+    SendError,
+    SendResult,
+    VerifyReport,
+)
+from states.checkpoints import CheckpointStatus
+from states.errors import Conflict, NotFound
+from states.notifications import CalendarItem
+from states.request import TrainingRequest
+
+if TYPE_CHECKING:
+    from connectors import ports
+
+__all__ = ["InMemoryCalendar", "InMemoryInbox", "InMemorySender", "InMemoryStore", "OutboxMessage"]
+
 # --- request store --------------------------------------------------------------------------------
 
 
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _hashed(record: AuditRecord) -> dict[str, Any]:
+    """The record as the audit row whose content is hashed (payload as canonical JSON)."""
+    return {**dataclasses.asdict(record), "payload": audit.canonical_json(record.payload)}
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), UTC)
+
+
+@dataclasses.dataclass
+class _Row:
+    id: int
+    title: str
+    state: str
+    version: int
+    requester: str
+    sponsor: str
+    created_at: datetime
+    updated_at: datetime
+    head_seq: int
+    document: str
+
+
+@dataclasses.dataclass
+class _Timer:
+    key: str
+    request_id: int
+    status: str
+    due_at: datetime
+    sent_at: datetime | None
+    reminders_sent: int = 0
+    last_reminder_at: datetime | None = None
+
+
+@dataclasses.dataclass
+class OutboxMessage:
+    """One queued notification (what ``SqlStore`` writes as an outbox row)."""
+
+    key: str
+    request_id: int
+    template: str
+    notification: dict[str, Any]
+    created_at: datetime
+    status: str = "pending"
+
+
+class InMemoryStore:
+    """The ``RequestStore`` port without a database: requests, history, checkpoint timers and
+    outbox in dictionaries (thread-safe).
+
+    It keeps the same contract as ``connectors.db.store.SqlStore``: ``add``
+    assigns an id and version 1, ``save`` checks the version (``Conflict``) and
+    bumps it by one, each pending event becomes one hash-chained history record,
+    the request's checkpoints are the timers ``due_checkpoints`` reads, notifications go
+    to an outbox with at most one message per key, and a change is all or nothing.
+    Requests are stored as JSON documents, so callers never share objects with it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # re-entered by update()
+        self._rows: dict[int, _Row] = {}
+        self._events: list[AuditRecord] = []
+        self._timers: dict[str, _Timer] = {}
+        self.outbox: dict[str, OutboxMessage] = {}
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Insert a new request (version 1) with its events and outbox rows; assigns ``request.id``."""
+        with self._lock:
+            request.id = max(self._rows, default=0) + 1
+            request.version = 1
+            self._write(request, actor, version=1, new=True)
+        request.clear_pending()
+        return request
+
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Commit the request's pending changes if nobody changed it since it was loaded."""
+        assert request.id is not None
+        with self._lock:
+            row = self._rows.get(request.id)
+            if row is None or row.version != request.version:  # SqlStore: the UPDATE matched no row
+                raise Conflict(request.id, request.version, row.version if row else None)
+            self._write(request, actor, version=request.version + 1, new=False)
+        request.clear_pending()
+        return request
+
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        """Load, change and commit one request atomically (as ``SqlStore.update``)."""
+        with self._lock:
+            request = self.get(request_id)
+            if expect_version is not None and request.version != expect_version:
+                raise Conflict(request_id, expect_version, request.version)
+            mutate(request)
+            return self.save(request, actor)
+
+    def _write(self, request: TrainingRequest, actor: str, *, version: int, new: bool) -> None:
+        """Build every effect first, then apply them together (nothing half-written on an error)."""
+        assert request.id is not None
+        at = request.updated_at
+        seq, prev = (self._events[-1].seq, self._events[-1].hash) if self._events else (0, audit.GENESIS)
+        records = []
+        for e in request.pending_events():
+            seq += 1
+            record = AuditRecord(seq=seq, request_id=request.id, type=e.type, trigger=e.trigger,
+                                 from_state=e.from_state, to_state=e.to_state, version=version, actor=actor,
+                                 at=_iso(at), payload=e.payload, prev_hash=prev, hash="")
+            prev = audit.event_hash(prev, _hashed(record))
+            records.append(dataclasses.replace(record, hash=prev))
+        # The document round-trips through JSON exactly as SqlStore stores it.
+        document = request.model_dump_json(exclude={"id", "version"})
+        head = seq if records else (0 if new else self._rows[request.id].head_seq)
+        derived = (_Timer(c.key, request.id, c.status.value, c.due_at, c.sent_at, c.reminders_sent,
+                          c.last_reminder_at) for c in request.checkpoints)
+        timers = {t.key: t for t in derived if self._timers.get(t.key) != t}  # new or changed
+        messages = {n.key: OutboxMessage(n.key, request.id, n.template, dataclasses.asdict(n), at)
+                    for n in request.pending_notifications() if n.key not in self.outbox}
+
+        created = self._rows[request.id].created_at if not new else request.created_at
+        self._rows[request.id] = _Row(request.id, request.intake.title, request.state.value, version,
+                                      request.intake.requester.email, request.intake.sponsor.email,
+                                      created, at, head, document)
+        self._events.extend(records)
+        self._timers.update(timers)
+        self.outbox.update(messages)
+        request.version = version
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """Everything stored, cheap to compare: lets a test check that a refused command wrote nothing."""
+        with self._lock:  # rows and timers are replaced on write, never changed in place
+            return tuple(self._rows.items()), len(self._events), tuple(self._timers.items()), tuple(self.outbox)
+
+    def get(self, request_id: int) -> TrainingRequest:
+        with self._lock:
+            row = self._rows.get(request_id)
+            if row is None:
+                raise NotFound(f"request {request_id}")
+            request = TrainingRequest.model_validate_json(row.document)
+            request.id, request.version = row.id, row.version
+            return request
+
+    def history(self, request_id: int) -> builtins.list[AuditRecord]:
+        with self._lock:
+            if request_id not in self._rows:
+                raise NotFound(f"request {request_id}")
+            return [e for e in self._events if e.request_id == request_id]
+
+    def list(self, flt: ListFilter) -> tuple[builtins.list[RequestSummary], int]:
+        """One page of request summaries and the total that match the filter."""
+        key = flt.sort.lstrip("-")
+        if key not in SORT_KEYS:
+            raise KeyError(key)
+        with self._lock:
+            rows = builtins.list(self._rows.values())
+        if flt.states:
+            rows = [r for r in rows if r.state in set(flt.states)]
+        if flt.requester:
+            rows = [r for r in rows if r.requester == flt.requester.lower()]
+        if flt.sponsor:
+            rows = [r for r in rows if r.sponsor == flt.sponsor.lower()]
+        if flt.created_from:
+            rows = [r for r in rows if r.created_at >= _day_start(flt.created_from)]
+        if flt.created_to:
+            rows = [r for r in rows if r.created_at < _day_start(flt.created_to) + timedelta(days=1)]
+        attr = {"id": "id", "created": "created_at", "updated": "updated_at", "state": "state",
+                "title": "title"}[key]
+        rows.sort(key=lambda r: r.id)  # ties break on id ascending, as in SqlStore
+        rows.sort(key=lambda r: getattr(r, attr), reverse=flt.sort.startswith("-"))
+        total = len(rows)
+        page = rows[flt.offset:flt.offset + flt.limit]
+        return [RequestSummary(r.id, r.title, r.state, r.version, r.requester, r.sponsor, r.created_at,
+                               r.updated_at) for r in page], total
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for r in self._rows.values():
+                counts[r.state] = counts.get(r.state, 0) + 1
+            return counts
+
+    def due_checkpoints(self, now: datetime, limit: int = 1000) -> builtins.list[tuple[int, str]]:
+        """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest first."""
+        with self._lock:
+            due = [t for t in self._timers.values()
+                   if t.status == CheckpointStatus.SCHEDULED.value and t.due_at <= now]
+        due.sort(key=lambda t: (t.due_at, t.key))
+        return [(t.request_id, t.key) for t in due[:limit]]
+
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
+                               max_reminders: int | None = None) -> builtins.list[tuple[int, str]]:
+        """Sent checkpoints whose survey (or last reminder) went out by ``sent_before`` and, given
+        ``max_reminders``, that may still be reminded; oldest first."""
+        def last(t: _Timer) -> datetime | None:
+            return t.last_reminder_at or t.sent_at
+
+        with self._lock:
+            sent = [t for t in self._timers.values() if t.status == CheckpointStatus.SENT.value
+                    and (at := last(t)) is not None and at <= sent_before
+                    and (max_reminders is None or t.reminders_sent < max_reminders)]
+        sent.sort(key=lambda t: (last(t), t.key))
+        return [(t.request_id, t.key) for t in sent[:limit]]
+
+    def verify(self) -> VerifyReport:
+        """Walk the chain as ``connectors.db.audit.verify`` does (it is always intact here)."""
+        with self._lock:
+            prev = audit.GENESIS
+            heads: dict[int, int] = {}
+            for n, e in enumerate(self._events, start=1):
+                if e.seq != n or e.prev_hash != prev or audit.event_hash(prev, _hashed(e)) != e.hash:
+                    return VerifyReport(False, n, 0, n, e.request_id, f"event {n} is broken")
+                prev = e.hash
+                heads[e.request_id] = e.seq
+            for req_id, r in sorted(self._rows.items()):
+                if heads.get(req_id, 0) != r.head_seq:
+                    return VerifyReport(False, len(self._events), len(self._rows), r.head_seq, req_id,
+                                        f"request {req_id}: its newest event is missing")
+            return VerifyReport(True, len(self._events), len(self._rows))
+
+
+if TYPE_CHECKING:  # mypy checks the fake against its port, parameter and return types included
+    _store: type[ports.RequestStore] = InMemoryStore
+
+
 # --- mail out, mail in, calendar ------------------------------------------------------------------
+
+
+class InMemorySender:
+    """The ``Sender`` port in a list; can be told to refuse or fail.
+
+    ``refuse[address] = Refusal(550, "...")`` refuses that recipient
+    (4xx codes count as temporary); ``failures`` is a queue of exceptions
+    raised by the next ``send`` calls, one each.
+    """
+
+    idempotent = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[EmailMessage, tuple[str, ...]]] = []
+        self.refuse: dict[str, Refusal] = {}
+        self.failures: list[SendError] = []
+        self._lock = threading.Lock()
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """The messages accepted so far, in order."""
+        return [m for m, _ in self.sent]
+
+    def deliveries(self, address: str) -> list[EmailMessage]:
+        """Messages ``address`` received."""
+        return [m for m, rcpts in self.sent if address.lower() in (r.lower() for r in rcpts)]
+
+    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None) -> SendResult:
+        """Record the message for the recipients not refused."""
+        message_id = message_id_of(message)
+        with self._lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            targets = list(recipients) if recipients is not None else envelope_recipients(message)
+            accepted: list[str] = []
+            permanent: dict[str, Refusal] = {}
+            temporary: dict[str, Refusal] = {}
+            for rcpt in [validate_address("recipient", a) for a in targets]:
+                refusal = self.refuse.get(rcpt.lower()) or self.refuse.get(rcpt)
+                if refusal is None:
+                    accepted.append(rcpt)
+                elif 400 <= refusal.code < 500:
+                    temporary[rcpt] = refusal
+                else:
+                    permanent[rcpt] = refusal
+            if accepted:
+                self.sent.append((message, tuple(accepted)))
+            return SendResult(message_id, tuple(accepted), permanent, temporary)
+
+
+class InMemoryInbox:
+    """The ``InboundSource`` port as a fake mailbox, with ``ImapSource``'s ``fetch_new``/``mark_seen``."""
+
+    def __init__(self, source: str = "imap:INBOX", uidvalidity: int = 1, limits: InboundLimits | None = None) -> None:
+        self.source = source
+        self.uidvalidity = uidvalidity
+        self.limits = limits or InboundLimits()
+        self.messages: dict[int, bytes] = {}
+        self.seen: set[int] = set()
+        self._next_uid = 1
+
+    def add(self, raw: bytes) -> int:
+        """Deliver a message; returns its UID."""
+        uid = self._next_uid
+        self._next_uid += 1
+        self.messages[uid] = raw
+        return uid
+
+    def renumber(self) -> None:
+        """Simulate a UIDVALIDITY change: new UIDVALIDITY, new UIDs, flags lost."""
+        self.uidvalidity += 1
+        old = [self.messages[u] for u in sorted(self.messages)]
+        self.messages.clear()
+        self.seen.clear()
+        for raw in old:
+            self.add(raw)
+
+    def fetch_new(
+        self, is_seen: Callable[[InboundRef], bool] | None = None, limit: int | None = None
+    ) -> Iterator[InboundItem]:
+        """Unseen messages not recorded yet."""
+        known: list[InboundItem] = []
+        yielded = 0
+        for uid in sorted(self.messages):
+            if uid in self.seen:
+                continue
+            message = parse_message(self.messages[uid], self.limits)
+            ref = InboundRef(self.source, message.message_id, self.uidvalidity, uid)
+            if is_seen is not None and is_seen(ref):
+                known.append(InboundItem(ref=ref, raw=b""))
+                continue
+            if limit is not None and yielded >= limit:
+                break
+            yielded += 1
+            yield InboundItem(ref=ref, raw=self.messages[uid], message=message)
+        self.mark_seen(known)
+
+    def mark_seen(self, items: Iterable[InboundItem]) -> int:
+        """Flag items seen (same UIDVALIDITY only)."""
+        uids = {i.ref.uid for i in items if i.ref.uid is not None and i.ref.uidvalidity == self.uidvalidity}
+        self.seen |= uids
+        return len(uids)
+
+    def acknowledge(self, item: InboundItem, status: str, reason: str | None = None) -> None:
+        """The ``InboundSource`` port's hook."""
+        self.mark_seen([item])
+
+
+@dataclasses.dataclass
+class InMemoryCalendar:
+    """The ``CalendarPublisher`` port with ``CaldavPublisher``'s semantics, for unit tests.
+
+    ``exists=False`` is a calendar not created yet: publishing to it or listing it fails with
+    ``CaldavError`` (as the server refuses) until ``ensure_calendar``.
+    """
+
+    objects: dict[str, Calendar] = dataclasses.field(default_factory=dict)
+    puts: int = 0
+    exists: bool = True
+
+    def ensure_calendar(self) -> None:
+        """Create the calendar if it does not exist."""
+        self.exists = True
+
+    def _require(self, what: str) -> None:
+        if not self.exists:
+            raise CaldavError(f"{what}: the calendar does not exist")
+
+    def publish(self, item: CalendarItem, *, dtstamp: datetime | None = None) -> PublishResult:
+        """Create or update (or cancel) ``item``."""
+        if item.method.upper() == "CANCEL":
+            return self.cancel(item, dtstamp=dtstamp)
+        stored = self.objects.get(item.uid)
+        if stored is None:
+            self._require(f"PUT {item.uid}")
+            self.objects[item.uid] = stored_object(item, dtstamp)
+            self.puts += 1
+            return PublishResult("created", item.uid, item.sequence)
+        return self._update(item, stored, dtstamp, cancelled=False)
+
+    create = publish
+
+    def cancel(self, item: CalendarItem, *, dtstamp: datetime | None = None) -> PublishResult:
+        """Mark the stored item CANCELLED."""
+        stored = self.objects.get(item.uid)
+        if stored is None:
+            return PublishResult("absent", item.uid, item.sequence)
+        return self._update(item, stored, dtstamp, cancelled=True)
+
+    def _update(
+        self, item: CalendarItem, stored: Calendar, dtstamp: datetime | None, *, cancelled: bool
+    ) -> PublishResult:
+        current = sequence_of(stored)
+        if fingerprint(stored_object(with_sequence(item, current, cancelled), dtstamp)) == fingerprint(stored):
+            return PublishResult("unchanged", item.uid, current)
+        sequence = max(item.sequence, current + 1)
+        self.objects[item.uid] = stored_object(with_sequence(item, sequence, cancelled), dtstamp)
+        self.puts += 1
+        return PublishResult("cancelled" if cancelled else "updated", item.uid, sequence)
+
+    def get(self, uid: str) -> tuple[Calendar, str | None] | None:
+        """The stored object, or None."""
+        stored = self.objects.get(uid)
+        return (stored, None) if stored is not None else None
+
+    def uids(self) -> list[str]:
+        """Stored UIDs."""
+        self._require("REPORT")
+        return sorted(self.objects)
+
+
+if TYPE_CHECKING:  # mypy checks each fake against its port, parameter and return types included
+    _sender: type[ports.Sender] = InMemorySender
+    _inbox: type[ports.InboundSource] = InMemoryInbox
+    _calendar: type[ports.CalendarPublisher] = InMemoryCalendar
 
 
 # --- outbox and inbound log -----------------------------------------------------------------------

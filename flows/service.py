@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from connectors.db.audit import AuditRecord, VerifyReport
-from connectors.db.store import ListFilter, RequestSummary
+from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows.clock import Clock, SystemClock
 from states.errors import Conflict, FieldError, InvalidInput
 from states.events import CheckpointFlagged
@@ -32,24 +31,6 @@ from states.models import (
 )
 from states.request import TrainingRequest
 from states.validation import parse
-
-
-class RequestStore(Protocol):
-    """The port the service needs; ``SqlStore`` and ``InMemoryStore`` implement it."""
-
-    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
-    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
-    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
-               expect_version: int | None = None) -> TrainingRequest: ...
-    def get(self, request_id: int) -> TrainingRequest: ...
-    def history(self, request_id: int) -> list[AuditRecord]: ...
-    def counts_by_state(self) -> dict[str, int]: ...
-    def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]: ...
-    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
-                               max_reminders: int | None = None) -> list[tuple[int, str]]: ...
-    def verify(self) -> VerifyReport: ...
-    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]: ...
-
 
 Data = dict[str, Any]
 

@@ -2,7 +2,8 @@
 
 PostgreSQL tests create their own database (``ldflow_test_<random>``) on the
 server named by ``LDFLOW_TEST_POSTGRES_URL`` (default
-``postgresql://postgres@127.0.0.1:5432/test``) and drop it afterwards. Without
+``postgresql://postgres@127.0.0.1:5432/test``) and drop it afterwards; it is a
+copy of a template migrated once per session (``pg_template``). Without
 a reachable server they skip, unless ``LDFLOW_TEST_POSTGRES_URL`` is set: then
 PostgreSQL is mandatory and they fail.
 """
@@ -22,7 +23,7 @@ from sqlalchemy.engine import make_url
 from connectors.db import schema
 from connectors.db.engine import make_engine
 from connectors.db.store import SqlStore
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 from tests.builders import T0
@@ -111,42 +112,74 @@ def require_postgres() -> None:
     pytest.skip(why + " (set LDFLOW_TEST_POSTGRES_URL to make these tests mandatory)")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database that is dropped after the test (schema applied)."""
-    require_postgres()
+def _database_url(name: str) -> str:
+    return make_url(postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
+
+
+def _create_database(name: str, template: str | None = None) -> None:
     import psycopg
 
-    admin = postgres_admin_url()
-    name = f"ldflow_test_{secrets.token_hex(6)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    clause = f' TEMPLATE "{template}"' if template else ""
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"{clause}')
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """The name of a database migrated to HEAD once per test session, copied by every ``pg_url``.
+
+    Copying a template (``CREATE DATABASE … TEMPLATE``) takes a fraction of running the migrations
+    on each test's database. The name is unique to the session, so sessions running at once on one
+    server never share (or drop) a template. ``CREATE DATABASE … TEMPLATE`` refuses while anyone
+    is connected to the template: the engine is disposed after migrating (no pooled connection is
+    left) and the template then refuses connections. Dropped at the end of the session.
+    """
+    require_postgres()
+    name = f"ldflow_template_{secrets.token_hex(6)}"
+    _create_database(name)
     try:
-        engine = make_engine(url)
-        schema.ensure_schema(engine)
-        engine.dispose()
-        yield url
+        engine = make_engine(_database_url(name))
+        try:
+            schema.ensure_schema(engine)
+        finally:
+            engine.dispose()
+        import psycopg
+
+        with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        yield name
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database (schema applied: a copy of ``pg_template``), dropped after the test."""
+    name = f"ldflow_test_{secrets.token_hex(6)}"
+    _create_database(name, template=pg_template)
+    try:
+        yield _database_url(name)
+    finally:
+        _drop_database(name)
 
 
 @pytest.fixture
 def pg_empty_url() -> Iterator[str]:
     """Like ``pg_url`` but without the schema (for migration tests)."""
     require_postgres()
-    import psycopg
-
-    admin = postgres_admin_url()
     name = f"ldflow_test_{secrets.token_hex(6)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    _create_database(name)
     try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+        yield _database_url(name)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(name)
 
 
 @pytest.fixture

@@ -28,33 +28,24 @@ Stored objects carry no METHOD (RFC 4791 section 4.1).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from icalendar import Calendar
 
 from connectors.calendar.ics import build_calendar
+from connectors.ports import PublishResult
 from states.notifications import CalendarItem
 
-__all__ = ["CaldavError", "CaldavPublisher", "InMemoryCalendar", "PublishResult"]
+__all__ = ["CaldavError", "CaldavPublisher", "PublishResult", "fingerprint", "sequence_of", "stored_object",
+           "with_sequence"]
 
 _SIGNIFICANT = ("DTSTART", "DTEND", "DUE", "SUMMARY", "DESCRIPTION", "STATUS", "ORGANIZER")
 
 
 class CaldavError(Exception):
     """The CalDAV server refused or could not be reached."""
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What publishing did: ``created``, ``updated``, ``unchanged``, ``cancelled`` or ``absent``."""
-
-    action: str
-    uid: str
-    sequence: int
-    etag: str | None = None
 
 
 def resource_name(uid: str) -> str:
@@ -74,7 +65,8 @@ def _component(cal: Calendar) -> Any:
     raise CaldavError("calendar object holds no VEVENT or VTODO")
 
 
-def _fingerprint(cal: Calendar) -> tuple[str, ...]:
+def fingerprint(cal: Calendar) -> tuple[str, ...]:
+    """What decides whether a stored object must be rewritten (not DTSTAMP, not SEQUENCE)."""
     comp = _component(cal)
     values = [comp.name]
     for prop in _SIGNIFICANT:
@@ -92,18 +84,21 @@ def _fingerprint(cal: Calendar) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _sequence(cal: Calendar) -> int:
+def sequence_of(cal: Calendar) -> int:
+    """The stored object's SEQUENCE (0 when it has none)."""
     value = _component(cal).get("SEQUENCE")
     return int(value) if value is not None else 0
 
 
-def _with_sequence(item: CalendarItem, sequence: int, cancelled: bool = False) -> CalendarItem:
+def with_sequence(item: CalendarItem, sequence: int, cancelled: bool = False) -> CalendarItem:
+    """``item`` at ``sequence``, cancelled or not."""
     from dataclasses import replace
 
     return replace(item, sequence=sequence, method="CANCEL" if cancelled else "REQUEST")
 
 
-def _stored(item: CalendarItem, dtstamp: datetime | None = None) -> Calendar:
+def stored_object(item: CalendarItem, dtstamp: datetime | None = None) -> Calendar:
+    """``item`` as a calendar object to store (no METHOD)."""
     return build_calendar(item, method="", dtstamp=dtstamp)
 
 
@@ -185,7 +180,7 @@ class CaldavPublisher:
         for _ in range(3):
             existing = self.get(item.uid)
             if existing is None:
-                status, etag = self._put(item.uid, _stored(item, dtstamp), {"If-None-Match": "*"})
+                status, etag = self._put(item.uid, stored_object(item, dtstamp), {"If-None-Match": "*"})
                 if status != 412:
                     return PublishResult("created", item.uid, item.sequence, etag)
                 continue  # created meanwhile (or a retried create): compare with what is there
@@ -216,12 +211,12 @@ class CaldavPublisher:
         cancelled: bool,
     ) -> PublishResult | None:
         stored, etag = existing
-        current = _sequence(stored)
-        wanted = _stored(_with_sequence(item, current, cancelled), dtstamp)
-        if _fingerprint(wanted) == _fingerprint(stored):
+        current = sequence_of(stored)
+        wanted = stored_object(with_sequence(item, current, cancelled), dtstamp)
+        if fingerprint(wanted) == fingerprint(stored):
             return PublishResult("unchanged", item.uid, current, etag)
         sequence = max(item.sequence, current + 1)
-        new = _stored(_with_sequence(item, sequence, cancelled), dtstamp)
+        new = stored_object(with_sequence(item, sequence, cancelled), dtstamp)
         condition = {"If-Match": etag} if etag else {}
         status, new_etag = self._put(item.uid, new, condition)
         if status == 412:
@@ -255,49 +250,7 @@ class CaldavPublisher:
         return sorted(u.strip() for u in found)
 
 
-@dataclass
-class InMemoryCalendar:
-    """A fake CalDAV calendar with the publisher's semantics, for unit tests."""
+if TYPE_CHECKING:  # mypy checks the adapter against the port, parameter and return types included
+    from connectors.ports import CalendarPublisher
 
-    objects: dict[str, Calendar] = field(default_factory=dict)
-    puts: int = 0
-
-    def publish(self, item: CalendarItem, *, dtstamp: datetime | None = None) -> PublishResult:
-        """Create or update (or cancel) ``item``."""
-        if item.method.upper() == "CANCEL":
-            return self.cancel(item, dtstamp=dtstamp)
-        stored = self.objects.get(item.uid)
-        if stored is None:
-            self.objects[item.uid] = _stored(item, dtstamp)
-            self.puts += 1
-            return PublishResult("created", item.uid, item.sequence)
-        return self._update(item, stored, dtstamp, cancelled=False)
-
-    create = publish
-
-    def cancel(self, item: CalendarItem, *, dtstamp: datetime | None = None) -> PublishResult:
-        """Mark the stored item CANCELLED."""
-        stored = self.objects.get(item.uid)
-        if stored is None:
-            return PublishResult("absent", item.uid, item.sequence)
-        return self._update(item, stored, dtstamp, cancelled=True)
-
-    def _update(
-        self, item: CalendarItem, stored: Calendar, dtstamp: datetime | None, *, cancelled: bool
-    ) -> PublishResult:
-        current = _sequence(stored)
-        if _fingerprint(_stored(_with_sequence(item, current, cancelled), dtstamp)) == _fingerprint(stored):
-            return PublishResult("unchanged", item.uid, current)
-        sequence = max(item.sequence, current + 1)
-        self.objects[item.uid] = _stored(_with_sequence(item, sequence, cancelled), dtstamp)
-        self.puts += 1
-        return PublishResult("cancelled" if cancelled else "updated", item.uid, sequence)
-
-    def get(self, uid: str) -> tuple[Calendar, str | None] | None:
-        """The stored object, or None."""
-        stored = self.objects.get(uid)
-        return (stored, None) if stored is not None else None
-
-    def uids(self) -> list[str]:
-        """Stored UIDs."""
-        return sorted(self.objects)
+    _publisher: type[CalendarPublisher] = CaldavPublisher

@@ -1,64 +1,27 @@
-"""The tamper-evident audit chain.
+"""The tamper-evident audit chain in the database.
 
-Every event row carries ``hash = sha256(prev_hash ‖ canonical JSON of the event)``
-where the canonical JSON is the array of the event's columns in a fixed order
-(``FIELDS``), compact, with the payload — itself canonical JSON: sorted keys,
-no whitespace, UTF-8 — embedded as a JSON value. Rows are append-only (database triggers refuse UPDATE and DELETE),
+Every event row carries ``hash = sha256(prev_hash ‖ canonical JSON of the event)``; the rules
+(``FIELDS``, ``canonical_json``, ``event_hash``) live in :mod:`connectors.audit_chain`, shared with
+the in-memory store. Rows are append-only (database triggers refuse UPDATE and DELETE),
 and :func:`verify` still catches a tamperer who removed the triggers: it walks
 the chain in ``seq`` order and names the first broken link.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from connectors.audit_chain import FIELDS as FIELDS
+from connectors.audit_chain import GENESIS as GENESIS
+from connectors.audit_chain import canonical_json as canonical_json
+from connectors.audit_chain import event_hash as event_hash
 from connectors.db.tables import audit_events, requests
-
-GENESIS = "0" * 64
-FIELDS = ("seq", "request_id", "type", "trigger", "from_state", "to_state", "version", "actor", "at", "payload")
-
-
-_HEADER = FIELDS[:-1]
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 text. orjson (a Prefect dependency) does this ~10x faster
-    than the json module; the json module covers what orjson refuses (e.g. non-string keys)."""
-    try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-    except TypeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def event_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    """``sha256(prev_hash ‖ [seq, request_id, …, at, payload])``; ``row["payload"]`` is the stored
-    canonical JSON text, embedded as is (verification recomputes from the stored columns)."""
-    header = canonical_json([row[f] for f in _HEADER])
-    body = f"{header[:-1]},{row['payload']}]"
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    seq: int
-    request_id: int
-    type: str
-    trigger: str | None
-    from_state: str | None
-    to_state: str | None
-    version: int
-    actor: str
-    at: str
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
+from connectors.ports import AuditRecord as AuditRecord
+from connectors.ports import VerifyReport as VerifyReport
 
 
 def to_record(row: Any) -> AuditRecord:
@@ -99,20 +62,6 @@ def append(conn: Connection, rows: Sequence[dict[str, Any]], head: tuple[int, st
     if chained:
         conn.execute(_INSERT, chained)
     return seq
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    events_checked: int
-    requests_checked: int
-    broken_seq: int | None = None
-    request_id: int | None = None
-    reason: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "events_checked": self.events_checked, "requests_checked": self.requests_checked,
-                "broken_seq": self.broken_seq, "request_id": self.request_id, "reason": self.reason}
 
 
 def _rows(conn: Connection, batch: int = 5000) -> Iterator[Any]:

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.db.tables import inbound
 from connectors.email.inbound import InboundItem, InboundRef
+from connectors.ports import InboundSource
 
 __all__ = [
     "Handled",
@@ -162,18 +163,6 @@ def list_quarantined(conn: Connection, limit: int = 100) -> list[dict[str, Any]]
 
 
 # --- the ingestion loop ----------------------------------------------------------------------------
-
-
-class InboundSource(Protocol):
-    """What ``ingest`` reads: ``ImapSource``, ``DropFolderSource``, ``InMemoryInbox``."""
-
-    source: str
-
-    def fetch_new(
-        self, is_seen: Callable[[InboundRef], bool] | None = None, limit: int | None = None
-    ) -> Iterator[InboundItem]: ...
-
-    def acknowledge(self, item: InboundItem, status: str, reason: str | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -36,6 +35,9 @@ from sqlalchemy import (
 from connectors.db import audit
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
+from connectors.ports import AuditRecord, VerifyReport
+from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
+from connectors.ports import RequestSummary as RequestSummary
 from states.checkpoints import Checkpoint, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
@@ -44,30 +46,6 @@ from states.request import TrainingRequest
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class RequestSummary:
-    id: int
-    title: str
-    state: str
-    version: int
-    requester: str
-    sponsor: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    states: Sequence[str] = ()
-    requester: str | None = None
-    sponsor: str | None = None
-    created_from: date | None = None
-    created_to: date | None = None
-    sort: str = "id"  # id | created | updated | state | title ; prefix "-" for descending
-    limit: int = 50
-    offset: int = 0
 
 
 # Hot-path statements, built once with bound parameters: building and cache-keying a Core statement
@@ -284,7 +262,7 @@ class SqlStore:
         request.version = version
         return request
 
-    def history(self, request_id: int) -> list[audit.AuditRecord]:
+    def history(self, request_id: int) -> list[AuditRecord]:
         with read_transaction(self.engine) as conn:
             if conn.execute(_EXISTS, {"request_id": request_id}).first() is None:
                 raise NotFound(f"request {request_id}")
@@ -310,7 +288,7 @@ class SqlStore:
                 yield request
             last = rows[-1].id
 
-    def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[audit.AuditRecord]:
+    def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
         last = 0
         while True:
             query = select(audit_events).where(audit_events.c.seq > last)
@@ -346,7 +324,7 @@ class SqlStore:
                                 .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
 
-    def verify(self) -> audit.VerifyReport:
+    def verify(self) -> VerifyReport:
         return audit.verify(self.engine)
 
     # Last in the class: a method named `list` shadows the builtin in annotations below it.
@@ -378,3 +356,9 @@ class SqlStore:
             rows = conn.execute(query.order_by(*order).limit(flt.limit).offset(flt.offset)).all()
         return [RequestSummary(r.id, r.title, r.state, r.version, r.requester_email, r.sponsor_email,
                                _utc(r.created_at), _utc(r.updated_at)) for r in rows], total
+
+
+if TYPE_CHECKING:  # mypy checks the adapter against the port, parameter and return types included
+    from connectors.ports import RequestStore
+
+    _store: type[RequestStore] = SqlStore

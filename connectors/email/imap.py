@@ -24,11 +24,12 @@ import re
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from connectors.email.config import ImapConfig, InboundLimits
 from connectors.email.inbound import InboundItem, InboundRef, parse_message
 
-__all__ = ["ImapError", "ImapSource", "InMemoryInbox"]
+__all__ = ["ImapError", "ImapSource"]
 
 _FETCH_META = re.compile(rb"UID (\d+)|RFC822\.SIZE (\d+)", re.IGNORECASE)
 _MSGID = re.compile(rb"<[^<>\s]+>")
@@ -254,7 +255,7 @@ class ImapSource:
         return len(uids)
 
     def acknowledge(self, item: InboundItem, status: str, reason: str | None = None) -> None:
-        """The ``InboundSource`` hook: an item's outcome is committed, so flag it seen."""
+        """The ``InboundSource`` port's hook: an item's outcome is committed, so flag it seen."""
         self.mark_seen([item])
 
 
@@ -272,57 +273,7 @@ def _text(data: object) -> str:
     return str(data)
 
 
-class InMemoryInbox:
-    """A fake mailbox for unit tests, with the same ``fetch_new``/``mark_seen`` contract."""
+if TYPE_CHECKING:  # mypy checks the adapter against the port, parameter and return types included
+    from connectors.ports import InboundSource
 
-    def __init__(self, source: str = "imap:INBOX", uidvalidity: int = 1, limits: InboundLimits | None = None) -> None:
-        self.source = source
-        self.uidvalidity = uidvalidity
-        self.limits = limits or InboundLimits()
-        self.messages: dict[int, bytes] = {}
-        self.seen: set[int] = set()
-        self._next_uid = 1
-
-    def add(self, raw: bytes) -> int:
-        """Deliver a message; returns its UID."""
-        uid = self._next_uid
-        self._next_uid += 1
-        self.messages[uid] = raw
-        return uid
-
-    def renumber(self) -> None:
-        """Simulate a UIDVALIDITY change: new UIDVALIDITY, new UIDs, flags lost."""
-        self.uidvalidity += 1
-        old = [self.messages[u] for u in sorted(self.messages)]
-        self.messages.clear()
-        self.seen.clear()
-        for raw in old:
-            self.add(raw)
-
-    def fetch_new(self, is_seen: IsSeen | None = None, limit: int | None = None) -> Iterator[InboundItem]:
-        """Unseen messages not recorded yet."""
-        known: list[InboundItem] = []
-        yielded = 0
-        for uid in sorted(self.messages):
-            if uid in self.seen:
-                continue
-            message = parse_message(self.messages[uid], self.limits)
-            ref = InboundRef(self.source, message.message_id, self.uidvalidity, uid)
-            if is_seen is not None and is_seen(ref):
-                known.append(InboundItem(ref=ref, raw=b""))
-                continue
-            if limit is not None and yielded >= limit:
-                break
-            yielded += 1
-            yield InboundItem(ref=ref, raw=self.messages[uid], message=message)
-        self.mark_seen(known)
-
-    def mark_seen(self, items: Iterable[InboundItem]) -> int:
-        """Flag items seen (same UIDVALIDITY only)."""
-        uids = {i.ref.uid for i in items if i.ref.uid is not None and i.ref.uidvalidity == self.uidvalidity}
-        self.seen |= uids
-        return len(uids)
-
-    def acknowledge(self, item: InboundItem, status: str, reason: str | None = None) -> None:
-        """The ``InboundSource`` hook."""
-        self.mark_seen([item])
+    _source: type[InboundSource] = ImapSource

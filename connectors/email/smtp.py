@@ -1,6 +1,8 @@
-"""Sending mail: SMTP (the real thing), .eml files (the embedded default), memory (tests).
+"""Sending mail: SMTP (the real thing) and .eml files (the embedded default).
 
-Every sender implements ``send(message, recipients=None) -> SendResult`` and
+Every sender implements the ``Sender`` port of :mod:`connectors.ports`
+(``send(message, recipients=None) -> SendResult``; the fake for tests is
+``connectors.testing.InMemorySender``) and
 classifies failures so the relay can act on them:
 
 * ``TemporarySendError`` - nothing was delivered and trying later may work
@@ -30,20 +32,26 @@ import smtplib
 import socket
 import ssl
 import tempfile
-import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from connectors.email.addresses import validate_address
 from connectors.email.config import SmtpConfig
+from connectors.ports import (
+    PermanentSendError,
+    Refusal,
+    Sender,
+    SendError,
+    SendResult,
+    TemporarySendError,
+    UnknownOutcomeError,
+)
 
 __all__ = [
     "FileSender",
-    "InMemorySender",
     "PermanentSendError",
     "Refusal",
     "SendError",
@@ -54,74 +62,12 @@ __all__ = [
     "TlsVerificationError",
     "UnknownOutcomeError",
     "envelope_recipients",
+    "message_id_of",
 ]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A server's refusal of one recipient: the SMTP code and text."""
-
-    code: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.message}"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """What happened to each recipient of one message.
-
-    ``accepted`` were taken by the server (delivery is now its job);
-    ``refused_permanent`` must not be retried; ``refused_temporary`` may be
-    retried later, to them alone.
-    """
-
-    message_id: str
-    accepted: tuple[str, ...] = ()
-    refused_permanent: dict[str, Refusal] = field(default_factory=dict)
-    refused_temporary: dict[str, Refusal] = field(default_factory=dict)
-
-    @property
-    def done(self) -> tuple[str, ...]:
-        """Recipients that need no further attempt (accepted or refused for good)."""
-        return self.accepted + tuple(self.refused_permanent)
-
-
-class SendError(Exception):
-    """A send that did not complete; subclasses say what the caller may do."""
-
-    def __init__(self, message: str, *, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class TemporarySendError(SendError):
-    """Nothing was delivered; the same send may succeed later."""
 
 
 class TlsVerificationError(TemporarySendError):
     """The server's certificate was not trusted (fix the configuration, then retry)."""
-
-
-class PermanentSendError(SendError):
-    """The server refused the message for good."""
-
-
-class UnknownOutcomeError(SendError):
-    """The message data was sent but the server's verdict never arrived."""
-
-
-class Sender(Protocol):
-    """The outgoing-mail port."""
-
-    #: True when sending the same message twice has no visible effect (files):
-    #: the relay then need not guard against crashes mid-send.
-    idempotent: bool
-
-    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None) -> SendResult:
-        """Send ``message`` to ``recipients`` (default: its To/Cc/Bcc)."""
-        ...
 
 
 def envelope_recipients(message: EmailMessage) -> list[str]:
@@ -139,7 +85,8 @@ def envelope_recipients(message: EmailMessage) -> list[str]:
     return result
 
 
-def _message_id(message: EmailMessage) -> str:
+def message_id_of(message: EmailMessage) -> str:
+    """The message's Message-ID (every sender needs one: it names the message in results and files)."""
     value = message.get("Message-ID")
     if not value:
         raise ValueError("message has no Message-ID; render() always sets one")
@@ -248,7 +195,7 @@ class SmtpSender:
 
     def send(self, message: EmailMessage, recipients: Sequence[str] | None = None) -> SendResult:
         """Send ``message``; see the module docstring for the failure classes."""
-        message_id = _message_id(message)
+        message_id = message_id_of(message)
         targets = [validate_address("recipient", r) for r in recipients] if recipients is not None else (
             envelope_recipients(message)
         )
@@ -345,7 +292,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _safe_name(message: EmailMessage) -> str:
-    message_id = _message_id(message)
+    message_id = message_id_of(message)
     digest = hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:32]
     request = _SAFE.sub("", str(message.get("X-Ldflow-Request", "")))[:12]
     template = _SAFE.sub("", str(message.get("X-Ldflow-Template", "")))[:40]
@@ -396,7 +343,7 @@ class FileSender:
 
     def send(self, message: EmailMessage, recipients: Sequence[str] | None = None) -> SendResult:
         """Write the message (once); every recipient counts as accepted."""
-        message_id = _message_id(message)
+        message_id = message_id_of(message)
         targets = [validate_address("recipient", r) for r in recipients] if recipients is not None else (
             envelope_recipients(message)
         )
@@ -412,56 +359,5 @@ class FileSender:
         return SendResult(message_id=message_id, accepted=tuple(targets))
 
 
-# --- the fake for unit tests ---------------------------------------------------------------------
-
-
-class InMemorySender:
-    """Keeps sent messages in a list; can be told to refuse or fail.
-
-    ``refuse[address] = Refusal(550, "...")`` refuses that recipient
-    (4xx codes count as temporary); ``failures`` is a queue of exceptions
-    raised by the next ``send`` calls, one each.
-    """
-
-    idempotent = False
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[EmailMessage, tuple[str, ...]]] = []
-        self.refuse: dict[str, Refusal] = {}
-        self.failures: list[SendError] = []
-        self._lock = threading.Lock()
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        """The messages accepted so far, in order."""
-        return [m for m, _ in self.sent]
-
-    def deliveries(self, address: str) -> list[EmailMessage]:
-        """Messages ``address`` received."""
-        return [m for m, rcpts in self.sent if address.lower() in (r.lower() for r in rcpts)]
-
-    def send(self, message: EmailMessage, recipients: Sequence[str] | None = None) -> SendResult:
-        """Record the message for the recipients not refused."""
-        message_id = _message_id(message)
-        with self._lock:
-            if self.failures:
-                raise self.failures.pop(0)
-            targets = list(recipients) if recipients is not None else envelope_recipients(message)
-            accepted: list[str] = []
-            permanent: dict[str, Refusal] = {}
-            temporary: dict[str, Refusal] = {}
-            for rcpt in _validated(targets):
-                refusal = self.refuse.get(rcpt.lower()) or self.refuse.get(rcpt)
-                if refusal is None:
-                    accepted.append(rcpt)
-                elif 400 <= refusal.code < 500:
-                    temporary[rcpt] = refusal
-                else:
-                    permanent[rcpt] = refusal
-            if accepted:
-                self.sent.append((message, tuple(accepted)))
-            return SendResult(message_id, tuple(accepted), permanent, temporary)
-
-
-def _validated(addresses: Iterable[str]) -> list[str]:
-    return [validate_address("recipient", a) for a in addresses]
+if TYPE_CHECKING:  # mypy checks the adapters against the port, parameter and return types included
+    _senders: tuple[type[Sender], ...] = (SmtpSender, FileSender)

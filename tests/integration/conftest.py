@@ -1,4 +1,4 @@
-"""Integration fixtures: the service on each store (in-memory fake, SQLite, PostgreSQL) and table snapshots."""
+"""Integration fixtures: each store (in-memory fake, SQLite, PostgreSQL), the service on it, table snapshots."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from sqlalchemy import Engine, select
 
 from connectors.db.store import SqlStore
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
-from connectors.memory import InMemoryStore
+from connectors.ports import RequestStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 
@@ -18,13 +19,19 @@ STORES = [pytest.param("memory", id="memory"), pytest.param("sqlite", id="sqlite
 
 
 @pytest.fixture(params=STORES)
-def any_service(request: pytest.FixtureRequest, clock: FixedClock) -> Service:
-    """The service on the in-memory fake and on both databases: one contract for all three."""
+def any_store(request: pytest.FixtureRequest) -> RequestStore:
+    """The request store port: the in-memory fake, SQLite and PostgreSQL — one contract for all three."""
     if request.param == "memory":
-        return Service(InMemoryStore(), clock)
+        return InMemoryStore()
     name = "sqlite_engine" if request.param == "sqlite" else "pg_engine"
     engine: Engine = request.getfixturevalue(name)
-    return Service(SqlStore(engine), clock)
+    return SqlStore(engine)
+
+
+@pytest.fixture
+def any_service(any_store: RequestStore, clock: FixedClock) -> Service:
+    """The service on each store (``any_store``)."""
+    return Service(any_store, clock)
 
 
 def table_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

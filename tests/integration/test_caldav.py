@@ -82,15 +82,15 @@ def test_retried_create_makes_no_duplicate(publisher: CaldavPublisher) -> None:
 
 
 def test_create_is_conditional_if_none_match(publisher: CaldavPublisher) -> None:
-    from connectors.calendar.caldav_client import _stored
+    from connectors.calendar.caldav_client import stored_object
 
     publisher.publish(ITEM)
-    status, _ = publisher._put(ITEM.uid, _stored(ITEM), {"If-None-Match": "*"})
+    status, _ = publisher._put(ITEM.uid, stored_object(ITEM), {"If-None-Match": "*"})
     assert status == 412  # the server refuses a blind second create
 
 
 def test_update_with_a_stale_etag_is_refused_then_reread(publisher: CaldavPublisher) -> None:
-    from connectors.calendar.caldav_client import _stored
+    from connectors.calendar.caldav_client import stored_object
 
     publisher.publish(ITEM)
     _, etag = publisher.get(ITEM.uid) or (None, None)
@@ -98,7 +98,7 @@ def test_update_with_a_stale_etag_is_refused_then_reread(publisher: CaldavPublis
     # someone else edits it
     other = replace(ITEM, summary="Negotiation workshop (room changed)", sequence=1)
     publisher.publish(other)
-    status, _ = publisher._put(ITEM.uid, _stored(replace(ITEM, sequence=5)), {"If-Match": etag})
+    status, _ = publisher._put(ITEM.uid, stored_object(replace(ITEM, sequence=5)), {"If-Match": etag})
     assert status == 412
     # publish() re-reads and wins cleanly
     final = publisher.publish(replace(ITEM, summary="Negotiation workshop, day 1"))

@@ -14,12 +14,12 @@ from connectors.db.tables import outbox
 from connectors.email.render import message_id_for
 from connectors.email.smtp import (
     FileSender,
-    InMemorySender,
     PermanentSendError,
     Refusal,
     TemporarySendError,
     UnknownOutcomeError,
 )
+from connectors.testing import InMemorySender
 from flows.relay import relay_outbox
 from tests.integration import conftest_mail as cm
 from tests.integration.conftest_mail import (
@@ -216,7 +216,7 @@ def _invite(key: str, method: str = "REQUEST", start: str = "2026-12-01T09:00:00
 
 
 def test_calendar_items_are_published_with_their_mail(mail_engine: Engine) -> None:
-    from connectors.calendar.caldav_client import InMemoryCalendar
+    from connectors.testing import InMemoryCalendar
 
     calendar = InMemoryCalendar()
     sender = InMemorySender()
@@ -232,7 +232,8 @@ def test_calendar_items_are_published_with_their_mail(mail_engine: Engine) -> No
 
 
 def test_a_calendar_outage_retries_the_row(mail_engine: Engine) -> None:
-    from connectors.calendar.caldav_client import CaldavError, InMemoryCalendar
+    from connectors.calendar.caldav_client import CaldavError
+    from connectors.testing import InMemoryCalendar
 
     class Down(InMemoryCalendar):
         def publish(self, item, *, dtstamp=None):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from hypothesis import settings
 from sqlalchemy import Engine
 
 from connectors.db.store import ListFilter, SqlStore
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 from states.errors import InvalidInput, InvalidTransition, NotFound, TransitionRefused
@@ -260,14 +260,6 @@ def test_invalid_input_names_the_field_and_writes_nothing_on_sql(sql_engine: Eng
             getattr(service, command)(rid, data, ACTOR)
     assert field in [e.field for e in info.value.errors], info.value.errors
     assert table_snapshot(sql_engine) == before
-
-
-def test_sql_store_is_the_service_port() -> None:
-    """Both stores implement every method of the port (a cheap guard against drift)."""
-    from flows.service import RequestStore
-
-    port = {name for name in vars(RequestStore) if not name.startswith("_")}
-    assert port <= set(dir(SqlStore)) and port <= set(dir(InMemoryStore))
 
 
 def test_state_enum_matches_the_state_column_width() -> None:

@@ -13,8 +13,8 @@ from connectors.db import inbound as inbound_db
 from connectors.db.engine import make_engine
 from connectors.db.tables import inbound, metadata
 from connectors.email.dropfolder import DropFolderSource
-from connectors.email.imap import InMemoryInbox
 from connectors.email.inbound import InboundItem
+from connectors.testing import InMemoryInbox
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 EML = b"From: Dana <dana@example.org>\r\nSubject: Sales coaching\r\nMessage-ID: <d1@example.org>\r\n\r\nPlease help\r\n"

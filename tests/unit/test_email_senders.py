@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from icalendar import Calendar
 
-from connectors.email.imap import InMemoryInbox
 from connectors.email.render import render
-from connectors.email.smtp import FileSender, InMemorySender, Refusal, TemporarySendError, envelope_recipients
+from connectors.email.smtp import FileSender, Refusal, TemporarySendError, envelope_recipients
+from connectors.testing import InMemoryInbox, InMemorySender
 from states.notifications import CalendarItem, Notification, Recipient
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

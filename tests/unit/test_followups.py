@@ -16,7 +16,7 @@ import pytest
 from connectors.db import schema
 from connectors.db.engine import make_engine
 from connectors.db.store import SqlStore
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows import events
 from flows.clock import FixedClock
 from flows.service import Service

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from icalendar import Calendar, Event
 
-from connectors.calendar.caldav_client import InMemoryCalendar
 from connectors.calendar.ics import FloatingTimeError, build_calendar, check_no_floating_times, parse_utc, to_ics
 from connectors.email.addresses import HeaderValueError
+from connectors.testing import InMemoryCalendar
 from states.notifications import CalendarItem, Recipient
 
 

@@ -383,7 +383,7 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 @given(data=st.data())
 def test_any_damaged_input_gets_a_clear_error(data: st.DataObject) -> None:
     from connectors.db.store import ListFilter
-    from connectors.memory import InMemoryStore
+    from connectors.testing import InMemoryStore
     from flows.clock import FixedClock
     from states.errors import LdflowError
     from tests.builders import T0, ack_data, brief_data, delivery_data, redirect_data, result_data

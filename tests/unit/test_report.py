@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows import report
 from flows.service import Service
 from states.errors import TransitionRefused

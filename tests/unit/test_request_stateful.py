@@ -17,7 +17,7 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from states import lifecycle
 from states.errors import InvalidInput, InvalidTransition, LdflowError, NotFound, TransitionRefused
 from states.lifecycle import EVENT_OF, TERMINAL, TRANSITIONS, State, Trigger

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 from states.errors import Conflict, InvalidInput, NotFound, TransitionRefused

@@ -10,7 +10,7 @@ from icalendar import Calendar
 
 from connectors.calendar.ics import to_ics
 from connectors.db.outbox import decode_notification
-from connectors.memory import InMemoryStore
+from connectors.testing import InMemoryStore
 from flows.service import Service
 from states.errors import InvalidInput, TransitionRefused
 from tests.builders import ACTOR, drive_to, reason_data
