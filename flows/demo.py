@@ -27,7 +27,6 @@ mode with its home inside the demo directory.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -184,8 +183,9 @@ ACKS: dict[str, dict[str, Any]] = {
 }
 
 
-def _prepare(home: Path, fresh: bool) -> None:
-    """A fresh data directory (keeping Prefect's own home), and the environment pointing into it."""
+def _prepare(home: Path, fresh: bool) -> Any:
+    """A fresh data directory (keeping Prefect's own home) and the demo's settings: SQLite, the
+    local mail folders and a simulated clock in it, never a real mail, calendar or Prefect server."""
     if fresh and home.exists():
         for child in home.iterdir():
             if child.name == PREFECT_DIR:
@@ -195,28 +195,27 @@ def _prepare(home: Path, fresh: bool) -> None:
             else:
                 child.unlink()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["LDFLOW_HOME"] = str(home)
-    os.environ["LDFLOW_DATABASE_URL"] = f"sqlite:///{(home / 'ldflow.db').resolve()}"
-    os.environ["LDFLOW_SIMULATED_CLOCK"] = str(home / "clock.json")
-    for name in ("LDFLOW_SMTP_HOST", "LDFLOW_IMAP_HOST", "PREFECT_API_URL", "PREFECT_PROFILE"):
-        os.environ.pop(name, None)  # the demo never touches a real mail server or Prefect server
-    os.environ["PREFECT_HOME"] = str(home / PREFECT_DIR)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # the demo prints what each run did
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows import prefect_settings
+
+    prefect_settings.apply_isolated(home / PREFECT_DIR)  # the demo prints what each run did
+    from flows.settings import Settings
+
+    return Settings(home=home, database_url=f"sqlite:///{(home / 'ldflow.db').resolve()}",
+                    simulated_clock=home / "clock.json", smtp_host=None, imap_host=None, caldav_url=None)
 
 
 class Demo:
-    def __init__(self, home: Path, console: Any) -> None:
-        from flows import pipeline
+    def __init__(self, settings: Any, console: Any) -> None:
+        from flows import bootstrap, pipeline
         from flows.clock import FileClock
 
         self.console = console
         self.pipeline = pipeline
-        pipeline.reset_runtimes()
-        self.rt = pipeline.runtime()
-        self.service = self.rt.service
-        self.clock = FileClock(home / "clock.json")
+        self.clock = FileClock(settings.simulated_clock)
+        bootstrap.reset()
+        self.app = bootstrap.build(settings, clock=self.clock)
+        bootstrap.install(self.app)  # the flows' tasks run on the demo's app
+        self.service = self.app.service
         self.ids: dict[str, int] = {}
         self.started = time.monotonic()
 
@@ -384,18 +383,26 @@ def board(service: Any) -> Any:
 def main(home: Path | None = None, fresh: bool = True) -> int:
     """Run the demo; returns the exit code (0 when every request ended where expected and the audit verifies)."""
     home = (home or DEFAULT_HOME).resolve()
-    _prepare(home, fresh)
+    settings = _prepare(home, fresh)
     from rich.console import Console
 
     console = Console(highlight=False)
     console.print(f"[bold]ldflow demo[/] in {home} (SQLite, mail written to {home / 'outbox'}, simulated clock)")
     console.print("[dim]Prefect runs without a server (ephemeral mode); its first start takes ~15 s…[/]")
-    demo = Demo(home, console)
-    settings = demo.rt.settings
+    demo = Demo(settings, console)
+    try:
+        return _run(demo, home, settings, console)
+    finally:
+        from flows import bootstrap
+
+        bootstrap.reset()
+
+
+def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
+    """The demo's story, on ``demo``'s app; returns the exit code."""
     if demo.service.store.counts_by_state():
         console.print(f"[yellow]{home} already holds requests from an earlier run: run the demo with --fresh "
                       "(the default) to start again.[/]")
-        demo.pipeline.reset_runtimes()
         return 1
     demo.clock.set(START)
 
@@ -453,5 +460,4 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
         console.print(f"[red]expected {expected}, got {counts}[/]")
     console.print(f"[dim]done in {time.monotonic() - demo.started:.0f} s. Try: LDFLOW_HOME={home} "
                   f"ldflow report {demo.ids['sales']}[/]")
-    demo.pipeline.reset_runtimes()
     return 0 if ok else (6 if not report.ok else 1)

@@ -1,10 +1,11 @@
 """The outbox relay: claim due outbox rows, render, send, record the outcome.
 
-Plain Python (no Prefect): the ``dispatch`` flow wraps ``relay_outbox`` in a
-task. Running it twice, or in several processes at once, sends every message
-once: rows are claimed with a lease (see ``connectors.db.outbox``), the
-Message-ID derives from the outbox key, recipients already served are never
-sent to again, and a send whose outcome is unknown is parked, not repeated.
+Plain Python over the ports (no Prefect, no SQL): the ``dispatch`` step calls
+``relay_outbox`` with the application's unit of work. Running it twice, or in
+several processes at once, sends every message once: rows are claimed with a
+lease (see ``connectors.db.outbox``), the Message-ID derives from the outbox
+key, recipients already served are never sent to again, and a send whose
+outcome is unknown is parked, not repeated.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from connectors.db import outbox as ob
-from connectors.db.engine import write_transaction
+from connectors.db.outbox import backoff_for
 from connectors.email.smtp import (
     PermanentSendError,
     Refusal,
@@ -28,6 +28,7 @@ from connectors.email.smtp import (
     TemporarySendError,
     UnknownOutcomeError,
 )
+from connectors.ports import OutboxLog, OutboxRow, Transaction, UnitOfWork
 from states.notifications import CalendarItem, Notification
 
 __all__ = ["CalendarPublisher", "OutcomeHook", "RelaySummary", "relay_outbox"]
@@ -40,11 +41,15 @@ class CalendarPublisher(Protocol):
         """Create, update or cancel ``item`` idempotently."""
         ...
 
+
 #: Called inside the transaction that records a row's outcome, e.g. to append
 #: "email sent" / "email bounced" to the request's history:
-#: ``hook(conn, row, outcome, detail)`` with outcome one of
+#: ``hook(tx, row, outcome, detail)`` with outcome one of
 #: ``sent``, ``retry``, ``failed``, ``unknown``.
-OutcomeHook = Callable[[Connection, ob.OutboxRow, str, str], None]
+OutcomeHook = Callable[[Transaction, OutboxRow, str, str], None]
+
+#: How a row's outcome is written: one of the outbox port's ``mark_*`` calls.
+Mark = Callable[[OutboxLog], bool]
 
 
 @dataclass
@@ -66,7 +71,7 @@ def _refusals(kind: str, refusals: dict[str, Refusal]) -> list[str]:
 
 
 def relay_outbox(
-    engine: Engine,
+    target: UnitOfWork | Engine,
     sender: Sender,
     render_fn: Callable[[Notification], EmailMessage],
     now: datetime,
@@ -79,6 +84,7 @@ def relay_outbox(
 ) -> RelaySummary:
     """Send up to ``batch`` due outbox rows through ``sender``.
 
+    ``target`` is the unit of work (an Engine stands for the SQL one on it).
     ``render_fn`` turns a notification into the message (e.g.
     ``functools.partial(render, mail_from=..., domain=...)``). Temporary
     failures go back to ``pending`` with exponential backoff until
@@ -86,34 +92,39 @@ def relay_outbox(
     with the server's reply; unknown outcomes are ``unknown`` (see
     ``connectors.db.outbox`` for that policy).
     """
+    if isinstance(target, Engine):
+        from connectors.db.unit_of_work import SqlUnitOfWork
+
+        target = SqlUnitOfWork(target)
+    uow: UnitOfWork = target
     summary = RelaySummary()
     started = time.monotonic()
-    rows = ob.claim_batch(engine, owner, now, lease, batch)
+    rows = uow.outbox.claim(owner, now, lease, batch)
     summary.claimed = len(rows)
     for row in rows:
         # ``now`` is the run's clock; leases are renewed from it plus the time spent so far
         lease_until = now + timedelta(seconds=time.monotonic() - started) + lease
-        _relay_one(engine, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary, lease_until,
+        _relay_one(uow, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary, lease_until,
                    calendar)
     return summary
 
 
 def _finish(
-    engine: Engine,
-    row: ob.OutboxRow,
+    uow: UnitOfWork,
+    row: OutboxRow,
     outcome: str,
     detail: str,
-    mark: Callable[[Connection], bool],
+    mark: Mark,
     on_outcome: OutcomeHook | None,
     summary: RelaySummary,
 ) -> None:
-    with write_transaction(engine) as conn:
-        if not mark(conn):
+    with uow.transaction() as tx:
+        if not mark(tx.outbox):
             summary.lost_lease += 1
             summary.errors.append(f"{row.key}: lease lost before recording '{outcome}'")
             return
         if on_outcome is not None:
-            on_outcome(conn, row, outcome, detail)
+            on_outcome(tx, row, outcome, detail)
     if outcome == "sent":
         summary.sent += 1
     elif outcome == "retry":
@@ -127,12 +138,12 @@ def _finish(
 
 
 def _relay_one(
-    engine: Engine,
+    uow: UnitOfWork,
     sender: Sender,
     render_fn: Callable[[Notification], EmailMessage],
     now: datetime,
     owner: str,
-    row: ob.OutboxRow,
+    row: OutboxRow,
     max_attempts: int,
     on_outcome: OutcomeHook | None,
     summary: RelaySummary,
@@ -142,18 +153,18 @@ def _relay_one(
     done = set(row.recipients_done)
 
     def fail(reason: str, recipients: set[str] = done) -> None:
-        _finish(engine, row, "failed", reason,
-                lambda c: ob.mark_failed(c, row.id, owner, reason=reason, recipients_done=recipients),
+        _finish(uow, row, "failed", reason,
+                lambda o: o.mark_failed(row.id, owner, reason=reason, recipients_done=recipients),
                 on_outcome, summary)
 
     def retry(reason: str, recipients: set[str] = done) -> None:
         if row.attempts >= max_attempts:
             fail(f"gave up after {row.attempts} attempts: {reason}", recipients)
             return
-        backoff = ob.backoff_for(row.attempts)
-        _finish(engine, row, "retry", reason,
-                lambda c: ob.mark_retry(c, row.id, owner, now=now, backoff=backoff, error=reason,
-                                        recipients_done=recipients),
+        backoff = backoff_for(row.attempts)
+        _finish(uow, row, "retry", reason,
+                lambda o: o.mark_retry(row.id, owner, now=now, backoff=backoff, error=reason,
+                                       recipients_done=recipients),
                 on_outcome, summary)
 
     try:
@@ -169,8 +180,8 @@ def _relay_one(
         ):
             open_recipients.append(recipient.email)
     if not open_recipients:
-        _finish(engine, row, "sent", "",
-                lambda c: ob.mark_sent(c, row.id, owner, message_id=message_id, now=now, recipients_done=done),
+        _finish(uow, row, "sent", "",
+                lambda o: o.mark_sent(row.id, owner, message_id=message_id, now=now, recipients_done=done),
                 on_outcome, summary)
         return
 
@@ -182,19 +193,17 @@ def _relay_one(
             return
         summary.published += 1
 
-    if not sender.idempotent:
-        with write_transaction(engine) as conn:
-            if not ob.mark_transmitting(conn, row.id, owner, message_id, lease_until):
-                summary.lost_lease += 1
-                summary.errors.append(f"{row.key}: lease lost before sending; left to its new owner")
-                return
+    if not sender.idempotent and not uow.outbox.mark_transmitting(row.id, owner, message_id, lease_until):
+        summary.lost_lease += 1
+        summary.errors.append(f"{row.key}: lease lost before sending; left to its new owner")
+        return
 
     try:
         result: SendResult = sender.send(message, open_recipients)
     except UnknownOutcomeError as exc:
         reason = str(exc)
-        _finish(engine, row, "unknown", reason,
-                lambda c: ob.mark_unknown(c, row.id, owner, reason=reason, recipients_done=done),
+        _finish(uow, row, "unknown", reason,
+                lambda o: o.mark_unknown(row.id, owner, reason=reason, recipients_done=done),
                 on_outcome, summary)
         return
     except TemporarySendError as exc:
@@ -208,8 +217,8 @@ def _relay_one(
         if sender.idempotent:
             retry(reason)
         else:
-            _finish(engine, row, "unknown", reason,
-                    lambda c: ob.mark_unknown(c, row.id, owner, reason=reason, recipients_done=done),
+            _finish(uow, row, "unknown", reason,
+                    lambda o: o.mark_unknown(row.id, owner, reason=reason, recipients_done=done),
                     on_outcome, summary)
         return
 
@@ -219,9 +228,9 @@ def _relay_one(
     if result.refused_temporary:
         retry(note, done_now)
     elif result.accepted or (done and len(done_now) > len(result.refused_permanent)):
-        _finish(engine, row, "sent", note,
-                lambda c: ob.mark_sent(c, row.id, owner, message_id=message_id, now=now,
-                                       recipients_done=done_now, note=note or None),
+        _finish(uow, row, "sent", note,
+                lambda o: o.mark_sent(row.id, owner, message_id=message_id, now=now,
+                                      recipients_done=done_now, note=note or None),
                 on_outcome, summary)
     else:
         fail(note or "no recipient accepted the message", done_now)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TextClause,
     and_,
     bindparam,
+    exists,
     func,
     insert,
     select,
@@ -321,6 +322,22 @@ class SqlStore:
                                 .where(checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)
                                 .order_by(checkpoints.c.due_at, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
+
+    def count_due_checkpoints(self, now: datetime) -> int:
+        """How many scheduled checkpoints are due by ``now`` (a progress display's total)."""
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(checkpoints).where(
+                checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)).scalar_one())
+
+    def measurable_requests(self, after_id: int = 0, limit: int = 500) -> list[int]:
+        """Ids above ``after_id`` of delivered requests with checkpoints, none of them still open."""
+        open_checkpoint = exists().where(and_(checkpoints.c.request_id == requests.c.id,
+                                              checkpoints.c.status.notin_(("closed", "missed"))))
+        any_checkpoint = exists().where(checkpoints.c.request_id == requests.c.id)
+        with read_transaction(self.engine) as conn:
+            return list(conn.execute(select(requests.c.id).where(
+                requests.c.state == "delivered", requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
+                .order_by(requests.c.id).limit(limit)).scalars())
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None) -> list[tuple[int, str]]:
