@@ -291,7 +291,11 @@ def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     demo.run_pass("advance: measure the requests whose checkpoints are all closed")
     demo.acknowledge()
     demo.run_pass("send the results reports")
+    return _ending(demo, home, settings, console)
 
+
+def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
+    """The board, one timeline, the e-mails and the audit check; the exit code."""
     from flows.render import timeline
 
     service = demo.service
