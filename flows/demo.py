@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from flows.demo_data import ACKS, DELIVERY_END, DIAGNOSES, INTAKES, OPS, OPS_LEAD, PLANS, RESULTS, START, person
+from states.lifecycle import State
+from states.request import CheckpointStatus
 
 DEFAULT_HOME = Path(".ldflow-demo")
 PREFECT_DIR = ".prefect"  # kept across fresh runs: Prefect's own database takes a while to create
@@ -159,7 +161,7 @@ class Demo:
                 if (name, f"{c.item_id}:{c.offset}") in later:
                     continue
                 sample = RESULTS.get((name, f"{c.item_id}:{c.offset}"))
-                if c.status.value == "sent" and sample is not None and request.plan is not None \
+                if c.status == CheckpointStatus.SENT and sample is not None and request.plan is not None \
                         and request.id is not None:
                     owner = next(i.owner.email for i in request.plan.items if i.id == c.item_id)
                     self.service.record(request.id, c.key, {"value": sample[0], "note": sample[1]}, owner)
@@ -199,7 +201,7 @@ class Demo:
         for name in ("sales", "expenses", "complaints"):
             request = self.service.show(self.ids[name])
             for c in request.checkpoints:
-                if c.status.value == "needs_review" and request.id is not None:
+                if c.status == CheckpointStatus.NEEDS_REVIEW and request.id is not None:
                     self.service.record(request.id, c.key, {
                         "missed_reason": "flagged: the clock passed it by more than the 14-day lateness policy; "
                                          "the 90-day figure covers it"}, OPS)
@@ -208,7 +210,7 @@ class Demo:
     def acknowledge(self) -> None:
         for name, ack in ACKS.items():
             request = self.service.show(self.ids[name])
-            if request.state.value == "measured" and request.id is not None:
+            if request.state == State.MEASURED and request.id is not None:
                 self.service.acknowledge(request.id, ack, OPS)
         self.say("acknowledged the measured requests: the results reports are queued for the stakeholders")
 

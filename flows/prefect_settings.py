@@ -46,3 +46,9 @@ def startup_timeout() -> float:
     """Seconds to wait for a Prefect server to answer (the same setting as the temporary server's)."""
     return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
                                 DEFAULTS["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+
+
+def use_api(url: str) -> None:
+    """Point this process's Prefect at the server at ``url`` (before Prefect is imported: it reads the
+    URL once)."""
+    os.environ["PREFECT_API_URL"] = url

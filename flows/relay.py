@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine
 
@@ -42,11 +42,12 @@ class CalendarPublisher(Protocol):
         ...
 
 
+#: What became of a row in one relay run.
+Outcome = Literal["sent", "retry", "failed", "unknown"]
+
 #: Called inside the transaction that records a row's outcome, e.g. to append
-#: "email sent" / "email bounced" to the request's history:
-#: ``hook(tx, row, outcome, detail)`` with outcome one of
-#: ``sent``, ``retry``, ``failed``, ``unknown``.
-OutcomeHook = Callable[[Transaction, OutboxRow, str, str], None]
+#: "email sent" / "email bounced" to the request's history: ``hook(tx, row, outcome, detail)``.
+OutcomeHook = Callable[[Transaction, OutboxRow, Outcome, str], None]
 
 #: How a row's outcome is written: one of the outbox port's ``mark_*`` calls.
 Mark = Callable[[OutboxLog], bool]
@@ -128,7 +129,7 @@ class _Row:
         self.run, self.row = run, row
         self.done = set(row.recipients_done)
 
-    def finish(self, outcome: str, detail: str, mark: Mark) -> None:
+    def finish(self, outcome: Outcome, detail: str, mark: Mark) -> None:
         """Record the outcome (and the hook's history) in one transaction, unless the lease was lost."""
         run, row, summary = self.run, self.row, self.run.summary
         with run.uow.transaction() as tx:

@@ -30,7 +30,7 @@ from connectors.db.inbound import InboundSource, ingest
 from connectors.email.render import render
 from connectors.ports import OutboxRow, Transaction
 from flows.intake import InboundHandler
-from flows.relay import relay_outbox
+from flows.relay import Outcome, OutcomeHook, relay_outbox
 from states import events as ev
 from states.errors import Conflict, TransitionRefused
 from states.events import DomainEvent
@@ -183,11 +183,11 @@ class _CalendarForRun:
         return self.publisher.publish(item)
 
 
-def _history_hook(app: App) -> Any:
+def _history_hook(app: App) -> OutcomeHook:
     """Record "email sent" / "email bounced" in the request's history, in the relay's transaction."""
     kinds = {"sent": ev.EMAIL_SENT, "failed": ev.EMAIL_BOUNCED}
 
-    def hook(tx: Transaction, row: OutboxRow, outcome: str, detail: str) -> None:
+    def hook(tx: Transaction, row: OutboxRow, outcome: Outcome, detail: str) -> None:
         kind = kinds.get(outcome)
         if kind is None:
             return

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from connectors.db import audit
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
+from connectors.ports import OutboxStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
 from states.request import Checkpoint, TrainingRequest
@@ -220,7 +221,7 @@ class SqlStore:
         if notes:
             values = [{"key": n.key, "request_id": request.id, "template": n.template,
                        "notification": notification_json(n),
-                       "created_at": at, "status": "pending", "attempts": 0} for n in notes]
+                       "created_at": at, "status": OutboxStatus.PENDING, "attempts": 0} for n in notes]
             self._insert_ignore(conn, outbox, values, ["key"])
 
     def record_events(self, conn: Connection, request_id: int, events: Sequence[DomainEvent], actor: str,

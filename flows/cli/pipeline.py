@@ -143,7 +143,7 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
     import time
     import urllib.request
 
-    from flows.prefect_settings import startup_timeout
+    from flows.prefect_settings import startup_timeout, use_api
     from flows.settings import ConfigurationError
 
     port = _free_port()
@@ -161,7 +161,7 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
                 if answer.status == 200:
-                    os.environ["PREFECT_API_URL"] = url  # before Prefect is imported: it reads the URL once
+                    use_api(url)
                     err.print(f"Prefect UI: http://127.0.0.1:{port}")
                     return proc
         except OSError:
