@@ -21,6 +21,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -66,17 +67,17 @@ def _summary(step: str, *names: str) -> StepSummary:
 # --- intake --------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _opened(source: InboundSource) -> Any:
-    """The source, connected for the run when it keeps a connection (IMAP)."""
-    opened = hasattr(source, "__enter__")
+def _opened(source: InboundSource) -> Iterator[InboundSource]:
+    """The source, connected for the run when it keeps a connection (IMAP); closing it never fails the step."""
+    if not isinstance(source, contextlib.AbstractContextManager):
+        yield source
+        return
     try:
-        if opened:
-            source.__enter__()  # type: ignore[attr-defined]
+        source.__enter__()
         yield source
     finally:
-        if opened:
-            with contextlib.suppress(Exception):
-                source.__exit__(None, None, None)  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            source.__exit__(None, None, None)
 
 
 def take_in(app: App, batch: int = 200) -> StepSummary:
@@ -229,9 +230,3 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
         if result.claimed < batch:
             break
     return summary
-
-
-def pass_direct(app: App) -> dict[str, Any]:
-    """One pass of the steps in the order the ``pipeline`` flow runs them, without Prefect (tests, benchmarks)."""
-    steps = [take_in(app), fire_followups(app), advance_requests(app), send_outbox(app)]
-    return {"steps": [s.as_dict() for s in steps], "errors_total": sum(len(s.errors) for s in steps)}
