@@ -20,10 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: ruff and mypy on the domain and the connectors
+## lint: ruff on everything, mypy on the domain, the connectors and the application
 lint: $(STAMP)
 	$(VENV)/bin/ruff check states connectors flows tests bench
-	$(VENV)/bin/mypy states connectors
+	$(VENV)/bin/mypy states connectors flows
 
 ## bench: the benchmarks in bench/ (not part of the tests)
 bench: $(STAMP)

@@ -20,7 +20,6 @@ apart (it is paid once per process, not per pass). The last line is JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,9 +34,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from bench._common import SPONSOR, diagnosis, emit_json, environment, intake, scratch_dir  # noqa: E402
-
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 OPS = "ops@example.org"
 DELIVERY_END = date(2026, 4, 24)
@@ -101,8 +97,8 @@ def direct_pass(rt: Any, batch: int = 500) -> None:
     from functools import partial
 
     from connectors.email.render import render
-    from flows.pipeline import ACTOR, _measurable, _sender, relay_owner
     from flows.relay import relay_outbox
+    from flows.steps import ACTOR, relay_owner
 
     s, st = rt.service, rt.settings
     while s.send_due_checkpoints(ACTOR, timedelta(days=st.lateness_days), limit=batch)["checked"] == batch:
@@ -110,15 +106,15 @@ def direct_pass(rt: Any, batch: int = 500) -> None:
     while s.send_reminders(ACTOR, timedelta(days=st.reminder_after_days), st.max_reminders, limit=batch) == batch:
         pass
     last = 0
-    while ids := _measurable(rt.engine, last, batch):
+    while ids := rt.store.measurable_requests(last, batch):
         for rid in ids:
             s.measure(rid, ACTOR)
         last = ids[-1]
-    sender, owner = _sender(st), relay_owner()
+    owner = relay_owner()
     while True:
         now = rt.now()
         fn = partial(render, mail_from=st.mail_from, domain="localhost", now=now)
-        if relay_outbox(rt.engine, sender, fn, now, owner, batch=100).claimed < 100:
+        if relay_outbox(rt.uow, rt.sender, fn, now, owner, batch=100).claimed < 100:
             break
 
 
@@ -190,23 +186,17 @@ def main() -> None:
         print(text, flush=True)
 
     with scratch_dir("pipeline-") as root:
-        os.environ["PREFECT_HOME"] = str(root / "prefect")
-        os.environ.pop("PREFECT_API_URL", None)
-        from flows import pipeline
-        from flows.clock import FileClock
+        from flows import prefect_settings
+
+        prefect_settings.apply_isolated(root / "prefect", logging_level="ERROR")
+        from flows import bootstrap, pipeline
 
         # (a) direct
-        home_a = root / "direct"
-        rt_a = pipeline.runtime(_settings(home_a, args.synchronous))
-        rt_a.clock = rt_a.service.clock = FileClock(home_a / "clock.json")
+        rt_a = bootstrap.build(_settings(root / "direct", args.synchronous))
 
-        # (b) pipeline flow runs; the flows read their settings from the environment
-        home_b = root / "flows"
-        settings_b = _settings(home_b, args.synchronous)
-        os.environ.update({"LDFLOW_HOME": str(home_b), "LDFLOW_DATABASE_URL": settings_b.url,
-                           "LDFLOW_SIMULATED_CLOCK": str(home_b / "clock.json"),
-                           "LDFLOW_SQLITE_SYNCHRONOUS": args.synchronous})
-        rt_b = pipeline.runtime()
+        # (b) pipeline flow runs: their tasks run on the app installed for this process
+        rt_b = bootstrap.build(_settings(root / "flows", args.synchronous))
+        bootstrap.install(rt_b)
         log("(b) starting Prefect (ephemeral server)…")
         t = time.perf_counter()
         pipeline.pipeline()  # nothing to do yet: pays the one-off server start
@@ -229,7 +219,8 @@ def main() -> None:
             assert counts == {"acknowledged": n}, counts
         files_a, files_b = check_outbox(rt_a, n), check_outbox(rt_b, n)
         assert files_a == files_b
-        pipeline.reset_runtimes()
+        rt_a.close()
+        bootstrap.reset()
 
     ratio = total_b / total_a
     work_ratio = spent_b["pipeline"] / spent_a["pipeline"]

@@ -47,6 +47,8 @@ PLAN = {"items": [{"id": "m1", "framework": "kirkpatrick", "level": 4, "metric":
 
 CHILD = """
 import json, os, resource, sys, time
+from flows import prefect_settings
+prefect_settings.apply(logging_level="ERROR")
 from flows import pipeline
 t = time.perf_counter()
 summaries = []
@@ -58,17 +60,22 @@ print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 """
 
 
-def seed(url: str, n: int, clock: Any) -> None:
+def _app(home: Path, url: str, clock: Any) -> Any:
+    from flows import bootstrap
+    from flows.settings import Settings
+
+    return bootstrap.build(Settings(home=home, database_url=url, sqlite_synchronous="NORMAL"), clock=clock)
+
+
+def seed(home: Path, url: str, n: int, clock: Any) -> None:
     """N delivered requests: one through the service, the rest copies of its rows."""
     from sqlalchemy import insert, select
 
-    from connectors.db.engine import make_engine, write_transaction
-    from connectors.db.store import SqlStore
+    from connectors.db.engine import write_transaction
     from connectors.db.tables import checkpoints, requests
-    from flows.service import Service
 
-    engine = make_engine(url, synchronous="NORMAL")
-    service = Service(SqlStore(engine), clock)
+    app = _app(home, url, clock)
+    engine, service = app.engine, app.service
     r = service.submit(intake(0), "ops@example.org")
     service.diagnose(r.id, diagnosis(), "ops@example.org")
     service.draft_plan(r.id, PLAN, "ops@example.org")
@@ -90,22 +97,16 @@ def seed(url: str, n: int, clock: Any) -> None:
                                              "document": row["document"].replace(key_in_doc, f'"key":"{i}:')}
                                             for i in ids])
             conn.execute(insert(checkpoints), [{**timer, "key": f"{i}:m1:P1D", "request_id": i} for i in ids])
-    engine.dispose()
+    app.close()
 
 
-def record_all(url: str, clock: Any) -> int:
-    from connectors.db.engine import make_engine
-    from connectors.db.store import SqlStore
-    from flows.service import Service
-
-    engine = make_engine(url, synchronous="NORMAL")
-    store = SqlStore(engine)
-    service = Service(store, clock)
+def record_all(home: Path, url: str, clock: Any) -> int:
+    app = _app(home, url, clock)
     done = 0
-    for request in store.iter_requests():
-        service.record(request.id, "m1:P1D", {"value": 51000}, "olga.owner@example.org")
+    for request in app.store.iter_requests():
+        app.service.record(request.id, "m1:P1D", {"value": 51000}, "olga.owner@example.org")
         done += 1
-    engine.dispose()
+    app.close()
     return done
 
 
@@ -131,11 +132,7 @@ def main() -> None:
         clock = FileClock(home / "clock.json")
         clock.set(START)
         t = time.perf_counter()
-        from connectors.db import schema
-        from connectors.db.engine import make_engine
-
-        schema.ensure_schema(make_engine(url))
-        seed(url, args.n, clock)
+        seed(home, url, args.n, clock)
         print(f"seeded {args.n} delivered requests in {time.perf_counter() - t:.0f} s", flush=True)
         env = {**os.environ, "LDFLOW_HOME": str(home), "LDFLOW_DATABASE_URL": url,
                "LDFLOW_SIMULATED_CLOCK": str(home / "clock.json"), "LDFLOW_SQLITE_SYNCHRONOUS": "NORMAL",
@@ -146,7 +143,7 @@ def main() -> None:
         fire = child(env, passes=2)
         print(f"fire + send: {fire['seconds']:.0f} s, peak RSS {fire['maxrss_kb'] / 1024:.0f} MB, "
               f"{fire['passes']}", flush=True)
-        recorded = record_all(url, clock)
+        recorded = record_all(home, url, clock)
         measure = child(env, passes=1)
         print(f"measure: {measure['seconds']:.0f} s, peak RSS {measure['maxrss_kb'] / 1024:.0f} MB, "
               f"{measure['passes']}", flush=True)

@@ -27,165 +27,23 @@ mode with its home inside the demo directory.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flows.demo_data import ACKS, DELIVERY_END, DIAGNOSES, INTAKES, OPS, OPS_LEAD, PLANS, RESULTS, START, person
+from states.lifecycle import State
+from states.request import CheckpointStatus
+
 DEFAULT_HOME = Path(".ldflow-demo")
 PREFECT_DIR = ".prefect"  # kept across fresh runs: Prefect's own database takes a while to create
-OPS = "priya.ops@northwind.example"  # the L&D partner doing the human steps
-DELIVERY_END = date(2026, 3, 13)
-START = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
 
-def _person(name: str, email: str, role: str = "") -> dict[str, str]:
-    return {"name": name, "email": email, "role": role}
-
-
-def _checks(**answers: str) -> dict[str, Any]:
-    defaults = {"expectations_clear": "yes", "tools_adequate": "yes", "process_adequate": "yes",
-                "consequences_aligned": "yes", "simpler_way": "no", "could_do_if_life_depended": "yes",
-                "used_to_do_it": "yes", "used_often": "yes", "job_aid_possible": "no"}
-    defaults.update(answers)
-    return {k: {"answer": v, "evidence": ""} for k, v in defaults.items()}
-
-
-SALES_LEAD = _person("Marco Ruiz", "marco.ruiz@northwind.example", "Sales director, EMEA")
-CFO = _person("Dana Whitfield", "dana.whitfield@northwind.example", "CFO")
-OPS_LEAD = _person("Aisha Karim", "aisha.karim@northwind.example", "Head of customer operations")
-WAREHOUSE = _person("Tom Becker", "tom.becker@northwind.example", "Warehouse manager")
-
-INTAKES: dict[str, dict[str, Any]] = {
-    "sales": {
-        "title": "Training for the sales meeting",
-        "requester": SALES_LEAD, "sponsor": _person("Elena Novak", "elena.novak@northwind.example", "VP Sales"),
-        "stakeholders": [_person("Priya Shah", OPS, "L&D partner")],
-        "requested_solution": "A half-day training at the sales kick-off on handling price objections.",
-        "business_goal": {"metric": "win rate on qualified deals", "unit": "%", "current_value": 18,
-                          "target_value": 24, "target_date": "2026-09-30", "data_source": "CRM win/loss report"},
-        "audience": {"description": "field account executives, EMEA", "size": 36},
-        "why_now": "Deals are being lost on price since the competitor's discount campaign.",
-    },
-    "expenses": {
-        "title": "15-minute e-learning on the new expense tool",
-        "requester": _person("Jonas Berg", "jonas.berg@northwind.example", "Finance operations"),
-        "sponsor": CFO,
-        "requested_solution": "A 15-minute e-learning module everyone must complete before month end.",
-        "business_goal": {"metric": "expense reports returned for correction", "unit": "%",
-                          "current_value": 22, "target_value": 8, "target_date": "2026-06-30",
-                          "data_source": "expense tool audit log"},
-        "audience": {"description": "all staff who travel", "size": 420},
-    },
-    "complaints": {
-        "title": "Complaints spike after the returns change",
-        "requester": OPS_LEAD, "sponsor": OPS_LEAD,
-        "requested_solution": "Customer-empathy training for the support team.",
-        "business_goal": {"metric": "complaints per 1,000 orders", "unit": "per 1,000 orders",
-                          "current_value": 9.5, "target_value": 4, "target_date": "2026-07-31",
-                          "data_source": "support ticket dashboard"},
-        "audience": {"description": "tier-1 support agents", "size": 55},
-        "why_now": "Complaints doubled since the new returns process went live.",
-    },
-    "motivation": {
-        "title": "Motivation workshop for the warehouse team",
-        "requester": WAREHOUSE, "sponsor": WAREHOUSE,
-        "requested_solution": "An outdoor team-building and motivation day.",
-    },
-}
-
-DIAGNOSES: dict[str, dict[str, Any]] = {
-    "sales": {
-        "observable_actions": ["ask three discovery questions before discussing price",
-                               "restate the customer's objection before answering it"],
-        "cause_checks": _checks(could_do_if_life_depended="no", used_to_do_it="yes", used_often="no"),
-        "summary": "Reps learned objection handling two years ago but rarely practise it: a practice gap.",
-    },
-    "expenses": {
-        "observable_actions": ["submit an expense report with the right cost centre and receipt attached"],
-        "cause_checks": _checks(job_aid_possible="yes", used_to_do_it="no", used_often="no"),
-        "summary": "A monthly task with five fiddly steps: the knowledge belongs in a one-page job aid.",
-    },
-    "complaints": {
-        "observable_actions": ["issue a return label during the first call"],
-        "cause_checks": _checks(process_adequate="no"),
-        "summary": "Agents can't issue return labels any more: the new process routes them to a 5-day queue.",
-    },
-}
-
-
-def _item(item_id: str, metric: str, unit: str, target: float, checkpoints: list[str], *, level: int,
-          baseline: float | None = None, instrument: str = "system_report", respondent: str = "manager",
-          owner: dict[str, str] = SALES_LEAD, value_per_unit: float | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "id": item_id, "framework": "kirkpatrick", "level": level, "metric": metric, "unit": unit,
-        "target": {"value": target, "date": "2026-09-30"}, "instrument": instrument, "respondent": respondent,
-        "checkpoints": checkpoints, "owner": owner,
-    }
-    if baseline is not None:
-        item["baseline"] = {"value": baseline, "date": "2026-01-31", "source": "Q4 figures"}
-    if value_per_unit is not None:
-        item["value_per_unit"] = value_per_unit
-    return item
-
-
-PLANS: dict[str, dict[str, Any]] = {
-    "sales": {"items": [
-        _item("relevance", "relevance of the practice sessions", "1-5", 4.2, ["P1D"], level=1,
-              instrument="survey", respondent="learner"),
-        _item("discovery", "discovery questions per recorded call", "questions", 3, ["P30D", "P90D"], level=3,
-              baseline=1.2, instrument="observation"),
-        _item("win-rate", "win rate on qualified deals", "%", 24, ["P90D"], level=4, baseline=18,
-              value_per_unit=12000),
-    ], "costs": {"program_cost": 30000, "currency": "EUR"}},
-    "expenses": {"items": [
-        _item("returned", "expense reports returned for correction", "%", 8, ["P30D", "P60D"], level=4,
-              baseline=22, respondent="stakeholder", owner=CFO),
-    ]},
-    "complaints": {"items": [
-        _item("complaints", "complaints per 1,000 orders", "per 1,000 orders", 4, ["P45D", "P90D"], level=4,
-              baseline=9.5, owner=OPS_LEAD),
-    ]},
-}
-
-# (request, checkpoint "<item>:<offset>") -> (value, note) recorded when it comes due.
-RESULTS: dict[tuple[str, str], tuple[float, str]] = {
-    ("sales", "discovery:P30D"): (2.4, "call recordings, 40 calls sampled"),
-    ("sales", "discovery:P90D"): (3.1, "call recordings, 40 calls sampled"),
-    ("sales", "win-rate:P90D"): (21.5, "CRM win/loss report, Q2"),
-    ("expenses", "returned:P30D"): (12.0, "audit log, April"),
-    ("expenses", "returned:P60D"): (7.0, "audit log, May"),
-    ("complaints", "complaints:P90D"): (4.8, "ticket dashboard, June"),
-}
-
-ACKS: dict[str, dict[str, Any]] = {
-    "sales": {
-        "recap": ["discovery questions per call rose from 1.2 to 3.1",
-                  "win rate rose from 18% to 21.5%: most of the way to 24%"],
-        "action_plan": [{"step": "monthly objection-handling practice in team meetings", "owner": "Marco Ruiz",
-                         "due": "2026-10-31"},
-                        {"step": "add the discovery checklist to the CRM opportunity page", "owner": "Priya Shah"}],
-        "contributions": [{"stakeholder": "Elena Novak", "contribution": "protected an hour a week for practice"},
-                          {"stakeholder": "Marco Ruiz", "contribution": "coached every rep on a recorded call"}],
-        "message": "Thank you for making practice part of the week.",
-    },
-    "expenses": {
-        "recap": ["returned reports fell from 22% to 7% with a one-page job aid instead of an e-learning"],
-        "action_plan": [{"step": "link the job aid from the expense tool's submit page", "owner": "Jonas Berg"}],
-        "contributions": [{"stakeholder": "Dana Whitfield", "contribution": "agreed to try a job aid first"}],
-    },
-    "complaints": {
-        "recap": ["complaints fell from 9.5 to 4.8 per 1,000 orders once agents could issue labels again"],
-        "action_plan": [{"step": "review the returns queue SLA monthly", "owner": "Aisha Karim"}],
-        "contributions": [{"stakeholder": "Aisha Karim", "contribution": "changed the process within a week"}],
-    },
-}
-
-
-def _prepare(home: Path, fresh: bool) -> None:
-    """A fresh data directory (keeping Prefect's own home), and the environment pointing into it."""
+def _prepare(home: Path, fresh: bool) -> Any:
+    """A fresh data directory (keeping Prefect's own home) and the demo's settings: SQLite, the
+    local mail folders and a simulated clock in it, never a real mail, calendar or Prefect server."""
     if fresh and home.exists():
         for child in home.iterdir():
             if child.name == PREFECT_DIR:
@@ -195,28 +53,27 @@ def _prepare(home: Path, fresh: bool) -> None:
             else:
                 child.unlink()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["LDFLOW_HOME"] = str(home)
-    os.environ["LDFLOW_DATABASE_URL"] = f"sqlite:///{(home / 'ldflow.db').resolve()}"
-    os.environ["LDFLOW_SIMULATED_CLOCK"] = str(home / "clock.json")
-    for name in ("LDFLOW_SMTP_HOST", "LDFLOW_IMAP_HOST", "PREFECT_API_URL", "PREFECT_PROFILE"):
-        os.environ.pop(name, None)  # the demo never touches a real mail server or Prefect server
-    os.environ["PREFECT_HOME"] = str(home / PREFECT_DIR)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")  # the demo prints what each run did
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows import prefect_settings
+
+    prefect_settings.apply_isolated(home / PREFECT_DIR)  # the demo prints what each run did
+    from flows.settings import Settings
+
+    return Settings(home=home, database_url=f"sqlite:///{(home / 'ldflow.db').resolve()}",
+                    simulated_clock=home / "clock.json", smtp_host=None, imap_host=None, caldav_url=None)
 
 
 class Demo:
-    def __init__(self, home: Path, console: Any) -> None:
-        from flows import pipeline
+    def __init__(self, settings: Any, console: Any) -> None:
+        from flows import bootstrap, pipeline
         from flows.clock import FileClock
 
         self.console = console
         self.pipeline = pipeline
-        pipeline.reset_runtimes()
-        self.rt = pipeline.runtime()
-        self.service = self.rt.service
-        self.clock = FileClock(home / "clock.json")
+        self.clock = FileClock(settings.simulated_clock)
+        bootstrap.reset()
+        self.app = bootstrap.build(settings, clock=self.clock)
+        bootstrap.install(self.app)  # the flows' tasks run on the demo's app
+        self.service = self.app.service
         self.ids: dict[str, int] = {}
         self.started = time.monotonic()
 
@@ -280,7 +137,7 @@ class Demo:
             "duration": "4 weeks"}, OPS)
         s.redirect(self.ids["expenses"], {
             "kind": "job_aid", "rationale": "A monthly five-step task: a one-page job aid beats a course.",
-            "owner": _person("Jonas Berg", "jonas.berg@northwind.example")}, OPS)
+            "owner": person("Jonas Berg", "jonas.berg@northwind.example")}, OPS)
         s.redirect(self.ids["complaints"], {
             "kind": "process_change", "rationale": "Agents lost the right to issue return labels; restore it.",
             "owner": OPS_LEAD}, OPS)
@@ -304,7 +161,7 @@ class Demo:
                 if (name, f"{c.item_id}:{c.offset}") in later:
                     continue
                 sample = RESULTS.get((name, f"{c.item_id}:{c.offset}"))
-                if c.status.value == "sent" and sample is not None and request.plan is not None \
+                if c.status == CheckpointStatus.SENT and sample is not None and request.plan is not None \
                         and request.id is not None:
                     owner = next(i.owner.email for i in request.plan.items if i.id == c.item_id)
                     self.service.record(request.id, c.key, {"value": sample[0], "note": sample[1]}, owner)
@@ -344,7 +201,7 @@ class Demo:
         for name in ("sales", "expenses", "complaints"):
             request = self.service.show(self.ids[name])
             for c in request.checkpoints:
-                if c.status.value == "needs_review" and request.id is not None:
+                if c.status == CheckpointStatus.NEEDS_REVIEW and request.id is not None:
                     self.service.record(request.id, c.key, {
                         "missed_reason": "flagged: the clock passed it by more than the 14-day lateness policy; "
                                          "the 90-day figure covers it"}, OPS)
@@ -353,7 +210,7 @@ class Demo:
     def acknowledge(self) -> None:
         for name, ack in ACKS.items():
             request = self.service.show(self.ids[name])
-            if request.state.value == "measured" and request.id is not None:
+            if request.state == State.MEASURED and request.id is not None:
                 self.service.acknowledge(request.id, ack, OPS)
         self.say("acknowledged the measured requests: the results reports are queued for the stakeholders")
 
@@ -383,18 +240,26 @@ def board(service: Any) -> Any:
 def main(home: Path | None = None, fresh: bool = True) -> int:
     """Run the demo; returns the exit code (0 when every request ended where expected and the audit verifies)."""
     home = (home or DEFAULT_HOME).resolve()
-    _prepare(home, fresh)
+    settings = _prepare(home, fresh)
     from rich.console import Console
 
     console = Console(highlight=False)
     console.print(f"[bold]ldflow demo[/] in {home} (SQLite, mail written to {home / 'outbox'}, simulated clock)")
     console.print("[dim]Prefect runs without a server (ephemeral mode); its first start takes ~15 s…[/]")
-    demo = Demo(home, console)
-    settings = demo.rt.settings
+    demo = Demo(settings, console)
+    try:
+        return _run(demo, home, settings, console)
+    finally:
+        from flows import bootstrap
+
+        bootstrap.reset()
+
+
+def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
+    """The demo's story, on ``demo``'s app; returns the exit code."""
     if demo.service.store.counts_by_state():
         console.print(f"[yellow]{home} already holds requests from an earlier run: run the demo with --fresh "
                       "(the default) to start again.[/]")
-        demo.pipeline.reset_runtimes()
         return 1
     demo.clock.set(START)
 
@@ -427,7 +292,11 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
     demo.run_pass("advance: measure the requests whose checkpoints are all closed")
     demo.acknowledge()
     demo.run_pass("send the results reports")
+    return _ending(demo, home, settings, console)
 
+
+def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
+    """The board, one timeline, the e-mails and the audit check; the exit code."""
     from flows.views import timeline
 
     service = demo.service
@@ -452,5 +321,4 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
         console.print(f"[red]expected {expected}, got {counts}[/]")
     console.print(f"[dim]done in {time.monotonic() - demo.started:.0f} s. Try: LDFLOW_HOME={home} "
                   f"ldflow report {demo.ids['sales']}[/]")
-    demo.pipeline.reset_runtimes()
     return 0 if ok else (6 if not report.ok else 1)

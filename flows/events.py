@@ -95,23 +95,29 @@ def _prefect_emit(event: dict[str, Any]) -> None:
     emit_event(**event)
 
 
-_emitter: Callable[[dict[str, Any]], None] = _prefect_emit
+#: How one event leaves the process: ``emit_event(**event)``.
+Emitter = Callable[[dict[str, Any]], None]
+
+_emitter: Emitter = _prefect_emit
 
 
-def set_emitter(emitter: Callable[[dict[str, Any]], None] | None) -> Callable[[dict[str, Any]], None]:
-    """Replace how events leave the process (tests capture them); None restores Prefect's. Returns the old one."""
+def set_emitter(emitter: Emitter | None) -> Emitter:
+    """Replace the process's default emitter (tests capture events); None restores Prefect's. Returns the
+    old one. An :class:`EventingStore` built with its own emitter (``bootstrap.build(emitter=…)``) uses that."""
     global _emitter
     old, _emitter = _emitter, emitter or _prefect_emit
     return old
 
 
-def emit(events: list[dict[str, Any]]) -> int:
-    """Emit ``events`` to the configured Prefect API; returns how many were handed over."""
+def emit(events: list[dict[str, Any]], emitter: Emitter | None = None) -> int:
+    """Emit ``events`` to the configured Prefect API (through ``emitter``, default the process's);
+    returns how many were handed over."""
     if not events or not api_configured():
         return 0
+    send = emitter or _emitter
     try:
         for e in events:
-            _emitter(e)
+            send(e)
         return len(events)
     except Exception as exc:  # observability must never break the pipeline
         log.warning("could not emit %d Prefect event(s): %s", len(events), exc)
@@ -124,8 +130,9 @@ class EventingStore:
     Everything else is delegated, so it can stand wherever a ``RequestStore`` is expected.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, emitter: Emitter | None = None) -> None:
         self._store = store
+        self._emitter = emitter
         self._buffer: list[str] | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -168,8 +175,18 @@ class EventingStore:
                 self._buffer.extend(keys)
             else:
                 out.append(outbox_event(keys))
-        emit(out)
+        emit(out, self._emitter)
         return saved
+
+    def announce_outbox(self, keys: list[str]) -> None:
+        """``ldflow.outbox.enqueued`` for rows committed outside this wrapper (in a unit-of-work
+        transaction, e.g. the acknowledgements of mailed-in requests)."""
+        if not keys:
+            return
+        if self._buffer is not None:
+            self._buffer.extend(keys)
+        else:
+            emit([outbox_event(keys)], self._emitter)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -181,9 +198,9 @@ class EventingStore:
         finally:
             keys, self._buffer = self._buffer, outer
             if outer is None and keys:
-                emit([outbox_event(keys)])
+                emit([outbox_event(keys)], self._emitter)
 
 
-def instrument(store: Any) -> Any:
+def instrument(store: Any, emitter: Emitter | None = None) -> Any:
     """``store`` wrapped in an :class:`EventingStore` (cheap when no Prefect API is configured)."""
-    return store if isinstance(store, EventingStore) else EventingStore(store)
+    return store if isinstance(store, EventingStore) else EventingStore(store, emitter)

@@ -1,10 +1,11 @@
 """The outbox relay: claim due outbox rows, render, send, record the outcome.
 
-Plain Python (no Prefect): the ``dispatch`` flow wraps ``relay_outbox`` in a
-task. Running it twice, or in several processes at once, sends every message
-once: rows are claimed with a lease (see ``connectors.db.outbox``), the
-Message-ID derives from the outbox key, recipients already served are never
-sent to again, and a send whose outcome is unknown is parked, not repeated.
+Plain Python over the ports (no Prefect, no SQL): the ``dispatch`` step calls
+``relay_outbox`` with the application's unit of work. Running it twice, or in
+several processes at once, sends every message once: rows are claimed with a
+lease (see ``connectors.db.outbox``), the Message-ID derives from the outbox
+key, recipients already served are never sent to again, and a send whose
+outcome is unknown is parked, not repeated.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
-from connectors.db import outbox as ob
-from connectors.db.engine import write_transaction
+from connectors.db.outbox import backoff_for
 from connectors.email.smtp import (
     PermanentSendError,
     Refusal,
@@ -28,6 +28,7 @@ from connectors.email.smtp import (
     TemporarySendError,
     UnknownOutcomeError,
 )
+from connectors.ports import OutboxLog, OutboxRow, Transaction, UnitOfWork
 from states.notifications import CalendarItem, Notification
 
 __all__ = ["CalendarPublisher", "OutcomeHook", "RelaySummary", "relay_outbox"]
@@ -40,11 +41,16 @@ class CalendarPublisher(Protocol):
         """Create, update or cancel ``item`` idempotently."""
         ...
 
+
+#: What became of a row in one relay run.
+Outcome = Literal["sent", "retry", "failed", "unknown"]
+
 #: Called inside the transaction that records a row's outcome, e.g. to append
-#: "email sent" / "email bounced" to the request's history:
-#: ``hook(conn, row, outcome, detail)`` with outcome one of
-#: ``sent``, ``retry``, ``failed``, ``unknown``.
-OutcomeHook = Callable[[Connection, ob.OutboxRow, str, str], None]
+#: "email sent" / "email bounced" to the request's history: ``hook(tx, row, outcome, detail)``.
+OutcomeHook = Callable[[Transaction, OutboxRow, Outcome, str], None]
+
+#: How a row's outcome is written: one of the outbox port's ``mark_*`` calls.
+Mark = Callable[[OutboxLog], bool]
 
 
 @dataclass
@@ -66,7 +72,7 @@ def _refusals(kind: str, refusals: dict[str, Refusal]) -> list[str]:
 
 
 def relay_outbox(
-    engine: Engine,
+    target: UnitOfWork | Engine,
     sender: Sender,
     render_fn: Callable[[Notification], EmailMessage],
     now: datetime,
@@ -79,6 +85,7 @@ def relay_outbox(
 ) -> RelaySummary:
     """Send up to ``batch`` due outbox rows through ``sender``.
 
+    ``target`` is the unit of work (an Engine stands for the SQL one on it).
     ``render_fn`` turns a notification into the message (e.g.
     ``functools.partial(render, mail_from=..., domain=...)``). Temporary
     failures go back to ``pending`` with exponential backoff until
@@ -86,142 +93,152 @@ def relay_outbox(
     with the server's reply; unknown outcomes are ``unknown`` (see
     ``connectors.db.outbox`` for that policy).
     """
-    summary = RelaySummary()
+    if isinstance(target, Engine):
+        from connectors.db.unit_of_work import SqlUnitOfWork
+
+        target = SqlUnitOfWork(target)
+    run = _Run(target, sender, now, owner, max_attempts, on_outcome, calendar)
     started = time.monotonic()
-    rows = ob.claim_batch(engine, owner, now, lease, batch)
-    summary.claimed = len(rows)
+    rows = target.outbox.claim(owner, now, lease, batch)
+    run.summary.claimed = len(rows)
     for row in rows:
         # ``now`` is the run's clock; leases are renewed from it plus the time spent so far
         lease_until = now + timedelta(seconds=time.monotonic() - started) + lease
-        _relay_one(engine, sender, render_fn, now, owner, row, max_attempts, on_outcome, summary, lease_until,
-                   calendar)
-    return summary
+        _Row(run, row).relay(render_fn, lease_until)
+    return run.summary
 
 
-def _finish(
-    engine: Engine,
-    row: ob.OutboxRow,
-    outcome: str,
-    detail: str,
-    mark: Callable[[Connection], bool],
-    on_outcome: OutcomeHook | None,
-    summary: RelaySummary,
-) -> None:
-    with write_transaction(engine) as conn:
-        if not mark(conn):
-            summary.lost_lease += 1
-            summary.errors.append(f"{row.key}: lease lost before recording '{outcome}'")
-            return
-        if on_outcome is not None:
-            on_outcome(conn, row, outcome, detail)
-    if outcome == "sent":
-        summary.sent += 1
-    elif outcome == "retry":
-        summary.retried += 1
-    elif outcome == "failed":
-        summary.failed += 1
-    elif outcome == "unknown":
-        summary.unknown += 1
-    if outcome != "sent" and detail:
-        summary.errors.append(f"{row.key}: {detail}")
+@dataclass
+class _Run:
+    """What one relay run shares: where rows are recorded, how they are sent, what it did."""
+
+    uow: UnitOfWork
+    sender: Sender
+    now: datetime
+    owner: str
+    max_attempts: int
+    on_outcome: OutcomeHook | None
+    calendar: CalendarPublisher | None
+    summary: RelaySummary = field(default_factory=RelaySummary)
 
 
-def _relay_one(
-    engine: Engine,
-    sender: Sender,
-    render_fn: Callable[[Notification], EmailMessage],
-    now: datetime,
-    owner: str,
-    row: ob.OutboxRow,
-    max_attempts: int,
-    on_outcome: OutcomeHook | None,
-    summary: RelaySummary,
-    lease_until: datetime,
-    calendar: CalendarPublisher | None = None,
-) -> None:
-    done = set(row.recipients_done)
+class _Row:
+    """One claimed row through render, calendar, send and the recording of its outcome."""
 
-    def fail(reason: str, recipients: set[str] = done) -> None:
-        _finish(engine, row, "failed", reason,
-                lambda c: ob.mark_failed(c, row.id, owner, reason=reason, recipients_done=recipients),
-                on_outcome, summary)
+    def __init__(self, run: _Run, row: OutboxRow) -> None:
+        self.run, self.row = run, row
+        self.done = set(row.recipients_done)
 
-    def retry(reason: str, recipients: set[str] = done) -> None:
-        if row.attempts >= max_attempts:
-            fail(f"gave up after {row.attempts} attempts: {reason}", recipients)
-            return
-        backoff = ob.backoff_for(row.attempts)
-        _finish(engine, row, "retry", reason,
-                lambda c: ob.mark_retry(c, row.id, owner, now=now, backoff=backoff, error=reason,
-                                        recipients_done=recipients),
-                on_outcome, summary)
-
-    try:
-        message = render_fn(row.notification)
-    except Exception as exc:  # an unrenderable message will not render better later
-        fail(f"cannot render {row.template}: {type(exc).__name__}: {exc}")
-        return
-    message_id = str(message["Message-ID"])
-    open_recipients: list[str] = []
-    for recipient in row.notification.to:
-        if recipient.email.lower() not in done and recipient.email.lower() not in (
-            r.lower() for r in open_recipients
-        ):
-            open_recipients.append(recipient.email)
-    if not open_recipients:
-        _finish(engine, row, "sent", "",
-                lambda c: ob.mark_sent(c, row.id, owner, message_id=message_id, now=now, recipients_done=done),
-                on_outcome, summary)
-        return
-
-    if calendar is not None and row.notification.calendar is not None:
-        try:
-            calendar.publish(row.notification.calendar)
-        except Exception as exc:  # the calendar server is down or refuses: try again later
-            retry(f"calendar publishing failed: {type(exc).__name__}: {exc}")
-            return
-        summary.published += 1
-
-    if not sender.idempotent:
-        with write_transaction(engine) as conn:
-            if not ob.mark_transmitting(conn, row.id, owner, message_id, lease_until):
+    def finish(self, outcome: Outcome, detail: str, mark: Mark) -> None:
+        """Record the outcome (and the hook's history) in one transaction, unless the lease was lost."""
+        run, row, summary = self.run, self.row, self.run.summary
+        with run.uow.transaction() as tx:
+            if not mark(tx.outbox):
                 summary.lost_lease += 1
-                summary.errors.append(f"{row.key}: lease lost before sending; left to its new owner")
+                summary.errors.append(f"{row.key}: lease lost before recording '{outcome}'")
                 return
+            if run.on_outcome is not None:
+                run.on_outcome(tx, row, outcome, detail)
+        counter = {"sent": "sent", "retry": "retried", "failed": "failed", "unknown": "unknown"}[outcome]
+        setattr(summary, counter, getattr(summary, counter) + 1)
+        if outcome != "sent" and detail:
+            summary.errors.append(f"{row.key}: {detail}")
 
-    try:
-        result: SendResult = sender.send(message, open_recipients)
-    except UnknownOutcomeError as exc:
-        reason = str(exc)
-        _finish(engine, row, "unknown", reason,
-                lambda c: ob.mark_unknown(c, row.id, owner, reason=reason, recipients_done=done),
-                on_outcome, summary)
-        return
-    except TemporarySendError as exc:
-        retry(str(exc))
-        return
-    except PermanentSendError as exc:
-        fail(str(exc))
-        return
-    except Exception as exc:  # a bug or an unexpected library error: do not guess
-        reason = f"unexpected {type(exc).__name__} while sending: {exc}"
-        if sender.idempotent:
-            retry(reason)
+    def fail(self, reason: str, recipients: set[str] | None = None) -> None:
+        done = self.done if recipients is None else recipients
+        self.finish("failed", reason, lambda o: o.mark_failed(self.row.id, self.run.owner, reason=reason,
+                                                              recipients_done=done))
+
+    def retry(self, reason: str, recipients: set[str] | None = None) -> None:
+        run, row = self.run, self.row
+        if row.attempts >= run.max_attempts:
+            self.fail(f"gave up after {row.attempts} attempts: {reason}", recipients)
+            return
+        done = self.done if recipients is None else recipients
+        backoff = backoff_for(row.attempts)
+        self.finish("retry", reason, lambda o: o.mark_retry(row.id, run.owner, now=run.now, backoff=backoff,
+                                                            error=reason, recipients_done=done))
+
+    def unknown(self, reason: str) -> None:
+        self.finish("unknown", reason, lambda o: o.mark_unknown(self.row.id, self.run.owner, reason=reason,
+                                                                recipients_done=self.done))
+
+    def sent(self, message_id: str, done: set[str], note: str = "") -> None:
+        self.finish("sent", note, lambda o: o.mark_sent(self.row.id, self.run.owner, message_id=message_id,
+                                                        now=self.run.now, recipients_done=done,
+                                                        note=note or None))
+
+    def open_recipients(self) -> list[str]:
+        """The addressees not served yet, each once."""
+        found: list[str] = []
+        for recipient in self.row.notification.to:
+            email = recipient.email.lower()
+            if email not in self.done and email not in (r.lower() for r in found):
+                found.append(recipient.email)
+        return found
+
+    def relay(self, render_fn: Callable[[Notification], EmailMessage], lease_until: datetime) -> None:
+        run, row = self.run, self.row
+        try:
+            message = render_fn(row.notification)
+        except Exception as exc:  # an unrenderable message will not render better later
+            self.fail(f"cannot render {row.template}: {type(exc).__name__}: {exc}")
+            return
+        message_id = str(message["Message-ID"])
+        recipients = self.open_recipients()
+        if not recipients:
+            self.sent(message_id, self.done)
+            return
+        if not self.publish():
+            return
+        if not run.sender.idempotent and not run.uow.outbox.mark_transmitting(row.id, run.owner, message_id,
+                                                                              lease_until):
+            run.summary.lost_lease += 1
+            run.summary.errors.append(f"{row.key}: lease lost before sending; left to its new owner")
+            return
+        result = self.send(message, recipients)
+        if result is not None:
+            self.record(result, message_id)
+
+    def publish(self) -> bool:
+        """Publish the row's calendar item, if any; False when that failed (the row is retried)."""
+        calendar, item = self.run.calendar, self.row.notification.calendar
+        if calendar is None or item is None:
+            return True
+        try:
+            calendar.publish(item)
+        except Exception as exc:  # the calendar server is down or refuses: try again later
+            self.retry(f"calendar publishing failed: {type(exc).__name__}: {exc}")
+            return False
+        self.run.summary.published += 1
+        return True
+
+    def send(self, message: EmailMessage, recipients: list[str]) -> SendResult | None:
+        """The sender's result, or None when the failure was recorded already."""
+        try:
+            return self.run.sender.send(message, recipients)
+        except UnknownOutcomeError as exc:
+            self.unknown(str(exc))
+        except TemporarySendError as exc:
+            self.retry(str(exc))
+        except PermanentSendError as exc:
+            self.fail(str(exc))
+        except Exception as exc:  # a bug or an unexpected library error: do not guess
+            reason = f"unexpected {type(exc).__name__} while sending: {exc}"
+            if self.run.sender.idempotent:
+                self.retry(reason)
+            else:
+                self.unknown(reason)
+        return None
+
+    def record(self, result: SendResult, message_id: str) -> None:
+        """Sent, retried or failed, by what each recipient's server said."""
+        done_now = self.done | {r.lower() for r in result.done}
+        notes = _refusals("permanent", result.refused_permanent) + _refusals("temporary", result.refused_temporary)
+        note = "; ".join(notes)
+        if result.refused_temporary:
+            self.retry(note, done_now)
+        elif result.accepted or (self.done and len(done_now) > len(result.refused_permanent)):
+            self.sent(message_id, done_now, note)
         else:
-            _finish(engine, row, "unknown", reason,
-                    lambda c: ob.mark_unknown(c, row.id, owner, reason=reason, recipients_done=done),
-                    on_outcome, summary)
-        return
-
-    done_now = done | {r.lower() for r in result.done}
-    notes = _refusals("permanent", result.refused_permanent) + _refusals("temporary", result.refused_temporary)
-    note = "; ".join(notes)
-    if result.refused_temporary:
-        retry(note, done_now)
-    elif result.accepted or (done and len(done_now) > len(result.refused_permanent)):
-        _finish(engine, row, "sent", note,
-                lambda c: ob.mark_sent(c, row.id, owner, message_id=message_id, now=now,
-                                       recipients_done=done_now, note=note or None),
-                on_outcome, summary)
-    else:
-        fail(note or "no recipient accepted the message", done_now)
+            self.fail(note or "no recipient accepted the message", done_now)

@@ -8,9 +8,10 @@ when any step refuses.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows.clock import Clock, SystemClock
@@ -32,6 +33,18 @@ from states.models import (
 from states.request import TrainingRequest
 from states.validation import parse
 
+
+class _Writes(Protocol):
+    """What a command writes through: the store (a transaction per command) or an open
+    :class:`connectors.ports.Transaction` (see :meth:`Service.within`)."""
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest: ...
+    def get(self, request_id: int) -> TrainingRequest: ...
+
+
 Data = dict[str, Any]
 
 
@@ -42,6 +55,11 @@ def _actor(actor: str) -> str:
     return actor
 
 
+def valid_actor(actor: str) -> str:
+    """``actor`` trimmed; InvalidInput unless it names someone on one line."""
+    return _actor(actor)
+
+
 def _by_request(rows: list[tuple[int, str]]) -> dict[int, list[str]]:
     grouped: dict[int, list[str]] = {}
     for request_id, key in rows:
@@ -50,9 +68,24 @@ def _by_request(rows: list[tuple[int, str]]) -> dict[int, list[str]]:
 
 
 class Service:
+    """The request commands and queries every entry point calls (CLI, Prefect flows, web app)."""
+
     def __init__(self, store: RequestStore, clock: Clock | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
+        self._tx: _Writes | None = None
+
+    def within(self, tx: _Writes) -> Service:
+        """This service with its commands running in the open transaction ``tx`` (a
+        :class:`connectors.ports.Transaction`): they commit together with whatever else ``tx``
+        records, e.g. the inbound mail that caused them, or not at all."""
+        bound = copy.copy(self)
+        bound._tx = tx
+        return bound
+
+    @property
+    def _writes(self) -> _Writes:
+        return self._tx if self._tx is not None else self.store
 
     def _now(self) -> datetime:
         return self.clock.now().astimezone(UTC)
@@ -64,13 +97,20 @@ class Service:
         def mutate(request: TrainingRequest) -> None:
             apply(request, self._now())
 
-        return self.store.update(request_id, actor, mutate, expect_version)
+        return self._writes.update(request_id, actor, mutate, expect_version)
 
     # --- commands ----------------------------------------------------------------------------------
 
-    def submit(self, intake: Data | Intake, actor: str, source: str = "") -> TrainingRequest:
+    def submit(self, intake: Data | Intake, actor: str, source: str = "", *, note: str | None = None,
+               note_source: str = "") -> TrainingRequest:
+        """A new request (version 1); ``note`` (e.g. where a mailed-in request came from) goes into its
+        first history entry's version."""
         parsed = parse(Intake, intake, source)
-        return self.store.add(TrainingRequest.submit(parsed, self._now()), _actor(actor))
+        now = self._now()
+        request = TrainingRequest.submit(parsed, now)
+        if note is not None:
+            request.add_note(note, now, source=note_source)
+        return self._writes.add(request, _actor(actor))
 
     def diagnose(self, request_id: int, data: Data | Diagnosis, actor: str,
                  expect_version: int | None = None, source: str = "") -> TrainingRequest:
@@ -176,12 +216,12 @@ class Service:
         """Load, apply, commit; on ``Conflict`` reload and apply again (the pipeline's actions are
         decided by the request's current state, so a retry never repeats what the winner did)."""
         for _ in range(attempts):
-            request = self.store.get(request_id)
+            request = self._writes.get(request_id)
             done = apply(request)
             if not request.pending_events():
                 return
             try:
-                self.store.save(request, actor)
+                self._writes.save(request, actor)
             except Conflict:
                 counts["conflicts"] = counts.get("conflicts", 0) + 1
                 continue

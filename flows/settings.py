@@ -8,8 +8,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from states.errors import LdflowError
+
+
+class ConfigurationError(LdflowError):
+    """Settings or database problems (exit 1)."""
+
+    exit_code = 1
 
 
 def _default_actor() -> str:
@@ -74,7 +82,12 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """The settings from the environment (``LDFLOW_*``) and ``.env``; ConfigurationError naming each bad one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"LDFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise ConfigurationError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 
 def env_actor() -> str:

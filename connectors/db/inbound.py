@@ -1,18 +1,19 @@
 """Recording inbound mail and drop-folder files, once each, with what became of them.
 
-Designed to run inside the caller's write transaction, together with the
-domain change the message causes (a new request, an approved plan, a
-recorded survey result), so a message is either processed *and* recorded,
-or neither::
+The record is written in the same transaction as the domain change the
+message causes (a new request, an approved plan, a recorded survey result),
+so a message is either processed *and* recorded, or neither. ``ingest`` runs
+that loop over the ports (:class:`connectors.ports.UnitOfWork`), the same on
+SQL and on the in-memory fakes::
 
-    with write_transaction(engine) as conn:
-        row_id = claim(conn, key, received_at=now)
+    with uow.transaction() as tx:
+        row_id = tx.inbound.claim(item.ref, received_at=now)
         if row_id is None:
             ...                      # seen before: skip (and mark it \\Seen again)
         else:
-            request_id = ...         # the domain change, same transaction
-            set_outcome(conn, row_id, status="processed", request_id=request_id)
-    source.mark_seen([item])         # only after the commit
+            outcome = handle(tx, item)   # the domain change, same transaction
+            tx.inbound.set_outcome(row_id, status=outcome.status, request_id=outcome.request_id)
+    source.acknowledge(item, ...)    # only after the commit
 
 A message is "seen" if its (source, UIDVALIDITY, UID) or its (source,
 Message-ID) was recorded. The second key keeps a message from being
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,16 +37,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import inbound
 from connectors.email.inbound import InboundItem, InboundRef
-from connectors.ports import InboundSource
+from connectors.ports import InboundRecord, InboundSource, InboundStatus, Transaction, UnitOfWork
 
 __all__ = [
     "Handled",
+    "Handler",
     "IngestSummary",
     "InboundKey",
     "InboundSource",
     "Quarantine",
+    "SqlInbound",
     "ingest",
     "already_seen",
     "claim",
@@ -54,8 +59,8 @@ __all__ = [
     "set_outcome",
 ]
 
-PROCESSED = "processed"
-QUARANTINED = "quarantined"
+PROCESSED = InboundStatus.PROCESSED
+QUARANTINED = InboundStatus.QUARANTINED
 
 
 #: How one inbound message is identified: source plus IMAP coordinates and/or Message-ID.
@@ -84,7 +89,8 @@ def already_seen(conn: Connection, key: InboundKey) -> bool:
     return found is not None
 
 
-def claim(conn: Connection, key: InboundKey, *, received_at: datetime, status: str = PROCESSED) -> int | None:
+def claim(conn: Connection, key: InboundKey, *, received_at: datetime,
+          status: InboundStatus = PROCESSED) -> int | None:
     """Record the message if it is new; returns its row id, or None when it was seen before.
 
     The row starts as ``status`` (``processed`` by default); change it with
@@ -114,7 +120,7 @@ def set_outcome(
     conn: Connection,
     row_id: int,
     *,
-    status: str,
+    status: InboundStatus,
     request_id: int | None = None,
     reason: str | None = None,
     raw_path: str | None = None,
@@ -134,7 +140,7 @@ def record(
     key: InboundKey,
     *,
     received_at: datetime,
-    status: str,
+    status: InboundStatus,
     request_id: int | None = None,
     reason: str | None = None,
     raw_path: str | None = None,
@@ -154,12 +160,64 @@ def max_uid(conn: Connection, source: str, uidvalidity: int) -> int | None:
     return int(value) if value is not None else None
 
 
-def list_quarantined(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+def _record(row: Any) -> InboundRecord:
+    received = row.received_at
+    return InboundRecord(
+        id=row.id, source=row.source, uidvalidity=row.uidvalidity, uid=row.uid, message_id=row.message_id,
+        received_at=received.replace(tzinfo=UTC) if received.tzinfo is None else received.astimezone(UTC),
+        status=InboundStatus(row.status), request_id=row.request_id, reason=row.reason, raw_path=row.raw_path)
+
+
+def list_quarantined(conn: Connection, limit: int = 100) -> list[InboundRecord]:
     """The newest quarantined messages with their reasons."""
-    rows = conn.execute(
-        select(inbound).where(inbound.c.status == QUARANTINED).order_by(inbound.c.id.desc()).limit(limit)
-    ).mappings()
-    return [dict(r) for r in rows]
+    rows = conn.execute(select(inbound).where(inbound.c.status == QUARANTINED).order_by(inbound.c.id.desc())
+                        .limit(limit))
+    return [_record(r) for r in rows]
+
+
+class SqlInbound:
+    """The :class:`connectors.ports.InboundLog` port on SQL: on an Engine each call is a transaction
+    of its own, on a Connection (``SqlTransaction.inbound``) it joins the caller's."""
+
+    def __init__(self, target: Engine | Connection) -> None:
+        self._target = target
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        target = self._target
+        return write_transaction(target) if isinstance(target, Engine) else nullcontext(target)
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        target = self._target
+        return read_transaction(target) if isinstance(target, Engine) else nullcontext(target)
+
+    def seen(self, ref: InboundRef) -> bool:
+        with self._read() as conn:
+            return already_seen(conn, ref)
+
+    def claim(self, ref: InboundRef, *, received_at: datetime,
+              status: InboundStatus = InboundStatus.PROCESSED) -> int | None:
+        with self._write() as conn:
+            return claim(conn, ref, received_at=received_at, status=status)
+
+    def set_outcome(self, row_id: int, *, status: InboundStatus, request_id: int | None = None,
+                    reason: str | None = None, raw_path: str | None = None) -> None:
+        with self._write() as conn:
+            set_outcome(conn, row_id, status=status, request_id=request_id, reason=reason, raw_path=raw_path)
+
+    def record(self, ref: InboundRef, *, received_at: datetime, status: InboundStatus,
+               request_id: int | None = None, reason: str | None = None,
+               raw_path: str | None = None) -> int | None:
+        with self._write() as conn:
+            return record(conn, ref, received_at=received_at, status=status, request_id=request_id, reason=reason,
+                          raw_path=raw_path)
+
+    def max_uid(self, source: str, uidvalidity: int) -> int | None:
+        with self._read() as conn:
+            return max_uid(conn, source, uidvalidity)
+
+    def quarantined(self, limit: int = 100) -> list[InboundRecord]:
+        with self._read() as conn:
+            return list_quarantined(conn, limit)
 
 
 # --- the ingestion loop ----------------------------------------------------------------------------
@@ -169,7 +227,7 @@ def list_quarantined(conn: Connection, limit: int = 100) -> list[dict[str, Any]]
 class Handled:
     """What the application did with an item: ``processed`` (with the request) or ``quarantined``."""
 
-    status: str
+    status: InboundStatus
     request_id: int | None = None
     reason: str | None = None
 
@@ -189,6 +247,10 @@ class IngestSummary:
     reasons: list[str] = field(default_factory=list)
 
 
+#: What the application does with one item, inside the transaction that records it.
+Handler = Callable[[Transaction, InboundItem], Handled]
+
+
 def _keep_raw(item: InboundItem, quarantine_dir: Path | None, source: Any) -> str | None:
     path_for = getattr(source, "quarantine_path_for", None)
     if callable(path_for):
@@ -205,10 +267,54 @@ def _keep_raw(item: InboundItem, quarantine_dir: Path | None, source: Any) -> st
     return str(target)
 
 
+class _Run:
+    """One ``ingest`` run: the item loop's bookkeeping."""
+
+    def __init__(self, uow: UnitOfWork, source: InboundSource, now: datetime, folder: Path | None) -> None:
+        self.uow, self.source, self.now, self.folder = uow, source, now, folder
+        self.summary = IngestSummary()
+
+    def quarantine(self, item: InboundItem, reason: str) -> None:
+        raw_path = _keep_raw(item, self.folder, self.source)
+        with self.uow.transaction() as tx:
+            row_id = tx.inbound.record(item.ref, received_at=self.now, status=QUARANTINED, reason=reason,
+                                       raw_path=raw_path)
+        if row_id is None:
+            self.summary.skipped += 1
+        else:
+            self.summary.quarantined += 1
+            self.summary.reasons.append(f"{item.path or item.ref.message_id}: {reason}")
+        self.source.acknowledge(item, QUARANTINED, reason)
+
+    def handle(self, item: InboundItem, handle: Handler) -> None:
+        try:
+            with self.uow.transaction() as tx:
+                row_id = tx.inbound.claim(item.ref, received_at=self.now)
+                outcome = None if row_id is None else handle(tx, item)
+                if row_id is not None and outcome is not None:
+                    status = InboundStatus(outcome.status)
+                    raw = _keep_raw(item, self.folder, self.source) if status == QUARANTINED else None
+                    tx.inbound.set_outcome(row_id, status=status, request_id=outcome.request_id,
+                                           reason=outcome.reason, raw_path=raw)
+        except Exception as exc:
+            self.quarantine(item, str(exc) if isinstance(exc, Quarantine) else f"{type(exc).__name__}: {exc}")
+            return
+        if outcome is None:
+            self.summary.skipped += 1
+            self.source.acknowledge(item, PROCESSED)
+            return
+        if outcome.status == QUARANTINED:
+            self.summary.quarantined += 1
+            self.summary.reasons.append(f"{item.path or item.ref.message_id}: {outcome.reason}")
+        else:
+            self.summary.processed += 1
+        self.source.acknowledge(item, outcome.status, outcome.reason)
+
+
 def ingest(
-    engine: Engine,
+    uow: UnitOfWork,
     source: InboundSource,
-    handle: Callable[[Connection, InboundItem], Handled],
+    handle: Handler,
     now: datetime,
     *,
     quarantine_dir: str | os.PathLike[str] | None = None,
@@ -224,60 +330,18 @@ def ingest(
     dropped. A dropped connection ends the run (``aborted``); what was
     committed stays, the rest comes next run.
     """
-    from connectors.db.engine import write_transaction
-
-    summary = IngestSummary()
-    folder = Path(quarantine_dir) if quarantine_dir is not None else None
-
-    def is_seen(ref: InboundRef) -> bool:
-        with engine.connect() as conn:
-            return already_seen(conn, ref)
-
-    def quarantine(item: InboundItem, reason: str) -> None:
-        raw_path = _keep_raw(item, folder, source)
-        with write_transaction(engine) as conn:
-            row_id = record(conn, item.ref, received_at=now, status=QUARANTINED, reason=reason, raw_path=raw_path)
-        if row_id is None:
-            summary.skipped += 1
-        else:
-            summary.quarantined += 1
-            summary.reasons.append(f"{item.path or item.ref.message_id}: {reason}")
-        source.acknowledge(item, QUARANTINED, reason)
-
-    iterator = source.fetch_new(is_seen, limit)
+    run = _Run(uow, source, now, Path(quarantine_dir) if quarantine_dir is not None else None)
+    iterator = source.fetch_new(uow.inbound.seen, limit)
     while True:
         try:
             item = next(iterator)
         except StopIteration:
             break
         except Exception as exc:  # connection dropped, folder vanished: stop, resume next run
-            summary.aborted = f"{type(exc).__name__}: {exc}"
+            run.summary.aborted = f"{type(exc).__name__}: {exc}"
             break
-        problem = item.quarantine_reason
-        if problem:
-            quarantine(item, problem)
-            continue
-        try:
-            with write_transaction(engine) as conn:
-                row_id = claim(conn, item.ref, received_at=now)
-                if row_id is None:
-                    outcome = None
-                else:
-                    outcome = handle(conn, item)
-                    set_outcome(conn, row_id, status=outcome.status, request_id=outcome.request_id,
-                                reason=outcome.reason,
-                                raw_path=_keep_raw(item, folder, source) if outcome.status == QUARANTINED else None)
-        except Exception as exc:
-            quarantine(item, str(exc) if isinstance(exc, Quarantine) else f"{type(exc).__name__}: {exc}")
-            continue
-        if outcome is None:
-            summary.skipped += 1
-            source.acknowledge(item, PROCESSED)
-            continue
-        if outcome.status == QUARANTINED:
-            summary.quarantined += 1
-            summary.reasons.append(f"{item.path or item.ref.message_id}: {outcome.reason}")
+        if item.quarantine_reason:
+            run.quarantine(item, item.quarantine_reason)
         else:
-            summary.processed += 1
-        source.acknowledge(item, outcome.status, outcome.reason)
-    return summary
+            run.handle(item, handle)
+    return run.summary

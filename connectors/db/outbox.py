@@ -44,21 +44,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
+from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import outbox
-from states.notifications import CalendarItem, Notification, Recipient
+from connectors.notification_codec import decode_notification
+from connectors.ports import RETRYABLE, OutboxRow, OutboxStatus
 
 __all__ = [
     "OutboxRow",
+    "SqlOutbox",
     "backoff_for",
     "claim_batch",
     "decode_notification",
-    "encode_notification",
+    "list_rows",
     "list_unknown",
     "mark_failed",
     "mark_retry",
@@ -67,32 +70,16 @@ __all__ = [
     "mark_unknown",
     "record_recipients",
     "requeue",
+    "rows_by_key",
+    "sent_as",
 ]
 
-PENDING = "pending"
-SENDING = "sending"
-TRANSMITTING = "transmitting"
-SENT = "sent"
-FAILED = "failed"
-UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    """A claimed outbox row, its notification decoded."""
-
-    id: int
-    key: str
-    request_id: int
-    template: str
-    notification: Notification
-    status: str
-    attempts: int
-    lease_owner: str | None
-    lease_until: datetime | None
-    message_id: str | None
-    recipients_done: frozenset[str] = field(default_factory=frozenset)
-    last_error: str | None = None
+PENDING = OutboxStatus.PENDING
+SENDING = OutboxStatus.SENDING
+TRANSMITTING = OutboxStatus.TRANSMITTING
+SENT = OutboxStatus.SENT
+FAILED = OutboxStatus.FAILED
+UNKNOWN = OutboxStatus.UNKNOWN
 
 
 def _utc(value: datetime) -> datetime:
@@ -113,50 +100,6 @@ def _from_db(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def encode_notification(notification: Notification) -> str:
-    """JSON for ``outbox.notification`` (the same shape the store writes)."""
-    from dataclasses import asdict
-
-    return json.dumps(asdict(notification), default=str, sort_keys=True)
-
-
-def _recipient(data: Any) -> Recipient:
-    if isinstance(data, dict):
-        return Recipient(name=str(data.get("name") or ""), email=str(data["email"]), role=str(data.get("role") or ""))
-    if isinstance(data, list | tuple):  # a tuple dumped positionally
-        return Recipient(*[str(x) for x in data])
-    raise ValueError(f"cannot read a recipient from {data!r}")
-
-
-def decode_notification(text: str) -> Notification:
-    """A ``Notification`` from the JSON in ``outbox.notification``."""
-    data = json.loads(text)
-    calendar = None
-    cal = data.get("calendar")
-    if cal:
-        calendar = CalendarItem(
-            uid=str(cal["uid"]),
-            kind=str(cal["kind"]),
-            summary=str(cal["summary"]),
-            start=str(cal["start"]),
-            end=None if cal.get("end") is None else str(cal["end"]),
-            description=str(cal.get("description") or ""),
-            organizer=_recipient(cal["organizer"]) if cal.get("organizer") else None,
-            attendees=tuple(_recipient(a) for a in cal.get("attendees") or ()),
-            sequence=int(cal.get("sequence") or 0),
-            method=str(cal.get("method") or "REQUEST"),
-        )
-    return Notification(
-        key=str(data["key"]),
-        request_id=int(data["request_id"]),
-        template=str(data["template"]),
-        to=tuple(_recipient(r) for r in data.get("to") or ()),
-        subject=str(data.get("subject") or ""),
-        context=dict(data.get("context") or {}),
-        calendar=calendar,
-    )
-
-
 def _done(text: str | None) -> frozenset[str]:
     if not text:
         return frozenset()
@@ -169,39 +112,20 @@ def _done(text: str | None) -> frozenset[str]:
 
 def _row(record: Any) -> OutboxRow:
     return OutboxRow(
-        id=record.id,
-        key=record.key,
-        request_id=record.request_id,
-        template=record.template,
-        notification=decode_notification(record.notification),
-        status=record.status,
-        attempts=record.attempts,
-        lease_owner=record.lease_owner,
-        lease_until=_from_db(record.lease_until),
-        message_id=record.message_id,
-        recipients_done=_done(record.recipients_done),
-        last_error=record.last_error,
-    )
+        id=record.id, key=record.key, request_id=record.request_id, template=record.template,
+        notification=decode_notification(record.notification), status=OutboxStatus(record.status),
+        attempts=record.attempts, lease_owner=record.lease_owner, lease_until=_from_db(record.lease_until),
+        message_id=record.message_id, recipients_done=_done(record.recipients_done), last_error=record.last_error,
+        sent_at=_from_db(record.sent_at))
 
 
-def _begin(target: Engine | Connection) -> Any:
+def _begin(target: Engine | Connection) -> AbstractContextManager[Connection]:
     """A write transaction on an Engine, or the caller's transaction on a Connection."""
-    if isinstance(target, Engine):
-        from connectors.db.engine import write_transaction
-
-        return write_transaction(target)
-    from contextlib import nullcontext
-
-    return nullcontext(target)
+    return write_transaction(target) if isinstance(target, Engine) else nullcontext(target)
 
 
-def claim_batch(
-    target: Engine | Connection,
-    owner: str,
-    now: datetime,
-    lease: timedelta,
-    limit: int = 100,
-) -> list[OutboxRow]:
+def claim_batch(target: Engine | Connection, owner: str, now: datetime, lease: timedelta,
+                limit: int = 100) -> list[OutboxRow]:
     """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``.
 
     Due: ``pending`` with ``not_before`` unset or passed, or ``sending`` with
@@ -215,47 +139,27 @@ def claim_batch(
         return []
     with _begin(target) as conn:
         t_now = _db_time(conn, now)
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.status == TRANSMITTING, outbox.c.lease_until < t_now)
-            .values(
-                status=UNKNOWN,
-                lease_owner=None,
-                lease_until=None,
-                last_error="relay stopped while the message was being transmitted; outcome unknown",
-            )
-        )
+        conn.execute(update(outbox).where(outbox.c.status == TRANSMITTING, outbox.c.lease_until < t_now).values(
+            status=UNKNOWN, lease_owner=None, lease_until=None,
+            last_error="relay stopped while the message was being transmitted; outcome unknown"))
         due = or_(
             and_(outbox.c.status == PENDING, or_(outbox.c.not_before.is_(None), outbox.c.not_before <= t_now)),
             and_(outbox.c.status == SENDING, outbox.c.lease_until < t_now),
         )
-        ids = list(
-            conn.execute(
-                select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)
-            ).scalars()
-        )
+        ids = list(conn.execute(select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+                                .with_for_update(skip_locked=True)).scalars())
         if not ids:
             return []
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids))
-            .values(
-                status=SENDING,
-                lease_owner=owner,
-                lease_until=_db_time(conn, now + lease),
-                attempts=outbox.c.attempts + 1,
-            )
-        )
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
+            status=SENDING, lease_owner=owner, lease_until=_db_time(conn, now + lease),
+            attempts=outbox.c.attempts + 1))
         records = conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.id)).all()
         return [_row(r) for r in records]
 
 
 def _fenced(conn: Connection, row_id: int, owner: str, statuses: Sequence[str], values: dict[str, Any]) -> bool:
-    result = conn.execute(
-        update(outbox)
-        .where(outbox.c.id == row_id, outbox.c.lease_owner == owner, outbox.c.status.in_(list(statuses)))
-        .values(**values)
-    )
+    result = conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.lease_owner == owner,
+                                               outbox.c.status.in_(list(statuses))).values(**values))
     return bool(result.rowcount == 1)
 
 
@@ -263,9 +167,14 @@ def _done_json(done: Iterable[str]) -> str:
     return json.dumps(sorted({d.lower() for d in done}))
 
 
-def mark_transmitting(
-    conn: Connection, row_id: int, owner: str, message_id: str, lease_until: datetime | None = None
-) -> bool:
+def _released(status: OutboxStatus, note: str | None, done: Iterable[str]) -> dict[str, Any]:
+    """The values that end a claim: the new status, the lease released, the note and who is done."""
+    return {"status": status, "lease_owner": None, "lease_until": None, "last_error": note,
+            "recipients_done": _done_json(done)}
+
+
+def mark_transmitting(conn: Connection, row_id: int, owner: str, message_id: str,
+                      lease_until: datetime | None = None) -> bool:
     """Record that the message data is about to be handed to the server (commit before sending).
 
     ``lease_until`` renews the lease, so that a long batch does not see its
@@ -279,143 +188,158 @@ def mark_transmitting(
 
 def record_recipients(conn: Connection, row_id: int, owner: str, recipients_done: Iterable[str]) -> bool:
     """Store which recipients need no further attempt (accepted or refused for good)."""
-    return _fenced(
-        conn, row_id, owner, [SENDING, TRANSMITTING], {"recipients_done": _done_json(recipients_done)}
-    )
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], {"recipients_done": _done_json(recipients_done)})
 
 
-def mark_sent(
-    conn: Connection,
-    row_id: int,
-    owner: str | None,
-    *,
-    message_id: str,
-    now: datetime,
-    recipients_done: Iterable[str] = (),
-    note: str | None = None,
-) -> bool:
+def mark_sent(conn: Connection, row_id: int, owner: str | None, *, message_id: str, now: datetime,
+              recipients_done: Iterable[str] = (), note: str | None = None) -> bool:
     """The message was accepted (for every recipient still open, or refused for good).
 
     ``note`` keeps per-recipient refusals readable in ``last_error``. With
     ``owner=None`` an ``unknown`` row is closed as sent (an operator checked
     the server's log).
     """
-    values = {
-        "status": SENT,
-        "sent_at": _db_time(conn, now),
-        "message_id": message_id,
-        "recipients_done": _done_json(recipients_done),
-        "lease_owner": None,
-        "lease_until": None,
-        "last_error": note,
-    }
+    values = {**_released(SENT, note, recipients_done), "sent_at": _db_time(conn, now), "message_id": message_id}
     if owner is None:
-        result = conn.execute(
-            update(outbox).where(outbox.c.id == row_id, outbox.c.status == UNKNOWN).values(**values)
-        )
+        result = conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.status == UNKNOWN)
+                              .values(**values))
         return bool(result.rowcount == 1)
     return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], values)
 
 
-def mark_retry(
-    conn: Connection,
-    row_id: int,
-    owner: str,
-    *,
-    now: datetime,
-    backoff: timedelta,
-    error: str,
-    recipients_done: Iterable[str] = (),
-) -> bool:
+def mark_retry(conn: Connection, row_id: int, owner: str, *, now: datetime, backoff: timedelta, error: str,
+               recipients_done: Iterable[str] = ()) -> bool:
     """A temporary failure: back to ``pending``, not before ``now + backoff``."""
-    return _fenced(
-        conn,
-        row_id,
-        owner,
-        [SENDING, TRANSMITTING],
-        {
-            "status": PENDING,
-            "not_before": _db_time(conn, now + backoff),
-            "lease_owner": None,
-            "lease_until": None,
-            "last_error": error,
-            "recipients_done": _done_json(recipients_done),
-        },
-    )
+    values = {**_released(PENDING, error, recipients_done), "not_before": _db_time(conn, now + backoff)}
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], values)
 
 
-def mark_failed(
-    conn: Connection, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()
-) -> bool:
+def mark_failed(conn: Connection, row_id: int, owner: str, *, reason: str,
+                recipients_done: Iterable[str] = ()) -> bool:
     """A permanent failure, with the reason (the server's reply) recorded."""
-    return _fenced(
-        conn,
-        row_id,
-        owner,
-        [SENDING, TRANSMITTING],
-        {
-            "status": FAILED,
-            "lease_owner": None,
-            "lease_until": None,
-            "last_error": reason,
-            "recipients_done": _done_json(recipients_done),
-        },
-    )
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], _released(FAILED, reason, recipients_done))
 
 
-def mark_unknown(
-    conn: Connection, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()
-) -> bool:
+def mark_unknown(conn: Connection, row_id: int, owner: str, *, reason: str,
+                 recipients_done: Iterable[str] = ()) -> bool:
     """The outcome is unknown: park the row; it is not resent without ``requeue``."""
-    return _fenced(
-        conn,
-        row_id,
-        owner,
-        [SENDING, TRANSMITTING],
-        {
-            "status": UNKNOWN,
-            "lease_owner": None,
-            "lease_until": None,
-            "last_error": reason,
-            "recipients_done": _done_json(recipients_done),
-        },
-    )
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], _released(UNKNOWN, reason, recipients_done))
 
 
 def list_unknown(conn: Connection) -> list[OutboxRow]:
-    """Rows whose outcome is unknown, oldest first (for ``ldflow outbox``)."""
+    """Rows whose outcome is unknown, oldest first."""
     return [_row(r) for r in conn.execute(select(outbox).where(outbox.c.status == UNKNOWN).order_by(outbox.c.id))]
 
 
-def requeue(
-    conn: Connection,
-    now: datetime,
-    *,
-    keys: Sequence[str] | None = None,
-    statuses: Sequence[str] = (UNKNOWN,),
-) -> int:
+def list_rows(conn: Connection, status: OutboxStatus | None = None, limit: int = 200) -> list[OutboxRow]:
+    """Up to ``limit`` rows, newest first, optionally only those with ``status``."""
+    query = select(outbox)
+    if status is not None:
+        query = query.where(outbox.c.status == status)
+    return [_row(r) for r in conn.execute(query.order_by(outbox.c.id.desc()).limit(limit))]
+
+
+def rows_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, OutboxRow]:
+    """The rows for those of ``keys`` that exist."""
+    if not keys:
+        return {}
+    return {r.key: _row(r) for r in conn.execute(select(outbox).where(outbox.c.key.in_(list(keys))))}
+
+
+def sent_as(conn: Connection, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Message-IDs ldflow sent (or is sending) → (request id, outbox key): replies are matched by them."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(select(outbox.c.message_id, outbox.c.request_id, outbox.c.key)
+                        .where(outbox.c.message_id.in_(ids))).all()
+    return {r.message_id: (r.request_id, r.key) for r in rows}
+
+
+def requeue(conn: Connection, now: datetime, *, keys: Sequence[str] | None = None,
+            statuses: Sequence[str] = (UNKNOWN,)) -> int:
     """Put ``unknown`` (and optionally ``failed``) rows back to ``pending`` - the explicit retry.
 
     ``keys`` limits it to those outbox keys. Attempts restart at zero;
     ``recipients_done`` is kept, so recipients already served are skipped.
     Returns the number of rows requeued.
     """
-    allowed = [s for s in statuses if s in (UNKNOWN, FAILED)]
+    allowed = [s for s in statuses if s in RETRYABLE]
     statement = update(outbox).where(outbox.c.status.in_(allowed))
     if keys is not None:
         statement = statement.where(outbox.c.key.in_(list(keys)))
-    result = conn.execute(
-        statement.values(status=PENDING, not_before=_db_time(conn, now), attempts=0, lease_owner=None, lease_until=None)
-    )
+    result = conn.execute(statement.values(status=PENDING, not_before=_db_time(conn, now), attempts=0,
+                                           lease_owner=None, lease_until=None))
     return int(result.rowcount or 0)
 
 
-def backoff_for(
-    attempts: int, *, base: timedelta = timedelta(minutes=1), cap: timedelta = timedelta(hours=2)
-) -> timedelta:
+def backoff_for(attempts: int, *, base: timedelta = timedelta(minutes=1),
+                cap: timedelta = timedelta(hours=2)) -> timedelta:
     """Exponential backoff: 1, 2, 4, 8 … minutes after attempts 1, 2, 3, 4 …, at most ``cap``."""
     exponent = max(0, attempts - 1)
     if exponent > 30:
         return cap
     delay: timedelta = base * (2**exponent)
     return min(cap, delay)
+
+
+class SqlOutbox:
+    """The :class:`connectors.ports.OutboxLog` port on SQL.
+
+    On an Engine every call is a transaction of its own; on a Connection (``SqlTransaction.outbox``)
+    it joins the caller's transaction."""
+
+    def __init__(self, target: Engine | Connection) -> None:
+        self._target = target
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        return _begin(self._target)
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        target = self._target
+        return read_transaction(target) if isinstance(target, Engine) else nullcontext(target)
+
+    def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxRow]:
+        return claim_batch(self._target, owner, now, lease, limit)
+
+    def mark_transmitting(self, row_id: int, owner: str, message_id: str,
+                          lease_until: datetime | None = None) -> bool:
+        with self._write() as conn:
+            return mark_transmitting(conn, row_id, owner, message_id, lease_until)
+
+    def mark_sent(self, row_id: int, owner: str | None, *, message_id: str, now: datetime,
+                  recipients_done: Iterable[str] = (), note: str | None = None) -> bool:
+        with self._write() as conn:
+            return mark_sent(conn, row_id, owner, message_id=message_id, now=now, recipients_done=recipients_done,
+                             note=note)
+
+    def mark_retry(self, row_id: int, owner: str, *, now: datetime, backoff: timedelta, error: str,
+                   recipients_done: Iterable[str] = ()) -> bool:
+        with self._write() as conn:
+            return mark_retry(conn, row_id, owner, now=now, backoff=backoff, error=error,
+                              recipients_done=recipients_done)
+
+    def mark_failed(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool:
+        with self._write() as conn:
+            return mark_failed(conn, row_id, owner, reason=reason, recipients_done=recipients_done)
+
+    def mark_unknown(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool:
+        with self._write() as conn:
+            return mark_unknown(conn, row_id, owner, reason=reason, recipients_done=recipients_done)
+
+    def requeue(self, now: datetime, *, keys: Sequence[str] | None = None,
+                statuses: Sequence[OutboxStatus] = (OutboxStatus.UNKNOWN,)) -> int:
+        with self._write() as conn:
+            return requeue(conn, now, keys=keys, statuses=statuses)
+
+    def rows(self, status: OutboxStatus | None = None, limit: int = 200) -> list[OutboxRow]:
+        with self._read() as conn:
+            return list_rows(conn, status, limit)
+
+    def by_keys(self, keys: Sequence[str]) -> dict[str, OutboxRow]:
+        with self._read() as conn:
+            return rows_by_key(conn, keys)
+
+    def sent_as(self, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+        with self._read() as conn:
+            return sent_as(conn, message_ids)

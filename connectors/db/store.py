@@ -10,13 +10,11 @@ Core, not the ORM: a transition here costs a few statements, measured in
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -25,6 +23,7 @@ from sqlalchemy import (
     TextClause,
     and_,
     bindparam,
+    exists,
     func,
     insert,
     select,
@@ -35,7 +34,8 @@ from sqlalchemy import (
 from connectors.db import audit
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
-from connectors.ports import AuditRecord, VerifyReport
+from connectors.notification_codec import notification_json
+from connectors.ports import AuditRecord, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
 from states.checkpoints import Checkpoint, CheckpointStatus
@@ -91,22 +91,6 @@ def _timer_rows(request_id: int, checkpoints: Sequence[Checkpoint]) -> list[dict
         "result": json.dumps({"value": c.value, "note": c.note, "missed_reason": c.missed_reason})
         if c.closed else None,
     } for c in checkpoints]
-
-
-def _json_default(value: Any) -> Any:
-    """For ``json.dumps``: a dataclass as a dict of its fields (as ``dataclasses.asdict`` gives, without its
-    deep copy of every value), anything else as ``str``."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return str(value)
-
-
-def notification_json(notification: Any) -> str:
-    """The outbox row's JSON of a notification (the dataclass as an object, nested ones too)."""
-    try:
-        return orjson.dumps(notification, default=str).decode("utf-8")  # ~10x the json module
-    except TypeError:
-        return json.dumps(notification, default=_json_default)
 
 
 SORTS = {"id": requests.c.id, "created": requests.c.created_at, "updated": requests.c.updated_at,
@@ -216,7 +200,7 @@ class SqlStore:
         if notes:
             values = [{"key": n.key, "request_id": request.id, "template": n.template,
                        "notification": notification_json(n),
-                       "created_at": at, "status": "pending", "attempts": 0} for n in notes]
+                       "created_at": at, "status": OutboxStatus.PENDING, "attempts": 0} for n in notes]
             self._insert_ignore(conn, outbox, values, ["key"])
 
     def record_events(self, conn: Connection, request_id: int, events: Sequence[DomainEvent], actor: str,
@@ -309,6 +293,22 @@ class SqlStore:
                                        checkpoints.c.due_at <= now)
                                 .order_by(checkpoints.c.due_at, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
+
+    def count_due_checkpoints(self, now: datetime) -> int:
+        """How many scheduled checkpoints are due by ``now`` (a progress display's total)."""
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(checkpoints).where(
+                checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)).scalar_one())
+
+    def measurable_requests(self, after_id: int = 0, limit: int = 500) -> list[int]:
+        """Ids above ``after_id`` of delivered requests with checkpoints, none of them still open."""
+        open_checkpoint = exists().where(and_(checkpoints.c.request_id == requests.c.id,
+                                              checkpoints.c.status.notin_(("closed", "missed"))))
+        any_checkpoint = exists().where(checkpoints.c.request_id == requests.c.id)
+        with read_transaction(self.engine) as conn:
+            return list(conn.execute(select(requests.c.id).where(
+                requests.c.state == "delivered", requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
+                .order_by(requests.c.id).limit(limit)).scalars())
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None) -> list[tuple[int, str]]:

@@ -82,15 +82,11 @@ class Cli:
 
     def service(self, at: datetime) -> Any:
         """The real service on this home's database, for seeding data a test is not about."""
-        from connectors.db import schema
-        from connectors.db.engine import make_engine, sqlite_url
-        from connectors.db.store import SqlStore
+        from flows import bootstrap
         from flows.clock import FixedClock
-        from flows.service import Service
+        from flows.settings import Settings
 
-        engine = make_engine(sqlite_url(self.home))
-        schema.ensure_schema(engine)
-        return Service(SqlStore(engine), FixedClock(at))
+        return bootstrap.build(Settings(home=self.home), clock=FixedClock(at)).service
 
 
 def ex(name: str) -> str:

@@ -135,19 +135,13 @@ def test_bad_input_changes_nothing(home: Path) -> None:
 
 
 def test_inbound_quarantined_lists_the_reasons(home: Path) -> None:
-    from connectors.db import schema
-    from connectors.db.store import SqlStore
-    from flows import events
+    from flows import bootstrap
     from flows.clock import FixedClock
-    from flows.pipeline import Runtime, take_in
-    from flows.service import Service
+    from flows.steps import take_in
 
     settings = Settings(home=home)
-    engine = make_engine(settings.url)
+    rt = bootstrap.build(settings, clock=FixedClock(T0))
     try:
-        schema.ensure_schema(engine)
-        store = events.instrument(SqlStore(engine))
-        rt = Runtime(settings, engine, store, Service(store, FixedClock(T0)), FixedClock(T0))
         mail = EmailMessage()
         mail["From"] = "nora@example.org"
         mail["Subject"] = "Training"
@@ -157,7 +151,7 @@ def test_inbound_quarantined_lists_the_reasons(home: Path) -> None:
         (settings.drop_dir / "q.eml").write_bytes(mail.as_bytes())
         assert take_in(rt).counts["quarantined"] == 1
     finally:
-        engine.dispose()
+        rt.close()
 
     cli = Cli(home)
     [item] = cli.json("inbound", "quarantined")

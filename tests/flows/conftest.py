@@ -7,7 +7,6 @@ neither read nor write ``~/.prefect``.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +14,10 @@ from typing import Any
 
 import pytest
 
+from flows import prefect_settings
+
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="ldflow-prefect-home-"))
-os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.pop("PREFECT_API_URL", None)
+prefect_settings.apply_isolated(_PREFECT_HOME, logging_level="WARNING")
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +32,7 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture
 def ldflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> Iterator[Path]:
     """A fresh data directory with a simulated clock; the flows read it from the environment."""
-    from flows import pipeline
+    from flows import bootstrap
 
     home = tmp_path / "home"
     monkeypatch.setenv("LDFLOW_HOME", str(home))
@@ -44,14 +42,14 @@ def ldflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness
         monkeypatch.delenv(name, raising=False)
     home.mkdir()
     yield home
-    pipeline.reset_runtimes()
+    bootstrap.reset()
 
 
 @pytest.fixture
 def rt(ldflow_home: Path) -> Any:
-    from flows import pipeline
+    from flows import bootstrap
     from flows.clock import FileClock
     from tests.builders import T0
 
     FileClock(ldflow_home / "clock.json").set(T0)
-    return pipeline.runtime()
+    return bootstrap.current()  # the app the flows' tasks use

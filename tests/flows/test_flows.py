@@ -140,3 +140,10 @@ def test_the_pipeline_measures_a_request_once_its_checkpoints_are_closed(rt: Any
     result = pipeline()
     assert {s["step"]: s["counts"] for s in result["steps"]}["advance"] == {"measured": 1}
     assert rt.service.show(r.id).state.value == "measured"
+
+
+def test_every_flow_ldflow_run_offers_exists() -> None:
+    from flows.pipeline import FLOWS
+    from flows.vocabulary import FlowName
+
+    assert list(FLOWS) == list(FlowName)

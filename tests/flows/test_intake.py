@@ -1,6 +1,6 @@
 """The intake step (what the ``intake`` flow's task runs): drop-folder intakes and e-mail replies.
 
-Plain calls of ``flows.pipeline.take_in`` on a SQLite runtime: no Prefect run needed.
+Plain calls of ``flows.steps.take_in`` on a SQLite app: no Prefect run needed.
 """
 
 from __future__ import annotations
@@ -16,27 +16,19 @@ from typing import Any
 
 import pytest
 
-from connectors.db import schema
-from connectors.db.engine import make_engine
-from connectors.db.store import ListFilter, SqlStore
-from flows import events
+from connectors.db.store import ListFilter
+from flows import bootstrap
 from flows.clock import FixedClock
-from flows.service import Service
 from flows.settings import Settings
 from tests.builders import ACTOR, SPONSOR, T0, diagnosis_data, drive_to, intake_data, plan_data
 
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[Any]:
-    from flows.pipeline import Runtime
-
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}")
-    engine = make_engine(settings.url)
-    schema.ensure_schema(engine)
-    clock = FixedClock(T0)
-    store = events.instrument(SqlStore(engine))
-    yield Runtime(settings, engine, store, Service(store, clock), clock)
-    engine.dispose()
+    app = bootstrap.build(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}"),
+                          clock=FixedClock(T0))
+    yield app
+    app.close()
 
 
 def _drop(rt: Any, name: str, data: bytes | str) -> Path:
@@ -49,7 +41,7 @@ def _drop(rt: Any, name: str, data: bytes | str) -> Path:
 
 def _sent(rt: Any, key: str) -> EmailMessage:
     """Send the outbox, then read back the e-mail written for ``key``."""
-    from flows.pipeline import send_outbox
+    from flows.steps import send_outbox
 
     send_outbox(rt)
     for path in rt.settings.outbox_dir.glob("*.eml"):
@@ -72,7 +64,7 @@ def _reply(to: EmailMessage, sender: str, body: str, message_id: str) -> bytes:
 
 
 def test_json_and_yaml_intakes_become_requests_once(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     _drop(rt, "a.json", json.dumps(intake_data(title="Negotiation skills for buyers")))
     _drop(rt, "b.yaml", "title: Excel for planners\nrequester: {name: Ann, email: ann@example.org}\n"
@@ -90,7 +82,7 @@ def test_json_and_yaml_intakes_become_requests_once(rt: Any) -> None:
 
 
 def test_an_invalid_intake_is_quarantined_with_every_problem_named(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     _drop(rt, "bad.json", json.dumps({"title": "Hi", "sponsor": {"name": "X", "email": "not-an-address"}}))
     summary = take_in(rt)
@@ -102,7 +94,7 @@ def test_an_invalid_intake_is_quarantined_with_every_problem_named(rt: Any) -> N
 
 
 def test_the_sponsor_approves_the_plan_by_replying(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     r = rt.service.submit(intake_data(), ACTOR)
     rt.service.diagnose(r.id, diagnosis_data(), ACTOR)
@@ -117,7 +109,7 @@ def test_the_sponsor_approves_the_plan_by_replying(rt: Any) -> None:
 
 
 def test_an_approval_from_someone_else_is_quarantined_not_applied(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     r = rt.service.submit(intake_data(), ACTOR)
     rt.service.diagnose(r.id, diagnosis_data(), ACTOR)
@@ -132,7 +124,7 @@ def test_an_approval_from_someone_else_is_quarantined_not_applied(rt: Any) -> No
 
 
 def test_a_number_in_reply_to_a_survey_records_that_checkpoint(rt: Any) -> None:
-    from flows.pipeline import fire_followups, take_in
+    from flows.steps import fire_followups, take_in
 
     r = drive_to(rt.service, "delivered")
     rt.clock.set(T0.replace(month=4, day=21, hour=10))  # m2:P1D is due
@@ -149,7 +141,7 @@ def test_a_number_in_reply_to_a_survey_records_that_checkpoint(rt: Any) -> None:
 
 
 def test_an_unmatched_mail_is_quarantined_with_the_reason(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     mail = EmailMessage()
     mail["From"] = "someone@example.org"
@@ -164,7 +156,7 @@ def test_an_unmatched_mail_is_quarantined_with_the_reason(rt: Any) -> None:
 
 
 def test_a_new_request_can_be_mailed_in_as_yaml(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     mail = EmailMessage()
     mail["From"] = "Nora Lead <nora.lead@example.org>"
@@ -180,7 +172,7 @@ def test_a_new_request_can_be_mailed_in_as_yaml(rt: Any) -> None:
 
 
 def test_a_yaml_alias_bomb_by_mail_is_quarantined_not_expanded(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" \
            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nrequested_solution: *c\n"

@@ -1,7 +1,7 @@
 """Two ``followups`` runs in two processes at once, and a relay killed between claiming and sending.
 
 Both on SQLite and on PostgreSQL (``db_url``). The processes run the same code
-the Prefect tasks run (``flows.pipeline.fire_followups`` / ``send_outbox``'s relay).
+the Prefect tasks run (``flows.steps.fire_followups`` / ``send_outbox``'s relay).
 """
 
 from __future__ import annotations
@@ -32,20 +32,14 @@ END = datetime(2026, 4, 20, 9, 0, tzinfo=UTC)  # delivery_data()'s end date at 0
 FOLLOWUPS = textwrap.dedent("""
     import json, sys, time
     from datetime import datetime
-    from connectors.db.engine import make_engine
-    from connectors.db.store import SqlStore
+    from flows import bootstrap
     from flows.clock import FixedClock
-    from flows.events import instrument
-    from flows.pipeline import Runtime, fire_followups
-    from flows.service import Service
     from flows.settings import Settings
+    from flows.steps import fire_followups
 
     url, now, start_at, home = sys.argv[1], datetime.fromisoformat(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-    engine = make_engine(url)
-    clock = FixedClock(now)
-    store = instrument(SqlStore(engine))
-    rt = Runtime(Settings(home=home, database_url=url), engine, store, Service(store, clock), clock)
-    engine.connect().close()
+    rt = bootstrap.build(Settings(home=home, database_url=url), clock=FixedClock(now), migrate=False)
+    rt.engine.connect().close()
     while time.time() < start_at:  # both processes start together
         time.sleep(0.001)
     summary = fire_followups(rt, batch=3, lateness_days=60)

@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 
 from connectors.db import inbound as inbound_db
 from connectors.db.tables import inbound, outbox
+from connectors.db.unit_of_work import SqlUnitOfWork
 from connectors.email.imap import ImapError, ImapSource
 from connectors.email.inbound import InboundItem, InboundRef
 from connectors.email.replies import interpret_reply, match_request
+from connectors.ports import Transaction
 from tests.integration import conftest_mail as cm
 from tests.integration.conftest_mail import (
     T0,
@@ -59,7 +61,7 @@ class Recorder:
     def __init__(self) -> None:
         self.handled: list[str] = []
 
-    def __call__(self, conn: Connection, item: InboundItem) -> inbound_db.Handled:
+    def __call__(self, tx: Transaction, item: InboundItem) -> inbound_db.Handled:
         assert item.message is not None
         self.handled.append(item.message.message_id)
         return inbound_db.Handled("processed", request_id=len(self.handled))
@@ -70,7 +72,7 @@ def run(engine: Engine, box: ImapBox, handle: Callable[..., inbound_db.Handled],
     config = box.config(port=port) if port else box.config()
     with ImapSource(config) as source:
         target = source_wrapper(source) if source_wrapper else source
-        return inbound_db.ingest(engine, target, handle, T0)
+        return inbound_db.ingest(SqlUnitOfWork(engine), target, handle, T0)
 
 
 def seen_flags(box: ImapBox) -> list[bool]:
@@ -225,7 +227,8 @@ def test_malformed_mime_is_quarantined_with_its_defects_quickly(imap_box: ImapBo
 
     config = imap_box.config(timeout=30)
     with ImapSource(config) as source:
-        summary = inbound_db.ingest(sqlite_mail_engine, wrap(source), handle, T0, quarantine_dir=tmp_path / "q")
+        summary = inbound_db.ingest(SqlUnitOfWork(sqlite_mail_engine), wrap(source), handle, T0,
+                                    quarantine_dir=tmp_path / "q")
     assert summary.quarantined == 4 and handle.handled == []
     assert len(timed[0].durations) == 4 and max(timed[0].durations) < 5.0, timed[0].durations
     rows = {r["message_id"]: r for r in recorded(sqlite_mail_engine)}
@@ -254,15 +257,9 @@ def test_a_reply_is_matched_to_its_request_and_read(imap_box: ImapBox, sqlite_ma
     imap_box.admin.append(imap_box.mailbox, mail(2, subject="Re: something else", body="Thanks"))
     decisions: list[tuple[int, str]] = []
 
-    def handle(conn: Connection, item: InboundItem) -> inbound_db.Handled:
+    def handle(tx: Transaction, item: InboundItem) -> inbound_db.Handled:
         assert item.message is not None
-
-        def lookup(ids: Any) -> dict[str, tuple[int, str]]:
-            rows = conn.execute(select(outbox.c.message_id, outbox.c.request_id, outbox.c.key)
-                                .where(outbox.c.message_id.in_(list(ids))))
-            return {r.message_id: (r.request_id, r.key) for r in rows}
-
-        match = match_request(item.message, lookup)
+        match = match_request(item.message, tx.outbox.sent_as)
         if match is None:
             raise inbound_db.Quarantine("reply matches no request (no known thread, no [ldflow #N] tag)")
         decisions.append((match.request_id, interpret_reply(item.message.body_text).kind))
@@ -295,12 +292,9 @@ def test_with_a_uid_cursor_mail_read_by_a_human_is_still_ingested(imap_box: Imap
     imap_box.admin.append(imap_box.mailbox, mail(2), flags="(\\Seen)")  # someone opened it first
     assert run(sqlite_mail_engine, imap_box, handle).processed == 0  # UNSEEN alone misses it
 
-    def last_uid(source: str, uidvalidity: int) -> int | None:
-        with sqlite_mail_engine.connect() as conn:
-            return inbound_db.max_uid(conn, source, uidvalidity)
-
+    last_uid = SqlUnitOfWork(sqlite_mail_engine).inbound.max_uid
     with ImapSource(imap_box.config(), last_uid=last_uid) as source:
-        summary = inbound_db.ingest(sqlite_mail_engine, source, handle, T0)
+        summary = inbound_db.ingest(SqlUnitOfWork(sqlite_mail_engine), source, handle, T0)
     assert summary.processed == 1 and len(handle.handled) == 2
     with ImapSource(imap_box.config(), last_uid=last_uid) as source:
-        assert inbound_db.ingest(sqlite_mail_engine, source, handle, T0).processed == 0
+        assert inbound_db.ingest(SqlUnitOfWork(sqlite_mail_engine), source, handle, T0).processed == 0

@@ -2,8 +2,8 @@
 loopback), the IMAP ``last_uid`` in ``intake`` (the Dovecot test instance; skips without it unless
 LDFLOW_TEST_IMAP=1), and plain-language requests mailed in through the drop folder.
 
-The step functions (``take_in``, ``fire_followups``, ``send_outbox``) run on a SQLite runtime: no
-Prefect run is needed.
+The step functions (``take_in``, ``fire_followups``, ``send_outbox`` of ``flows.steps``) run on a SQLite
+app: no Prefect run is needed.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ import pytest
 from sqlalchemy import select
 
 from connectors.calendar.caldav_client import CaldavPublisher
-from connectors.db import schema
-from connectors.db.engine import make_engine
-from connectors.db.store import ListFilter, SqlStore
+from connectors.db.store import ListFilter
 from connectors.db.tables import inbound
-from flows import events
+from flows import bootstrap
 from flows.clock import FixedClock
-from flows.service import Service
 from flows.settings import Settings
 from tests.builders import T0, drive_to
 from tests.integration import conftest_mail as cm
@@ -37,23 +34,17 @@ radicale_server = cm.radicale_server
 imap_box = cm.imap_box
 
 
-def make_runtime(tmp_path: Path, **settings: Any) -> Any:
-    from flows.pipeline import Runtime
-
+def make_app(tmp_path: Path, **settings: Any) -> Any:
     s = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}", mail_from="ld@example.org",
                  **settings)
-    engine = make_engine(s.url)
-    schema.ensure_schema(engine)
-    clock = FixedClock(T0)
-    store = events.instrument(SqlStore(engine))
-    return Runtime(s, engine, store, Service(store, clock), clock)
+    return bootstrap.build(s, clock=FixedClock(T0))
 
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[Any]:
-    runtime = make_runtime(tmp_path)
-    yield runtime
-    runtime.engine.dispose()
+    app = make_app(tmp_path)
+    yield app
+    app.close()
 
 
 def mail(subject: str, body: str, *, sender: str = "Nora Lead <nora.lead@example.org>",
@@ -86,9 +77,9 @@ def requests_of(rt: Any) -> list[Any]:
 
 
 def test_dispatch_publishes_the_checkpoint_todo_to_caldav_and_mails_it(tmp_path: Path, radicale: Radicale) -> None:
-    from flows.pipeline import fire_followups, send_outbox
+    from flows.steps import fire_followups, send_outbox
 
-    rt = make_runtime(tmp_path, caldav_url=radicale.url, caldav_username=radicale.username,
+    rt = make_app(tmp_path, caldav_url=radicale.url, caldav_username=radicale.username,
                       caldav_password=radicale.password)
     try:
         request = drive_to(rt.service, "delivered")
@@ -110,14 +101,14 @@ def test_dispatch_publishes_the_checkpoint_todo_to_caldav_and_mails_it(tmp_path:
         # a second pass publishes nothing again
         assert send_outbox(rt).counts["published"] == 0 and calendar.uids() == [uid]
     finally:
-        rt.engine.dispose()
+        rt.close()
 
 
 def test_an_unreachable_calendar_retries_the_row_instead_of_mailing_it(tmp_path: Path) -> None:
     from connectors.db.tables import outbox
-    from flows.pipeline import fire_followups, send_outbox
+    from flows.steps import fire_followups, send_outbox
 
-    rt = make_runtime(tmp_path, caldav_url=f"http://127.0.0.1:{cm.free_port()}/ld/training/")
+    rt = make_app(tmp_path, caldav_url=f"http://127.0.0.1:{cm.free_port()}/ld/training/")
     try:
         request = drive_to(rt.service, "delivered")
         rt.clock.set(min(c.due_at for c in request.checkpoints) + timedelta(hours=1))
@@ -129,14 +120,14 @@ def test_an_unreachable_calendar_retries_the_row_instead_of_mailing_it(tmp_path:
             status = dict(conn.execute(select(outbox.c.template, outbox.c.status)).all())
         assert status["checkpoint_reminder"] == "pending" and status["survey"] == "sent"
     finally:
-        rt.engine.dispose()
+        rt.close()
 
 
 # --- plain-language requests through the drop folder ------------------------------------------------------
 
 
 def test_a_plain_email_becomes_a_received_request_once(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     body = ("Hi L&D team,\n\nwe need a training for the sales meeting on 12 May: our reps lose deals "
             "at the pricing talk.\n\nThanks,\nNora\n\n-- \nNora Lead | Sales\n\n"
@@ -172,7 +163,8 @@ def test_a_plain_email_becomes_a_received_request_once(rt: Any) -> None:
 
 
 def test_short_subject_long_body_and_colon_lines(rt: Any) -> None:
-    from flows.pipeline import MAX_MAILED_SOLUTION, take_in
+    from flows.intake import MAX_MAILED_SOLUTION
+    from flows.steps import take_in
 
     long_body = "audience: about 40 reps\nWe need help with pricing.\n" + "x" * 9000
     drop(rt, "a.eml", mail("Hi", long_body, sender="nora.lead@example.org"))
@@ -184,7 +176,7 @@ def test_short_subject_long_body_and_colon_lines(rt: Any) -> None:
 
 
 def test_empty_body_or_no_sender_stays_quarantined_with_the_reason(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     drop(rt, "a-empty.eml", mail("Training please", "> only a quote\n", message_id="<empty@example.org>"))
     drop(rt, "b-nofrom.eml", mail("Training please", "We need a course.", sender="",
@@ -199,7 +191,7 @@ def test_empty_body_or_no_sender_stays_quarantined_with_the_reason(rt: Any) -> N
 
 
 def test_a_yaml_intake_by_mail_still_works(rt: Any) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
     drop(rt, "y.eml", mail("Presentation skills", "sponsor: {name: Sam Sponsor, email: sam@example.org}\n"
                                                   "requested_solution: a one-day workshop\n"))
@@ -222,9 +214,9 @@ def _uidvalidity(box: ImapBox) -> int:
 
 @pytest.mark.imap
 def test_imap_takes_mail_above_the_last_recorded_uid_even_if_read(tmp_path: Path, imap_box: ImapBox) -> None:
-    from flows.pipeline import take_in
+    from flows.steps import take_in
 
-    rt = make_runtime(tmp_path, imap_host=IMAP_HOST, imap_port=IMAP_PORT, imap_security="none",
+    rt = make_app(tmp_path, imap_host=IMAP_HOST, imap_port=IMAP_PORT, imap_security="none",
                       imap_username=IMAP_USER, imap_password=IMAP_PASSWORD, imap_mailbox=imap_box.mailbox)
     try:
         imap_box.admin.append(imap_box.mailbox, mail("Excel for planners", "We need Excel training.",
@@ -261,4 +253,4 @@ def test_imap_takes_mail_above_the_last_recorded_uid_even_if_read(tmp_path: Path
                 inbound.c.source == f"imap:{imap_box.mailbox}")).scalars())
         assert generations == {old, _uidvalidity(imap_box)}
     finally:
-        rt.engine.dispose()
+        rt.close()

@@ -6,11 +6,13 @@ import json
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, update
 
 from connectors.db import outbox as ob
 from connectors.db.engine import write_transaction
 from connectors.db.tables import outbox
+from connectors.db.unit_of_work import SqlUnitOfWork
 from connectors.email.render import message_id_for
 from connectors.email.smtp import (
     FileSender,
@@ -184,13 +186,25 @@ def test_outcome_hook_runs_in_the_recording_transaction(mail_engine: Engine) -> 
     enqueue(mail_engine, make_notification("1:a"))
     seen: list[tuple[str, str]] = []
 
-    def hook(conn, row, outcome, detail) -> None:  # type: ignore[no-untyped-def]
+    def hook(tx, row, outcome, detail) -> None:  # type: ignore[no-untyped-def]
         seen.append((row.key, outcome))
-        conn.execute(update(outbox).where(outbox.c.id == row.id).values(template="hooked"))
+        tx.connection.execute(update(outbox).where(outbox.c.id == row.id).values(template="hooked"))
 
     relay_outbox(mail_engine, InMemorySender(), renderer(), T0, "r", on_outcome=hook)
     assert seen == [("1:a", "sent")]
     assert outbox_rows(mail_engine)["1:a"]["template"] == "hooked"
+
+
+def test_a_failing_outcome_hook_rolls_the_outcome_back(mail_engine: Engine) -> None:
+    enqueue(mail_engine, make_notification("1:a"))
+
+    def hook(tx, row, outcome, detail) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("history write failed")
+
+    with pytest.raises(RuntimeError, match="history write failed"):
+        relay_outbox(SqlUnitOfWork(mail_engine), InMemorySender(), renderer(), T0, "r", on_outcome=hook)
+    # not recorded as sent: still as it was committed before the data went out
+    assert outbox_rows(mail_engine)["1:a"]["status"] == "transmitting"
 
 
 def test_transmitting_renews_the_lease(mail_engine: Engine) -> None:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
 
 from connectors.db import inbound as inbound_db
 from connectors.db.engine import make_engine
 from connectors.db.tables import inbound, metadata
+from connectors.db.unit_of_work import SqlTransaction, SqlUnitOfWork
 from connectors.email.dropfolder import DropFolderSource
 from connectors.email.inbound import InboundItem
 from connectors.testing import InMemoryInbox
@@ -70,7 +71,7 @@ def test_nothing_moves_until_confirmed(drop: Path) -> None:
 
 
 def _handler(created: list[str]):  # type: ignore[no-untyped-def]
-    def handle(conn: Connection, item: InboundItem) -> inbound_db.Handled:
+    def handle(tx: SqlTransaction, item: InboundItem) -> inbound_db.Handled:
         if item.kind == "eml":
             assert item.message is not None
             created.append(item.message.subject)
@@ -86,7 +87,7 @@ def _handler(created: list[str]):  # type: ignore[no-untyped-def]
 def test_ingest_drop_folder_once_and_quarantine_with_reasons(drop: Path, engine: Engine) -> None:
     created: list[str] = []
     (drop / "i-untitled.json").write_text("{}")
-    summary = inbound_db.ingest(engine, DropFolderSource(drop), _handler(created), NOW)
+    summary = inbound_db.ingest(SqlUnitOfWork(engine), DropFolderSource(drop), _handler(created), NOW)
     assert sorted(created) == ["Onboarding", "Safety refresher", "Sales coaching"]
     assert (summary.processed, summary.quarantined) == (3, 4)
     assert sorted(p.name for p in (drop / "processed").iterdir()) == ["a-request.eml", "b-request.json",
@@ -99,7 +100,7 @@ def test_ingest_drop_folder_once_and_quarantine_with_reasons(drop: Path, engine:
         assert all(r["reason"] and r["raw_path"] for r in rows) and len(rows) == 4
     # the same mail dropped again is recognised and just filed
     (drop / "again.eml").write_bytes(EML)
-    again = inbound_db.ingest(engine, DropFolderSource(drop), _handler(created), NOW)
+    again = inbound_db.ingest(SqlUnitOfWork(engine), DropFolderSource(drop), _handler(created), NOW)
     assert (again.processed, again.quarantined) == (0, 0) and len(created) == 3
     assert (drop / "processed" / "again.eml").exists()
 
@@ -108,11 +109,11 @@ def test_a_failing_handler_rolls_back_and_quarantines(engine: Engine) -> None:
     inbox = InMemoryInbox()
     inbox.add(EML)
 
-    def explode(conn: Connection, item: InboundItem) -> inbound_db.Handled:
-        conn.execute(inbound.insert().values(source="side-effect", received_at=NOW, status="processed"))
+    def explode(tx: SqlTransaction, item: InboundItem) -> inbound_db.Handled:
+        tx.connection.execute(inbound.insert().values(source="side-effect", received_at=NOW, status="processed"))
         raise RuntimeError("database said no")
 
-    summary = inbound_db.ingest(engine, inbox, explode, NOW)
+    summary = inbound_db.ingest(SqlUnitOfWork(engine), inbox, explode, NOW)
     assert summary.quarantined == 1 and "RuntimeError: database said no" in summary.reasons[0]
     with engine.connect() as conn:
         rows = conn.execute(select(inbound)).mappings().all()

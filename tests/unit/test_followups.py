@@ -13,9 +13,6 @@ from typing import Any
 
 import pytest
 
-from connectors.db import schema
-from connectors.db.engine import make_engine
-from connectors.db.store import SqlStore
 from connectors.testing import InMemoryStore
 from flows import events
 from flows.clock import FixedClock
@@ -187,17 +184,13 @@ def test_conflicts_never_fail_the_run(racing: tuple[RacingStore, Service, FixedC
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[Any]:
-    from flows.pipeline import Runtime
-
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}")
-    engine = make_engine(settings.url)
-    schema.ensure_schema(engine)
+    from flows import bootstrap
     from tests.builders import T0
 
-    clock = FixedClock(T0)
-    store = events.instrument(SqlStore(engine))
-    yield Runtime(settings, engine, store, Service(store, clock), clock)
-    engine.dispose()
+    app = bootstrap.build(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}"),
+                          clock=FixedClock(T0))
+    yield app
+    app.close()
 
 
 def _count(rt: Any, table: str) -> int:
@@ -208,7 +201,7 @@ def _count(rt: Any, table: str) -> int:
 
 
 def test_fire_followups_works_through_every_batch(rt: Any) -> None:
-    from flows.pipeline import fire_followups
+    from flows.steps import fire_followups
 
     ids = [drive_to(rt.service, "delivered").id for _ in range(5)]
     rt.clock.set(END + timedelta(days=31))
@@ -238,8 +231,8 @@ def test_reminders_are_not_starved_by_exhausted_checkpoints(rt: Any) -> None:
 
 
 def test_advance_measures_requests_whose_checkpoints_are_all_closed(rt: Any) -> None:
-    from flows.pipeline import ACTOR as PIPELINE
-    from flows.pipeline import advance_requests
+    from flows.steps import ACTOR as PIPELINE
+    from flows.steps import advance_requests
 
     done = drive_to(rt.service, "delivered")
     for c in done.checkpoints:
@@ -273,7 +266,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
 
 
 def test_events_follow_commits_and_are_not_repeated(rt: Any, captured: list[dict[str, Any]]) -> None:
-    from flows.pipeline import fire_followups
+    from flows.steps import fire_followups
 
     r = drive_to(rt.service, "delivered")
     names = [e["event"] for e in captured]

@@ -9,7 +9,7 @@ import pytest
 from icalendar import Calendar
 
 from connectors.calendar.ics import to_ics
-from connectors.db.outbox import decode_notification
+from connectors.notification_codec import decode_notification
 from connectors.testing import InMemoryStore
 from flows.service import Service
 from states.errors import InvalidInput, TransitionRefused

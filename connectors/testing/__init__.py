@@ -1,0 +1,16 @@
+"""In-memory fakes of every port in :mod:`connectors.ports`, for unit tests (as procrastinate ships
+``testing.py``; here a package, one module per group of ports). They keep the real adapters'
+contract: ``tests/integration/test_contract_*.py`` runs the same cases against each fake and its
+real adapter.
+
+Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
+(``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
+(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
+"""
+
+from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
+from connectors.testing.outbox import InMemoryInbound, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
+from connectors.testing.store import InMemoryStore, OutboxMessage
+
+__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
+           "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]

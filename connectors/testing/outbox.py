@@ -1,0 +1,315 @@
+"""In-memory fakes of the outbox, inbound-log and unit-of-work ports, over an :class:`InMemoryStore`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors import audit_chain as audit
+from connectors.notification_codec import decode_notification
+from connectors.ports import RETRYABLE, AuditRecord, InboundRecord, InboundRef, InboundStatus, OutboxRow, OutboxStatus
+from connectors.testing.store import InMemoryStore
+from states.errors import Conflict, NotFound
+from states.events import DomainEvent
+from states.request import TrainingRequest
+
+__all__ = ["InMemoryInbound", "InMemoryOutbox", "InMemoryTransaction", "InMemoryUnitOfWork"]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("times must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    row: OutboxRow
+    not_before: datetime | None = None
+
+
+class InMemoryOutbox:
+    """The :class:`connectors.ports.OutboxLog` port over an :class:`InMemoryStore`'s queued messages
+    (with the same claim, lease and fencing rules as ``connectors.db.outbox``)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.RLock()
+
+    def _sync(self) -> dict[str, _Entry]:
+        """Take in the messages the store queued since the last call (ids in the order they came)."""
+        for key, message in list(self._store.outbox.items()):
+            if key not in self._entries:
+                row = OutboxRow(id=len(self._entries) + 1, key=key, request_id=message.request_id,
+                                template=message.template,
+                                notification=decode_notification(json.dumps(message.notification, default=str)),
+                                status=OutboxStatus.PENDING, attempts=0, lease_owner=None, lease_until=None,
+                                message_id=None)
+                self._entries[key] = _Entry(row)
+        return self._entries
+
+    def _by_id(self, row_id: int) -> _Entry | None:
+        return next((e for e in self._sync().values() if e.row.id == row_id), None)
+
+    def _put(self, entry: _Entry, changes: dict[str, Any], not_before: datetime | None = None) -> None:
+        keep = entry.not_before if not_before is None else not_before
+        self._entries[entry.row.key] = _Entry(dataclasses.replace(entry.row, **changes), keep)
+
+    def _fenced(self, row_id: int, owner: str, changes: dict[str, Any], not_before: datetime | None = None) -> bool:
+        """Apply ``changes`` if ``owner`` still holds the row's lease (the SQL adapter's ``_fenced``)."""
+        with self._lock:
+            entry = self._by_id(row_id)
+            allowed = ((OutboxStatus.SENDING,) if changes.get("status") == OutboxStatus.TRANSMITTING
+                       else (OutboxStatus.SENDING, OutboxStatus.TRANSMITTING))
+            if entry is None or entry.row.lease_owner != owner or entry.row.status not in allowed:
+                return False
+            self._put(entry, changes, not_before)
+            return True
+
+    @staticmethod
+    def _released(status: OutboxStatus, note: str | None, done: Iterable[str]) -> dict[str, Any]:
+        return {"status": status, "lease_owner": None, "lease_until": None, "last_error": note,
+                "recipients_done": frozenset(d.lower() for d in done)}
+
+    def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxRow]:
+        now = _utc(now)
+        with self._lock:
+            if limit <= 0:
+                return []
+            for entry in list(self._sync().values()):
+                r = entry.row
+                if r.status == OutboxStatus.TRANSMITTING and r.lease_until is not None and r.lease_until < now:
+                    self._put(entry, {"status": OutboxStatus.UNKNOWN, "lease_owner": None, "lease_until": None,
+                                      "last_error": "relay stopped while the message was being transmitted; "
+                                                    "outcome unknown"})
+            due = [e for e in self._entries.values()
+                   if (e.row.status == OutboxStatus.PENDING and (e.not_before is None or e.not_before <= now))
+                   or (e.row.status == OutboxStatus.SENDING and e.row.lease_until is not None
+                       and e.row.lease_until < now)]
+            claimed = []
+            for entry in sorted(due, key=lambda e: e.row.id)[:limit]:
+                self._put(entry, {"status": OutboxStatus.SENDING, "lease_owner": owner,
+                                  "lease_until": now + lease, "attempts": entry.row.attempts + 1})
+                claimed.append(self._entries[entry.row.key].row)
+            return claimed
+
+    def mark_transmitting(self, row_id: int, owner: str, message_id: str,
+                          lease_until: datetime | None = None) -> bool:
+        changes: dict[str, Any] = {"status": OutboxStatus.TRANSMITTING, "message_id": message_id}
+        if lease_until is not None:
+            changes["lease_until"] = _utc(lease_until)
+        return self._fenced(row_id, owner, changes)
+
+    def mark_sent(self, row_id: int, owner: str | None, *, message_id: str, now: datetime,
+                  recipients_done: Iterable[str] = (), note: str | None = None) -> bool:
+        changes = {**self._released(OutboxStatus.SENT, note, recipients_done), "sent_at": _utc(now),
+                   "message_id": message_id}
+        if owner is not None:
+            return self._fenced(row_id, owner, changes)
+        with self._lock:
+            entry = self._by_id(row_id)
+            if entry is None or entry.row.status != OutboxStatus.UNKNOWN:
+                return False
+            self._put(entry, changes)
+            return True
+
+    def mark_retry(self, row_id: int, owner: str, *, now: datetime, backoff: timedelta, error: str,
+                   recipients_done: Iterable[str] = ()) -> bool:
+        return self._fenced(row_id, owner, self._released(OutboxStatus.PENDING, error, recipients_done),
+                            _utc(now) + backoff)
+
+    def mark_failed(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool:
+        return self._fenced(row_id, owner, self._released(OutboxStatus.FAILED, reason, recipients_done))
+
+    def mark_unknown(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool:
+        return self._fenced(row_id, owner, self._released(OutboxStatus.UNKNOWN, reason, recipients_done))
+
+    def requeue(self, now: datetime, *, keys: Sequence[str] | None = None,
+                statuses: Sequence[OutboxStatus] = (OutboxStatus.UNKNOWN,)) -> int:
+        allowed = {s for s in statuses if s in RETRYABLE}
+        with self._lock:
+            chosen = [e for e in self._sync().values()
+                      if e.row.status in allowed and (keys is None or e.row.key in keys)]
+            for entry in chosen:
+                self._put(entry, {"status": OutboxStatus.PENDING, "attempts": 0, "lease_owner": None,
+                                  "lease_until": None}, _utc(now))
+            return len(chosen)
+
+    def rows(self, status: OutboxStatus | None = None, limit: int = 200) -> list[OutboxRow]:
+        with self._lock:
+            rows = [e.row for e in self._sync().values() if status is None or e.row.status == status]
+        return sorted(rows, key=lambda r: -r.id)[:limit]
+
+    def by_keys(self, keys: Sequence[str]) -> dict[str, OutboxRow]:
+        with self._lock:
+            entries = self._sync()
+            return {k: entries[k].row for k in keys if k in entries}
+
+    def sent_as(self, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+        wanted = set(message_ids)
+        with self._lock:
+            return {e.row.message_id: (e.row.request_id, e.row.key) for e in self._sync().values()
+                    if e.row.message_id is not None and e.row.message_id in wanted}
+
+    def snapshot(self) -> dict[str, _Entry]:
+        with self._lock:
+            return dict(self._sync())
+
+    def restore(self, entries: dict[str, _Entry]) -> None:
+        with self._lock:
+            self._entries = dict(entries)
+
+
+class InMemoryInbound:
+    """The :class:`connectors.ports.InboundLog` port in a list (one record per message, as on SQL)."""
+
+    def __init__(self) -> None:
+        self._records: list[InboundRecord] = []
+        self._lock = threading.RLock()
+
+    def seen(self, ref: InboundRef) -> bool:
+        with self._lock:
+            return any(r.source == ref.source and (
+                (ref.uidvalidity is not None and ref.uid is not None
+                 and (r.uidvalidity, r.uid) == (ref.uidvalidity, ref.uid))
+                or (ref.message_id and r.message_id == ref.message_id)) for r in self._records)
+
+    def claim(self, ref: InboundRef, *, received_at: datetime,
+              status: InboundStatus = InboundStatus.PROCESSED) -> int | None:
+        with self._lock:
+            if self.seen(ref):
+                return None
+            record = InboundRecord(id=len(self._records) + 1, source=ref.source, uidvalidity=ref.uidvalidity,
+                                   uid=ref.uid, message_id=ref.message_id, received_at=_utc(received_at),
+                                   status=InboundStatus(status), request_id=None, reason=None, raw_path=None)
+            self._records.append(record)
+            return record.id
+
+    def set_outcome(self, row_id: int, *, status: InboundStatus, request_id: int | None = None,
+                    reason: str | None = None, raw_path: str | None = None) -> None:
+        if status not in (InboundStatus.PROCESSED, InboundStatus.QUARANTINED):
+            raise ValueError(f"inbound status must be processed or quarantined, not {status!r}")
+        with self._lock:
+            index = next(i for i, r in enumerate(self._records) if r.id == row_id)
+            self._records[index] = dataclasses.replace(self._records[index], status=InboundStatus(status),
+                                                       request_id=request_id, reason=reason, raw_path=raw_path)
+
+    def record(self, ref: InboundRef, *, received_at: datetime, status: InboundStatus,
+               request_id: int | None = None, reason: str | None = None,
+               raw_path: str | None = None) -> int | None:
+        with self._lock:
+            row_id = self.claim(ref, received_at=received_at, status=status)
+            if row_id is not None:
+                self.set_outcome(row_id, status=status, request_id=request_id, reason=reason, raw_path=raw_path)
+            return row_id
+
+    def max_uid(self, source: str, uidvalidity: int) -> int | None:
+        with self._lock:
+            uids = [r.uid for r in self._records
+                    if r.source == source and r.uidvalidity == uidvalidity and r.uid is not None]
+        return max(uids, default=None)
+
+    def quarantined(self, limit: int = 100) -> list[InboundRecord]:
+        with self._lock:
+            found = [r for r in self._records if r.status == InboundStatus.QUARANTINED]
+        return sorted(found, key=lambda r: -r.id)[:limit]
+
+    def snapshot(self) -> list[InboundRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def restore(self, records: list[InboundRecord]) -> None:
+        with self._lock:
+            self._records = list(records)
+
+
+class InMemoryTransaction:
+    """A transaction of :class:`InMemoryUnitOfWork` (see :class:`connectors.ports.Transaction`)."""
+
+    def __init__(self, uow: InMemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def outbox(self) -> InMemoryOutbox:
+        return self._uow.outbox
+
+    @property
+    def inbound(self) -> InMemoryInbound:
+        return self._uow.inbound
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        return self._uow.store.add(request, actor)
+
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        return self._uow.store.save(request, actor)
+
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        request = self.get(request_id)
+        if expect_version is not None and request.version != expect_version:
+            raise Conflict(request_id, expect_version, request.version)
+        mutate(request)
+        return self.save(request, actor)
+
+    def get(self, request_id: int) -> TrainingRequest:
+        return self._uow.store.get(request_id)
+
+    def record_events(self, request_id: int, events: Sequence[DomainEvent], actor: str, at: datetime) -> None:
+        _append_events(self._uow.store, request_id, events, actor, at)
+
+
+def _append_events(store: InMemoryStore, request_id: int, events: Sequence[DomainEvent], actor: str,
+                   at: datetime) -> None:
+    """Non-transition events into a request's history at its current version (``SqlStore.record_events``)."""
+    row = store._rows.get(request_id)
+    if row is None:
+        raise NotFound(f"request {request_id}")
+    seq, prev = (store._events[-1].seq, store._events[-1].hash) if store._events else (0, audit.GENESIS)
+    when = _utc(at).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    for e in events:
+        seq += 1
+        record = AuditRecord(seq=seq, request_id=request_id, type=e.type, trigger=None, from_state=None,
+                             to_state=None, version=row.version, actor=actor, at=when, payload=e.payload,
+                             prev_hash=prev, hash="")
+        prev = audit.event_hash(prev, {**dataclasses.asdict(record), "payload": audit.canonical_json(e.payload)})
+        store._events.append(dataclasses.replace(record, hash=prev))
+    store._rows[request_id] = dataclasses.replace(row, head_seq=seq)
+
+
+class InMemoryUnitOfWork:
+    """The :class:`connectors.ports.UnitOfWork` over an :class:`InMemoryStore`: a transaction holds the
+    store's lock and puts everything back as it was when the block raises."""
+
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        self.store = store or InMemoryStore()
+        self._outbox = InMemoryOutbox(self.store)
+        self._inbound = InMemoryInbound()
+
+    @property
+    def outbox(self) -> InMemoryOutbox:
+        return self._outbox
+
+    @property
+    def inbound(self) -> InMemoryInbound:
+        return self._inbound
+
+    @contextmanager
+    def transaction(self) -> Iterator[InMemoryTransaction]:
+        store = self.store
+        with store._lock:
+            saved = (dict(store._rows), list(store._events), dict(store._timers), dict(store.outbox),
+                     self._outbox.snapshot(), self._inbound.snapshot())
+            try:
+                yield InMemoryTransaction(self)
+            except BaseException:
+                store._rows, store._events, store._timers, store.outbox = (saved[0], saved[1], saved[2], saved[3])
+                self._outbox.restore(saved[4])
+                self._inbound.restore(saved[5])
+                raise
+

@@ -1,0 +1,234 @@
+"""``ldflow run`` and ``ldflow serve``: the pipeline as Prefect flow runs on this machine.
+
+Prefect and SQLAlchemy cost about a second to import, so they are imported inside the commands,
+after :mod:`flows.prefect_settings` has set Prefect's defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli.common import EXIT_ERROR, choice
+from flows.vocabulary import FlowName
+
+app = typer.Typer()
+PANEL = "Pipeline"
+
+
+class _Progress:
+    """A Rich progress display on stderr, shown only once a step reports enough work to wait for."""
+
+    THRESHOLD = 200
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int | None) -> None:
+        if self._progress is None:
+            if (total or done) < self.THRESHOLD or not sys.stderr.isatty():
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from flows.views import console
+
+            self._progress = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=console(stderr=True), transient=True)
+            self._progress.start()
+        if step not in self._tasks:
+            self._tasks[step] = self._progress.add_task(step, total=total)
+        self._progress.update(self._tasks[step], completed=done, total=total)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _summary_table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="pipeline pass", title_justify="left")
+    table.add_column("step", style="bold")
+    table.add_column("done")
+    table.add_column("problems", justify="right")
+    for step in result["steps"]:
+        counts = ", ".join(f"{k} {v}" for k, v in step["counts"].items() if v or k in ("sent", "measured",
+                                                                                     "submitted"))
+        table.add_row(step["step"], counts or "nothing due", str(step["errors_total"] or ""))
+    return table
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    from flows.views import console
+
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        return
+    out = console()
+    out.print(_summary_table(result))
+    for step in result["steps"]:
+        for error in step["errors"][:10]:
+            out.print(f"[yellow]{step['step']}:[/] {error}", markup=True, highlight=False)
+
+
+@app.command(rich_help_panel=PANEL, short_help="One pass of the pipeline (a Prefect flow run).")
+def run(
+    flow_name: Annotated[FlowName, typer.Option(
+        "--flow", help="Which flow.", parser=choice(FlowName, "flow"))] = FlowName.PIPELINE,
+    batch: Annotated[int | None, typer.Option(min=1, help="Batch size per database round (default per step).")]
+    = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's flow and task logs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """One pass of the pipeline as a Prefect flow run: take in new requests, fire due follow-ups,
+    measure requests whose checkpoints are closed, send the outbox. No server needed: without
+    PREFECT_API_URL Prefect starts a temporary local one (first start ~15 s)."""
+    from flows import prefect_settings
+
+    prefect_settings.apply(logging_level="INFO" if verbose else "WARNING")
+    from flows import bootstrap
+    from flows.views import console
+
+    err = console(stderr=True)
+    app_ = bootstrap.current()  # the app the flow's tasks use in this process (fails early on bad settings)
+    if not os.environ.get("PREFECT_API_URL"):
+        err.print("[dim]starting a temporary Prefect server (no PREFECT_API_URL set; ~15 s the first time)…[/]")
+    from flows.pipeline import FLOWS
+
+    progress = _Progress()
+    app_.progress = progress
+    params: dict[str, Any] = {}
+    if batch is not None:
+        params = ({"followups_batch": batch, "dispatch_batch": batch, "intake_batch": batch}
+                  if flow_name == FlowName.PIPELINE else {"batch": batch})
+    try:
+        result: dict[str, Any] = FLOWS[flow_name](**params)
+    except Exception as exc:  # a failed flow run: say so without a traceback
+        if os.environ.get("LDFLOW_DEBUG"):
+            raise
+        err.print(f"[red]error:[/] the {flow_name} flow run failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    finally:
+        progress.stop()
+        app_.progress = None
+    if "steps" not in result:
+        result = {"steps": [result], "errors_total": result["errors_total"]}
+    result["now"] = app_.now().isoformat()
+    _print_result(result, as_json)
+    # Problems with single items (a quarantined file, a refused recipient) are recorded and shown
+    # above; they do not make the pass a failure. A failed flow run exits 1 (see above).
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_local_server(log_path: Path, err: Any) -> Any:
+    """A Prefect server for this machine (the temporary in-process one has no scheduler).
+
+    It runs in its own session, so Ctrl-C reaches ``serve`` first, which pauses its deployments
+    and then stops the server.
+    """
+    import subprocess
+    import time
+    import urllib.request
+
+    from flows.prefect_settings import startup_timeout, use_api
+    from flows.settings import ConfigurationError
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    err.print(f"[dim]starting a local Prefect server on {url} (log: {log_path})…[/]")
+    deadline = time.monotonic() + startup_timeout()
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ConfigurationError(f"the local Prefect server stopped (exit {proc.returncode}); see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    use_api(url)
+                    err.print(f"Prefect UI: http://127.0.0.1:{port}")
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise ConfigurationError(f"the local Prefect server did not answer within the timeout; see {log_path}")
+
+
+def _warn_on_sqlalchemy_21(err: Any) -> None:
+    import sqlalchemy
+
+    if tuple(int(x) for x in sqlalchemy.__version__.split(".")[:2]) >= (2, 1):
+        # Measured: Prefect 3.8.8's scheduler service fails on SQLAlchemy 2.1 ("Can't evaluate bulk DML
+        # statement") and creates no scheduled runs; on 2.0.x it works.
+        err.print(f"[yellow]warning:[/] SQLAlchemy {sqlalchemy.__version__} is installed: the Prefect 3.8.8 "
+                  "server cannot create scheduled runs with it (install 'sqlalchemy>=2.0.30,<2.1' where the "
+                  "Prefect server runs); runs started by hand or by event triggers still work.")
+
+
+def _serve_deployments(interval: int, dispatch_interval: int) -> None:
+    from prefect import serve as prefect_serve
+
+    from flows import pipeline
+
+    deployments: list[Any] = [
+        pipeline.pipeline.to_deployment(name="ldflow-pipeline", paused=False, interval=interval,
+                                        description="One pass of the whole pipeline."),
+        pipeline.dispatch.to_deployment(name="ldflow-dispatch", paused=False, interval=dispatch_interval,
+                                        description="Send what the outbox holds."),
+        pipeline.intake.to_deployment(name="ldflow-intake", paused=False,
+                                      description="Take in the drop folder / inbox."),
+        pipeline.followups.to_deployment(name="ldflow-followups", paused=False, description="Fire due checkpoints."),
+        pipeline.advance.to_deployment(name="ldflow-advance", paused=False, description="Measure closed requests."),
+    ]
+    prefect_serve(*deployments)
+
+
+@app.command(rich_help_panel=PANEL, short_help="Keep the pipeline running: serve the flows with their schedules.")
+def serve(
+    interval: Annotated[int, typer.Option(min=10, help="Seconds between pipeline passes.")] = 300,
+    dispatch_interval: Annotated[int, typer.Option(min=10, help="Seconds between outbox sends.")] = 60,
+) -> None:
+    """Keep the pipeline running on this machine: serve the flows as Prefect deployments with their
+    schedules (pipeline every --interval, dispatch every --dispatch-interval; intake, followups and
+    advance on demand). Without PREFECT_API_URL a local Prefect server is started for the purpose
+    (and stopped on exit). Stop with Ctrl-C."""
+    from flows import prefect_settings
+
+    prefect_settings.apply(logging_level="INFO")
+    from flows import bootstrap
+    from flows.settings import load_settings
+    from flows.views import console
+
+    err = console(stderr=True)
+    _warn_on_sqlalchemy_21(err)
+    settings = load_settings()
+    server = _start_local_server(settings.home / "prefect-server.log", err) \
+        if not os.environ.get("PREFECT_API_URL") else None
+    try:
+        bootstrap.current(settings)  # fail early, with a clear message, on bad settings or an unreachable database
+        _serve_deployments(interval, dispatch_interval)
+    except KeyboardInterrupt:
+        err.print("stopped.")
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except Exception:
+                server.kill()

@@ -1,0 +1,71 @@
+"""``ldflow plan``: draft, approve and show the measurement plan (planned before design starts)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flows.cli.common import (
+    ActorOpt,
+    FileOpt,
+    IdArg,
+    IfVersionOpt,
+    JsonOpt,
+    WriteCommand,
+    actor,
+    done,
+    merge_input,
+    open_app,
+    print_json,
+)
+
+app = typer.Typer(help="Draft, approve and show the measurement plan (planned before design starts).",
+                  no_args_is_help=True)
+
+
+@app.command("draft", cls=WriteCommand)
+def plan_draft(
+    request_id: IdArg,
+    file: Annotated[str, typer.Option("--file", "-f", metavar="PATH",
+                                      help="YAML or JSON measurement plan ('-' reads stdin).")],
+    who: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Draft (or redraft) the measurement plan; it then awaits the sponsor's approval."""
+    data, source = merge_input(file)
+    request = open_app().service.draft_plan(request_id, data, actor(who), if_version, source)
+    assert request.plan is not None
+    done(request, as_json, f"measurement plan drafted ({len(request.plan.items)} item(s)); awaiting approval by "
+                           f"{request.intake.sponsor.email}")
+
+
+@app.command("approve", cls=WriteCommand)
+def plan_approve(
+    request_id: IdArg,
+    by: Annotated[str | None, typer.Option("--by", help="The approver's e-mail (must be the sponsor).")] = None,
+    comment: Annotated[str | None, typer.Option(help="The approver's comment.")] = None,
+    file: FileOpt = None,
+    who: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record the sponsor's approval of the drafted measurement plan."""
+    data, source = merge_input(file, approver=by, comment=comment)
+    request = open_app().service.approve_plan(request_id, data, actor(who), if_version, source)
+    done(request, as_json, f"measurement plan approved by {request.plan_approved_by}")
+
+
+@app.command("show")
+def plan_show(request_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Show the measurement plan and its approval."""
+    request = open_app().service.show(request_id)
+    if as_json:
+        print_json({"id": request.id, "plan": request.plan.model_dump(mode="json") if request.plan else None,
+                    "approved_by": request.plan_approved_by,
+                    "approved_at": request.plan_approved_at.isoformat() if request.plan_approved_at else None})
+        return
+    from flows import views
+
+    views.console().print(views.plan_panel(request))

@@ -1,0 +1,56 @@
+"""``ldflow report`` and ``ldflow export-xapi``: what goes to the stakeholders and to an LRS."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.common import choice, open_app
+from flows.vocabulary import ReportFormat
+
+app = typer.Typer()
+
+
+@app.command(rich_help_panel="Reading", short_help="The stakeholder report of a measured request (text or HTML).")
+def report(
+    request_id: Annotated[int, typer.Argument(metavar="ID", help="Request id.", show_default=False)],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report to this file.")] = None,
+    format: Annotated[ReportFormat, typer.Option(
+        "--format", help="What to print.", parser=choice(ReportFormat, "format"))] = ReportFormat.TEXT,
+) -> None:
+    """The stakeholder report of a measured request: results against baseline and target, ROI,
+    recap, action plan and contributions (what `acknowledge` sends to the stakeholders)."""
+    from flows.queries import stakeholder_report
+
+    built = stakeholder_report(open_app(), request_id)
+    sys.stdout.write(built.html if format == ReportFormat.HTML else built.text)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(built.html, encoding="utf-8")
+        typer.echo(f"HTML report written to {html}", err=True)
+
+
+@app.command("export-xapi", rich_help_panel="Reading",
+             short_help="xAPI 1.0.3 statements for delivered and measured events.")
+def export_xapi(
+    request_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="One request (default: all).",
+                                                     show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    = None,
+) -> None:
+    """xAPI 1.0.3 statements (JSON array) for delivered and measured events; one registration per request."""
+    from flows.queries import xapi_statements
+
+    data = json.dumps(xapi_statements(open_app(), request_id), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(data)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_text(data, encoding="utf-8")
+    tmp.replace(output)
+    typer.echo(f"exported xAPI statements to {output}", err=True)

@@ -1,0 +1,229 @@
+"""The pipeline's steps, plain Python over the :class:`flows.bootstrap.App`: what the Prefect tasks run.
+
+=====================  ===========================================================================
+``take_in``            new requests from the drop folder (and the inbox when IMAP is configured),
+                       replies acted on (plan approvals, survey answers, notes)
+``fire_followups``     due measurement checkpoints queue their survey and the owner's reminder (far
+                       too late ones are flagged ``needs_review``); unanswered surveys get reminders
+``advance_requests``   delivered requests whose checkpoints are all closed are measured
+``send_outbox``        the outbox relay sends what the outbox holds
+=====================  ===========================================================================
+
+Every step is an idempotent reconciler that looks at what is due *now* and does it in bounded
+batches: run twice, it changes nothing the second time; run side by side, each piece of work is
+done once (checkpoint status + optimistic version check, outbox claims with a lease).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from connectors.db.inbound import InboundSource, ingest
+from connectors.email.render import render
+from connectors.ports import OutboxRow, Transaction
+from flows.intake import InboundHandler
+from flows.relay import Outcome, OutcomeHook, relay_outbox
+from states.errors import Conflict, TransitionRefused
+from states.events import EmailBounced, EmailSent
+from states.notifications import CalendarItem
+
+if TYPE_CHECKING:
+    from flows.bootstrap import App
+
+#: Who the pipeline acts as in the history.
+ACTOR = "ldflow-pipeline"
+
+
+@dataclass
+class StepSummary:
+    """What one step did; ``errors`` are per-item problems that did not stop the step."""
+
+    step: str
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, name: str, value: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "counts": dict(self.counts), "errors": self.errors[:50],
+                "errors_total": len(self.errors)}
+
+
+def _summary(step: str, *names: str) -> StepSummary:
+    return StepSummary(step, dict.fromkeys(names, 0))
+
+
+# --- intake --------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _opened(source: InboundSource) -> Iterator[InboundSource]:
+    """The source, connected for the run when it keeps a connection (IMAP); closing it never fails the step."""
+    if not isinstance(source, contextlib.AbstractContextManager):
+        yield source
+        return
+    try:
+        source.__enter__()
+        yield source
+    finally:
+        with contextlib.suppress(Exception):
+            source.__exit__(None, None, None)
+
+
+def take_in(app: App, batch: int = 200) -> StepSummary:
+    """New requests from the drop folder (JSON/YAML intakes, e-mails), and replies (plan approvals,
+    survey answers, notes) from it and from the IMAP inbox when configured. Each item is recorded
+    in the same transaction as the change it causes, so it is taken in once; what cannot be acted
+    on is quarantined with the reason, never dropped."""
+    summary = _summary("intake", "processed", "quarantined", "skipped")
+    handler = InboundHandler(app.service, ACTOR)
+    now = app.now()
+    for source in app.sources():
+        try:
+            with _opened(source):
+                result = ingest(app.uow, source, handler, now, quarantine_dir=app.settings.home / "quarantine",
+                                limit=batch)
+        except Exception as exc:  # an unreachable inbox must not stop the rest of the pass
+            summary.errors.append(f"{source.source}: {type(exc).__name__}: {exc}")
+            continue
+        summary.add("processed", result.processed)
+        summary.add("quarantined", result.quarantined)
+        summary.add("skipped", result.skipped)
+        summary.errors.extend(result.reasons)
+        if result.aborted:
+            summary.errors.append(f"{source.source}: stopped early: {result.aborted}")
+    if handler.created and summary.counts["processed"]:
+        app.store.announce_outbox([f"{rid}:intake_acknowledgement" for rid in handler.created])
+    return summary
+
+
+# --- follow-ups and measuring --------------------------------------------------------------------------
+
+def fire_followups(app: App, batch: int = 500, lateness_days: int | None = None,
+                   reminder_after_days: int | None = None, max_reminders: int | None = None) -> StepSummary:
+    """Queue every due checkpoint's survey and owner reminder (once); flag the far-too-late ones;
+    remind unanswered surveys. Settings give the defaults (14 days, 3 days, 2 reminders)."""
+    s = app.settings
+    lateness = timedelta(days=s.lateness_days if lateness_days is None else lateness_days)
+    after = timedelta(days=s.reminder_after_days if reminder_after_days is None else reminder_after_days)
+    most = s.max_reminders if max_reminders is None else max_reminders
+    summary = _summary("followups", "sent", "flagged", "reminded", "conflicts")
+    total = app.store.count_due_checkpoints(app.now())
+    app.report_progress("followups", 0, total)
+    # Rounds are bounded: a run that keeps losing conflicts (another run is doing the same work)
+    # or meets rows it cannot act on stops, and the next run takes what is left.
+    rounds = total // batch + 10
+    with app.store.batch():
+        for _ in range(rounds):
+            result = app.service.send_due_checkpoints(ACTOR, lateness, limit=batch)
+            for name in ("sent", "flagged", "conflicts"):
+                summary.add(name, result.get(name, 0))
+            app.report_progress("followups", summary.counts["sent"] + summary.counts["flagged"], total)
+            progressed = result["sent"] + result["flagged"] + result["conflicts"] > 0
+            if result["checked"] < batch or not progressed:
+                break
+        if most > 0:
+            while True:
+                reminded = app.service.send_reminders(ACTOR, after, most, limit=batch)
+                summary.add("reminded", reminded)
+                if reminded < batch:
+                    break
+    return summary
+
+
+def advance_requests(app: App, batch: int = 500) -> StepSummary:
+    """Measure every delivered request whose checkpoints are all closed (as ``ldflow-pipeline``).
+
+    Acknowledging is left to a person: it needs their recap, action plan and thanks.
+    """
+    summary = _summary("advance", "measured")
+    last = 0
+    while True:
+        ids: list[int] = app.store.measurable_requests(last, batch)
+        if not ids:
+            break
+        for request_id in ids:
+            try:
+                app.service.measure(request_id, ACTOR)
+                summary.add("measured")
+            except Conflict:
+                summary.add("conflicts")  # changed meanwhile: the next run looks again
+            except TransitionRefused as exc:  # measured by someone else, or reopened meanwhile
+                summary.add("skipped")
+                summary.errors.append(f"request {request_id}: {exc}")
+        app.report_progress("advance", summary.counts["measured"], None)
+        last = ids[-1]
+    return summary
+
+
+# --- dispatch ------------------------------------------------------------------------------------------
+
+class _CalendarForRun:
+    """The CalDAV publisher for one dispatch run: makes sure the calendar collection exists before
+    the first item is published (one PROPFIND per run, none when nothing has a calendar item), so
+    a calendar outage only delays the rows that carry a calendar item (the relay retries them)."""
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+        self.ready = False
+
+    def publish(self, item: CalendarItem) -> Any:
+        if not self.ready:
+            self.publisher.ensure_calendar()
+            self.ready = True
+        return self.publisher.publish(item)
+
+
+def _history_hook(app: App) -> OutcomeHook:
+    """Record "email sent" / "email bounced" in the request's history, in the relay's transaction."""
+    kinds: dict[str, type[EmailSent] | type[EmailBounced]] = {"sent": EmailSent, "failed": EmailBounced}
+
+    def hook(tx: Transaction, row: OutboxRow, outcome: Outcome, detail: str) -> None:
+        kind = kinds.get(outcome)
+        if kind is None:
+            return
+        event = kind(key=row.key, template=row.template, to=tuple(r.email for r in row.notification.to),
+                     detail=detail[:500])
+        tx.record_events(row.request_id, [event], ACTOR, app.now())
+
+    return hook
+
+
+def relay_owner() -> str:
+    """Who holds an outbox lease: host and process, so a lease names a real process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_seconds: float = 1200) -> StepSummary:
+    """Send what the outbox holds, in claimed batches, through SMTP or the outbox folder.
+
+    A run claims no new batch after ``max_seconds``: a huge backlog is worked off by successive
+    runs, and no run holds the task's time budget hostage."""
+    s = app.settings
+    render_fn = partial(render, mail_from=s.mail_from, domain=s.mail_from.rsplit("@", 1)[-1],
+                        templates_dir=s.templates_dir)
+    calendar = _CalendarForRun(app.calendar) if app.calendar is not None else None
+    summary = _summary("dispatch", "sent", "retried", "failed", "unknown")
+    owner = relay_owner()
+    hook = _history_hook(app)
+    started = time.monotonic()
+    while time.monotonic() - started < max_seconds:
+        now = app.now()
+        result = relay_outbox(app.uow, app.sender, partial(render_fn, now=now), now, owner, batch=batch,
+                              lease=timedelta(seconds=lease_seconds), on_outcome=hook, calendar=calendar)
+        for name in ("claimed", "sent", "retried", "failed", "unknown", "lost_lease", "published"):
+            summary.add(name, getattr(result, name))
+        summary.errors.extend(result.errors)
+        app.report_progress("dispatch", summary.counts["sent"], None)
+        if result.claimed < batch:
+            break
+    return summary

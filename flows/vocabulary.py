@@ -1,0 +1,55 @@
+"""The small vocabularies the entry points offer as choices (``--format``, ``--flow``, ``--sort``),
+as enums: cheap to import (``ldflow --help`` lists them) and shared by the CLI and the application."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FlowName(StrEnum):
+    """The Prefect flows (``ldflow run --flow``), in the order a pass runs them."""
+
+    PIPELINE = "pipeline"
+    INTAKE = "intake"
+    FOLLOWUPS = "followups"
+    ADVANCE = "advance"
+    DISPATCH = "dispatch"
+
+
+class ExportFormat(StrEnum):
+    """``ldflow export``: documents with their history, or one row per request."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+class ReportFormat(StrEnum):
+    """``ldflow report``: what it prints."""
+
+    TEXT = "text"
+    HTML = "html"
+
+
+class SortKey(StrEnum):
+    """What ``ldflow list`` sorts by (a leading ``-`` reverses it)."""
+
+    ID = "id"
+    CREATED = "created"
+    UPDATED = "updated"
+    STATE = "state"
+    TITLE = "title"
+
+
+class RedirectKindChoice(StrEnum):
+    """The redirect kinds ``ldflow redirect --kind`` offers: the values of ``states.models.RedirectKind``
+    (a test keeps them equal), here so that ``--help`` lists them without importing pydantic."""
+
+    JOB_AID = "job_aid"
+    PROCESS_CHANGE = "process_change"
+    TOOL_FIX = "tool_fix"
+    EXPECTATIONS_FEEDBACK = "expectations_feedback"
+    COACHING = "coaching"
+    INCENTIVE_CHANGE = "incentive_change"
+    TASK_SIMPLIFICATION = "task_simplification"
+    COMMUNICATION = "communication"
+    JOB_REDESIGN = "job_redesign"
