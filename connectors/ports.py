@@ -153,6 +153,15 @@ class RequestStore(Protocol):
         """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest due first."""
         ...
 
+    def count_due_checkpoints(self, now: datetime) -> int:
+        """How many scheduled checkpoints are due by ``now`` (a progress display's total)."""
+        ...
+
+    def measurable_requests(self, after_id: int = 0, limit: int = 500) -> list[int]:
+        """Ids above ``after_id`` (ascending, at most ``limit``) of delivered requests that have
+        checkpoints and none of them still open: what the pipeline measures."""
+        ...
+
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None) -> list[tuple[int, str]]:
         """Sent, unanswered checkpoints whose survey (or last reminder) went out by ``sent_before``;

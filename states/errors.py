@@ -1,4 +1,4 @@
-"""Domain errors. Each maps to one documented CLI exit code (see flows/cli.py)."""
+"""Domain errors. Each maps to one documented CLI exit code (see flows/cli/__init__.py)."""
 
 from __future__ import annotations
 

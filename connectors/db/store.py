@@ -38,9 +38,10 @@ from connectors.notification_codec import notification_json
 from connectors.ports import AuditRecord, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
-from states.checkpoints import Checkpoint, CheckpointStatus
+from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
+from states.lifecycle import State
 from states.request import TrainingRequest
 
 
@@ -298,16 +299,16 @@ class SqlStore:
         """How many scheduled checkpoints are due by ``now`` (a progress display's total)."""
         with read_transaction(self.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(checkpoints).where(
-                checkpoints.c.status == "scheduled", checkpoints.c.due_at <= now)).scalar_one())
+                checkpoints.c.status == CheckpointStatus.SCHEDULED.value, checkpoints.c.due_at <= now)).scalar_one())
 
     def measurable_requests(self, after_id: int = 0, limit: int = 500) -> list[int]:
         """Ids above ``after_id`` of delivered requests with checkpoints, none of them still open."""
         open_checkpoint = exists().where(and_(checkpoints.c.request_id == requests.c.id,
-                                              checkpoints.c.status.notin_(("closed", "missed"))))
+                                              checkpoints.c.status.notin_([s.value for s in CLOSED_STATUSES])))
         any_checkpoint = exists().where(checkpoints.c.request_id == requests.c.id)
         with read_transaction(self.engine) as conn:
             return list(conn.execute(select(requests.c.id).where(
-                requests.c.state == "delivered", requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
+                requests.c.state == State.DELIVERED.value, requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
                 .order_by(requests.c.id).limit(limit)).scalars())
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,

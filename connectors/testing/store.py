@@ -17,8 +17,9 @@ from connectors.ports import (
     RequestSummary,
     VerifyReport,
 )
-from states.checkpoints import CheckpointStatus
+from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.errors import Conflict, NotFound
+from states.lifecycle import State
 from states.request import TrainingRequest
 
 if TYPE_CHECKING:
@@ -223,6 +224,24 @@ class InMemoryStore:
                    if t.status == CheckpointStatus.SCHEDULED.value and t.due_at <= now]
         due.sort(key=lambda t: (t.due_at, t.key))
         return [(t.request_id, t.key) for t in due[:limit]]
+
+    def count_due_checkpoints(self, now: datetime) -> int:
+        """How many scheduled checkpoints are due by ``now``."""
+        with self._lock:
+            return sum(1 for t in self._timers.values()
+                       if t.status == CheckpointStatus.SCHEDULED.value and t.due_at <= now)
+
+    def measurable_requests(self, after_id: int = 0, limit: int = 500) -> builtins.list[int]:
+        """Delivered requests above ``after_id`` with checkpoints, none of them still open (ascending)."""
+        closed = {s.value for s in CLOSED_STATUSES}
+        with self._lock:
+            timers: dict[int, builtins.list[str]] = {}
+            for t in self._timers.values():
+                timers.setdefault(t.request_id, []).append(t.status)
+            ids = [rid for rid, row in self._rows.items()
+                   if rid > after_id and row.state == State.DELIVERED.value and timers.get(rid)
+                   and all(status in closed for status in timers[rid])]
+        return sorted(ids)[:limit]
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None) -> builtins.list[tuple[int, str]]:

@@ -19,7 +19,7 @@ from states.errors import Conflict, NotFound
 from states.models import Intake
 from states.request import TrainingRequest
 from states.validation import parse
-from tests.builders import ACTOR, T0, drive_to, intake_data
+from tests.builders import ACTOR, T0, drive_to, intake_data, result_data
 
 
 def new_request(title: str = "Objection handling course") -> TrainingRequest:
@@ -156,3 +156,28 @@ def test_unanswered_checkpoints_count_from_the_last_reminder_and_honour_the_limi
     assert any_store.unanswered_checkpoints(reminded_at, max_reminders=1) == []
     assert any_store.unanswered_checkpoints(reminded_at, max_reminders=2) == [(rid, key)]
     assert any_store.due_checkpoints(reminded_at) == []
+
+
+def test_due_counts_and_measurable_requests_follow_the_checkpoints(any_store: RequestStore, clock: FixedClock) -> None:
+    service = Service(any_store, clock)
+    first = drive_to(service, "delivered")
+    second = drive_to(service, "delivered")
+    drive_to(service, "designed")  # no checkpoints: never measurable
+    keys = [c.key for c in first.checkpoints]
+    far = datetime(2030, 1, 1, tzinfo=UTC)
+    assert any_store.count_due_checkpoints(T0) == 0
+    assert any_store.count_due_checkpoints(far) == 2 * len(keys) == len(any_store.due_checkpoints(far))
+    assert any_store.measurable_requests() == []
+    for key in keys:
+        service.record(first.id, key, result_data() if key != keys[0] else result_data(None, "nobody answered"),
+                       ACTOR)
+    assert any_store.measurable_requests() == [first.id]
+    assert any_store.measurable_requests(after_id=first.id) == []
+    assert any_store.measurable_requests(limit=0) == []
+    assert any_store.count_due_checkpoints(far) == len(keys)
+    for key in (c.key for c in second.checkpoints):
+        service.record(second.id, key, result_data(), ACTOR)
+    assert any_store.measurable_requests() == [first.id, second.id]
+    assert any_store.measurable_requests(limit=1) == [first.id]
+    service.measure(first.id, ACTOR)
+    assert any_store.measurable_requests() == [second.id]  # measured: no longer delivered

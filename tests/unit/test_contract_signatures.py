@@ -82,10 +82,10 @@ def test_every_port_method_has_the_ports_signature(port: type, impl: type) -> No
     assert mismatches(port, impl) == []
 
 
-def test_the_store_port_lists_what_the_service_needs() -> None:
+def test_the_store_port_lists_what_the_service_and_the_pipeline_need() -> None:
     assert set(port_methods(RequestStore)) == {
-        "add", "save", "update", "get", "history", "counts_by_state", "due_checkpoints",
-        "unanswered_checkpoints", "verify", "list"}
+        "add", "save", "update", "get", "history", "counts_by_state", "due_checkpoints", "count_due_checkpoints",
+        "measurable_requests", "unanswered_checkpoints", "verify", "list"}
 
 
 @pytest.mark.parametrize("sender", PORTS[Sender], ids=lambda c: c.__name__)
