@@ -1,0 +1,44 @@
+"""The ports: every protocol the application needs from the outside world, with its data types.
+
+Each port has a real adapter (named by technology: ``SqlStore``, ``SmtpSender`` …) and an
+in-memory fake in :mod:`connectors.testing`; ``tests/integration/test_contract_*.py`` runs the
+same cases against both, and checks that every adapter and fake has each port method with the
+same parameters (names, kinds, defaults).
+
+This package holds data and protocols only, in three modules (``store``, ``mail``, ``outbox``;
+import the names from here): it imports no adapter, no database and no network library, so the
+fakes and the application can depend on it without pulling any of them in.
+"""
+
+from connectors.email.inbound import InboundItem, InboundRef
+from connectors.ports.mail import (
+    CalendarPublisher,
+    InboundSource,
+    PermanentSendError,
+    PublishResult,
+    Refusal,
+    Sender,
+    SendError,
+    SendResult,
+    TemporarySendError,
+    UnknownOutcomeError,
+)
+from connectors.ports.outbox import (
+    RETRYABLE,
+    InboundLog,
+    InboundRecord,
+    InboundStatus,
+    OutboxLog,
+    OutboxRow,
+    OutboxStatus,
+    Transaction,
+    UnitOfWork,
+)
+from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
+
+__all__ = [
+    "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog", "InboundRecord",
+    "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
+    "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError", "SendResult",
+    "Sender", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
+]

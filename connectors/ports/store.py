@@ -1,0 +1,146 @@
+"""The request store port (``SqlStore``, ``InMemoryStore``) and its data types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
+
+    from states.request import TrainingRequest
+
+# --- request store --------------------------------------------------------------------------------
+
+#: The keys ``ListFilter.sort`` accepts (each also with a leading ``-`` for descending).
+SORT_KEYS = ("id", "created", "updated", "state", "title")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One event of a request's history, a link of the hash chain (see :mod:`connectors.audit_chain`)."""
+
+    seq: int
+    request_id: int
+    type: str
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    version: int
+    actor: str
+    at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of walking the hash chain: ok, or the first broken link and why."""
+
+    ok: bool
+    events_checked: int
+    requests_checked: int
+    broken_seq: int | None = None
+    request_id: int | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "events_checked": self.events_checked, "requests_checked": self.requests_checked,
+                "broken_seq": self.broken_seq, "request_id": self.request_id, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """One row of ``RequestStore.list``: the columns a listing shows, without the document."""
+
+    id: int
+    title: str
+    state: str
+    version: int
+    requester: str
+    sponsor: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Which requests ``RequestStore.list`` returns, in which order, which page."""
+
+    states: Sequence[str] = ()
+    requester: str | None = None
+    sponsor: str | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    sort: str = "id"  # one of SORT_KEYS; prefix "-" for descending
+    limit: int = 50
+    offset: int = 0
+
+
+class RequestStore(Protocol):
+    """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
+
+    Every write is all or nothing: the request's document and version, one history record per
+    pending event, the checkpoint timers it touched and its outbox messages (at most one per key).
+    """
+
+    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Store a new request as version 1; assigns ``request.id`` and clears its pending changes."""
+        ...
+
+    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
+        """Commit the pending changes and bump the version; ``Conflict`` when the stored version is not
+        ``request.version`` (changed meanwhile, or no such request) — then nothing is written."""
+        ...
+
+    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
+               expect_version: int | None = None) -> TrainingRequest:
+        """Load, ``mutate`` and commit one request atomically. ``NotFound`` for an unknown id,
+        ``Conflict`` when ``expect_version`` is given and is not the stored one; whatever ``mutate``
+        raises propagates and nothing is written."""
+        ...
+
+    def get(self, request_id: int) -> TrainingRequest:
+        """The stored request (a fresh copy); ``NotFound`` for an unknown id."""
+        ...
+
+    def history(self, request_id: int) -> list[AuditRecord]:
+        """The request's events, oldest first; ``NotFound`` for an unknown id."""
+        ...
+
+    def counts_by_state(self) -> dict[str, int]:
+        """How many requests are in each state (states with none are absent)."""
+        ...
+
+    def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]:
+        """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest due first."""
+        ...
+
+    def count_due_checkpoints(self, now: datetime) -> int:
+        """How many scheduled checkpoints are due by ``now`` (a progress display's total)."""
+        ...
+
+    def measurable_requests(self, after_id: int = 0, limit: int = 500) -> list[int]:
+        """Ids above ``after_id`` (ascending, at most ``limit``) of delivered requests that have
+        checkpoints and none of them still open: what the pipeline measures."""
+        ...
+
+    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
+                               max_reminders: int | None = None) -> list[tuple[int, str]]:
+        """Sent, unanswered checkpoints whose survey (or last reminder) went out by ``sent_before``;
+        given ``max_reminders``, only those reminded fewer times. Oldest first."""
+        ...
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole hash chain and name the first broken link, if any."""
+        ...
+
+    # Last in the class: a method named `list` shadows the builtin in annotations below it.
+    def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
+        """One page of summaries and the number of requests that match; ``KeyError`` for a sort key
+        not in ``SORT_KEYS``."""
+        ...
+
+
