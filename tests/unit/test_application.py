@@ -152,23 +152,3 @@ def test_the_cli_choices_are_the_domains_and_the_stores() -> None:
 
     assert [k.value for k in RedirectKindChoice] == [k.value for k in RedirectKind]
     assert [k.value for k in SortKey] == list(SORTS)
-
-
-def test_the_process_app_is_the_installed_one_else_built_once_per_settings(app: App, tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LDFLOW_HOME", str(tmp_path / "env-home"))
-    monkeypatch.delenv("LDFLOW_DATABASE_URL", raising=False)
-    bootstrap.reset()
-    try:
-        bootstrap.install(app)
-        assert bootstrap.current() is app
-        bootstrap.install(None)
-        built = bootstrap.current()
-        assert built is not app and built is bootstrap.current()
-        assert built.settings.home == tmp_path / "env-home" and built.engine is not None
-        other = bootstrap.current(Settings(home=tmp_path / "other"))
-        assert other is not built and other.settings.home == tmp_path / "other"
-    finally:
-        bootstrap.reset()
-    assert bootstrap.current() is not built
-    bootstrap.reset()
