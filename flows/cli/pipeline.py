@@ -140,10 +140,8 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
     and then stops the server.
     """
     import subprocess
-    import time
-    import urllib.request
 
-    from flows.prefect_settings import startup_timeout, use_api
+    from flows.prefect_settings import use_api
     from flows.settings import ConfigurationError
 
     port = _free_port()
@@ -154,6 +152,26 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     err.print(f"[dim]starting a local Prefect server on {url} (log: {log_path})…[/]")
+    try:
+        if _wait_until_healthy(proc, url, log_path):
+            use_api(url)
+            err.print(f"Prefect UI: http://127.0.0.1:{port}")
+            return proc
+    except BaseException:  # Ctrl-C (or anything) while waiting: the server must not outlive serve
+        _stop(proc)
+        raise
+    _stop(proc)
+    raise ConfigurationError(f"the local Prefect server did not answer within the timeout; see {log_path}")
+
+
+def _wait_until_healthy(proc: Any, url: str, log_path: Path) -> bool:
+    """True once the server answers its health check; False at the start-up timeout."""
+    import time
+    import urllib.request
+
+    from flows.prefect_settings import startup_timeout
+    from flows.settings import ConfigurationError
+
     deadline = time.monotonic() + startup_timeout()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -161,24 +179,19 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
                 if answer.status == 200:
-                    use_api(url)
-                    err.print(f"Prefect UI: http://127.0.0.1:{port}")
-                    return proc
+                    return True
         except OSError:
             time.sleep(0.5)
-    proc.terminate()
-    raise ConfigurationError(f"the local Prefect server did not answer within the timeout; see {log_path}")
+    return False
 
 
-def _warn_on_sqlalchemy_21(err: Any) -> None:
-    import sqlalchemy
-
-    if tuple(int(x) for x in sqlalchemy.__version__.split(".")[:2]) >= (2, 1):
-        # Measured: Prefect 3.8.8's scheduler service fails on SQLAlchemy 2.1 ("Can't evaluate bulk DML
-        # statement") and creates no scheduled runs; on 2.0.x it works.
-        err.print(f"[yellow]warning:[/] SQLAlchemy {sqlalchemy.__version__} is installed: the Prefect 3.8.8 "
-                  "server cannot create scheduled runs with it (install 'sqlalchemy>=2.0.30,<2.1' where the "
-                  "Prefect server runs); runs started by hand or by event triggers still work.")
+def _stop(server: Any) -> None:
+    """Stop the local Prefect server (SIGTERM, then SIGKILL after 30 s)."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except Exception:
+        server.kill()
 
 
 def _serve_deployments(interval: int, dispatch_interval: int) -> None:
@@ -216,7 +229,6 @@ def serve(
     from flows.views import console
 
     err = console(stderr=True)
-    _warn_on_sqlalchemy_21(err)
     settings = load_settings()
     server = _start_local_server(settings.home / "prefect-server.log", err) \
         if not os.environ.get("PREFECT_API_URL") else None
@@ -227,8 +239,4 @@ def serve(
         err.print("stopped.")
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except Exception:
-                server.kill()
+            _stop(server)

@@ -294,10 +294,6 @@ def test_ctrl_c_during_a_scheduled_run_prints_no_traceback(served: Stopped) -> N
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "serve starts the local Prefect server (its own session) before entering the try/finally that "
-    "stops it: Ctrl-C while serve waits for the server's health check leaves that server running, "
-    "orphaned; issue 10/12"))
 def test_ctrl_c_while_serve_starts_its_prefect_server_leaves_no_server_behind(tmp_path: Path) -> None:
     cli = Ldflow(tmp_path / "home", tmp_path / "prefect-home")  # not shared: it may be left half-made
     serving = cli.spawn(*SERVE)
