@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from states.kinds import RedirectKind
+
 
 class FlowName(StrEnum):
     """The Prefect flows (``ldflow run --flow``), in the order a pass runs them."""
@@ -40,16 +42,5 @@ class SortKey(StrEnum):
     TITLE = "title"
 
 
-class RedirectKindChoice(StrEnum):
-    """The redirect kinds ``ldflow redirect --kind`` offers: the values of ``states.models.RedirectKind``
-    (a test keeps them equal), here so that ``--help`` lists them without importing pydantic."""
-
-    JOB_AID = "job_aid"
-    PROCESS_CHANGE = "process_change"
-    TOOL_FIX = "tool_fix"
-    EXPECTATIONS_FEEDBACK = "expectations_feedback"
-    COACHING = "coaching"
-    INCENTIVE_CHANGE = "incentive_change"
-    TASK_SIMPLIFICATION = "task_simplification"
-    COMMUNICATION = "communication"
-    JOB_REDESIGN = "job_redesign"
+#: The redirect kinds ``ldflow redirect --kind`` offers (the domain's own enum, cheap to import).
+RedirectKindChoice = RedirectKind

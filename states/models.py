@@ -16,6 +16,7 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from states.durations import MAX_YEARS, parse_duration
+from states.kinds import RedirectKind as RedirectKind  # re-exported: part of the input models
 
 # A deliberately strict address: one addr-spec, no display name, comments,
 # quotes, angle brackets, commas, whitespace or control characters.
@@ -163,18 +164,6 @@ class Diagnosis(Model):
         if unknown:
             raise ValueError(f"unknown cause check(s) {', '.join(unknown)}; known: {', '.join(CAUSE_CHECKS)}")
         return value
-
-
-class RedirectKind(StrEnum):
-    JOB_AID = "job_aid"
-    PROCESS_CHANGE = "process_change"
-    TOOL_FIX = "tool_fix"
-    EXPECTATIONS_FEEDBACK = "expectations_feedback"
-    COACHING = "coaching"
-    INCENTIVE_CHANGE = "incentive_change"
-    TASK_SIMPLIFICATION = "task_simplification"
-    COMMUNICATION = "communication"
-    JOB_REDESIGN = "job_redesign"
 
 
 class Recommendation(Model):

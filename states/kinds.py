@@ -1,0 +1,20 @@
+"""Vocabularies of the domain that entry points offer as choices, in a module that imports nothing
+heavy (``ldflow --help`` lists them without loading pydantic)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RedirectKind(StrEnum):
+    """What solves a performance problem instead of training (a redirect's ``kind``)."""
+
+    JOB_AID = "job_aid"
+    PROCESS_CHANGE = "process_change"
+    TOOL_FIX = "tool_fix"
+    EXPECTATIONS_FEEDBACK = "expectations_feedback"
+    COACHING = "coaching"
+    INCENTIVE_CHANGE = "incentive_change"
+    TASK_SIMPLIFICATION = "task_simplification"
+    COMMUNICATION = "communication"
+    JOB_REDESIGN = "job_redesign"
