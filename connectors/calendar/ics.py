@@ -86,18 +86,11 @@ def build_calendar(
     (RFC 4791 section 4.1) - ``""`` leaves it out. A CANCEL (or an item with
     method CANCEL) gets ``STATUS:CANCELLED``.
     """
-    chosen = item.method if method is None else method
-    chosen = chosen.upper()
-    if chosen and chosen not in _METHODS:
-        raise ValueError(f"calendar method must be one of {', '.join(_METHODS)}, got {chosen!r}")
-    if item.kind not in ("event", "todo"):
-        raise ValueError(f"calendar item kind must be 'event' or 'todo', got {item.kind!r}")
+    chosen = _checked_method(item, method)
+    cancelled = chosen == "CANCEL" or item.method.upper() == "CANCEL"
     uid = validate_header_text("calendar uid", item.uid, max_length=255).strip()
     if not uid:
         raise ValueError("calendar uid is empty")
-    if item.sequence < 0:
-        raise ValueError("calendar sequence must not be negative")
-    cancelled = chosen == "CANCEL" or item.method.upper() == "CANCEL"
 
     cal = Calendar()
     cal.add("prodid", PRODID)
@@ -111,33 +104,8 @@ def build_calendar(
     stamp = parse_utc(dtstamp, "dtstamp") if dtstamp is not None else datetime.now(UTC)
     stamp = stamp.replace(microsecond=0)
     summary = validate_header_text("calendar summary", item.summary, max_length=500)
-
-    component: Event | Todo
-    if item.kind == "event":
-        component = Event()
-        if end is None:
-            end = start + timedelta(hours=1)
-        if end <= start:
-            raise ValueError("calendar end must be after start")
-        component.add("dtstart", start)
-        component.add("dtend", end)
-        component.add("transp", "OPAQUE")
-        component.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    else:
-        component = Todo()
-        due = end or start
-        if due < start:
-            raise ValueError("to-do due time must not be before its start")
-        component.add("dtstart", start)
-        component.add("due", due)
-        component.add("status", "CANCELLED" if cancelled else "NEEDS-ACTION")
-        if not cancelled:
-            alarm = Alarm()
-            alarm.add("action", "DISPLAY")
-            alarm.add("description", summary)
-            alarm.add("trigger", timedelta(0), parameters={"RELATED": "END"})
-            component.add_component(alarm)
-
+    component = (_event(start, end, cancelled) if item.kind == "event"
+                 else _todo(start, end, cancelled, summary))
     component.add("uid", uid)
     component.add("dtstamp", stamp)
     component.add("sequence", item.sequence)
@@ -154,6 +122,50 @@ def build_calendar(
     cal.add_component(component)
     cal.add_missing_timezones()
     return cal
+
+
+def _checked_method(item: CalendarItem, method: str | None) -> str:
+    """The METHOD to write (upper case, "" for none), after checking the item's kind and sequence."""
+    chosen = (item.method if method is None else method).upper()
+    if chosen and chosen not in _METHODS:
+        raise ValueError(f"calendar method must be one of {', '.join(_METHODS)}, got {chosen!r}")
+    if item.kind not in ("event", "todo"):
+        raise ValueError(f"calendar item kind must be 'event' or 'todo', got {item.kind!r}")
+    if item.sequence < 0:
+        raise ValueError("calendar sequence must not be negative")
+    return chosen
+
+
+def _event(start: datetime, end: datetime | None, cancelled: bool) -> Event:
+    """A VEVENT's times and status (an hour long when no end is given)."""
+    component = Event()
+    if end is None:
+        end = start + timedelta(hours=1)
+    if end <= start:
+        raise ValueError("calendar end must be after start")
+    component.add("dtstart", start)
+    component.add("dtend", end)
+    component.add("transp", "OPAQUE")
+    component.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    return component
+
+
+def _todo(start: datetime, end: datetime | None, cancelled: bool, summary: str) -> Todo:
+    """A VTODO due at ``end`` (or ``start``), with a reminder at the due time unless cancelled."""
+    component = Todo()
+    due = end or start
+    if due < start:
+        raise ValueError("to-do due time must not be before its start")
+    component.add("dtstart", start)
+    component.add("due", due)
+    component.add("status", "CANCELLED" if cancelled else "NEEDS-ACTION")
+    if not cancelled:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", summary)
+        alarm.add("trigger", timedelta(0), parameters={"RELATED": "END"})
+        component.add_component(alarm)
+    return component
 
 
 def to_ics(item: CalendarItem, *, method: str | None = None, dtstamp: datetime | None = None) -> bytes:

@@ -40,7 +40,7 @@ from connectors.email.addresses import (
     validate_address,
     validate_header_text,
 )
-from states.notifications import Notification
+from states.notifications import CalendarItem, Notification
 
 __all__ = [
     "PACKAGED_TEMPLATES",
@@ -337,14 +337,7 @@ def render(
 
     msg = EmailMessage(policy=default_policy)
     msg["From"] = make_address("From", from_name, mail_from)
-    seen: set[str] = set()
-    to = []
-    for index, recipient in enumerate(notification.to):
-        address = make_address(f"To[{index}]", recipient.name, recipient.email)
-        if address.addr_spec.lower() not in seen:
-            seen.add(address.addr_spec.lower())
-            to.append(address)
-    msg["To"] = to
+    msg["To"] = _recipients(notification)
     subject = validate_header_text("Subject", notification.subject, max_length=400).strip()
     tag = request_tag(notification.request_id)
     if tag.lower() not in subject.lower():
@@ -368,22 +361,30 @@ def render(
     msg.set_content(text, cte=_cte_for(text))
     msg.add_alternative(html, subtype="html", cte=_cte_for(html))
     if notification.calendar is not None:
-        method = notification.calendar.method.upper()
-        ics = to_ics(notification.calendar, method=method, dtstamp=when).decode("utf-8")
-        msg.add_alternative(
-            ics,
-            subtype="calendar",
-            params={"method": method},
-            cte=_cte_for(ics),
-        )
-        msg.add_attachment(
-            ics.encode("utf-8"),
-            maintype="application",
-            subtype="ics",
-            filename="invite.ics" if method != "CANCEL" else "cancel.ics",
-        )
+        _attach_calendar(msg, notification.calendar, when)
     _stable_boundaries(msg, notification.key)
     return msg
+
+
+def _recipients(notification: Notification) -> list[Any]:
+    """The To addresses, checked, each once (case-insensitively), in the notification's order."""
+    seen: set[str] = set()
+    to = []
+    for index, recipient in enumerate(notification.to):
+        address = make_address(f"To[{index}]", recipient.name, recipient.email)
+        if address.addr_spec.lower() not in seen:
+            seen.add(address.addr_spec.lower())
+            to.append(address)
+    return to
+
+
+def _attach_calendar(msg: EmailMessage, item: CalendarItem, when: datetime) -> None:
+    """The iMIP part (text/calendar with its METHOD) and the same as an .ics attachment."""
+    method = item.method.upper()
+    ics = to_ics(item, method=method, dtstamp=when).decode("utf-8")
+    msg.add_alternative(ics, subtype="calendar", params={"method": method}, cte=_cte_for(ics))
+    msg.add_attachment(ics.encode("utf-8"), maintype="application", subtype="ics",
+                       filename="invite.ics" if method != "CANCEL" else "cancel.ics")
 
 
 def _stable_boundaries(msg: EmailMessage, key: str) -> None:
