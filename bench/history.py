@@ -125,6 +125,7 @@ def build(path: Path, n_events: int, per_request: int, console: Console) -> floa
 
     engine = make_engine(f"sqlite:///{tmp}")
     schema.ensure_schema(engine)
+    engine.dispose()  # no pooled WAL connection may stay open: the bulk load below switches the journal mode
     # The request rows through Core (its DateTime handling); one real document for all.
     doc_req = TrainingRequest.submit(Intake.model_validate(intake(0)), T0)
     doc_req.diagnose(Diagnosis.model_validate(diagnosis()), T0)
