@@ -1,6 +1,5 @@
 """The composition root's process app: installed, else built once per settings (on SQLite)."""
 
-
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,26 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from connectors.testing import InMemoryInbox, InMemorySender, InMemoryUnitOfWork
+from connectors.testing import InMemoryUnitOfWork
 from flows import bootstrap
 from flows.bootstrap import App
 from flows.clock import FixedClock
 from flows.settings import Settings
 from tests.builders import T0
 
-DOMAIN = "example.org"
-
 
 @pytest.fixture
-def inbox() -> InMemoryInbox:
-    return InMemoryInbox()
-
-
-@pytest.fixture
-def app(tmp_path: Path, inbox: InMemoryInbox) -> Iterator[App]:
+def app(tmp_path: Path) -> Iterator[App]:
+    """An app on the fakes, to install as the process's."""
     uow = InMemoryUnitOfWork()
-    yield bootstrap.compose(Settings(home=tmp_path, mail_from=f"ld@{DOMAIN}"), store=uow.store, uow=uow,
-                            clock=FixedClock(T0), sender=InMemorySender(), sources=lambda: [inbox])
+    yield bootstrap.compose(Settings(home=tmp_path), store=uow.store, uow=uow, clock=FixedClock(T0))
 
 
 def test_the_process_app_is_the_installed_one_else_built_once_per_settings(app: App, tmp_path: Path,
