@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
+from states import wording
 from states.durations import parse_duration
 from states.models import MeasurementPlan, PlanItem
 from states.notifications import CalendarItem, Recipient
@@ -90,5 +91,5 @@ def collect_todo(request_id: int, c: Checkpoint, item: PlanItem, at: datetime, o
                  owner: Recipient) -> CalendarItem:
     """The owner's calendar to-do for collecting the checkpoint's result."""
     return CalendarItem(uid=f"ldflow-{request_id}-{c.item_id}-{c.offset}-todo@ldflow", kind="todo",
-                        summary=f"Collect {item.metric} ({c.offset})", start=at.isoformat(),
+                        summary=f"Collect {item.metric} ({wording.after_delivery(c.offset)})", start=at.isoformat(),
                         end=(at + COLLECT_WITHIN).isoformat(), organizer=organizer, attendees=(owner,))

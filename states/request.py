@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from states import events as ev
-from states import guards, lifecycle, results
+from states import guards, lifecycle, results, wording
 from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
@@ -343,10 +343,10 @@ class TrainingRequest(BaseModel):
         respondents = self._respondents(item.respondent)
         context = c.context(item)
         self._notify(f"survey:{c.item_id}:{c.offset}", "survey", respondents,
-                     f"Quick check-in ({c.offset} after delivery): {item.metric}", context)
+                     f"Quick check-in ({wording.after_delivery(c.offset)}): {item.metric}", context)
         owner = recipient(item.owner)
         self._notify(f"checkpoint_reminder:{c.item_id}:{c.offset}", "checkpoint_reminder", [owner],
-                     f"Collect the {c.offset} result: {item.metric}", context,
+                     f"Collect the {wording.offset_adjective(c.offset)} result: {item.metric}", context,
                      calendar=collect_todo(self.id or 0, c, item, at, recipient(self.intake.sponsor), owner))
         self._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(r.email for r in respondents)))
         return True

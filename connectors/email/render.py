@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime
@@ -40,6 +40,8 @@ from connectors.email.addresses import (
     validate_address,
     validate_header_text,
 )
+from connectors.email.filters import install as install_filters
+from states import wording
 from states.notifications import CalendarItem, Notification
 
 __all__ = [
@@ -86,120 +88,6 @@ def message_id_for(key: str, domain: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def _format_datetime(value: Any, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
-    """Jinja filter: an ISO 8601 string or datetime shown in UTC; other values as-is."""
-    parsed: datetime | None = None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    elif isinstance(value, date):
-        return value.strftime("%a %d %b %Y")
-    if parsed is None:
-        return str(value)
-    if parsed.tzinfo is None:
-        if isinstance(value, str) and "T" not in value and ":" not in value:
-            return parsed.strftime("%a %d %b %Y")
-        return str(value)  # never pretend a floating time is UTC
-    return parsed.astimezone(UTC).strftime(fmt)
-
-
-def _format_date(value: Any) -> str:
-    """Jinja filter: the date part of an ISO string, datetime or date."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return str(value.strftime("%a %d %b %Y"))
-    if isinstance(value, date):
-        return str(value.strftime("%a %d %b %Y"))
-    return str(value)
-
-
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+)S)?)?$"
-)
-_DURATION_UNITS = (("y", "year"), ("mo", "month"), ("w", "week"), ("d", "day"), ("h", "hour"),
-                   ("mi", "minute"), ("s", "second"))
-
-
-def _format_duration(value: Any) -> str:
-    """Jinja filter: ``P30D`` -> ``30 days``, ``P1Y2M`` -> ``1 year 2 months``; other values as-is."""
-    match = _DURATION_RE.match(str(value or ""))
-    if not match or not any(match.groupdict().values()):
-        return str(value or "")
-    parts = []
-    for group, word in _DURATION_UNITS:
-        amount = match.group(group)
-        if amount is not None:
-            number = int(amount)
-            parts.append(f"{number} {word}{'' if number == 1 else 's'}")
-    return " ".join(parts)
-
-
-def _format_number(value: Any) -> str:
-    """Jinja filter: ``12.0`` -> ``12``, ``0.125`` -> ``0.125``, None -> ``""``."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.2f}".rstrip("0").rstrip(".") if not value.is_integer() else str(int(value))
-    return str(value)
-
-
-def _label(value: Any) -> str:
-    """Jinja filter: ``job_aid`` -> ``Job aid``, ``system_report`` -> ``System report``."""
-    text = str(value or "").replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
-def _level(framework: Any, level: Any) -> str:
-    """Jinja filter: ``"kirkpatrick" | level(3)`` -> ``Kirkpatrick level 3``."""
-    names = {"kirkpatrick": "Kirkpatrick level", "ltem": "LTEM tier", "phillips": "Phillips level"}
-    name = names.get(str(framework).lower(), _label(framework))
-    return f"{name} {level}" if level is not None else name
-
-
-def _person(value: Any) -> str:
-    """Jinja filter: a ``{name, email}`` mapping as ``Name <email>`` (or what there is)."""
-    if isinstance(value, dict):
-        name, email = value.get("name") or "", value.get("email") or ""
-        return f"{name} <{email}>" if name and email else name or email
-    return str(value or "")
-
-
-def _outcome(value: Any) -> str:
-    """Jinja filter: a result outcome in words."""
-    return {
-        "met": "target met",
-        "partly_met": "partly there",
-        "not_met": "not yet met",
-        "no_data": "no data",
-    }.get(str(value), _label(value))
-
-
-def _goal(goal: Any) -> str:
-    """Jinja filter: a business goal mapping in one readable line."""
-    if not isinstance(goal, dict):
-        return str(goal or "")
-    unit = f" {goal['unit']}" if goal.get("unit") else ""
-    text = str(goal.get("metric") or "")
-    if goal.get("current_value") is not None and goal.get("target_value") is not None:
-        text += f": from {_format_number(goal['current_value'])}{unit} to {_format_number(goal['target_value'])}{unit}"
-    elif goal.get("target_value") is not None:
-        text += f": to {_format_number(goal['target_value'])}{unit}"
-    if goal.get("target_date"):
-        text += f" by {_format_date(goal['target_date'])}"
-    return text
-
-
 @lru_cache(maxsize=8)
 def _environments(override: str | None) -> tuple[jinja2.Environment, jinja2.Environment]:
     search = [str(PACKAGED_TEMPLATES)]
@@ -216,15 +104,7 @@ def _environments(override: str | None) -> tuple[jinja2.Environment, jinja2.Envi
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        env.filters["datetime"] = _format_datetime
-        env.filters["date"] = _format_date
-        env.filters["duration"] = _format_duration
-        env.filters["number"] = _format_number
-        env.filters["path_label"] = _label
-        env.filters["level"] = _level
-        env.filters["person"] = _person
-        env.filters["outcome"] = _outcome
-        env.filters["goal"] = _goal
+        install_filters(env)
         envs.append(env)
     return envs[0], envs[1]
 
@@ -235,13 +115,12 @@ def _templates_dir(explicit: str | os.PathLike[str] | None) -> str | None:
 
 
 def _base_context(notification: Notification) -> dict[str, Any]:
-    first = notification.to[0] if notification.to else None
     return {
         "request_id": notification.request_id,
         "request_tag": request_tag(notification.request_id),
         "subject": notification.subject,
         "recipients": [{"name": r.name, "email": r.email, "role": r.role} for r in notification.to],
-        "greeting_name": (first.name.split()[0] if first and first.name.strip() else "there"),
+        "greeting_name": wording.greeting_name((r.name, r.email) for r in notification.to),
         "team_name": "The Learning & Development team",
         "calendar": None,
     }
@@ -262,10 +141,10 @@ def _derive(context: dict[str, Any]) -> None:
     context.setdefault("scale", "")
     if "checkpoint_label" not in context:
         offset = checkpoint.get("offset")
-        context["checkpoint_label"] = f"{_format_duration(offset)} after delivery" if offset else ""
+        context["checkpoint_label"] = wording.after_delivery(offset) if offset else ""
     if not context.get("question"):
         if context["metric"]:
-            unit = f", in {context['unit']}" if context["unit"] else ""
+            unit = f", {wording.unit_phrase(context['unit'])}" if context["unit"] else ""
             context["question"] = f"{context['metric']}: where does it stand today{unit}?"
         else:
             context["question"] = "How are things going since the programme?"

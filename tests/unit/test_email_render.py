@@ -169,7 +169,8 @@ def test_renders_every_domain_notification(template: str) -> None:
         text, html = bodies(message)
         title = intake_data()["title"]
         assert title in text and title in html, n.key
-        assert f"Hello {n.to[0].name.split()[0]}," in text and f"[ldflow #{n.request_id}]" in text, n.key
+        greeting = "team" if len({r.email.lower() for r in n.to}) > 1 else n.to[0].name.split()[0]
+        assert f"Hello {greeting}," in text and f"[ldflow #{n.request_id}]" in text, n.key
         assert not re.search(r"\bNone\b(?! of this)", text) and "Undefined" not in text, n.key
         assert html.lstrip().startswith("<!DOCTYPE html>")
         has_calendar = any(part.get_content_type() == "text/calendar" for part in message.walk())
@@ -214,8 +215,8 @@ def test_results_report_has_the_three_touchpoints() -> None:
     assert "2. Our action plan" in text and f"{step['step']} - owner: {step['owner']}" in text
     thanks = ack["contributions"][0]
     assert "3. Thank you" in text and f"{thanks['stakeholder']}: {thanks['contribution']}" in text
-    assert "first-call resolution: from 62 to 71 % (target 75: partly there)" in text
-    assert "relevance rating: to 4.5 1-5 (target 4.2: target met)" in text
+    assert "first-call resolution: from 62% to 71% (target 75%: partly there)" in text
+    assert "relevance rating: 4.5 on a 1–5 scale (target 4.2: target met)" in text
     roi = report.context["roi"]
     assert f"Benefit-cost ratio {roi['benefit_cost_ratio']}, return on investment {roi['roi_percent']}%" in text
     assert "partly there" in html
@@ -224,7 +225,17 @@ def test_results_report_has_the_three_touchpoints() -> None:
 def test_plan_approval_tells_how_to_approve() -> None:
     text, _ = bodies(do_render(domain("plan_approval_request")[0]))
     assert 'reply with the word "approve" on the first line' in text
-    assert "Kirkpatrick level 3" in text and "30 days, 90 days after delivery" in text
+    assert "Kirkpatrick level 3" in text and "30 days and 90 days after delivery" in text
+
+
+def test_checkpoint_subjects_say_the_offset_in_words() -> None:
+    subjects = {n.subject for n in domain_notifications()}
+    assert "Quick check-in (30 days after delivery): first-call resolution" in subjects
+    assert "Quick check-in (1 day after delivery): relevance rating" in subjects
+    assert "Collect the 90-day result: first-call resolution" in subjects
+    assert not [s for s in subjects if re.search(r"\bP\d+[DWMY]\b", s)]
+    [todo] = [n.calendar for n in domain("checkpoint_reminder") if n.key.endswith(":m1:P30D")]
+    assert todo is not None and todo.summary == "Collect first-call resolution (30 days after delivery)"
 
 
 def test_html_is_escaped_text_is_not() -> None:
