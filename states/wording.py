@@ -233,8 +233,11 @@ def is_group(name: Any, email: Any = "") -> bool:
     if any(w in _GROUP_WORDS for w in words):
         return True
     local = str(email or "").split("@", 1)[0].lower()
-    parts = set(re.split(r"[._+-]", local)) | {local}
-    return any(p in _GROUP_LOCALS or p.endswith("team") for p in parts if p)
+    if local in _GROUP_LOCALS or re.search(r"(^|[._-])(team|staff|all|list)$|^(all|team)[._-]", local):
+        return True
+    if words:  # a person's name wins over an address that only looks like a role ("priya.ops@")
+        return False
+    return any(part in _GROUP_LOCALS for part in re.split(r"[._+-]", local))
 
 
 def _first_name(name: str) -> str:

@@ -261,6 +261,19 @@ def test_structure_headers_and_stable_message_id() -> None:
     assert tagged["Subject"] == "Re: [ldflow #3] About"
 
 
+@pytest.mark.parametrize(("to", "greeting"), [
+    ((Recipient("Dana Smith", "dana@example.org"),), "Hello Dana,"),
+    ((Recipient("Southern Region Sales", "southern-sales@example.org"),), "Hello team,"),
+    ((Recipient("", "ld-team@example.org"),), "Hello team,"),
+    ((Recipient("Dana Smith", "dana@example.org"), Recipient("Sam Lee", "sam@example.org")), "Hello team,"),
+    ((Recipient("", "dana@example.org"),), "Hello there,"),
+])
+def test_greeting_by_name_or_team(to: tuple[Recipient, ...], greeting: str) -> None:
+    n = Notification(key="3:k", request_id=3, template="request_cancelled", to=to, subject="s", context=BASE)
+    text, html = bodies(do_render(n))
+    assert text.startswith(greeting + "\n") and f"<p>{greeting}</p>" in html
+
+
 def test_duplicate_recipients_appear_once() -> None:
     n = Notification(key="k", request_id=3, template="request_cancelled",
                      to=(Recipient("Dana", "dana@example.org"), Recipient("Dana S", "DANA@example.org")),

@@ -128,6 +128,11 @@ def test_paths_in_words(path: str, expected: str) -> None:
     ([("", "ld-team@example.org")], "team"),
     ([("Priya", "all-staff@example.org")], "team"),
     ([("", "dana@example.org")], "there"),
+    ([("Priya Shah", "priya.ops@northwind.example")], "Priya"),  # a person, though "ops" is in the address
+    ([("", "emea.sales@example.org")], "team"),
+    ([("Marco Ruiz", "marco.ruiz@example.org")], "Marco"),
+    ([("HR", "people@example.org")], "team"),
+    ([("Olu", "olu@example.org")], "Olu"),
     ([("Dana Smith", "dana@example.org"), ("Sam Lee", "sam@example.org")], "team"),
     ([("Dana Smith", "dana@example.org"), ("Dana S", "DANA@example.org")], "Dana"),  # one person twice
     ([], "there"),
