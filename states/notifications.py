@@ -61,7 +61,8 @@ class CalendarItem:
     start: str  # ISO 8601 UTC, e.g. "2026-12-01T09:00:00+00:00"
     end: str | None = None  # events: end time; to-dos: due time
     description: str = ""
-    organizer: Recipient | None = None
+    organizer: Recipient | None = None  # None: the team's organizer (LDFLOW_ORGANIZER), filled in when sent
+    location: str = ""
     attendees: tuple[Recipient, ...] = ()
     sequence: int = 0
     method: str = "REQUEST"  # "REQUEST" | "CANCEL"

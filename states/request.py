@@ -222,7 +222,8 @@ class TrainingRequest(BaseModel):
                      plan.attendees or [self.intake.audience.contact or self.intake.requester]]
         item = CalendarItem(uid=f"ldflow-{self.id}-session-{plan.id}@ldflow", kind="event", summary=plan.title,
                             start=plan.start.isoformat(), end=plan.end.isoformat(),
-                            description=plan.preparation, organizer=recipient(plan.organizer or self.intake.sponsor),
+                            description=plan.preparation, location=plan.location,
+                            organizer=recipient(plan.organizer) if plan.organizer else None,
                             attendees=tuple(attendees), sequence=session.sequence, method=method)
         if method == "CANCEL":
             self._notify(f"session_cancelled:{plan.id}:{session.sequence}", "request_cancelled", attendees,
@@ -347,7 +348,7 @@ class TrainingRequest(BaseModel):
         owner = recipient(item.owner)
         self._notify(f"checkpoint_reminder:{c.item_id}:{c.offset}", "checkpoint_reminder", [owner],
                      f"Collect the {wording.offset_adjective(c.offset)} result: {item.metric}", context,
-                     calendar=collect_todo(self.id or 0, c, item, at, recipient(self.intake.sponsor), owner))
+                     calendar=collect_todo(self.id or 0, c, item, at, owner))
         self._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(r.email for r in respondents)))
         return True
 

@@ -25,15 +25,15 @@ import os
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.policy import default as default_policy
+from email.policy import EmailPolicy
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jinja2
 
-from connectors.calendar.ics import to_ics
+from connectors.calendar.ics import to_ics, with_organizer
 from connectors.email.addresses import (
     HeaderValueError,
     make_address,
@@ -42,7 +42,7 @@ from connectors.email.addresses import (
 )
 from connectors.email.filters import install as install_filters
 from states import wording
-from states.notifications import CalendarItem, Notification
+from states.notifications import CalendarItem, Notification, Recipient
 
 __all__ = [
     "PACKAGED_TEMPLATES",
@@ -68,6 +68,42 @@ TEMPLATE_NAMES = (
     "request_cancelled",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
+
+
+class _Policy(EmailPolicy):
+    """``email.policy.default``, except that an ASCII Subject is folded at the spaces between words.
+
+    The stdlib folder moves a whole unstructured value that does not fit after ``Subject:`` but
+    would fit on a line of its own onto a continuation line (``Subject:`` alone, the text below:
+    any subject of about 70 to 77 characters). Here the first words stay on the ``Subject:`` line
+    and each fold is a line break before a space, so unfolding gives back the subject exactly."""
+
+    def fold(self, name: str, value: str) -> str:
+        text = str(value)
+        if name.lower() != "subject" or not text.isascii() or "=?" in text:
+            return str(super().fold(name, value))
+        return _fold_at_spaces(name, text, self.max_line_length or 78, self.linesep)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        text = str(value)
+        if name.lower() != "subject" or not text.isascii() or "=?" in text:
+            return super().fold_binary(name, value)
+        return _fold_at_spaces(name, text, self.max_line_length or 78, self.linesep).encode("ascii")
+
+
+def _fold_at_spaces(name: str, text: str, width: int, linesep: str) -> str:
+    """``Name: text`` in lines of at most ``width`` (a word longer than a line stays whole)."""
+    lines, line = [], f"{name}:"
+    for word in text.split(" "):
+        if word and len(line) + 1 + len(word) > width and line.strip() != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return linesep.join(lines) + linesep
+
+
+MAIL_POLICY: Final = _Policy()
 
 
 class TemplateContextError(ValueError):
@@ -202,19 +238,21 @@ def render(
     from_name: str = "Learning & Development",
     templates_dir: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
+    organizer: Recipient | None = None,
 ) -> EmailMessage:
     """Build the e-mail for ``notification``.
 
     ``mail_from`` is the sender address (LDFLOW_MAIL_FROM), ``domain`` the
-    right-hand side of the Message-ID. Raises ``HeaderValueError`` /
-    ``InvalidAddressError`` for an unsafe subject, name or address and
+    right-hand side of the Message-ID, ``organizer`` the ORGANIZER of an invite or to-do that
+    names none (LDFLOW_ORGANIZER; default: ``from_name <mail_from>``, so replies reach the team).
+    Raises ``HeaderValueError`` / ``InvalidAddressError`` for an unsafe subject, name or address and
     ``TemplateContextError`` when the template cannot be rendered.
     """
     if not notification.to:
         raise HeaderValueError("To", "a notification needs at least one recipient")
     text, html = render_bodies(notification, templates_dir=templates_dir)
 
-    msg = EmailMessage(policy=default_policy)
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = make_address("From", from_name, mail_from)
     msg["To"] = _recipients(notification)
     subject = validate_header_text("Subject", notification.subject, max_length=400).strip()
@@ -240,7 +278,8 @@ def render(
     msg.set_content(text, cte=_cte_for(text))
     msg.add_alternative(html, subtype="html", cte=_cte_for(html))
     if notification.calendar is not None:
-        _attach_calendar(msg, notification.calendar, when)
+        chosen = organizer or Recipient(from_name, mail_from)
+        _attach_calendar(msg, with_organizer(notification.calendar, chosen), when)
     _stable_boundaries(msg, notification.key)
     return msg
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from icalendar import Calendar
 
 from connectors.email.render import (
     PACKAGED_TEMPLATES,
@@ -274,6 +276,36 @@ def test_greeting_by_name_or_team(to: tuple[Recipient, ...], greeting: str) -> N
     assert text.startswith(greeting + "\n") and f"<p>{greeting}</p>" in html
 
 
+LONG_TITLE = ("Negotiation skills for the account managers of the southern region who handle the largest accounts "
+              "and their renewals in the next fiscal year, please")  # 150 characters
+
+
+@pytest.mark.parametrize("subject", [
+    f"Please approve the measurement plan: {LONG_TITLE}",
+    "Collect the 30-day result: discovery questions per recorded call",  # 76 with the tag: the stdlib broke it
+    "Quick check-in (90 days after delivery): win rate on qualified deals",
+    "x" * 70, "a " * 60 + "end", "short", "Zoë’s café: a quick check-in (30 days after delivery) on coaching",
+    "supercalifragilisticexpialidocious" * 3 + " and more",
+])
+@pytest.mark.parametrize("linesep", ["\n", "\r\n"])
+def test_subjects_fold_at_word_boundaries(subject: str, linesep: str) -> None:
+    message = do_render(notification("request_cancelled", BASE, subject=subject))
+    raw = message.as_bytes(policy=message.policy.clone(linesep=linesep))
+    head = raw.split(linesep.encode() * 2, 1)[0].decode("ascii")
+    lines = head.split(linesep)
+    start = next(i for i, line in enumerate(lines) if line.startswith("Subject:"))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith((" ", "\t")))
+    folded = lines[start:end]
+    assert folded[0].startswith("Subject: [ldflow #3]"), folded  # never "Subject:" alone on its line
+    assert all(line.startswith(" ") and line.strip() for line in folded[1:]), folded
+    long_words = [w for w in subject.split() if len(w) > 60]
+    assert long_words or all(len(line) <= 78 for line in folded), folded
+    parsed = message_from_bytes(raw, policy=default_policy)
+    assert parsed["Subject"] == f"[ldflow #3] {subject}"
+    if subject.isascii():  # folds are line breaks before a space: unfolding gives the subject back
+        assert "".join(folded) == f"Subject: [ldflow #3] {subject}"
+
+
 def test_duplicate_recipients_appear_once() -> None:
     n = Notification(key="k", request_id=3, template="request_cancelled",
                      to=(Recipient("Dana", "dana@example.org"), Recipient("Dana S", "DANA@example.org")),
@@ -306,6 +338,37 @@ def test_calendar_invite_parts(key: str, method: str, sequence: int) -> None:
     assert attachment.get_content_type() == "application/ics"
     assert attachment.get_filename() == ("invite.ics" if method == "REQUEST" else "cancel.ics")
     assert uid.encode() in attachment.get_content()
+
+
+def _calendar_component(message: EmailMessage) -> Any:
+    parsed = message_from_bytes(message.as_bytes(), policy=default_policy)
+    [part] = [p for p in parsed.walk() if p.get_content_type() == "text/calendar"]
+    [component] = [c for c in Calendar.from_ical(part.get_content()).walk() if c.name in ("VEVENT", "VTODO")]
+    return component
+
+
+@pytest.mark.parametrize("key", ["3:delivery_invite:lab-1:0", "4:session_cancelled:lab-1:1"])
+def test_invites_have_the_location_and_the_team_as_organizer(key: str) -> None:
+    [n] = [n for n in domain_notifications() if n.key == key]
+    event = _calendar_component(do_render(n))
+    assert str(event["LOCATION"]) == "Room 4"
+    assert str(event["ORGANIZER"]) == "mailto:ld-team@example.org"  # the From address, not the sponsor
+    assert str(event["ORGANIZER"].params["CN"]) == "Learning & Development"
+    chosen = Recipient("Priya Shah", "priya@example.org")
+    event = _calendar_component(do_render(n, organizer=chosen))  # LDFLOW_ORGANIZER
+    assert str(event["ORGANIZER"]) == "mailto:priya@example.org"
+    assert str(event["ORGANIZER"].params["CN"]) == "Priya Shah"
+    own = replace(n, calendar=replace(n.calendar, organizer=Recipient("Olu", "olu@example.org")))  # type: ignore[arg-type]
+    assert str(_calendar_component(do_render(own, organizer=chosen))["ORGANIZER"]) == "mailto:olu@example.org"
+
+
+def test_the_collection_to_do_is_organised_by_the_team() -> None:
+    n = domain("checkpoint_reminder")[0]
+    todo = _calendar_component(do_render(n))
+    assert todo.name == "VTODO" and str(todo["ORGANIZER"]) == "mailto:ld-team@example.org"
+    assert [str(a) for a in (todo["ATTENDEE"] if isinstance(todo["ATTENDEE"], list) else [todo["ATTENDEE"]])] == [
+        f"mailto:{n.to[0].email}"]
+    assert "LOCATION" not in todo
 
 
 def test_non_ascii_content_is_7bit_safe_on_the_wire() -> None:
