@@ -136,13 +136,16 @@ class TrainingRequest(BaseModel):
     # --- commands ----------------------------------------------------------------------------------
 
     @classmethod
-    def submit(cls, intake: Intake, at: datetime) -> TrainingRequest:
-        """A new request, received as the requester put it."""
+    def submit(cls, intake: Intake, at: datetime, thread: tuple[str, ...] = ()) -> TrainingRequest:
+        """A new request, received as the requester put it; ``thread`` (a mailed-in request: its
+        References and its Message-ID) threads the acknowledgement under the requester's mail."""
         request = cls(intake=intake, created_at=at, updated_at=at)
         request._events.append(ev.Submitted(intake=intake.model_dump(mode="json")))
+        context: dict[str, Any] = {"requested_solution": intake.requested_solution}
+        if thread:
+            context.update(in_reply_to=thread[-1], references=list(thread))
         request._notify("intake_acknowledgement", "intake_acknowledgement", [recipient(intake.requester)],
-                        f"We've got your request: {intake.title}",
-                        {"requested_solution": intake.requested_solution})
+                        f"We've got your request: {intake.title}", context)
         return request
 
     def diagnose(self, diagnosis: Diagnosis, at: datetime) -> None:

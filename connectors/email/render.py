@@ -263,11 +263,10 @@ def render(
     when = (now or datetime.now(UTC)).astimezone(UTC)
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = message_id_for(notification.key, domain)
-    thread_key = notification.context.get("in_reply_to_key")
-    if isinstance(thread_key, str) and thread_key:
-        parent = message_id_for(thread_key, domain)
+    parent, references = _thread(notification.context, domain)
+    if parent:
         msg["In-Reply-To"] = parent
-        msg["References"] = parent
+        msg["References"] = " ".join(references)
     msg["X-Ldflow-Request"] = str(int(notification.request_id))
     msg["X-Ldflow-Key"] = validate_header_text("X-Ldflow-Key", notification.key, max_length=200)
     msg["X-Ldflow-Template"] = notification.template
@@ -282,6 +281,26 @@ def render(
         _attach_calendar(msg, with_organizer(notification.calendar, chosen), when)
     _stable_boundaries(msg, notification.key)
     return msg
+
+
+_MESSAGE_ID_RE = re.compile(r"<[^<>\s@\x00-\x1f\x7f]{1,200}@[^<>\s@\x00-\x1f\x7f]{1,200}>")
+
+
+def _thread(context: dict[str, Any], domain: str) -> tuple[str | None, list[str]]:
+    """``(In-Reply-To, References)``: from ``in_reply_to_key`` (a message ldflow sent) or from
+    ``in_reply_to`` / ``references`` (the Message-IDs of a mail received); ids that are not one plain
+    ``<left@right>`` are left out."""
+    key = context.get("in_reply_to_key")
+    if isinstance(key, str) and key:
+        parent = message_id_for(key, domain)
+        return parent, [parent]
+    given = context.get("in_reply_to")
+    if not isinstance(given, str) or not _MESSAGE_ID_RE.fullmatch(given):
+        return None, []
+    chain = context.get("references")
+    ids = [m for m in chain if isinstance(m, str) and _MESSAGE_ID_RE.fullmatch(m)] if isinstance(chain, list) else []
+    ids = [m for m in ids if m != given][-9:] + [given]
+    return given, ids
 
 
 def _recipients(notification: Notification) -> list[Any]:

@@ -319,6 +319,27 @@ def test_thread_header_when_asked() -> None:
     assert msg["In-Reply-To"] == parent and msg["References"] == parent
 
 
+def test_the_acknowledgement_of_a_mailed_in_request_answers_its_thread() -> None:
+    request = TrainingRequest.submit(parse(Intake, intake_data()), T0,
+                                     ("<a@mail.example.org>", "<original@mail.example.org>"))
+    request.id = 7
+    [n] = request.pending_notifications()
+    msg = message_from_bytes(do_render(n).as_bytes(), policy=default_policy)
+    assert msg["In-Reply-To"] == "<original@mail.example.org>"
+    assert msg["References"] == "<a@mail.example.org> <original@mail.example.org>"
+    assert [a.addr_spec for a in msg["To"].addresses] == [intake_data()["requester"]["email"]]
+    unthreaded = do_render(replace(n, context={k: v for k, v in n.context.items()
+                                               if k not in ("in_reply_to", "references")}))
+    assert unthreaded["In-Reply-To"] is None and unthreaded["References"] is None
+
+
+@pytest.mark.parametrize("bad", ["no-brackets@example.org", "<two@a> <ids@b>", "<x@y>\r\nBcc: eve@example.org",
+                                 "", "<nodomain>"])
+def test_an_unusable_message_id_is_not_threaded(bad: str) -> None:
+    msg = do_render(notification("intake_acknowledgement", {**BASE, "in_reply_to": bad, "references": [bad]}))
+    assert msg["In-Reply-To"] is None and msg["References"] is None and "eve@" not in msg.as_string()
+
+
 @pytest.mark.parametrize(("key", "method", "sequence"), [("3:delivery_invite:lab-1:0", "REQUEST", 0),
                                                          ("3:delivery_invite:lab-1:1", "REQUEST", 1),
                                                          ("4:session_cancelled:lab-1:1", "CANCEL", 1)])
