@@ -32,7 +32,8 @@ class Notification:
     ``template`` names a template (``intake_acknowledgement``,
     ``diagnosis_summary``, ``plan_approval_request``, ``survey``,
     ``survey_reminder``, ``results_report``, ``delivery_invite``,
-    ``checkpoint_reminder``, ``request_cancelled``); ``context`` holds the plain
+    ``checkpoint_reminder``, ``request_cancelled``, ``request_declined``,
+    ``redirect_assigned``); ``context`` holds the plain
     JSON-able data the template renders. ``calendar`` optionally describes an
     iCalendar item to attach (see ``CalendarItem``).
     """

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from states import events as ev
-from states import guards, lifecycle, results, wording
+from states import guards, lifecycle, mails, results, wording
 from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
@@ -195,6 +195,7 @@ class TrainingRequest(BaseModel):
         self._move(ev.Redirected(from_state=self.state, redirect=redirect.model_dump(mode="json")),
                    guards.redirect(self, redirect), at)
         self.redirect_record = redirect
+        self._outgoing.extend(n for n in [mails.redirect_assigned(self, redirect)] if n is not None)
 
     def schedule_session(self, plan: SessionPlan, at: datetime) -> Session:
         """Schedule (or reschedule) a delivery session and invite its attendees (iMIP REQUEST)."""
@@ -297,6 +298,7 @@ class TrainingRequest(BaseModel):
         self._require(Command.DECLINE)
         self._move(ev.Declined(from_state=self.state, reason=reason.reason), guards.reason("decline", reason), at)
         self.closing_reason = reason.reason
+        self._outgoing.append(mails.request_declined(self, reason.reason))
 
     def cancel(self, reason: Reason, at: datetime) -> None:
         self._require(Command.CANCEL)

@@ -66,6 +66,8 @@ TEMPLATE_NAMES = (
     "delivery_invite",
     "checkpoint_reminder",
     "request_cancelled",
+    "request_declined",
+    "redirect_assigned",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 

@@ -33,6 +33,7 @@ from states.models import (
     MeasurementPlan,
     PlanApproval,
     Reason,
+    Redirect,
     SessionPlan,
 )
 from states.notifications import CalendarItem, Notification, Recipient
@@ -48,6 +49,7 @@ from tests.builders import (
     intake_data,
     plan_data,
     reason_data,
+    redirect_data,
     result_data,
 )
 
@@ -109,6 +111,27 @@ def domain_notifications() -> tuple[Notification, ...]:
         request.measure(at)
         request.acknowledge(parse(Acknowledgement, ack_data()), at)
         out += _commit(request)
+    return tuple(out) + _declined_and_redirected()
+
+
+APPROVED: list[tuple[str, type[Any], dict[str, Any]]] = [
+    ("diagnose", Diagnosis, diagnosis_data()), ("draft_plan", MeasurementPlan, plan_data()),
+    ("approve_plan", PlanApproval, approval_data())]
+
+
+def _declined_and_redirected() -> tuple[Notification, ...]:
+    """Request 5 declined after its diagnosis; request 6 redirected to an owner."""
+    out: list[Notification] = []
+    for request_id, steps in ((5, APPROVED[:1]), (6, [*APPROVED, ("redirect", Redirect, redirect_data())])):
+        request = TrainingRequest.submit(parse(Intake, intake_data()), T0)
+        request.id = request_id
+        _commit(request)
+        for command, model, data in steps:
+            getattr(request, command)(parse(model, data), T0)
+            out += _commit(request)
+        if request_id == 5:
+            request.decline(parse(Reason, reason_data("the team is being merged into Support next quarter")), T0)
+            out += _commit(request)
     return tuple(out)
 
 
@@ -129,6 +152,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "results_report": {"acknowledgement": {}},
     "delivery_invite": {},
     "request_cancelled": {},
+    "request_declined": {},
+    "redirect_assigned": {},
 }
 
 
@@ -222,6 +247,53 @@ def test_results_report_has_the_three_touchpoints() -> None:
     roi = report.context["roi"]
     assert f"Benefit-cost ratio {roi['benefit_cost_ratio']}, return on investment {roi['roi_percent']}%" in text
     assert "partly there" in html
+
+
+def test_a_declined_requester_is_told_kindly_with_the_reason_and_what_to_try_instead() -> None:
+    [n] = domain("request_declined")
+    assert n.key == "5:request_declined"
+    msg = message_from_bytes(do_render(n).as_bytes(), policy=default_policy)
+    requester = intake_data()["requester"]
+    assert [a.addr_spec for a in msg["To"].addresses] == [requester["email"]]
+    assert msg["Cc"] is None and msg["Bcc"] is None
+    assert msg["Subject"] == f"[ldflow #5] About your request: {intake_data()['title']}"
+    text = str(msg.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    html = str(msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
+    first = requester["name"].split()[0]
+    assert text.startswith(f"Hello {first},\n") and f"<p>Hello {first},</p>" in html
+    for body in (text, html):
+        assert "the team is being merged into Support next quarter" in body
+        assert "What we suggest instead" in body and "Design a learning solution" in body
+        assert "they never could do it, so they need formal training" in body
+    # declined before any diagnosis: no suggestions, a kind general word instead
+    text, _ = bodies(do_render(notification("request_declined", {**BASE, "reason": "out of scope"})))
+    assert "not a \"no\" to the need behind it" in text and "Why: out of scope" in text
+
+
+def test_a_redirect_owner_is_told_what_they_own_and_by_when() -> None:
+    [n] = domain("redirect_assigned")
+    assert n.key == "6:redirect_assigned"
+    owner = redirect_data()["owner"]
+    msg = message_from_bytes(do_render(n).as_bytes(), policy=default_policy)
+    assert [a.addr_spec for a in msg["To"].addresses] == [owner["email"]] and msg["Cc"] is None
+    assert msg["Subject"] == f"[ldflow #6] Over to you: fix the tools or information for {intake_data()['title']}"
+    text, html = bodies(do_render(n))
+    assert text.startswith("Hello Ivan,\n")
+    goal = n.context["business_goal"]
+    due = datetime.fromisoformat(goal["target_date"]).strftime("%a %d %b %Y")
+    for body in (text, html):
+        assert "Fix the tools or information" in body and redirect_data()["rationale"] in body
+        assert due in body and "from 62% to 75%" in body
+
+
+def test_a_redirect_without_an_owner_tells_nobody() -> None:
+    request = TrainingRequest.submit(parse(Intake, intake_data()), T0)
+    request.id = 9
+    for command, model, data in APPROVED:
+        getattr(request, command)(parse(model, data), T0)
+    request.clear_pending()
+    request.redirect(parse(Redirect, redirect_data(owner=None)), T0)
+    assert request.pending_notifications() == []
 
 
 def test_plan_approval_tells_how_to_approve() -> None:
