@@ -53,4 +53,5 @@ def _calendar(cal: dict[str, Any]) -> CalendarItem:
         end=None if cal.get("end") is None else str(cal["end"]), description=str(cal.get("description") or ""),
         organizer=_recipient(cal["organizer"]) if cal.get("organizer") else None,
         attendees=tuple(_recipient(a) for a in cal.get("attendees") or ()),
-        sequence=int(cal.get("sequence") or 0), method=str(cal.get("method") or "REQUEST"))
+        sequence=int(cal.get("sequence") or 0), method=str(cal.get("method") or "REQUEST"),
+        location=str(cal.get("location") or ""))

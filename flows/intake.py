@@ -87,6 +87,14 @@ def plain_request(message: InboundMessage, subject: str) -> tuple[dict[str, Any]
     return data, note
 
 
+def thread_of(message: InboundMessage) -> tuple[str, ...]:
+    """The thread an answer to ``message`` belongs to: its References, then its own Message-ID (none
+    when it had no Message-ID and ldflow made one up from its bytes)."""
+    if message.message_id.endswith("@content.ldflow>"):
+        return ()
+    return (*message.references[-9:], message.message_id)
+
+
 def checkpoint_of(request_id: int, outbox_key: str | None) -> str | None:
     """The checkpoint a survey (or survey reminder) e-mail asked about, from its outbox key."""
     if not outbox_key:
@@ -120,13 +128,14 @@ class InboundHandler:
         if match is None:
             data, note = intake_from_mail(message)
             return self._submit(service, data, f"e-mail {message.message_id}", note,
-                                f"e-mail from {message.from_address}")
+                                f"e-mail from {message.from_address}", thread_of(message))
         return self._reply(service, match, message)
 
     def _submit(self, service: Service, data: dict[str, Any], source: str, note: str | None = None,
-                note_source: str = "") -> Handled:
+                note_source: str = "", thread: tuple[str, ...] = ()) -> Handled:
         try:
-            request = service.submit(data, self.actor, source=source, note=note, note_source=note_source)
+            request = service.submit(data, self.actor, source=source, note=note, note_source=note_source,
+                                     thread=thread)
         except LdflowError as exc:
             raise Quarantine(str(exc)) from None
         assert request.id is not None

@@ -102,12 +102,13 @@ class Service:
     # --- commands ----------------------------------------------------------------------------------
 
     def submit(self, intake: Data | Intake, actor: str, source: str = "", *, note: str | None = None,
-               note_source: str = "") -> TrainingRequest:
+               note_source: str = "", thread: tuple[str, ...] = ()) -> TrainingRequest:
         """A new request (version 1); ``note`` (e.g. where a mailed-in request came from) goes into its
-        first history entry's version."""
+        first history entry's version; ``thread`` (the Message-IDs of a mailed-in request) threads the
+        acknowledgement under that mail."""
         parsed = parse(Intake, intake, source)
         now = self._now()
-        request = TrainingRequest.submit(parsed, now)
+        request = TrainingRequest.submit(parsed, now, thread)
         if note is not None:
             request.add_note(note, now, source=note_source)
         return self._writes.add(request, _actor(actor))

@@ -8,16 +8,34 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from states.errors import LdflowError
+from states.notifications import Recipient
 
 
 class ConfigurationError(LdflowError):
     """Settings or database problems (exit 1)."""
 
     exit_code = 1
+
+
+DEFAULT_FROM_NAME = "Learning & Development"
+
+
+def parse_organizer(value: str) -> Recipient:
+    """``"L&D team <ld@example.org>"`` (or a bare address) as a recipient; ValueError when it is no address."""
+    from email.utils import getaddresses
+
+    from connectors.email.addresses import validate_address, validate_header_text
+
+    found = getaddresses([validate_header_text("organizer", value, max_length=300)])
+    if len(found) != 1 or "@" not in found[0][1]:
+        raise ValueError(f"not one 'Name <address>' or address: {value!r}")
+    [(name, address)] = found
+    name = validate_header_text("organizer name", name, max_length=200).strip()
+    return Recipient(name or DEFAULT_FROM_NAME, validate_address("organizer", address))
 
 
 def _default_actor() -> str:
@@ -51,6 +69,9 @@ class Settings(BaseSettings):
     smtp_cafile: Path | None = Field(default=None, description="CA bundle for the SMTP server's certificate")
     smtp_allow_untrusted: bool = Field(default=False, description="skip SMTP certificate checks (on purpose only)")
     mail_from: str = "ldflow@localhost"
+    organizer: str | None = Field(
+        default=None, description="ORGANIZER of invites and to-dos, 'Name <address>' (accept/decline replies go "
+                                  "there); default: Learning & Development <LDFLOW_MAIL_FROM>")
     imap_host: str | None = None
     imap_port: int | None = None
     imap_username: str | None = None
@@ -71,6 +92,21 @@ class Settings(BaseSettings):
         from connectors.db.engine import sqlite_url
 
         return self.database_url or sqlite_url(self.home)
+
+    @field_validator("organizer")
+    @classmethod
+    def _check_organizer(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_organizer(value)
+            return value.strip()
+        return None
+
+    @property
+    def organizer_recipient(self) -> Recipient:
+        """The ORGANIZER of what the team sends: LDFLOW_ORGANIZER, else the mail's From."""
+        if self.organizer:
+            return parse_organizer(self.organizer)
+        return Recipient(DEFAULT_FROM_NAME, self.mail_from)
 
     @property
     def outbox_dir(self) -> Path:

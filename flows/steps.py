@@ -27,6 +27,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from connectors.calendar.ics import with_organizer
 from connectors.db.inbound import InboundSource, ingest
 from connectors.email.render import render
 from connectors.ports import OutboxRow, Transaction
@@ -34,7 +35,7 @@ from flows.intake import InboundHandler
 from flows.relay import Outcome, OutcomeHook, relay_outbox
 from states.errors import Conflict, TransitionRefused
 from states.events import EmailBounced, EmailSent
-from states.notifications import CalendarItem
+from states.notifications import CalendarItem, Recipient
 
 if TYPE_CHECKING:
     from flows.bootstrap import App
@@ -172,15 +173,16 @@ class _CalendarForRun:
     the first item is published (one PROPFIND per run, none when nothing has a calendar item), so
     a calendar outage only delays the rows that carry a calendar item (the relay retries them)."""
 
-    def __init__(self, publisher: Any) -> None:
+    def __init__(self, publisher: Any, organizer: Recipient) -> None:
         self.publisher = publisher
+        self.organizer = organizer
         self.ready = False
 
     def publish(self, item: CalendarItem) -> Any:
         if not self.ready:
             self.publisher.ensure_calendar()
             self.ready = True
-        return self.publisher.publish(item)
+        return self.publisher.publish(with_organizer(item, self.organizer))
 
 
 def _history_hook(app: App) -> OutcomeHook:
@@ -210,8 +212,8 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
     runs, and no run holds the task's time budget hostage."""
     s = app.settings
     render_fn = partial(render, mail_from=s.mail_from, domain=s.mail_from.rsplit("@", 1)[-1],
-                        templates_dir=s.templates_dir)
-    calendar = _CalendarForRun(app.calendar) if app.calendar is not None else None
+                        templates_dir=s.templates_dir, organizer=s.organizer_recipient)
+    calendar = _CalendarForRun(app.calendar, s.organizer_recipient) if app.calendar is not None else None
     summary = _summary("dispatch", "sent", "retried", "failed", "unknown")
     owner = relay_owner()
     hook = _history_hook(app)

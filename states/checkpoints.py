@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
+from states import wording
 from states.durations import parse_duration
 from states.models import MeasurementPlan, PlanItem
 from states.notifications import CalendarItem, Recipient
@@ -86,9 +87,9 @@ def schedule(request_id: int, plan: MeasurementPlan, end_date: date) -> Iterator
                              due_at=parse_duration(offset).after(start))
 
 
-def collect_todo(request_id: int, c: Checkpoint, item: PlanItem, at: datetime, organizer: Recipient,
-                 owner: Recipient) -> CalendarItem:
-    """The owner's calendar to-do for collecting the checkpoint's result."""
+def collect_todo(request_id: int, c: Checkpoint, item: PlanItem, at: datetime, owner: Recipient) -> CalendarItem:
+    """The owner's calendar to-do for collecting the checkpoint's result (organised by the team's
+    organizer, filled in when it is sent)."""
     return CalendarItem(uid=f"ldflow-{request_id}-{c.item_id}-{c.offset}-todo@ldflow", kind="todo",
-                        summary=f"Collect {item.metric} ({c.offset})", start=at.isoformat(),
-                        end=(at + COLLECT_WITHIN).isoformat(), organizer=organizer, attendees=(owner,))
+                        summary=f"Collect {item.metric} ({wording.after_delivery(c.offset)})", start=at.isoformat(),
+                        end=(at + COLLECT_WITHIN).isoformat(), attendees=(owner,))

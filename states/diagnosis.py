@@ -59,13 +59,13 @@ def recommend(diagnosis: Diagnosis) -> list[Recommendation]:
         if _is(diagnosis, "used_to_do_it", yes):
             if _is(diagnosis, "used_often", yes):
                 add(RedirectKind.COACHING.value,
-                    "they used to do it and do it often yet no longer can: give feedback and coaching")
+                    "they used to do it, and often, yet no longer can, so feedback and coaching come first")
             else:
-                add(DESIGN, "they used to do it but rarely do: design practice")
+                add(DESIGN, "they used to do it but rarely do, so they need practice")
         else:
-            add(DESIGN, "they never could do it: design formal training")
+            add(DESIGN, "they never could do it, so they need formal training")
     elif _is(diagnosis, "could_do_if_life_depended", yes) and not found:
         add(RedirectKind.EXPECTATIONS_FEEDBACK.value,
-            "they can do it when they must: look at expectations, feedback and obstacles, not training")
+            "they can do it when they must, so look at expectations, feedback and obstacles, not training")
 
     return [Recommendation(path=path, reasons=reasons) for path, reasons in found.items()]

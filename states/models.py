@@ -334,7 +334,7 @@ class SessionPlan(Model):
     end: AwareDatetime
     location: Line = ""
     attendees: list[Person] = Field(default_factory=list, description="default: the audience contact or requester")
-    organizer: Person | None = Field(default=None, description="default: the sponsor")
+    organizer: Person | None = Field(default=None, description="default: the team's organizer (LDFLOW_ORGANIZER)")
     agenda: list[Line] = Field(default_factory=list)
     preparation: Text = ""
 

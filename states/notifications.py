@@ -32,7 +32,8 @@ class Notification:
     ``template`` names a template (``intake_acknowledgement``,
     ``diagnosis_summary``, ``plan_approval_request``, ``survey``,
     ``survey_reminder``, ``results_report``, ``delivery_invite``,
-    ``checkpoint_reminder``, ``request_cancelled``); ``context`` holds the plain
+    ``checkpoint_reminder``, ``request_cancelled``, ``request_declined``,
+    ``redirect_assigned``); ``context`` holds the plain
     JSON-able data the template renders. ``calendar`` optionally describes an
     iCalendar item to attach (see ``CalendarItem``).
     """
@@ -61,7 +62,8 @@ class CalendarItem:
     start: str  # ISO 8601 UTC, e.g. "2026-12-01T09:00:00+00:00"
     end: str | None = None  # events: end time; to-dos: due time
     description: str = ""
-    organizer: Recipient | None = None
+    organizer: Recipient | None = None  # None: the team's organizer (LDFLOW_ORGANIZER), filled in when sent
+    location: str = ""
     attendees: tuple[Recipient, ...] = ()
     sequence: int = 0
     method: str = "REQUEST"  # "REQUEST" | "CANCEL"

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from states import events as ev
-from states import guards, lifecycle, results
+from states import guards, lifecycle, mails, results, wording
 from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
@@ -136,13 +136,16 @@ class TrainingRequest(BaseModel):
     # --- commands ----------------------------------------------------------------------------------
 
     @classmethod
-    def submit(cls, intake: Intake, at: datetime) -> TrainingRequest:
-        """A new request, received as the requester put it."""
+    def submit(cls, intake: Intake, at: datetime, thread: tuple[str, ...] = ()) -> TrainingRequest:
+        """A new request, received as the requester put it; ``thread`` (a mailed-in request: its
+        References and its Message-ID) threads the acknowledgement under the requester's mail."""
         request = cls(intake=intake, created_at=at, updated_at=at)
         request._events.append(ev.Submitted(intake=intake.model_dump(mode="json")))
+        context: dict[str, Any] = {"requested_solution": intake.requested_solution}
+        if thread:
+            context.update(in_reply_to=thread[-1], references=list(thread))
         request._notify("intake_acknowledgement", "intake_acknowledgement", [recipient(intake.requester)],
-                        f"We've got your request: {intake.title}",
-                        {"requested_solution": intake.requested_solution})
+                        f"We've got your request: {intake.title}", context)
         return request
 
     def diagnose(self, diagnosis: Diagnosis, at: datetime) -> None:
@@ -192,6 +195,7 @@ class TrainingRequest(BaseModel):
         self._move(ev.Redirected(from_state=self.state, redirect=redirect.model_dump(mode="json")),
                    guards.redirect(self, redirect), at)
         self.redirect_record = redirect
+        self._outgoing.extend(n for n in [mails.redirect_assigned(self, redirect)] if n is not None)
 
     def schedule_session(self, plan: SessionPlan, at: datetime) -> Session:
         """Schedule (or reschedule) a delivery session and invite its attendees (iMIP REQUEST)."""
@@ -222,7 +226,8 @@ class TrainingRequest(BaseModel):
                      plan.attendees or [self.intake.audience.contact or self.intake.requester]]
         item = CalendarItem(uid=f"ldflow-{self.id}-session-{plan.id}@ldflow", kind="event", summary=plan.title,
                             start=plan.start.isoformat(), end=plan.end.isoformat(),
-                            description=plan.preparation, organizer=recipient(plan.organizer or self.intake.sponsor),
+                            description=plan.preparation, location=plan.location,
+                            organizer=recipient(plan.organizer) if plan.organizer else None,
                             attendees=tuple(attendees), sequence=session.sequence, method=method)
         if method == "CANCEL":
             self._notify(f"session_cancelled:{plan.id}:{session.sequence}", "request_cancelled", attendees,
@@ -293,6 +298,7 @@ class TrainingRequest(BaseModel):
         self._require(Command.DECLINE)
         self._move(ev.Declined(from_state=self.state, reason=reason.reason), guards.reason("decline", reason), at)
         self.closing_reason = reason.reason
+        self._outgoing.append(mails.request_declined(self, reason.reason))
 
     def cancel(self, reason: Reason, at: datetime) -> None:
         self._require(Command.CANCEL)
@@ -343,11 +349,11 @@ class TrainingRequest(BaseModel):
         respondents = self._respondents(item.respondent)
         context = c.context(item)
         self._notify(f"survey:{c.item_id}:{c.offset}", "survey", respondents,
-                     f"Quick check-in ({c.offset} after delivery): {item.metric}", context)
+                     f"Quick check-in ({wording.after_delivery(c.offset)}): {item.metric}", context)
         owner = recipient(item.owner)
         self._notify(f"checkpoint_reminder:{c.item_id}:{c.offset}", "checkpoint_reminder", [owner],
-                     f"Collect the {c.offset} result: {item.metric}", context,
-                     calendar=collect_todo(self.id or 0, c, item, at, recipient(self.intake.sponsor), owner))
+                     f"Collect the {wording.offset_adjective(c.offset)} result: {item.metric}", context,
+                     calendar=collect_todo(self.id or 0, c, item, at, owner))
         self._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(r.email for r in respondents)))
         return True
 

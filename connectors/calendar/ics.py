@@ -9,6 +9,9 @@ Rules this module keeps:
   VTIMEZONE is added (``Calendar.add_missing_timezones``);
 * the UID is the domain's deterministic ``CalendarItem.uid``, so an update
   (higher SEQUENCE) replaces the same event and a CANCEL cancels it;
+* LOCATION is the session's location, when it has one;
+* the ORGANIZER is the team's (``with_organizer``: LDFLOW_ORGANIZER, by default the
+  mail's From), so accept/decline replies reach L&D, unless a session names its own;
 * ORGANIZER and ATTENDEE are ``mailto:`` URIs with a CN, validated like mail
   headers (no CR/LF, one plain address).
 """
@@ -16,6 +19,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +35,7 @@ __all__ = [
     "check_no_floating_times",
     "parse_utc",
     "to_ics",
+    "with_organizer",
 ]
 
 PRODID = "-//ldflow//ldflow calendar//EN"
@@ -112,6 +117,9 @@ def build_calendar(
     component.add("summary", summary)
     if item.description:
         component.add("description", item.description)
+    location = validate_header_text("calendar location", item.location or "", max_length=500).strip()
+    if location:
+        component.add("location", location)
     if item.organizer is not None:
         component.add("organizer", _cal_address("calendar organizer", item.organizer, attendee=False))
     for index, attendee in enumerate(item.attendees):
@@ -122,6 +130,13 @@ def build_calendar(
     cal.add_component(component)
     cal.add_missing_timezones()
     return cal
+
+
+def with_organizer(item: CalendarItem, organizer: Recipient | None) -> CalendarItem:
+    """``item`` with ``organizer`` as its ORGANIZER unless it names its own (a session's organizer)."""
+    if item.organizer is not None or organizer is None:
+        return item
+    return replace(item, organizer=organizer)
 
 
 def _checked_method(item: CalendarItem, method: str | None) -> str:

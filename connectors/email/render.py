@@ -23,24 +23,26 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.policy import default as default_policy
+from email.policy import EmailPolicy
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jinja2
 
-from connectors.calendar.ics import to_ics
+from connectors.calendar.ics import to_ics, with_organizer
 from connectors.email.addresses import (
     HeaderValueError,
     make_address,
     validate_address,
     validate_header_text,
 )
-from states.notifications import CalendarItem, Notification
+from connectors.email.filters import install as install_filters
+from states import wording
+from states.notifications import CalendarItem, Notification, Recipient
 
 __all__ = [
     "PACKAGED_TEMPLATES",
@@ -64,8 +66,46 @@ TEMPLATE_NAMES = (
     "delivery_invite",
     "checkpoint_reminder",
     "request_cancelled",
+    "request_declined",
+    "redirect_assigned",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
+
+
+class _Policy(EmailPolicy):
+    """``email.policy.default``, except that an ASCII Subject is folded at the spaces between words.
+
+    The stdlib folder moves a whole unstructured value that does not fit after ``Subject:`` but
+    would fit on a line of its own onto a continuation line (``Subject:`` alone, the text below:
+    any subject of about 70 to 77 characters). Here the first words stay on the ``Subject:`` line
+    and each fold is a line break before a space, so unfolding gives back the subject exactly."""
+
+    def fold(self, name: str, value: str) -> str:
+        text = str(value)
+        if name.lower() != "subject" or not text.isascii() or "=?" in text:
+            return str(super().fold(name, value))
+        return _fold_at_spaces(name, text, self.max_line_length or 78, self.linesep)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        text = str(value)
+        if name.lower() != "subject" or not text.isascii() or "=?" in text:
+            return super().fold_binary(name, value)
+        return _fold_at_spaces(name, text, self.max_line_length or 78, self.linesep).encode("ascii")
+
+
+def _fold_at_spaces(name: str, text: str, width: int, linesep: str) -> str:
+    """``Name: text`` in lines of at most ``width`` (a word longer than a line stays whole)."""
+    lines, line = [], f"{name}:"
+    for word in text.split(" "):
+        if word and len(line) + 1 + len(word) > width and line.strip() != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return linesep.join(lines) + linesep
+
+
+MAIL_POLICY: Final = _Policy()
 
 
 class TemplateContextError(ValueError):
@@ -86,120 +126,6 @@ def message_id_for(key: str, domain: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def _format_datetime(value: Any, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
-    """Jinja filter: an ISO 8601 string or datetime shown in UTC; other values as-is."""
-    parsed: datetime | None = None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    elif isinstance(value, date):
-        return value.strftime("%a %d %b %Y")
-    if parsed is None:
-        return str(value)
-    if parsed.tzinfo is None:
-        if isinstance(value, str) and "T" not in value and ":" not in value:
-            return parsed.strftime("%a %d %b %Y")
-        return str(value)  # never pretend a floating time is UTC
-    return parsed.astimezone(UTC).strftime(fmt)
-
-
-def _format_date(value: Any) -> str:
-    """Jinja filter: the date part of an ISO string, datetime or date."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return str(value.strftime("%a %d %b %Y"))
-    if isinstance(value, date):
-        return str(value.strftime("%a %d %b %Y"))
-    return str(value)
-
-
-_DURATION_RE = re.compile(
-    r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+)S)?)?$"
-)
-_DURATION_UNITS = (("y", "year"), ("mo", "month"), ("w", "week"), ("d", "day"), ("h", "hour"),
-                   ("mi", "minute"), ("s", "second"))
-
-
-def _format_duration(value: Any) -> str:
-    """Jinja filter: ``P30D`` -> ``30 days``, ``P1Y2M`` -> ``1 year 2 months``; other values as-is."""
-    match = _DURATION_RE.match(str(value or ""))
-    if not match or not any(match.groupdict().values()):
-        return str(value or "")
-    parts = []
-    for group, word in _DURATION_UNITS:
-        amount = match.group(group)
-        if amount is not None:
-            number = int(amount)
-            parts.append(f"{number} {word}{'' if number == 1 else 's'}")
-    return " ".join(parts)
-
-
-def _format_number(value: Any) -> str:
-    """Jinja filter: ``12.0`` -> ``12``, ``0.125`` -> ``0.125``, None -> ``""``."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.2f}".rstrip("0").rstrip(".") if not value.is_integer() else str(int(value))
-    return str(value)
-
-
-def _label(value: Any) -> str:
-    """Jinja filter: ``job_aid`` -> ``Job aid``, ``system_report`` -> ``System report``."""
-    text = str(value or "").replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
-def _level(framework: Any, level: Any) -> str:
-    """Jinja filter: ``"kirkpatrick" | level(3)`` -> ``Kirkpatrick level 3``."""
-    names = {"kirkpatrick": "Kirkpatrick level", "ltem": "LTEM tier", "phillips": "Phillips level"}
-    name = names.get(str(framework).lower(), _label(framework))
-    return f"{name} {level}" if level is not None else name
-
-
-def _person(value: Any) -> str:
-    """Jinja filter: a ``{name, email}`` mapping as ``Name <email>`` (or what there is)."""
-    if isinstance(value, dict):
-        name, email = value.get("name") or "", value.get("email") or ""
-        return f"{name} <{email}>" if name and email else name or email
-    return str(value or "")
-
-
-def _outcome(value: Any) -> str:
-    """Jinja filter: a result outcome in words."""
-    return {
-        "met": "target met",
-        "partly_met": "partly there",
-        "not_met": "not yet met",
-        "no_data": "no data",
-    }.get(str(value), _label(value))
-
-
-def _goal(goal: Any) -> str:
-    """Jinja filter: a business goal mapping in one readable line."""
-    if not isinstance(goal, dict):
-        return str(goal or "")
-    unit = f" {goal['unit']}" if goal.get("unit") else ""
-    text = str(goal.get("metric") or "")
-    if goal.get("current_value") is not None and goal.get("target_value") is not None:
-        text += f": from {_format_number(goal['current_value'])}{unit} to {_format_number(goal['target_value'])}{unit}"
-    elif goal.get("target_value") is not None:
-        text += f": to {_format_number(goal['target_value'])}{unit}"
-    if goal.get("target_date"):
-        text += f" by {_format_date(goal['target_date'])}"
-    return text
-
-
 @lru_cache(maxsize=8)
 def _environments(override: str | None) -> tuple[jinja2.Environment, jinja2.Environment]:
     search = [str(PACKAGED_TEMPLATES)]
@@ -216,15 +142,7 @@ def _environments(override: str | None) -> tuple[jinja2.Environment, jinja2.Envi
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        env.filters["datetime"] = _format_datetime
-        env.filters["date"] = _format_date
-        env.filters["duration"] = _format_duration
-        env.filters["number"] = _format_number
-        env.filters["path_label"] = _label
-        env.filters["level"] = _level
-        env.filters["person"] = _person
-        env.filters["outcome"] = _outcome
-        env.filters["goal"] = _goal
+        install_filters(env)
         envs.append(env)
     return envs[0], envs[1]
 
@@ -235,13 +153,12 @@ def _templates_dir(explicit: str | os.PathLike[str] | None) -> str | None:
 
 
 def _base_context(notification: Notification) -> dict[str, Any]:
-    first = notification.to[0] if notification.to else None
     return {
         "request_id": notification.request_id,
         "request_tag": request_tag(notification.request_id),
         "subject": notification.subject,
         "recipients": [{"name": r.name, "email": r.email, "role": r.role} for r in notification.to],
-        "greeting_name": (first.name.split()[0] if first and first.name.strip() else "there"),
+        "greeting_name": wording.greeting_name((r.name, r.email) for r in notification.to),
         "team_name": "The Learning & Development team",
         "calendar": None,
     }
@@ -262,10 +179,10 @@ def _derive(context: dict[str, Any]) -> None:
     context.setdefault("scale", "")
     if "checkpoint_label" not in context:
         offset = checkpoint.get("offset")
-        context["checkpoint_label"] = f"{_format_duration(offset)} after delivery" if offset else ""
+        context["checkpoint_label"] = wording.after_delivery(offset) if offset else ""
     if not context.get("question"):
         if context["metric"]:
-            unit = f", in {context['unit']}" if context["unit"] else ""
+            unit = f", {wording.unit_phrase(context['unit'])}" if context["unit"] else ""
             context["question"] = f"{context['metric']}: where does it stand today{unit}?"
         else:
             context["question"] = "How are things going since the programme?"
@@ -323,19 +240,21 @@ def render(
     from_name: str = "Learning & Development",
     templates_dir: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
+    organizer: Recipient | None = None,
 ) -> EmailMessage:
     """Build the e-mail for ``notification``.
 
     ``mail_from`` is the sender address (LDFLOW_MAIL_FROM), ``domain`` the
-    right-hand side of the Message-ID. Raises ``HeaderValueError`` /
-    ``InvalidAddressError`` for an unsafe subject, name or address and
+    right-hand side of the Message-ID, ``organizer`` the ORGANIZER of an invite or to-do that
+    names none (LDFLOW_ORGANIZER; default: ``from_name <mail_from>``, so replies reach the team).
+    Raises ``HeaderValueError`` / ``InvalidAddressError`` for an unsafe subject, name or address and
     ``TemplateContextError`` when the template cannot be rendered.
     """
     if not notification.to:
         raise HeaderValueError("To", "a notification needs at least one recipient")
     text, html = render_bodies(notification, templates_dir=templates_dir)
 
-    msg = EmailMessage(policy=default_policy)
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = make_address("From", from_name, mail_from)
     msg["To"] = _recipients(notification)
     subject = validate_header_text("Subject", notification.subject, max_length=400).strip()
@@ -346,11 +265,10 @@ def render(
     when = (now or datetime.now(UTC)).astimezone(UTC)
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = message_id_for(notification.key, domain)
-    thread_key = notification.context.get("in_reply_to_key")
-    if isinstance(thread_key, str) and thread_key:
-        parent = message_id_for(thread_key, domain)
+    parent, references = _thread(notification.context, domain)
+    if parent:
         msg["In-Reply-To"] = parent
-        msg["References"] = parent
+        msg["References"] = " ".join(references)
     msg["X-Ldflow-Request"] = str(int(notification.request_id))
     msg["X-Ldflow-Key"] = validate_header_text("X-Ldflow-Key", notification.key, max_length=200)
     msg["X-Ldflow-Template"] = notification.template
@@ -361,9 +279,30 @@ def render(
     msg.set_content(text, cte=_cte_for(text))
     msg.add_alternative(html, subtype="html", cte=_cte_for(html))
     if notification.calendar is not None:
-        _attach_calendar(msg, notification.calendar, when)
+        chosen = organizer or Recipient(from_name, mail_from)
+        _attach_calendar(msg, with_organizer(notification.calendar, chosen), when)
     _stable_boundaries(msg, notification.key)
     return msg
+
+
+_MESSAGE_ID_RE = re.compile(r"<[^<>\s@\x00-\x1f\x7f]{1,200}@[^<>\s@\x00-\x1f\x7f]{1,200}>")
+
+
+def _thread(context: dict[str, Any], domain: str) -> tuple[str | None, list[str]]:
+    """``(In-Reply-To, References)``: from ``in_reply_to_key`` (a message ldflow sent) or from
+    ``in_reply_to`` / ``references`` (the Message-IDs of a mail received); ids that are not one plain
+    ``<left@right>`` are left out."""
+    key = context.get("in_reply_to_key")
+    if isinstance(key, str) and key:
+        parent = message_id_for(key, domain)
+        return parent, [parent]
+    given = context.get("in_reply_to")
+    if not isinstance(given, str) or not _MESSAGE_ID_RE.fullmatch(given):
+        return None, []
+    chain = context.get("references")
+    ids = [m for m in chain if isinstance(m, str) and _MESSAGE_ID_RE.fullmatch(m)] if isinstance(chain, list) else []
+    ids = [m for m in ids if m != given][-9:] + [given]
+    return given, ids
 
 
 def _recipients(notification: Notification) -> list[Any]:

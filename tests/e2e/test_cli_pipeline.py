@@ -164,8 +164,8 @@ def measured(tmp_path_factory: pytest.TempPathFactory, prefect_home: Path) -> Me
 def test_report_of_a_measured_request_in_text_and_html(measured: Measured, tmp_path: Path) -> None:
     cli, rid = measured.cli, measured.measured
     text = cli("report", rid).out
-    assert TITLE in text and "Hello Dana," in text
-    assert "Win rate on qualified opportunities: from 18 to 22.5 % (target 23: partly there)" in text
+    assert TITLE in text and "Hello team," in text  # the report goes to the sponsor, requester and stakeholders
+    assert "Win rate on qualified opportunities: from 18% to 22.5% (target 23%: partly there)" in text
     assert text.count("target met") == 2
     assert "Benefit-cost ratio 4.97, return on investment 397.4%" in text
 

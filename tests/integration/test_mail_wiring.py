@@ -162,6 +162,26 @@ def test_a_plain_email_becomes_a_received_request_once(rt: Any) -> None:
     assert (rt.settings.drop_dir / "processed" / "nora-again.eml").exists()  # moved out of the way
 
 
+def test_the_acknowledgement_of_a_mailed_in_request_is_threaded_under_it(rt: Any) -> None:
+    from email import message_from_bytes
+    from email.policy import default
+
+    from flows.steps import send_outbox, take_in
+
+    raw = mail("Training for the sales meeting", "We need a training for the sales meeting, please.",
+               message_id="<nora-7@mail.example.org>")
+    raw = raw.replace(b"Message-ID:", b"References: <older@mail.example.org>\nMessage-ID:", 1)
+    drop(rt, "nora.eml", raw)
+    assert take_in(rt).counts["processed"] == 1
+    assert send_outbox(rt).counts["sent"] == 1
+    [eml] = list(rt.settings.outbox_dir.glob("*.eml"))
+    sent = message_from_bytes(eml.read_bytes(), policy=default)
+    assert sent["In-Reply-To"] == "<nora-7@mail.example.org>"
+    assert sent["References"] == "<older@mail.example.org> <nora-7@mail.example.org>"
+    assert sent["To"] == "Nora Lead <nora.lead@example.org>"
+    assert str(sent["Subject"]).startswith("[ldflow #") and "Training for the sales meeting" in sent["Subject"]
+
+
 def test_short_subject_long_body_and_colon_lines(rt: Any) -> None:
     from flows.intake import MAX_MAILED_SOLUTION
     from flows.steps import take_in

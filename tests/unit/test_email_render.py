@@ -31,6 +31,7 @@ from states.models import (
     MeasurementPlan,
     PlanApproval,
     Reason,
+    Redirect,
     SessionPlan,
 )
 from states.notifications import CalendarItem, Notification, Recipient
@@ -46,6 +47,7 @@ from tests.builders import (
     intake_data,
     plan_data,
     reason_data,
+    redirect_data,
     result_data,
 )
 
@@ -107,6 +109,27 @@ def domain_notifications() -> tuple[Notification, ...]:
         request.measure(at)
         request.acknowledge(parse(Acknowledgement, ack_data()), at)
         out += _commit(request)
+    return tuple(out) + _declined_and_redirected()
+
+
+APPROVED: list[tuple[str, type[Any], dict[str, Any]]] = [
+    ("diagnose", Diagnosis, diagnosis_data()), ("draft_plan", MeasurementPlan, plan_data()),
+    ("approve_plan", PlanApproval, approval_data())]
+
+
+def _declined_and_redirected() -> tuple[Notification, ...]:
+    """Request 5 declined after its diagnosis; request 6 redirected to an owner."""
+    out: list[Notification] = []
+    for request_id, steps in ((5, APPROVED[:1]), (6, [*APPROVED, ("redirect", Redirect, redirect_data())])):
+        request = TrainingRequest.submit(parse(Intake, intake_data()), T0)
+        request.id = request_id
+        _commit(request)
+        for command, model, data in steps:
+            getattr(request, command)(parse(model, data), T0)
+            out += _commit(request)
+        if request_id == 5:
+            request.decline(parse(Reason, reason_data("the team is being merged into Support next quarter")), T0)
+            out += _commit(request)
     return tuple(out)
 
 
@@ -127,6 +150,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "results_report": {"acknowledgement": {}},
     "delivery_invite": {},
     "request_cancelled": {},
+    "request_declined": {},
+    "redirect_assigned": {},
 }
 
 
@@ -169,7 +194,8 @@ def test_renders_every_domain_notification(template: str) -> None:
         text, html = bodies(message)
         title = intake_data()["title"]
         assert title in text and title in html, n.key
-        assert f"Hello {n.to[0].name.split()[0]}," in text and f"[ldflow #{n.request_id}]" in text, n.key
+        greeting = "team" if len({r.email.lower() for r in n.to}) > 1 else n.to[0].name.split()[0]
+        assert f"Hello {greeting}," in text and f"[ldflow #{n.request_id}]" in text, n.key
         assert not re.search(r"\bNone\b(?! of this)", text) and "Undefined" not in text, n.key
         assert html.lstrip().startswith("<!DOCTYPE html>")
         has_calendar = any(part.get_content_type() == "text/calendar" for part in message.walk())
@@ -214,8 +240,8 @@ def test_results_report_has_the_three_touchpoints() -> None:
     assert "2. Our action plan" in text and f"{step['step']} - owner: {step['owner']}" in text
     thanks = ack["contributions"][0]
     assert "3. Thank you" in text and f"{thanks['stakeholder']}: {thanks['contribution']}" in text
-    assert "first-call resolution: from 62 to 71 % (target 75: partly there)" in text
-    assert "relevance rating: to 4.5 1-5 (target 4.2: target met)" in text
+    assert "first-call resolution: from 62% to 71% (target 75%: partly there)" in text
+    assert "relevance rating: 4.5 on a 1–5 scale (target 4.2: target met)" in text
     roi = report.context["roi"]
     assert f"Benefit-cost ratio {roi['benefit_cost_ratio']}, return on investment {roi['roi_percent']}%" in text
     assert "partly there" in html
@@ -224,7 +250,7 @@ def test_results_report_has_the_three_touchpoints() -> None:
 def test_plan_approval_tells_how_to_approve() -> None:
     text, _ = bodies(do_render(domain("plan_approval_request")[0]))
     assert 'reply with the word "approve" on the first line' in text
-    assert "Kirkpatrick level 3" in text and "30 days, 90 days after delivery" in text
+    assert "Kirkpatrick level 3" in text and "30 days and 90 days after delivery" in text
 
 
 def test_html_is_escaped_text_is_not() -> None:

@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from icalendar import Calendar, Event
 
-from connectors.calendar.ics import FloatingTimeError, build_calendar, check_no_floating_times, parse_utc, to_ics
+from connectors.calendar.ics import (
+    FloatingTimeError,
+    build_calendar,
+    check_no_floating_times,
+    parse_utc,
+    to_ics,
+    with_organizer,
+)
 from connectors.email.addresses import HeaderValueError
 from connectors.testing import InMemoryCalendar
 from states.notifications import CalendarItem, Recipient
@@ -143,6 +150,23 @@ def test_injection_in_names_is_refused(bad: str) -> None:
         to_ics(replace(EVENT, attendees=(Recipient(bad, "dana@example.org"),)))
     with pytest.raises(HeaderValueError):
         to_ics(replace(EVENT, summary=bad))
+
+
+def test_location_is_written_when_there_is_one() -> None:
+    [event] = Calendar.from_ical(to_ics(replace(EVENT, location="Room 4, 2nd floor; Lisbon"),
+                                        dtstamp=STAMP)).walk("VEVENT")
+    assert str(event["LOCATION"]) == "Room 4, 2nd floor; Lisbon"
+    [event] = Calendar.from_ical(to_ics(EVENT, dtstamp=STAMP)).walk("VEVENT")
+    assert "LOCATION" not in event
+    with pytest.raises(HeaderValueError):
+        to_ics(replace(EVENT, location="Room 4\r\nATTENDEE:mailto:x@example.org"))
+
+
+def test_with_organizer_fills_in_only_a_missing_organizer() -> None:
+    team = Recipient("L&D", "ld@example.org")
+    assert with_organizer(replace(EVENT, organizer=None), team).organizer == team
+    assert with_organizer(EVENT, team).organizer == ORG
+    assert with_organizer(replace(EVENT, organizer=None), None).organizer is None
 
 
 def test_imip_request_needs_an_organizer_and_a_sane_item() -> None:

@@ -23,10 +23,10 @@ def test_a_measured_request_reports_each_item_against_baseline_and_target(memory
     rid = _measured(memory_service, {"m1:P30D": 70.0, "m1:P90D": 76.0, "m2:P1D": 3.9})
     built = report.build(memory_service.show(rid))
     text = built.text
-    assert "first-call resolution: from 62 to 76 % (target 75: target met)" in text
-    assert "relevance rating: to 3.9 1-5 (target 4.2: not yet met)" in text
+    assert "first-call resolution: from 62% to 76% (target 75%: target met)" in text
+    assert "relevance rating: 3.9 on a 1–5 scale (target 4.2: not yet met)" in text
     # Phillips: (76 - 62) x 1000 = 14000 of benefits for 8000 invested: BCR 1.75, ROI 75%
-    assert "Benefit-cost ratio 1.75, return on investment 75% (14000 EUR of benefits for 8000 EUR" in text
+    assert "Benefit-cost ratio 1.75, return on investment 75% (14,000 EUR of benefits for 8,000 EUR" in text
     assert "(to be completed together)" in text  # no recap before acknowledgement
     assert "<table" in built.html and "first-call resolution" in built.html
     assert report.outcome_counts(memory_service.show(rid)) == {"met": 1, "not_met": 1}

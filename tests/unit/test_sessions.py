@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from icalendar import Calendar
 
-from connectors.calendar.ics import to_ics
+from connectors.calendar.ics import to_ics, with_organizer
 from connectors.notification_codec import decode_notification
 from connectors.testing import InMemoryStore
 from flows.service import Service
 from states.errors import InvalidInput, TransitionRefused
+from states.notifications import Recipient
 from tests.builders import ACTOR, drive_to, reason_data
 
 SESSION: dict[str, Any] = {
@@ -38,11 +39,13 @@ def test_a_session_invites_its_attendees_with_a_utc_vevent(memory_service: Servi
     item = invite.calendar
     assert (item.method, item.kind, item.sequence) == ("REQUEST", "event", 0)
     assert item.start == "2026-04-01T07:00:00+00:00"  # stored in UTC, never floating
-    cal = Calendar.from_ical(to_ics(item))
+    assert item.organizer is None  # not the sponsor: the team's organizer (LDFLOW_ORGANIZER) when sent
+    cal = Calendar.from_ical(to_ics(with_organizer(item, Recipient("L&D", "ld@example.org"))))
     event = next(c for c in cal.walk("VEVENT"))
     assert str(cal["METHOD"]) == "REQUEST"
     assert event.decoded("DTSTART").utcoffset().total_seconds() == 0
-    assert str(event["ORGANIZER"]).lower() == f"mailto:{request.intake.sponsor.email}"
+    assert str(event["ORGANIZER"]).lower() == "mailto:ld@example.org"
+    assert str(event["LOCATION"]) == "Room 3" and item.location == "Room 3"
     assert memory_service.history(rid)[-1].type == "session_scheduled"
 
 
