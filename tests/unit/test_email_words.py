@@ -181,3 +181,20 @@ def test_the_collection_to_do_is_organised_by_the_team() -> None:
     assert [str(a) for a in (todo["ATTENDEE"] if isinstance(todo["ATTENDEE"], list) else [todo["ATTENDEE"]])] == [
         f"mailto:{n.to[0].email}"]
     assert "LOCATION" not in todo
+
+
+FIELD = re.compile(r"^  [A-Z][a-z]+(?: [a-z]+)?:\s")
+
+
+def test_every_plain_text_mail_keeps_one_field_a_line_and_no_double_blank_lines() -> None:
+    """Jinja's block trimming ate the newline after an inline ``{% endif %}``: "… 8%  By: Tue 30 Jun"."""
+    checked = 0
+    for n in domain_notifications():
+        text, _ = bodies(do_render(n))
+        assert "\n\n\n" not in text, f"{n.template}: two blank lines in a row:\n{text}"
+        for line in text.splitlines():
+            glued = re.search(r"\S\s{2,}(What you own|Why|The result|By|Metric|Instrument|Target|Today|How|When|"
+                              r"Owner):\s", line)
+            assert glued is None, f"{n.template}: two fields on one line: {line!r}"
+        checked += sum(1 for line in text.splitlines() if FIELD.match(line))
+    assert checked >= 5  # the check saw field lines at all
