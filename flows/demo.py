@@ -297,7 +297,7 @@ def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
 
 def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     """The board, one timeline, the e-mails and the audit check; the exit code."""
-    from flows.views import timeline
+    from flows.timeline import timeline
 
     service = demo.service
     console.print()

@@ -74,9 +74,10 @@ def history(request_id: IdArg, as_json: JsonOpt = False) -> None:
 
         print_json([dataclasses.asdict(r) for r in records])
         return
-    from flows import views
+    from flows.timeline import timeline
+    from flows.views import console
 
-    views.console().print(views.timeline(request_id, records))
+    console().print(timeline(request_id, records))
 
 
 @app.command(rich_help_panel="Reading")
