@@ -36,6 +36,7 @@ from typing import Any
 from flows.demo_data import ACKS, DELIVERY_END, DIAGNOSES, INTAKES, OPS, OPS_LEAD, PLANS, RESULTS, START, person
 from states.lifecycle import State
 from states.request import CheckpointStatus
+from states.wording import plural
 
 DEFAULT_HOME = Path(".ldflow-demo")
 PREFECT_DIR = ".prefect"  # kept across fresh runs: Prefect's own database takes a while to create
@@ -94,7 +95,7 @@ class Demo:
     def jump_to(self, days: int) -> None:
         at = datetime.combine(DELIVERY_END, datetime.min.time(), UTC) + timedelta(days=days, hours=10)
         self.clock.set(at)
-        self.say(f"[cyan]clock →[/] {days} day(s) after delivery: {at:%Y-%m-%d %H:%M} UTC")
+        self.say(f"[cyan]clock →[/] {plural(days, 'day')} after delivery: {at:%Y-%m-%d %H:%M} UTC")
 
     # --- the human steps -----------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Demo:
                     self.service.record(request.id, c.key, {"value": sample[0], "note": sample[1]}, owner)
                     recorded += 1
         if recorded:
-            self.say(f"recorded {recorded} result(s) reported by the checkpoint owners")
+            self.say(f"recorded {plural(recorded, 'result')} reported by the checkpoint owners")
         return recorded
 
     def reply_to_survey(self, outbox_dir: Path, drop_dir: Path) -> bool:
@@ -306,15 +307,15 @@ def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     console.print(timeline(demo.ids["sales"], service.history(demo.ids["sales"])))
     emails = sorted(settings.outbox_dir.glob("*.eml"))
     console.print()
-    console.print(f"[bold]{len(emails)} e-mails[/] written to {settings.outbox_dir} "
+    console.print(f"[bold]{plural(len(emails), 'e-mail')}[/] written to {settings.outbox_dir} "
                   f"({len(list(settings.outbox_dir.glob('*.ics')))} with calendar items)")
     report = service.verify()
     counts = service.store.counts_by_state()
     expected = {"acknowledged": 3, "declined": 1}
     ok = report.ok and counts == expected
     if report.ok:
-        console.print(f"[green]audit verify: ok[/] — {report.events_checked} events, "
-                      f"{report.requests_checked} requests, hash chain intact")
+        console.print(f"[green]audit verify: ok[/] — {plural(report.events_checked, 'event')}, "
+                      f"{plural(report.requests_checked, 'request')}, hash chain intact")
     else:
         console.print(f"[red]audit verify: BROKEN at event {report.broken_seq}: {report.reason}[/]")
     if counts != expected:

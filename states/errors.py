@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from states.wording import with_article
+
 
 class LdflowError(Exception):
     """Base class: an error a user can act on. Never shown as a traceback."""
@@ -43,7 +45,7 @@ class TransitionRefused(LdflowError):
         self.state = state
         self.missing = list(missing)
         super().__init__(
-            f"cannot {trigger} a {state} request; missing: " + "; ".join(self.missing)
+            f"cannot {trigger} {with_article(state)} request; missing: " + "; ".join(self.missing)
         )
 
 
@@ -54,7 +56,7 @@ class InvalidTransition(TransitionRefused):
         self.allowed = list(allowed)
         hint = ", ".join(self.allowed) if self.allowed else "none (the request is closed)"
         TransitionRefused.__init__(self, trigger, state, [f"'{trigger}' is not allowed from '{state}'"])
-        self.args = (f"cannot {trigger} a {state} request: allowed from {state}: {hint}",)
+        self.args = (f"cannot {trigger} {with_article(state)} request: allowed from {state}: {hint}",)
 
 
 class NotFound(LdflowError):

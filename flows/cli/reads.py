@@ -11,6 +11,7 @@ import typer
 from flows.cli.common import IdArg, JsonOpt, choice, choices, open_app, print_json
 from flows.vocabulary import ExportFormat, SortKey
 from states.lifecycle import State
+from states.wording import plural
 
 app = typer.Typer()
 
@@ -115,4 +116,4 @@ def export(
     if tmp is not None and output is not None:
         stream.close()
         tmp.replace(output)
-        typer.echo(f"exported {count} request(s) to {output}", err=True)
+        typer.echo(f"exported {plural(count, 'request')} to {output}", err=True)

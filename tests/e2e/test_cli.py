@@ -179,7 +179,7 @@ def test_walk_through_design_path_to_acknowledged(cli: Cli) -> None:
 
     cli.clock.set(datetime(2026, 11, 12, 10, 0, tzinfo=UTC))
     out = cli("record", rid, "-c", "reaction:P1D", "--value", "88", "--note", "41 of 42 answered").out
-    assert "3 checkpoint(s) still open" in out
+    assert "3 checkpoints still open" in out
     cli.clock.set(datetime(2026, 12, 14, 8, 30, tzinfo=UTC))
     cli("record", rid, "-f", ex("result.yaml"))
     cli.clock.set(datetime(2027, 2, 10, 9, 0, tzinfo=UTC))

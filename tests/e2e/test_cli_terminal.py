@@ -67,3 +67,10 @@ def test_history_at_80_columns_tells_every_event_in_words(cli: Ldflow, delivered
         " ".join(out.split())
     types = [r["type"] for r in cli("history", delivered, "--json").json()]
     assert "session_scheduled" in types and "delivered" in types
+
+
+def test_counts_read_as_words(cli: Ldflow, delivered: int) -> None:
+    events = len(cli("history", delivered, "--json").json())
+    assert cli("audit", "verify").out == f"audit chain ok: {events} events, 1 request checked\n"
+    out = cli("record", delivered, "-c", "reaction:P1D", "--value", "88", "--if-version", "7").out
+    assert "; 3 checkpoints still open" in out
