@@ -67,7 +67,11 @@ class NotFound(LdflowError):
 
 
 class Conflict(LdflowError):
-    """Someone else changed the request first (optimistic version check)."""
+    """The request is not at the version the caller expected (optimistic version check).
+
+    Versions only grow: an expected version above the request's own was never the request's (a
+    wrong ``--if-version``), so the message says what it saw rather than blaming a concurrent
+    change; an older one means someone changed the request since the caller looked."""
 
     exit_code = 5
 
@@ -75,8 +79,11 @@ class Conflict(LdflowError):
         self.request_id = request_id
         self.expected = expected
         self.actual = actual
-        now = f" (now version {actual})" if actual is not None else ""
-        super().__init__(
-            f"conflict: request {request_id} changed concurrently; expected version {expected}{now}. "
-            "Reload it and try again."
-        )
+        if actual is not None and expected > actual:
+            message = (f"conflict: request {request_id} is at version {actual}, not {expected} (--if-version): "
+                       "reload it and try again.")
+        else:
+            now = f" (now version {actual})" if actual is not None else ""
+            message = (f"conflict: request {request_id} changed concurrently; expected version {expected}{now}. "
+                       "Reload it and try again.")
+        super().__init__(message)

@@ -359,10 +359,14 @@ def test_if_version_conflict_exits_5_and_writes_nothing(cli: Cli, received: int)
     for args in (("diagnose", received, "-f", ex("diagnosis.yaml")), ("note", received, "hello"),
                  ("cancel", received, "--reason", "budget")):
         result = cli(*args, "--if-version", version + 1, code=5)
-        assert f"expected version {version + 1} (now version {version})" in result.err
+        # A version the request never had: said as seen, not blamed on a concurrent change.
+        assert f"request {received} is at version {version}, not {version + 1} (--if-version): reload it" \
+            in result.err and "concurrently" not in result.err
     assert cli.snapshot(received) == before
     ok = cli("note", received, "Checked with Priya: kickoff date confirmed.", "--if-version", version, "--json")
     assert ok.json()["version"] == version + 1
+    stale = cli("note", received, "again", "--if-version", version, code=5)  # changed since version N
+    assert f"changed concurrently; expected version {version} (now version {version + 1})" in stale.err
 
 
 # --- exit code 6 and 1 ---------------------------------------------------------------------------------

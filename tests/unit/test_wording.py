@@ -1,14 +1,16 @@
-"""Plurals and articles in what people read: "1 request checked", "an acknowledged request"."""
+"""What people read: plurals and articles ("1 request checked", "an acknowledged request") and a
+conflict that says what it saw."""
 
 from __future__ import annotations
 
 import pytest
 
+from connectors.testing import InMemoryStore
 from flows.cli import report_error
 from flows.service import Service
-from states.errors import InvalidTransition, TransitionRefused
+from states.errors import Conflict, InvalidTransition, TransitionRefused
 from states.wording import plural, with_article
-from tests.builders import ACTOR, drive_to, reason_data
+from tests.builders import ACTOR, T0, drive_to, intake_data, reason_data
 
 
 @pytest.mark.parametrize(("count", "noun", "many", "expected"), [
@@ -43,3 +45,27 @@ def test_a_refusal_on_an_acknowledged_request_reads_an(memory_service: Service,
     with pytest.raises(SystemExit):
         report_error(refused)
     assert capsys.readouterr().err.startswith("refused: cannot measure an acknowledged request; missing:")
+
+
+def test_a_conflict_says_what_it_saw(memory_service: Service) -> None:
+    rid = memory_service.submit(intake_data(), ACTOR).id
+    memory_service.add_note(rid, "first", ACTOR)  # version 2
+    with pytest.raises(Conflict) as wrong:
+        memory_service.add_note(rid, "x", ACTOR, expect_version=99)
+    assert str(wrong.value) == ("conflict: request 1 is at version 2, not 99 (--if-version): "
+                                "reload it and try again.")
+    with pytest.raises(Conflict) as stale:
+        memory_service.add_note(rid, "x", ACTOR, expect_version=1)
+    assert str(stale.value).startswith("conflict: request 1 changed concurrently; expected version 1 "
+                                       "(now version 2)")
+
+
+def test_a_real_race_is_told_as_a_concurrent_change(memory_store: InMemoryStore, memory_service: Service) -> None:
+    rid = memory_service.submit(intake_data(), ACTOR).id
+    mine, theirs = memory_store.get(rid), memory_store.get(rid)
+    theirs.add_note("theirs", T0)
+    memory_store.save(theirs, ACTOR)
+    mine.add_note("mine", T0)
+    with pytest.raises(Conflict) as race:
+        memory_store.save(mine, ACTOR)
+    assert str(race.value).startswith("conflict: request 1 changed concurrently; expected version 1 (now version 2)")
