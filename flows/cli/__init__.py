@@ -2,7 +2,9 @@
 
 Every write takes its input from a YAML/JSON file (``-f FILE``, ``-`` for stdin) and/or flags (flags
 win), an ``--actor`` (default ``$LDFLOW_ACTOR``, else the OS user) and an optional ``--if-version N``
-optimistic check. Every read command takes ``--json``. Times are UTC.
+optimistic check. The read commands take ``--json`` (``show``, ``list``, ``history``, ``export``,
+``report``, ``plan show``, ``audit verify``, ``outbox list``, ``inbound quarantined``; ``export-xapi`` is
+JSON already). Times are UTC.
 
 Exit codes (documented in the README and ``ldflow --help``):
 

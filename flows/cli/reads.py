@@ -10,6 +10,7 @@ import typer
 
 from flows.cli.common import IdArg, JsonOpt, choice, choices, open_app, print_json
 from flows.vocabulary import ExportFormat, SortKey
+from states.errors import FieldError, InvalidInput
 from states.lifecycle import State
 from states.wording import plural
 
@@ -90,10 +91,14 @@ def export(
         parser=choice(ExportFormat, "format"))] = ExportFormat.JSON,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
     = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The JSON export (the same as --format json).")] = False,
 ) -> None:
     """Export one request or all: JSON (document + history) or CSV (one row per request)."""
     from flows import exports
     from flows.queries import requests_to_export
+
+    if as_json and format != ExportFormat.JSON:
+        raise InvalidInput([FieldError("json", f"--json is the JSON export; it does not go with --format {format}")])
 
     app_ = open_app()
     requests = requests_to_export(app_, request_id)

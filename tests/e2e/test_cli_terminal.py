@@ -74,3 +74,17 @@ def test_counts_read_as_words(cli: Ldflow, delivered: int) -> None:
     assert cli("audit", "verify").out == f"audit chain ok: {events} events, 1 request checked\n"
     out = cli("record", delivered, "-c", "reaction:P1D", "--value", "88", "--if-version", "7").out
     assert "; 3 checkpoints still open" in out
+
+
+def test_export_json_is_the_json_export_on_stdout(cli: Ldflow, delivered: int) -> None:
+    export = cli("export", delivered, "--json")
+    assert export.out == cli("export", delivered, "--format", "json").out
+    assert [item["request"]["id"] for item in export.json()] == [delivered]
+    refused = cli("export", "--json", "--format", "csv", code=2)
+    assert "json" in refused.err and "--format csv" in refused.err
+
+
+@pytest.mark.parametrize("command", [("show",), ("list",), ("history",), ("export",), ("report",), ("plan", "show"),
+                                     ("audit", "verify"), ("outbox", "list"), ("inbound", "quarantined")])
+def test_every_read_command_the_readme_names_takes_json(cli: Ldflow, command: tuple[str, ...]) -> None:
+    assert "--json" in cli(*command, "--help").out
