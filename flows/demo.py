@@ -256,6 +256,26 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
         bootstrap.reset()
 
 
+def try_command(home: Path, *args: str) -> str:
+    """A command line a person can paste after the demo, from where they are: ``ldflow`` when the one
+    on PATH is this one, else its path (``.venv/bin/ldflow`` after ``make demo``), with the demo's home."""
+    import os
+    import shlex
+    import sys
+
+    def near(path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    script = Path(sys.executable).with_name("ldflow")
+    on_path = shutil.which("ldflow")
+    same = on_path is not None and script.exists() and os.path.samefile(on_path, script)
+    program = "ldflow" if same or not script.exists() else near(script)
+    return " ".join([f"LDFLOW_HOME={shlex.quote(near(home))}", shlex.quote(program), *map(shlex.quote, args)])
+
+
 def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     """The demo's story, on ``demo``'s app; returns the exit code."""
     if demo.service.store.counts_by_state():
@@ -320,6 +340,6 @@ def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
         console.print(f"[red]audit verify: BROKEN at event {report.broken_seq}: {report.reason}[/]")
     if counts != expected:
         console.print(f"[red]expected {expected}, got {counts}[/]")
-    console.print(f"[dim]done in {time.monotonic() - demo.started:.0f} s. Try: LDFLOW_HOME={home} "
-                  f"ldflow report {demo.ids['sales']}[/]")
+    console.print(f"[dim]done in {time.monotonic() - demo.started:.0f} s. Try: "
+                  f"{try_command(home, 'report', str(demo.ids['sales']))}[/]")
     return 0 if ok else (6 if not report.ok else 1)
