@@ -80,8 +80,8 @@ class Conflict(LdflowError):
         self.expected = expected
         self.actual = actual
         if actual is not None and expected > actual:
-            message = (f"conflict: request {request_id} is at version {actual}, not {expected} (--if-version): "
-                       "reload it and try again.")
+            message = (f"conflict: request {request_id} is at version {actual}, not {expected} (--if-version). "
+                       "Reload it and try again.")
         else:
             now = f" (now version {actual})" if actual is not None else ""
             message = (f"conflict: request {request_id} changed concurrently; expected version {expected}{now}. "

@@ -360,7 +360,7 @@ def test_if_version_conflict_exits_5_and_writes_nothing(cli: Cli, received: int)
                  ("cancel", received, "--reason", "budget")):
         result = cli(*args, "--if-version", version + 1, code=5)
         # A version the request never had: said as seen, not blamed on a concurrent change.
-        assert f"request {received} is at version {version}, not {version + 1} (--if-version): reload it" \
+        assert f"request {received} is at version {version}, not {version + 1} (--if-version). Reload it" \
             in result.err and "concurrently" not in result.err
     assert cli.snapshot(received) == before
     ok = cli("note", received, "Checked with Priya: kickoff date confirmed.", "--if-version", version, "--json")

@@ -52,8 +52,8 @@ def test_a_conflict_says_what_it_saw(memory_service: Service) -> None:
     memory_service.add_note(rid, "first", ACTOR)  # version 2
     with pytest.raises(Conflict) as wrong:
         memory_service.add_note(rid, "x", ACTOR, expect_version=99)
-    assert str(wrong.value) == ("conflict: request 1 is at version 2, not 99 (--if-version): "
-                                "reload it and try again.")
+    assert str(wrong.value) == ("conflict: request 1 is at version 2, not 99 (--if-version). "
+                                "Reload it and try again.")
     with pytest.raises(Conflict) as stale:
         memory_service.add_note(rid, "x", ACTOR, expect_version=1)
     assert str(stale.value).startswith("conflict: request 1 changed concurrently; expected version 1 "
