@@ -88,3 +88,14 @@ def test_export_json_is_the_json_export_on_stdout(cli: Ldflow, delivered: int) -
                                      ("audit", "verify"), ("outbox", "list"), ("inbound", "quarantined")])
 def test_every_read_command_the_readme_names_takes_json(cli: Ldflow, command: tuple[str, ...]) -> None:
     assert "--json" in cli(*command, "--help").out
+
+
+def test_a_vague_phrase_anywhere_in_an_action_is_refused_with_the_alternative(cli: Ldflow) -> None:
+    rid = int(cli("submit", "-f", ex("intake.yaml"), "-q").out)
+    refused = cli("diagnose", rid, "-f", ex("diagnosis.yaml"), "--action", "Ask three discovery questions",
+                  "--action", "demonstrate an understanding of objections", code=2)
+    err = " ".join(refused.err.split())
+    assert "observable_actions[1]: 'demonstrate an understanding of objections' uses the vague verb " \
+           "'demonstrate an understanding'" in err and "explain it in their own words" in err
+    assert "nothing was written" in err
+    assert cli("show", rid, "--json").json()["state"] == "received"
