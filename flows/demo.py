@@ -36,6 +36,7 @@ from typing import Any
 from flows.demo_data import ACKS, DELIVERY_END, DIAGNOSES, INTAKES, OPS, OPS_LEAD, PLANS, RESULTS, START, person
 from states.lifecycle import State
 from states.request import CheckpointStatus
+from states.wording import plural
 
 DEFAULT_HOME = Path(".ldflow-demo")
 PREFECT_DIR = ".prefect"  # kept across fresh runs: Prefect's own database takes a while to create
@@ -94,7 +95,7 @@ class Demo:
     def jump_to(self, days: int) -> None:
         at = datetime.combine(DELIVERY_END, datetime.min.time(), UTC) + timedelta(days=days, hours=10)
         self.clock.set(at)
-        self.say(f"[cyan]clock →[/] {days} day(s) after delivery: {at:%Y-%m-%d %H:%M} UTC")
+        self.say(f"[cyan]clock →[/] {plural(days, 'day')} after delivery: {at:%Y-%m-%d %H:%M} UTC")
 
     # --- the human steps -----------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Demo:
                     self.service.record(request.id, c.key, {"value": sample[0], "note": sample[1]}, owner)
                     recorded += 1
         if recorded:
-            self.say(f"recorded {recorded} result(s) reported by the checkpoint owners")
+            self.say(f"recorded {plural(recorded, 'result')} reported by the checkpoint owners")
         return recorded
 
     def reply_to_survey(self, outbox_dir: Path, drop_dir: Path) -> bool:
@@ -255,6 +256,26 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
         bootstrap.reset()
 
 
+def try_command(home: Path, *args: str) -> str:
+    """A command line a person can paste after the demo, from where they are: ``ldflow`` when the one
+    on PATH is this one, else its path (``.venv/bin/ldflow`` after ``make demo``), with the demo's home."""
+    import os
+    import shlex
+    import sys
+
+    def near(path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    script = Path(sys.executable).with_name("ldflow")
+    on_path = shutil.which("ldflow")
+    same = on_path is not None and script.exists() and os.path.samefile(on_path, script)
+    program = "ldflow" if same or not script.exists() else near(script)
+    return " ".join([f"LDFLOW_HOME={shlex.quote(near(home))}", shlex.quote(program), *map(shlex.quote, args)])
+
+
 def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     """The demo's story, on ``demo``'s app; returns the exit code."""
     if demo.service.store.counts_by_state():
@@ -297,7 +318,7 @@ def _run(demo: Demo, home: Path, settings: Any, console: Any) -> int:
 
 def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     """The board, one timeline, the e-mails and the audit check; the exit code."""
-    from flows.views import timeline
+    from flows.timeline import timeline
 
     service = demo.service
     console.print()
@@ -306,19 +327,19 @@ def _ending(demo: Demo, home: Path, settings: Any, console: Any) -> int:
     console.print(timeline(demo.ids["sales"], service.history(demo.ids["sales"])))
     emails = sorted(settings.outbox_dir.glob("*.eml"))
     console.print()
-    console.print(f"[bold]{len(emails)} e-mails[/] written to {settings.outbox_dir} "
+    console.print(f"[bold]{plural(len(emails), 'e-mail')}[/] written to {settings.outbox_dir} "
                   f"({len(list(settings.outbox_dir.glob('*.ics')))} with calendar items)")
     report = service.verify()
     counts = service.store.counts_by_state()
     expected = {"acknowledged": 3, "declined": 1}
     ok = report.ok and counts == expected
     if report.ok:
-        console.print(f"[green]audit verify: ok[/] — {report.events_checked} events, "
-                      f"{report.requests_checked} requests, hash chain intact")
+        console.print(f"[green]audit verify: ok[/] — {plural(report.events_checked, 'event')}, "
+                      f"{plural(report.requests_checked, 'request')}, hash chain intact")
     else:
         console.print(f"[red]audit verify: BROKEN at event {report.broken_seq}: {report.reason}[/]")
     if counts != expected:
         console.print(f"[red]expected {expected}, got {counts}[/]")
-    console.print(f"[dim]done in {time.monotonic() - demo.started:.0f} s. Try: LDFLOW_HOME={home} "
-                  f"ldflow report {demo.ids['sales']}[/]")
+    console.print(f"[dim]done in {time.monotonic() - demo.started:.0f} s. Try: "
+                  f"{try_command(home, 'report', str(demo.ids['sales']))}[/]")
     return 0 if ok else (6 if not report.ok else 1)

@@ -38,7 +38,8 @@ def request_filter(*, states: Sequence[str] = (), requester: str | None = None, 
     known = [s.value for s in State]
     bad = [s for s in states if s not in known]
     if bad:
-        errors.append(FieldError("state", f"unknown state(s) {', '.join(bad)}; known: {', '.join(known)}"))
+        errors.append(FieldError("state", f"unknown {'state' if len(bad) == 1 else 'states'} {', '.join(bad)}; "
+                                          f"known: {', '.join(known)}"))
     keys = [k.value for k in SortKey]
     if sort.lstrip("-") not in keys:
         errors.append(FieldError("sort", f"{sort!r} is not one of {', '.join(keys)} (prefix '-' to reverse)"))

@@ -4,12 +4,16 @@ The report data comes from the domain's one builder (:func:`states.report.result
 the same notification ``acknowledge`` sends to the stakeholders through the outbox, rendered by
 the e-mail connector's ``render_bodies`` with the same templates: what ``ldflow report ID``
 shows is what they receive. Before acknowledgement the three touchpoints show as still to be
-completed; the results are there as soon as the request is measured.
+completed; the results are there as soon as the request is measured. ``Report.data`` is the
+same content as JSON (``ldflow report ID --json``): the subject, the recipients, the request and its
+people, the results, the ROI, the three touchpoints, the outcome counts, and whether it is final
+(acknowledged).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from states import results
 from states.report import require_reportable, results_report
@@ -22,6 +26,7 @@ class Report:
     subject: str
     text: str
     html: str
+    data: dict[str, Any] = field(default_factory=dict)  # what the templates render, as JSON (`report --json`)
 
 
 def build(request: TrainingRequest, templates_dir: str | None = None) -> Report:
@@ -36,7 +41,9 @@ def build(request: TrainingRequest, templates_dir: str | None = None) -> Report:
     notification = results_report(request)
     notification = replace(notification, key=f"{request.id}:{notification.key}")
     text, html = render_bodies(notification, templates_dir=templates_dir)
-    return Report(request.id, notification.subject, text, html)
+    data = {"subject": notification.subject, "to": [asdict(r) for r in notification.to], **notification.context,
+            "outcomes": outcome_counts(request), "final": request.acknowledgement is not None}
+    return Report(request.id, notification.subject, text, html, data)
 
 
 def outcome_counts(request: TrainingRequest) -> dict[str, int]:

@@ -1,31 +1,29 @@
-"""Terminal views of requests for people (the CLI and the demo), with Rich.
+"""Terminal views of requests for people (the CLI and the demo), with Rich: ``show`` and ``list``.
 
 Every user-provided string goes through :func:`_t` so that text such as
-``[urgent]`` is shown as typed, never read as Rich markup. The export writers
-(CSV, JSON) are in :mod:`flows.exports`, xAPI statements in :mod:`flows.xapi`.
+``[urgent]`` is shown as typed, never read as Rich markup. The timeline of
+``history`` is in :mod:`flows.timeline`; the export writers (CSV, JSON) are in
+:mod:`flows.exports`, xAPI statements in :mod:`flows.xapi`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
-from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from connectors.db.audit import AuditRecord
 from connectors.db.store import RequestSummary
-from states import events as ev
 from states.lifecycle import State
 from states.request import TrainingRequest
 from states.results import Outcome
+from states.wording import plural
 
 # Keyed by the enums (a StrEnum member is its value): tests/unit/test_views.py checks every member has one.
 STATE_STYLE: Final[dict[str, str]] = {
@@ -67,6 +65,12 @@ def utc(at: datetime | str | None) -> str:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+
+
+def span(start: datetime | str, end: datetime | str) -> str:
+    """``2026-02-16 08:00Z – 11:00Z`` (the end's date only when it differs from the start's)."""
+    first, last = utc(start), utc(end)
+    return f"{first} – {last[11:] if last[:10] == first[:10] else last}"
 
 
 def _state(state: str) -> str:
@@ -116,6 +120,8 @@ def request_view(r: TrainingRequest) -> RenderableType:
         parts.append(Panel(_kv([("dates", f"{dl.start_date} – {dl.end_date}"), ("format", dl.format),
                                 ("audience reached", dl.audience_reached), ("notes", dl.notes)]),
                            title="Delivery", title_align="left"))
+    if r.sessions:
+        parts.append(sessions_panel(r))
     if r.checkpoints:
         parts.append(checkpoints_table(r))
     if r.results:
@@ -199,6 +205,23 @@ def plan_panel(r: TrainingRequest) -> Panel:
     return Panel(Group(*parts), title="Measurement plan", title_align="left")
 
 
+def sessions_panel(r: TrainingRequest) -> Panel:
+    """Each session: id, status and time (UTC) on one line, then its title, place and attendees."""
+    blocks: list[RenderableType] = []
+    for s in r.sessions:
+        p = s.plan
+        if s.cancelled:
+            status = "[red]cancelled[/]"
+        else:
+            status = f"updated {plural(s.sequence, 'time')}" if s.sequence else "scheduled"
+        attendees = ", ".join(a.email for a in p.attendees) or \
+            f"{(r.intake.audience.contact or r.intake.requester).email} (default)"
+        where = f"\n    at {_t(p.location)}" if p.location else ""
+        blocks.append(Text.from_markup(f"[bold]{_t(p.id)}[/]  {status}  {span(p.start, p.end)}\n    {_t(p.title)}"
+                                       f"{where}\n    attendees {_t(attendees)}"))
+    return Panel(Group(*blocks), title="Sessions (times in UTC)", title_align="left")
+
+
 def checkpoints_table(r: TrainingRequest) -> Table:
     table = Table(title="Checkpoints", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("checkpoint", "due", "status", "sent", "result", "note"):
@@ -241,101 +264,60 @@ def acknowledgement_panel(r: TrainingRequest) -> Panel:
 
 # --- list ---------------------------------------------------------------------------------------------
 
+# Columns of `ldflow list` in the order they are given up when the terminal is too narrow (id, title and
+# state always stay; the title folds into the width that is left, at least _TITLE_MIN columns).
+_DROP_ORDER: Final = ("created", "requester / sponsor", "v", "updated")
+_TITLE_MIN: Final = 24
+
+
+class _FittedList:
+    """The request list, laid out for the width it is printed at: id and title first, then what fits."""
+
+    def __init__(self, rows: list[RequestSummary], caption: str) -> None:
+        self.rows, self.caption = rows, caption
+
+    def _cells(self) -> dict[str, list[str]]:
+        rows = self.rows
+        return {"id": [str(r.id) for r in rows], "title": [_t(r.title) for r in rows],
+                "state": [_state(r.state) for r in rows], "v": [str(r.version) for r in rows],
+                "updated": [utc(r.updated_at) for r in rows],
+                "requester / sponsor": [f"{_t(r.requester)}\n{_t(r.sponsor)}" for r in rows],
+                "created": [utc(r.created_at)[:10] for r in rows]}
+
+    def table(self, width: int) -> Table:
+        """The table for ``width`` columns, dropping columns in ``_DROP_ORDER`` until it fits."""
+        cells = self._cells()
+        plain = {"state": [r.state for r in self.rows], "requester / sponsor": [
+            max(r.requester, r.sponsor, key=len) for r in self.rows]}
+
+        def need(name: str) -> int:
+            values = plain.get(name, cells[name])
+            return max([len(name), *(len(v) for v in values)])
+
+        shown = ["id", "title", "state", "v", "requester / sponsor", "created", "updated"]
+        title_need = min(need("title"), _TITLE_MIN)
+        for name in _DROP_ORDER:
+            if self._fixed(shown, need) + title_need <= width:
+                break
+            shown.remove(name)
+        title_need = max(8, min(title_need, width - self._fixed(shown, need)))  # narrower still: the title folds
+        table = Table(box=box.SIMPLE_HEAD, caption=self.caption, caption_justify="left")
+        for name in shown:
+            table.add_column(name, justify="right" if name in ("id", "v") else "left", no_wrap=name != "title",
+                             overflow="fold", min_width=title_need if name == "title" else None)
+        for i in range(len(self.rows)):
+            table.add_row(*(cells[name][i] for name in shown))
+        return table
+
+    @staticmethod
+    def _fixed(shown: list[str], need: Callable[[str], int]) -> int:
+        """The width of every column but the title, with the padding and edges of ``shown``."""
+        return sum(need(c) for c in shown if c != "title") + 3 * len(shown) + 1
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+
 def list_table(rows: list[RequestSummary], page: int, pages: int, total: int) -> RenderableType:
-    table = Table(box=box.SIMPLE_HEAD, caption=f"page {page} of {pages}, {total} total", caption_justify="left")
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("title", min_width=28)
-    table.add_column("state", no_wrap=True)
-    table.add_column("v", justify="right", no_wrap=True)
-    table.add_column("requester / sponsor", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("updated", no_wrap=True)
-    for r in rows:
-        table.add_row(str(r.id), _t(r.title), _state(r.state), str(r.version), f"{_t(r.requester)}\n{_t(r.sponsor)}",
-                      utc(r.created_at)[:10], utc(r.updated_at))
-    return table
-
-
-# --- history ------------------------------------------------------------------------------------------
-
-def _num_any(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
-
-
-def _mail(e: Any, key: Callable[[Any], str]) -> str:
-    detail = f": {e.detail}" if e.detail else ""
-    return f"{str(e.template).replace('_', ' ')} to {', '.join(e.to or ())}{detail}"
-
-
-def _acknowledged(e: ev.Acknowledged, key: Callable[[Any], str]) -> str:
-    a = e.acknowledgement
-    return (f"{len(a.get('recap', []))} takeaways, {len(a.get('action_plan', []))} next steps, "
-            f"{len(a.get('contributions', []))} thanks")
-
-
-# What each kind of event was about, in one line; ``key`` shows a checkpoint key without the request id.
-# Kinds without an entry (sessions) are shown as their payload.
-_SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, Callable[[Any], str]], str]]] = {
-    ev.Submitted: lambda e, key: f"{e.intake.get('title', '')!r} from {e.intake.get('requester', {}).get('email', '')}",
-    ev.Diagnosed: lambda e, key: "recommended: " + (", ".join(r.get("path") for r in e.recommendations)
-                                                    or "nothing conclusive"),
-    ev.PlanDrafted: lambda e, key: (f"{len(e.plan.get('items', []))} item(s): "
-                                    + ", ".join(str(i.get("id")) for i in e.plan.get("items", []))),
-    ev.PlanApproved: lambda e, key: f"approver {e.approver}" + (f": {e.comment}" if e.comment else ""),
-    ev.Designed: lambda e, key: f"format: {e.brief.get('format', '')}",
-    ev.Redirected: lambda e, key: f"{e.redirect.get('kind')}: {e.redirect.get('rationale', '')}",
-    ev.Delivered: lambda e, key: (f"{e.delivery.get('start_date')} – {e.delivery.get('end_date')}, "
-                                  f"{e.delivery.get('audience_reached')} reached, {e.delivery.get('format')}"),
-    ev.CheckpointScheduled: lambda e, key: f"{e.item}:{e.offset} due {utc(e.due_at)}",
-    ev.SurveySent: lambda e, key: f"{key(e.checkpoint)} to {', '.join(e.to)}",
-    ev.ReminderSent: lambda e, key: f"{key(e.checkpoint)} reminder {e.reminder}",
-    ev.CheckpointFlagged: lambda e, key: f"{key(e.checkpoint)} {e.late_by_days} days late: needs review",
-    ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"
-                                       + (f" ({e.note})" if e.note else "")),
-    ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
-    ev.Measured: lambda e, key: ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in e.results),
-    ev.Acknowledged: _acknowledged,
-    ev.Declined: lambda e, key: str(e.reason),
-    ev.Cancelled: lambda e, key: str(e.reason),
-    ev.NoteAdded: lambda e, key: str(e.text) + (f" (from {e.source})" if e.source else ""),
-    ev.EmailSent: _mail,
-    ev.EmailBounced: _mail,
-    ev.InviteSent: _mail,
-}
-
-
-def summarize(record: AuditRecord) -> str:
-    """One line saying what an event was about (the payload itself for a kind without a summary, or one
-    that does not fit its event class)."""
-    prefix = f"{record.request_id}:"
-
-    def key(value: Any) -> str:  # checkpoint keys without the request id in front
-        text = str(value)
-        return text[len(prefix):] if text.startswith(prefix) else text
-
-    try:
-        event = ev.read(record.type, record.payload, record.from_state)
-        summary = _SUMMARIES.get(type(event))
-        if summary is not None:
-            return summary(event, key)
-    except (AttributeError, TypeError, ValueError):
-        pass
-    text = json.dumps(record.payload, ensure_ascii=False, sort_keys=True, default=str)
-    return text if len(text) <= 100 else text[:99] + "…"
-
-
-def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
-    """One entry per event: number, UTC time, event (with the state change) and actor, then what it was about."""
-    lines: list[RenderableType] = [Text.from_markup(f"[bold]History of request {request_id}[/] (times in UTC)")]
-    for rec in records:
-        event = f"[bold]{_t(rec.type)}[/]"
-        if rec.trigger:
-            event += f" ({_t(rec.from_state)} → {_state(rec.to_state or '')})"
-        head = Text.from_markup(f"{rec.seq:>5}  {utc(rec.at)}  {event}  [dim]by[/] {_t(rec.actor)}")
-        lines.append(head)
-        what = summarize(rec)
-        if what.strip():
-            lines.append(Padding(Text(what), (0, 0, 0, 8)))
-    if not records:
-        lines.append(Text("no events"))
-    return Group(*lines)
+    """`ldflow list`: id and title first; the other columns are shown as the width allows."""
+    return _FittedList(rows, f"page {page} of {pages}, {total} total")

@@ -33,6 +33,7 @@ from states.events import Delivered, Measured
 from states.lifecycle import State
 from states.request import TrainingRequest
 from states.results import Outcome
+from states.wording import article
 
 VERSION = "1.0.3"
 NAMESPACE = uuid.UUID("6c646666-6c6f-5778-8000-617069000000")
@@ -131,7 +132,7 @@ def statement(request: TrainingRequest, event: Any, base: str | None = None) -> 
         out["verb"] = VERB_MEASURED
         out["result"] = result
     else:
-        raise ValueError(f"no xAPI statement for a {event.type!r} event (only {', '.join(EVENTS)})")
+        raise ValueError(f"no xAPI statement for {article(event.type)} {event.type!r} event (only {', '.join(EVENTS)})")
     return out
 
 

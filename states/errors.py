@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from states.wording import with_article
+
 
 class LdflowError(Exception):
     """Base class: an error a user can act on. Never shown as a traceback."""
@@ -43,7 +45,7 @@ class TransitionRefused(LdflowError):
         self.state = state
         self.missing = list(missing)
         super().__init__(
-            f"cannot {trigger} a {state} request; missing: " + "; ".join(self.missing)
+            f"cannot {trigger} {with_article(state)} request; missing: " + "; ".join(self.missing)
         )
 
 
@@ -54,7 +56,7 @@ class InvalidTransition(TransitionRefused):
         self.allowed = list(allowed)
         hint = ", ".join(self.allowed) if self.allowed else "none (the request is closed)"
         TransitionRefused.__init__(self, trigger, state, [f"'{trigger}' is not allowed from '{state}'"])
-        self.args = (f"cannot {trigger} a {state} request: allowed from {state}: {hint}",)
+        self.args = (f"cannot {trigger} {with_article(state)} request: allowed from {state}: {hint}",)
 
 
 class NotFound(LdflowError):
@@ -65,7 +67,11 @@ class NotFound(LdflowError):
 
 
 class Conflict(LdflowError):
-    """Someone else changed the request first (optimistic version check)."""
+    """The request is not at the version the caller expected (optimistic version check).
+
+    Versions only grow: an expected version above the request's own was never the request's (a
+    wrong ``--if-version``), so the message says what it saw rather than blaming a concurrent
+    change; an older one means someone changed the request since the caller looked."""
 
     exit_code = 5
 
@@ -73,8 +79,11 @@ class Conflict(LdflowError):
         self.request_id = request_id
         self.expected = expected
         self.actual = actual
-        now = f" (now version {actual})" if actual is not None else ""
-        super().__init__(
-            f"conflict: request {request_id} changed concurrently; expected version {expected}{now}. "
-            "Reload it and try again."
-        )
+        if actual is not None and expected > actual:
+            message = (f"conflict: request {request_id} is at version {actual}, not {expected} (--if-version). "
+                       "Reload it and try again.")
+        else:
+            now = f" (now version {actual})" if actual is not None else ""
+            message = (f"conflict: request {request_id} changed concurrently; expected version {expected}{now}. "
+                       "Reload it and try again.")
+        super().__init__(message)

@@ -17,6 +17,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from states.durations import MAX_YEARS, parse_duration
 from states.kinds import RedirectKind as RedirectKind  # re-exported: part of the input models
+from states.observable import VAGUE_VERBS as VAGUE_VERBS  # re-exported
+from states.observable import check_observable
 
 # A deliberately strict address: one addr-spec, no display name, comments,
 # quotes, angle brackets, commas, whitespace or control characters.
@@ -100,25 +102,11 @@ class Intake(Model):
 
 # --- diagnosis -------------------------------------------------------------------------------------
 
-VAGUE_VERBS = ("understand", "know", "appreciate", "be aware of", "learn about", "be familiar with",
-               "comprehend", "realize", "realise", "grasp", "be exposed to")
-_LEAD_IN = re.compile(r"^(?:(?:learners|participants|they|people|staff|reps|managers|agents)\s+)?"
-                      r"(?:(?:will|should|must|can|shall)\s+)?(?:be\s+able\s+to\s+)?(?:to\s+)?", re.I)
-_VAGUE = re.compile(r"^(?:" + "|".join(re.escape(v) for v in VAGUE_VERBS) + r")\b", re.I)
-
-
 def _observable(action: str) -> str:
     action = _single_line(action)
     if len(action) < 3:
         raise ValueError("an action must say what someone does on the job")
-    core = _LEAD_IN.sub("", action, count=1)
-    match = _VAGUE.match(core)
-    if match:
-        raise ValueError(
-            f"{action!r} starts with the vague verb {match.group(0).lower()!r}: say what people will "
-            "observably do on the job (e.g. 'ask three discovery questions before quoting a price')"
-        )
-    return action
+    return check_observable(action)  # a vague verb or phrase anywhere (states/observable.py)
 
 
 ObservableAction = Annotated[str, Field(max_length=300), AfterValidator(_observable)]

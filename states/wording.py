@@ -2,8 +2,9 @@
 
 Pure functions, no I/O: ISO 8601 offsets in words ("P30D" -> "30 days"), numbers with thousands
 separators, amounts with their currency, a value with its unit ("4.6 on a 1–5 scale", "71%"),
-a metric with its unit said once, a recommendation's path in words, and the greeting of a mail
-("Dana" for one person, "team" for a list address or several people).
+a metric with its unit said once, a recommendation's path in words, the greeting of a mail
+("Dana" for one person, "team" for a list address or several people), and the plurals and
+articles of the CLI's and the errors' messages ("1 request", "an acknowledged request").
 """
 
 from __future__ import annotations
@@ -263,3 +264,27 @@ def greeting_name(people: Iterable[tuple[str, str]]) -> str:
     if is_group(name, email):
         return "team"
     return _first_name(name) or "there"
+
+
+# --- plurals and articles ------------------------------------------------------------------------
+
+_AN_EXCEPTIONS = ("one", "once", "uni", "use", "usu", "eu")  # a one-off, a unit, a user, a usual, a euro
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 request``, ``2 requests``, ``0 requests``; ``many`` for an irregular plural
+    (``plural(2, "reply", "replies")``)."""
+    return f"{count:,} {noun if count == 1 else (many or noun + 's')}"
+
+
+def article(word: str) -> str:
+    """``a`` or ``an`` for ``word`` (by its spelling: "an acknowledged", "a received", "a user")."""
+    lower = word.lower()
+    if lower[:1] in ("a", "e", "i", "o", "u") and not lower.startswith(_AN_EXCEPTIONS):
+        return "an"
+    return "a"
+
+
+def with_article(word: str) -> str:
+    """``an acknowledged``, ``a received``."""
+    return f"{article(word)} {word}"

@@ -2,7 +2,9 @@
 
 Every write takes its input from a YAML/JSON file (``-f FILE``, ``-`` for stdin) and/or flags (flags
 win), an ``--actor`` (default ``$LDFLOW_ACTOR``, else the OS user) and an optional ``--if-version N``
-optimistic check. Every read command takes ``--json``. Times are UTC.
+optimistic check. The read commands take ``--json`` (``show``, ``list``, ``history``, ``export``,
+``report``, ``plan show``, ``audit verify``, ``outbox list``, ``inbound quarantined``; ``export-xapi`` is
+JSON already). Times are UTC.
 
 Exit codes (documented in the README and ``ldflow --help``):
 
@@ -35,6 +37,7 @@ import typer
 from flows.cli import admin, clock, mail, pipeline, plan, reads, reports, requests
 from flows.cli.common import EXIT_ERROR, NothingWritten
 from states.errors import InvalidInput, InvalidTransition, LdflowError, TransitionRefused
+from states.wording import with_article
 
 EPILOG = ("Exit codes: 0 ok, 1 configuration/database error, 2 invalid input, 3 transition refused, "
           "4 not found, 5 conflict (--if-version), 6 audit chain broken. Times are UTC.")
@@ -78,7 +81,7 @@ def report_error(exc: LdflowError, *, nothing_written: bool = False) -> NoReturn
     if isinstance(exc, InvalidTransition):
         _fail(exc.exit_code, [f"refused: {exc}", *tail])
     if isinstance(exc, TransitionRefused):
-        _fail(exc.exit_code, [f"refused: cannot {exc.trigger} a {exc.state} request; missing:"]
+        _fail(exc.exit_code, [f"refused: cannot {exc.trigger} {with_article(exc.state)} request; missing:"]
               + [f"  - {m}" for m in exc.missing] + tail)
     _fail(exc.exit_code, [f"error: {exc}", *tail])
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.common import EXIT_AUDIT_BROKEN, JsonOpt, open_app, print_json
+from states.wording import plural
 
 app = typer.Typer()
 audit_app = typer.Typer(help="The tamper-evident audit history.", no_args_is_help=True)
@@ -21,7 +22,8 @@ def audit_verify(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(report.as_dict())
     elif report.ok:
-        typer.echo(f"audit chain ok: {report.events_checked} events, {report.requests_checked} requests checked")
+        typer.echo(f"audit chain ok: {plural(report.events_checked, 'event')}, "
+                   f"{plural(report.requests_checked, 'request')} checked")
     else:
         where = f"event {report.broken_seq}" + (f" (request {report.request_id})" if report.request_id else "")
         typer.echo(f"audit chain BROKEN at {where}: {report.reason}", err=True)

@@ -9,6 +9,7 @@ import typer
 from connectors.ports import OutboxStatus
 from flows.cli.common import ActorOpt, JsonOpt, WriteCommand, actor, choice, iso_or_none, open_app, print_json
 from states.errors import FieldError, InvalidInput
+from states.wording import plural
 
 if TYPE_CHECKING:
     from connectors.ports import InboundRecord, OutboxRow
@@ -28,7 +29,7 @@ def _outbox_table(rows: list[OutboxRow], status: OutboxStatus | None) -> Any:
 
     from flows import views
 
-    table = Table(box=box.SIMPLE_HEAD, caption=f"{len(rows)} row(s)" + (f" with status {status}" if status else ""),
+    table = Table(box=box.SIMPLE_HEAD, caption=plural(len(rows), "row") + (f" with status {status}" if status else ""),
                   caption_justify="left")
     for name, justify in (("id", "right"), ("key", "left"), ("template", "left"), ("status", "left"),
                           ("attempts", "right"), ("last error", "left"), ("sent", "left")):
@@ -78,7 +79,7 @@ def outbox_retry(
     if as_json:
         print_json({"requeued": count})
     else:
-        typer.echo(f"{count} outbox row(s) back to pending; the next dispatch sends them")
+        typer.echo(f"{plural(count, 'outbox row')} back to pending; the next dispatch sends them")
 
 
 @outbox_app.command("mark-sent", cls=WriteCommand)

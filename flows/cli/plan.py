@@ -19,6 +19,7 @@ from flows.cli.common import (
     open_app,
     print_json,
 )
+from states.wording import plural
 
 app = typer.Typer(help="Draft, approve and show the measurement plan (planned before design starts).",
                   no_args_is_help=True)
@@ -37,8 +38,8 @@ def plan_draft(
     data, source = merge_input(file)
     request = open_app().service.draft_plan(request_id, data, actor(who), if_version, source)
     assert request.plan is not None
-    done(request, as_json, f"measurement plan drafted ({len(request.plan.items)} item(s)); awaiting approval by "
-                           f"{request.intake.sponsor.email}")
+    items = plural(len(request.plan.items), "item")
+    done(request, as_json, f"measurement plan drafted ({items}); awaiting approval by {request.intake.sponsor.email}")
 
 
 @app.command("approve", cls=WriteCommand)

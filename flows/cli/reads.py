@@ -10,7 +10,9 @@ import typer
 
 from flows.cli.common import IdArg, JsonOpt, choice, choices, open_app, print_json
 from flows.vocabulary import ExportFormat, SortKey
+from states.errors import FieldError, InvalidInput
 from states.lifecycle import State
+from states.wording import plural
 
 app = typer.Typer()
 
@@ -74,9 +76,10 @@ def history(request_id: IdArg, as_json: JsonOpt = False) -> None:
 
         print_json([dataclasses.asdict(r) for r in records])
         return
-    from flows import views
+    from flows.timeline import timeline
+    from flows.views import console
 
-    views.console().print(views.timeline(request_id, records))
+    console().print(timeline(request_id, records))
 
 
 @app.command(rich_help_panel="Reading")
@@ -88,10 +91,14 @@ def export(
         parser=choice(ExportFormat, "format"))] = ExportFormat.JSON,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
     = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The JSON export (the same as --format json).")] = False,
 ) -> None:
     """Export one request or all: JSON (document + history) or CSV (one row per request)."""
     from flows import exports
     from flows.queries import requests_to_export
+
+    if as_json and format != ExportFormat.JSON:
+        raise InvalidInput([FieldError("json", f"--json is the JSON export; it does not go with --format {format}")])
 
     app_ = open_app()
     requests = requests_to_export(app_, request_id)
@@ -114,4 +121,4 @@ def export(
     if tmp is not None and output is not None:
         stream.close()
         tmp.replace(output)
-        typer.echo(f"exported {count} request(s) to {output}", err=True)
+        typer.echo(f"exported {plural(count, 'request')} to {output}", err=True)

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import choice, open_app
+from flows.cli.common import choice, open_app, print_json
 from flows.vocabulary import ReportFormat
+from states.errors import FieldError, InvalidInput
 
 app = typer.Typer()
 
@@ -21,13 +22,20 @@ def report(
     html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML report to this file.")] = None,
     format: Annotated[ReportFormat, typer.Option(
         "--format", help="What to print.", parser=choice(ReportFormat, "format"))] = ReportFormat.TEXT,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="The report's data as JSON on stdout (results, ROI, touchpoints, recipients).")] = False,
 ) -> None:
     """The stakeholder report of a measured request: results against baseline and target, ROI,
     recap, action plan and contributions (what `acknowledge` sends to the stakeholders)."""
     from flows.queries import stakeholder_report
 
+    if as_json and format != ReportFormat.TEXT:
+        raise InvalidInput([FieldError("json", f"--json prints the data; it does not go with --format {format}")])
     built = stakeholder_report(open_app(), request_id)
-    sys.stdout.write(built.html if format == ReportFormat.HTML else built.text)
+    if as_json:
+        print_json(built.data)
+    else:
+        sys.stdout.write(built.html if format == ReportFormat.HTML else built.text)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(built.html, encoding="utf-8")

@@ -26,6 +26,7 @@ from flows.cli.common import (
 )
 from flows.vocabulary import RedirectKindChoice
 from states.errors import FieldError, InvalidInput
+from states.wording import plural
 
 app = typer.Typer()
 
@@ -184,7 +185,7 @@ def record(
     open_count = sum(1 for x in request.checkpoints if not x.closed)
     what = f"recorded {c.item_id}:{c.offset} = {c.value:g}" if c.value is not None else \
         f"closed {c.item_id}:{c.offset} as missed"
-    done(request, as_json, f"{what}; {open_count} checkpoint(s) still open", checkpoint=c.key,
+    done(request, as_json, f"{what}; {plural(open_count, 'checkpoint')} still open", checkpoint=c.key,
          open_checkpoints=open_count)
 
 

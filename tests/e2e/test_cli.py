@@ -179,7 +179,7 @@ def test_walk_through_design_path_to_acknowledged(cli: Cli) -> None:
 
     cli.clock.set(datetime(2026, 11, 12, 10, 0, tzinfo=UTC))
     out = cli("record", rid, "-c", "reaction:P1D", "--value", "88", "--note", "41 of 42 answered").out
-    assert "3 checkpoint(s) still open" in out
+    assert "3 checkpoints still open" in out
     cli.clock.set(datetime(2026, 12, 14, 8, 30, tzinfo=UTC))
     cli("record", rid, "-f", ex("result.yaml"))
     cli.clock.set(datetime(2027, 2, 10, 9, 0, tzinfo=UTC))
@@ -359,10 +359,14 @@ def test_if_version_conflict_exits_5_and_writes_nothing(cli: Cli, received: int)
     for args in (("diagnose", received, "-f", ex("diagnosis.yaml")), ("note", received, "hello"),
                  ("cancel", received, "--reason", "budget")):
         result = cli(*args, "--if-version", version + 1, code=5)
-        assert f"expected version {version + 1} (now version {version})" in result.err
+        # A version the request never had: said as seen, not blamed on a concurrent change.
+        assert f"request {received} is at version {version}, not {version + 1} (--if-version). Reload it" \
+            in result.err and "concurrently" not in result.err
     assert cli.snapshot(received) == before
     ok = cli("note", received, "Checked with Priya: kickoff date confirmed.", "--if-version", version, "--json")
     assert ok.json()["version"] == version + 1
+    stale = cli("note", received, "again", "--if-version", version, code=5)  # changed since version N
+    assert f"changed concurrently; expected version {version} (now version {version + 1})" in stale.err
 
 
 # --- exit code 6 and 1 ---------------------------------------------------------------------------------

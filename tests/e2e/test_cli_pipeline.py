@@ -179,6 +179,19 @@ def test_report_of_a_measured_request_in_text_and_html(measured: Measured, tmp_p
     assert str(target) in written.err
 
 
+def test_report_json_is_the_reports_data(measured: Measured) -> None:
+    cli, rid = measured.cli, measured.measured
+    data = cli("report", rid, "--json").json()
+    assert data["subject"] == f"Results and thanks: {TITLE}" and data["request"]["id"] == rid
+    assert {r["item_id"]: r["outcome"] for r in data["results"]} == \
+        {"reaction": "met", "discovery": "met", "win-rate": "partly_met"}
+    assert data["outcomes"]["met"] == 2 and data["roi"]["benefit_cost_ratio"] == pytest.approx(4.97, abs=0.005)
+    assert data["final"] is False and data["acknowledgement"] == {}  # measured, not yet acknowledged
+    assert SPONSOR in [p["email"] for p in data["to"]]
+    refused = cli("report", rid, "--json", "--format", "html", code=2)
+    assert "json" in refused.err and "--format html" in refused.err
+
+
 def test_report_refuses_what_it_cannot_report(measured: Measured) -> None:
     cli = measured.cli
     unmeasured = cli("report", measured.received, code=3)  # README exit codes: 3 refused

@@ -1,0 +1,132 @@
+"""The timeline of ``ldflow history``: one entry per audit event, with what it was about in words.
+
+Every user-provided string is escaped, so that text such as ``[urgent]`` is shown as typed, never
+read as Rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from connectors.db.audit import AuditRecord
+from flows.views import STATE_STYLE, span, utc
+from states import events as ev
+from states.wording import plural
+
+
+def _t(value: Any) -> str:
+    return escape("" if value is None else str(value))
+
+
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{_t(state)}[/]"
+
+
+def _num_any(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def _mail(e: Any, key: Callable[[Any], str]) -> str:
+    detail = f": {e.detail}" if e.detail else ""
+    to = f" to {', '.join(e.to)}" if e.to else ""
+    return f"{str(e.template).replace('_', ' ')}{to}{detail}"
+
+
+def _session(e: ev.SessionScheduled | ev.SessionRescheduled, key: Callable[[Any], str]) -> str:
+    s = e.session
+    where = f" at {s['location']}" if s.get("location") else ""
+    people = [p.get("email", "") for p in s.get("attendees") or []]
+    invited = f"; invited {', '.join(people)}" if people else "; invited the audience contact or requester"
+    update = f" (update {e.sequence} of the invite)" if e.sequence else ""
+    return f"{s.get('id', '')} {s.get('title', '')!r}, {span(s['start'], s['end'])}{where}{invited}{update}"
+
+
+def _acknowledged(e: ev.Acknowledged, key: Callable[[Any], str]) -> str:
+    a = e.acknowledgement
+    return (f"{plural(len(a.get('recap', [])), 'takeaway')}, {plural(len(a.get('action_plan', [])), 'next step')}, "
+            f"thanks for {plural(len(a.get('contributions', [])), 'contribution')}")
+
+
+# What each kind of event was about, in one line; ``key`` shows a checkpoint key without the request id.
+# Every class of states.events.EVENTS has one (tests/unit/test_views.py checks); a stored row of an unknown
+# type, or one whose payload does not fit its class, is shown as its payload.
+_SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, Callable[[Any], str]], str]]] = {
+    ev.Submitted: lambda e, key: f"{e.intake.get('title', '')!r} from {e.intake.get('requester', {}).get('email', '')}",
+    ev.Diagnosed: lambda e, key: "recommended: " + (", ".join(r.get("path") for r in e.recommendations)
+                                                    or "nothing conclusive"),
+    ev.PlanDrafted: lambda e, key: (f"{plural(len(e.plan.get('items', [])), 'item')}: "
+                                    + ", ".join(str(i.get("id")) for i in e.plan.get("items", []))),
+    ev.PlanApproved: lambda e, key: f"approved by {e.approver}" + (f": {e.comment}" if e.comment else ""),
+    ev.Designed: lambda e, key: f"format: {e.brief.get('format', '')}",
+    ev.Redirected: lambda e, key: f"{e.redirect.get('kind')}: {e.redirect.get('rationale', '')}",
+    ev.Delivered: lambda e, key: (f"{e.delivery.get('start_date')} – {e.delivery.get('end_date')}, "
+                                  f"{e.delivery.get('audience_reached')} reached, {e.delivery.get('format')}"),
+    ev.CheckpointScheduled: lambda e, key: f"{e.item}:{e.offset} due {utc(e.due_at)}",
+    ev.SurveySent: lambda e, key: f"{key(e.checkpoint)} to {', '.join(e.to)}",
+    ev.ReminderSent: lambda e, key: f"{key(e.checkpoint)} reminder {e.reminder}",
+    ev.CheckpointFlagged: lambda e, key: f"{key(e.checkpoint)} {plural(e.late_by_days, 'day')} late: needs review",
+    ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"
+                                       + (f" ({e.note})" if e.note else "")),
+    ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
+    ev.Measured: lambda e, key: ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in e.results),
+    ev.Acknowledged: _acknowledged,
+    ev.Declined: lambda e, key: str(e.reason),
+    ev.Cancelled: lambda e, key: str(e.reason),
+    ev.NoteAdded: lambda e, key: str(e.text) + (f" (from {e.source})" if e.source else ""),
+    ev.SessionScheduled: _session,
+    ev.SessionRescheduled: _session,
+    ev.SessionCancelled: lambda e, key: f"{e.session} cancelled; the attendees are sent the cancellation",
+    ev.EmailSent: _mail,
+    ev.EmailBounced: _mail,
+    ev.InviteSent: _mail,
+}
+
+
+def summarize(record: AuditRecord) -> str:
+    """One line saying what an event was about (the payload itself for a kind without a summary, or one
+    that does not fit its event class)."""
+    prefix = f"{record.request_id}:"
+
+    def key(value: Any) -> str:  # checkpoint keys without the request id in front
+        text = str(value)
+        return text[len(prefix):] if text.startswith(prefix) else text
+
+    try:
+        event = ev.read(record.type, record.payload, record.from_state)
+        summary = _SUMMARIES.get(type(event))
+        if summary is not None:
+            return summary(event, key)
+    except (AttributeError, TypeError, ValueError):
+        pass
+    text = json.dumps(record.payload, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
+    """One entry per event: number, UTC time, event (with the state change) and actor, then what it was about.
+    On a narrow terminal the head folds under the event column and the summary under the head."""
+    lines: list[RenderableType] = [Text.from_markup(f"[bold]History of request {request_id}[/] (times in UTC)")]
+    for rec in records:
+        event = f"[bold]{_t(rec.type)}[/]"
+        if rec.trigger:
+            event += f" ({_t(rec.from_state)} → {_state(rec.to_state or '')})"
+        head = Table.grid(padding=(0, 2))
+        head.add_column(justify="right", no_wrap=True, min_width=5)
+        head.add_column(no_wrap=True)
+        head.add_column(overflow="fold")
+        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {_t(rec.actor)}"))
+        lines.append(head)
+        what = summarize(rec)
+        if what.strip():
+            lines.append(Padding(Text(what), (0, 0, 0, 8)))
+    if not records:
+        lines.append(Text("no events"))
+    return Group(*lines)
