@@ -23,7 +23,7 @@ from connectors.db.store import RequestSummary
 from states.lifecycle import State
 from states.request import TrainingRequest
 from states.results import Outcome
-from states.wording import plural
+from states.wording import money, plural
 
 # Keyed by the enums (a StrEnum member is its value): tests/unit/test_views.py checks every member has one.
 STATE_STYLE: Final[dict[str, str]] = {
@@ -182,6 +182,7 @@ def plan_panel(r: TrainingRequest) -> Panel:
         return Panel("no measurement plan drafted yet (`ldflow plan draft ID -f plan.yaml`)",
                      title="Measurement plan", title_align="left")
     blocks: list[RenderableType] = []
+    costs_currency = r.plan.costs.currency if r.plan.costs else ""
     for item in r.plan.items:
         if item.baseline:
             base = f"baseline {item.baseline.value:g} ({item.baseline.date}, {_t(item.baseline.source)})"
@@ -194,14 +195,14 @@ def plan_panel(r: TrainingRequest) -> Panel:
             f"    {base} → target {item.target.value:g} by {item.target.date}\n"
             f"    {item.instrument.value}, from the {item.respondent.value}; checkpoints {', '.join(item.checkpoints)}"
             f" after delivery; owner {_t(item.owner.email)}"
-            + (f"; {item.value_per_unit:,.2f} per unit" if item.value_per_unit is not None else "")))
+            + (f"; {money(item.value_per_unit, costs_currency)} per unit" if item.value_per_unit is not None else "")))
     if r.plan_approved_by:
         status = f"[green]approved by {_t(r.plan_approved_by)} at {utc(r.plan_approved_at)}[/]"
     else:
         status = f"[yellow]awaiting approval by the sponsor {_t(r.intake.sponsor.email)}[/]"
     parts: list[RenderableType] = [*blocks, Text.from_markup(status)]
     if r.plan.costs:
-        parts.append(Text(f"program cost: {r.plan.costs.program_cost:,.2f} {r.plan.costs.currency}"))
+        parts.append(Text(f"program cost: {money(r.plan.costs.program_cost, r.plan.costs.currency)}"))
     return Panel(Group(*parts), title="Measurement plan", title_align="left")
 
 
@@ -249,7 +250,7 @@ def results_table(r: TrainingRequest) -> RenderableType:
     if r.roi is None:
         return table
     roi = r.roi
-    return Group(table, Text(f"benefits {roi.benefits:,.2f} {roi.currency}, costs {roi.costs:,.2f}: "
+    return Group(table, Text(f"benefits {money(roi.benefits, roi.currency)}, costs {money(roi.costs, roi.currency)}: "
                              f"benefit-cost ratio {roi.benefit_cost_ratio:g}, ROI {roi.roi_percent:g}%"))
 
 
