@@ -118,6 +118,13 @@ class Service:
         diagnosis = parse(Diagnosis, data, source)
         return self._change(request_id, actor, expect_version, lambda r, at: r.diagnose(diagnosis, at))
 
+    def rediagnose(self, request_id: int, data: Data | Diagnosis, reason: Data | Reason, actor: str,
+                   expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        """Diagnose a diagnosed request again (before design or redirect), with a reason."""
+        diagnosis = parse(Diagnosis, data, source)
+        why = parse(Reason, reason, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.rediagnose(diagnosis, why, at))
+
     def draft_plan(self, request_id: int, data: Data | MeasurementPlan, actor: str,
                    expect_version: int | None = None, source: str = "") -> TrainingRequest:
         plan = parse(MeasurementPlan, data, source)

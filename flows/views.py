@@ -203,7 +203,13 @@ def plan_panel(r: TrainingRequest) -> Panel:
     parts: list[RenderableType] = [*blocks, Text.from_markup(status)]
     if r.plan.costs:
         parts.append(Text(f"program cost: {money(r.plan.costs.program_cost, r.plan.costs.currency)}"))
-    return Panel(Group(*parts), title="Measurement plan", title_align="left")
+    if r.plan_draft is not None:
+        ids = ", ".join(i.id for i in r.plan_draft.plan.items)
+        parts.append(Text.from_markup(f"[yellow]version {r.plan_draft.version} drafted (items {_t(ids)}), awaiting "
+                                      f"approval by the sponsor {_t(r.intake.sponsor.email)}[/]"))
+    title = f"Measurement plan (version {r.plan_version})" if r.plan_version > 1 or r.plan_draft else \
+        "Measurement plan"
+    return Panel(Group(*parts), title=title, title_align="left")
 
 
 def sessions_panel(r: TrainingRequest) -> Panel:

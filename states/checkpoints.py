@@ -33,9 +33,10 @@ class CheckpointStatus(StrEnum):
     NEEDS_REVIEW = "needs_review"
     CLOSED = "closed"
     MISSED = "missed"
+    SUPERSEDED = "superseded"  # its item/offset left the plan in a new plan version (states.revisions)
 
 
-CLOSED_STATUSES: Final = frozenset({CheckpointStatus.CLOSED, CheckpointStatus.MISSED})
+CLOSED_STATUSES: Final = frozenset({CheckpointStatus.CLOSED, CheckpointStatus.MISSED, CheckpointStatus.SUPERSEDED})
 
 
 class Checkpoint(BaseModel):

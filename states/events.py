@@ -170,6 +170,35 @@ class PlanApproved(Fact):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Rediagnosed(Fact):
+    """A diagnosed request diagnosed again (states.revisions): the new diagnosis, its recommendations, why."""
+
+    type = "rediagnosed"
+    diagnosis: Json
+    recommendations: tuple[Json, ...]
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRevised(Fact):
+    """A new version of an approved plan, drafted; it awaits the sponsor beside the version in force."""
+
+    type = "plan_revised"
+    version: int
+    plan: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRevisionApproved(Fact):
+    """The sponsor approved plan version ``version``: it is now the plan in force."""
+
+    type = "plan_revision_approved"
+    version: int
+    approver: str
+    comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class NoteAdded(Fact):
     type = "note_added"
     text: str
@@ -208,6 +237,15 @@ class CheckpointScheduled(Fact):
     item: str
     offset: str
     due_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointSuperseded(Fact):
+    """An open checkpoint closed because plan version ``version`` no longer has its item/offset."""
+
+    type = "checkpoint_superseded"
+    checkpoint: str
+    version: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,7 +319,7 @@ TRANSITION_EVENTS: Final[dict[Trigger, type[TransitionEvent]]] = {
 FACTS: Final[tuple[type[Fact], ...]] = (
     Submitted, PlanDrafted, PlanApproved, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
     CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
-    EmailSent, EmailBounced, InviteSent,
+    EmailSent, EmailBounced, InviteSent, Rediagnosed, PlanRevised, PlanRevisionApproved, CheckpointSuperseded,
 )
 EVENTS: Final[dict[str, type[Fact] | type[TransitionEvent]]] = {
     **{cls.type: cls for cls in TRANSITION_EVENTS.values()}, **{cls.type: cls for cls in FACTS},

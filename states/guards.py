@@ -47,10 +47,13 @@ def approve_plan(request: TrainingRequest, approval: PlanApproval) -> list[str]:
         missing.append("a drafted measurement plan")
     elif request.plan_approved_by is not None:
         missing.append(f"a plan awaiting approval (already approved by {request.plan_approved_by})")
+    return missing + sponsor_approval(request, approval)
+
+
+def sponsor_approval(request: TrainingRequest, approval: PlanApproval) -> list[str]:
+    """The approver is the request's sponsor (a first approval or a plan revision's)."""
     sponsor = request.intake.sponsor.email
-    if approval.approver != sponsor:
-        missing.append(f"approval by the sponsor {sponsor} (not {approval.approver})")
-    return missing
+    return [] if approval.approver == sponsor else [f"approval by the sponsor {sponsor} (not {approval.approver})"]
 
 
 def _approved_plan(request: TrainingRequest) -> list[str]:

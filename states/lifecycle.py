@@ -4,7 +4,7 @@ Two tables, one answer to "what can I do now?" (:func:`allowed_commands`):
 
 * ``TRANSITIONS`` — the triggers that move a request from state to state, run by one shared
   ``transitions`` Machine;
-* ``RULES`` — the commands that change a request without moving it (draft or approve the plan,
+* ``RULES`` — the commands that change a request without moving it (re-diagnose, draft or approve the plan,
   schedule a session, record a result, add a note, the pipeline's follow-ups, the report), with
   the states they are allowed in and the words a refusal uses.
 
@@ -66,6 +66,7 @@ class Command(StrEnum):
     SEND_CHECKPOINT = "send_checkpoint"
     REMIND_CHECKPOINT = "remind_checkpoint"
     REPORT = "report"
+    REDIAGNOSE = "rediagnose"
 
 
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
@@ -108,14 +109,15 @@ class Rule:
     refusal: str
 
 
-_BEFORE_DESIGN: Final = frozenset({State.RECEIVED, State.DIAGNOSED})
 _FOLLOWING_UP: Final = frozenset({State.DELIVERED})
+# The plan can be revised (a new version, approved again) while the request is open, until it is measured.
+_PLAN_OPEN: Final = frozenset({State.RECEIVED, State.DIAGNOSED, State.DESIGNED, State.REDIRECTED, State.DELIVERED})
 
 RULES: Final[dict[Command, Rule]] = {
-    Command.DRAFT_PLAN: Rule(_BEFORE_DESIGN, "draft a measurement plan for",
-                             "the plan is settled before design or redirect starts"),
-    Command.APPROVE_PLAN: Rule(_BEFORE_DESIGN, "approve the plan of",
-                               "the plan can only be approved before design or redirect starts"),
+    Command.DRAFT_PLAN: Rule(_PLAN_OPEN, "draft a measurement plan for",
+                             "an open request not yet measured (the plan is drafted or revised until then)"),
+    Command.APPROVE_PLAN: Rule(_PLAN_OPEN, "approve the plan of",
+                               "an open request not yet measured (a plan is approved until then)"),
     Command.SCHEDULE_SESSION: Rule(frozenset({State.DESIGNED, State.REDIRECTED}), "schedule a session for",
                                    "sessions are scheduled once the request is designed or redirected"),
     Command.RECORD_RESULT: Rule(_FOLLOWING_UP, "record a result for",
@@ -125,6 +127,8 @@ RULES: Final[dict[Command, Rule]] = {
                                   "surveys go out while the request is delivered"),
     Command.REMIND_CHECKPOINT: Rule(_FOLLOWING_UP, "send a survey reminder for",
                                     "reminders go out while the request is delivered"),
+    Command.REDIAGNOSE: Rule(frozenset({State.DIAGNOSED}), "re-diagnose",
+                             "a diagnosed request not yet designed or redirected (re-diagnose before either)"),
     Command.REPORT: Rule(frozenset({State.MEASURED, State.ACKNOWLEDGED}), "report on",
                          "results: the request is reported on once it is measured"),
 }

@@ -15,10 +15,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from states import events as ev
-from states import guards, lifecycle, mails, results, wording
+from states import guards, lifecycle, mails, results, revisions, wording
 from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
@@ -69,7 +69,9 @@ class TrainingRequest(BaseModel):
     intake: Intake
     diagnosis: Diagnosis | None = None
     recommendations: list[Recommendation] = Field(default_factory=list)
-    plan: MeasurementPlan | None = None
+    plan: MeasurementPlan | None = None  # the plan in force (version plan_version); states.revisions
+    plan_version: int = 0
+    plan_draft: revisions.PlanRevision | None = None  # a new version waiting for the sponsor
     plan_approved_by: str | None = None
     plan_approved_at: datetime | None = None
     brief: DesignBrief | None = None
@@ -84,6 +86,12 @@ class TrainingRequest(BaseModel):
 
     _events: list[ev.DomainEvent] = PrivateAttr(default_factory=list)
     _outgoing: list[Notification] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _number_the_plan(self) -> TrainingRequest:
+        if self.plan is not None and not self.plan_version:
+            self.plan_version = 1  # a document stored before plan versions
+        return self
 
     # --- bookkeeping -------------------------------------------------------------------------------
 
@@ -163,26 +171,21 @@ class TrainingRequest(BaseModel):
                      {"recommendations": recs, "observable_actions": list(diagnosis.observable_actions),
                       "business_goal": goal.model_dump(mode="json"), "summary": diagnosis.summary})
 
+    def rediagnose(self, diagnosis: Diagnosis, reason: Reason, at: datetime) -> None:
+        """Diagnose a diagnosed request again, with a reason (states.revisions)."""
+        self._record(*revisions.rediagnose(self, diagnosis, reason, at))
+
     def draft_plan(self, plan: MeasurementPlan, at: datetime) -> None:
-        """Draft (or redraft) the measurement plan; a redraft needs approval again."""
-        self._require(Command.DRAFT_PLAN)
-        self.plan = plan
-        self.plan_approved_by = None
-        self.plan_approved_at = None
-        self.updated_at = at
-        self._events.append(ev.PlanDrafted(plan=plan.model_dump(mode="json")))
-        self._notify(f"plan_approval_request:v{self.version + 1}", "plan_approval_request",
-                     [recipient(self.intake.sponsor)], f"Please approve the measurement plan: {self.intake.title}",
-                     {"plan": plan.model_dump(mode="json")})
+        """Draft the plan, or a new version of the approved one; either needs the sponsor's approval."""
+        self._record(*revisions.draft(self, plan, at))
 
     def approve_plan(self, approval: PlanApproval, at: datetime) -> None:
-        """The sponsor approves the drafted plan (every missing item at once, the state's first)."""
-        missing = lifecycle.refusal(Command.APPROVE_PLAN, self.state) + guards.approve_plan(self, approval)
-        lifecycle.refuse(Command.APPROVE_PLAN, self.state, missing)
-        self.plan_approved_by = approval.approver
-        self.plan_approved_at = at
-        self.updated_at = at
-        self._events.append(ev.PlanApproved(approver=approval.approver, comment=approval.comment))
+        """The sponsor approves the drafted plan or the waiting revision (every missing item at once)."""
+        self._record(*revisions.approve(self, approval, at))
+
+    def _record(self, events: list[ev.DomainEvent], notifications: list[Notification]) -> None:
+        self._events.extend(events)
+        self._outgoing.extend(notifications)
 
     def design(self, brief: DesignBrief, at: datetime) -> None:
         self._require(Command.DESIGN)

@@ -291,8 +291,8 @@ REFUSALS: tuple[Refusal, ...] = (
             (f"approval by the sponsor {SPONSOR} (not rita.requester@example.org)",)),
     Refusal("approve-nothing-drafted", (_DIAG,), "approve_plan", approval_data(), ("a drafted measurement plan",)),
     Refusal("approve-twice", _READY, "approve_plan", approval_data(), ("already approved by",)),
-    Refusal("draft-plan-after-design", _DESIGNED, "draft_plan", plan_data(),
-            ("the plan is settled before design or redirect starts",)),
+    Refusal("approve-after-design-nothing-waiting", _DESIGNED, "approve_plan", approval_data(),
+            (f"a plan awaiting approval (already approved by {SPONSOR})",)),
 )
 
 _MEASURED = (*_DELIVERED, *(("record:" + k, result_data()) for k in ("m1:P30D", "m1:P90D", "m2:P1D")),

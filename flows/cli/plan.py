@@ -1,4 +1,4 @@
-"""``ldflow plan``: draft, approve and show the measurement plan (planned before design starts)."""
+"""``ldflow plan``: draft, approve and show the measurement plan (revised in new versions until measured)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from flows.cli.common import (
 )
 from states.wording import plural
 
-app = typer.Typer(help="Draft, approve and show the measurement plan (planned before design starts).",
+app = typer.Typer(help="Draft, approve, revise and show the measurement plan (a new version needs a new approval).",
                   no_args_is_help=True)
 
 
@@ -34,12 +34,19 @@ def plan_draft(
     if_version: IfVersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Draft (or redraft) the measurement plan; it then awaits the sponsor's approval."""
+    """Draft the measurement plan, or (once approved) a new version of it; either awaits the sponsor's
+    approval, and until then the approved version stays in force."""
     data, source = merge_input(file)
     request = open_app().service.draft_plan(request_id, data, actor(who), if_version, source)
+    sponsor = request.intake.sponsor.email
+    if request.plan_draft is not None:
+        items = plural(len(request.plan_draft.plan.items), "item")
+        done(request, as_json, f"measurement plan v{request.plan_draft.version} drafted ({items}); awaiting "
+             f"approval by {sponsor}; v{request.plan_version} stays in force until then")
+        return
     assert request.plan is not None
     items = plural(len(request.plan.items), "item")
-    done(request, as_json, f"measurement plan drafted ({items}); awaiting approval by {request.intake.sponsor.email}")
+    done(request, as_json, f"measurement plan drafted ({items}); awaiting approval by {sponsor}")
 
 
 @app.command("approve", cls=WriteCommand)
@@ -55,7 +62,8 @@ def plan_approve(
     """Record the sponsor's approval of the drafted measurement plan."""
     data, source = merge_input(file, approver=by, comment=comment)
     request = open_app().service.approve_plan(request_id, data, actor(who), if_version, source)
-    done(request, as_json, f"measurement plan approved by {request.plan_approved_by}")
+    version = f" v{request.plan_version}" if request.plan_version > 1 else ""
+    done(request, as_json, f"measurement plan{version} approved by {request.plan_approved_by}")
 
 
 @app.command("show")
@@ -64,7 +72,8 @@ def plan_show(request_id: IdArg, as_json: JsonOpt = False) -> None:
     request = open_app().service.show(request_id)
     if as_json:
         print_json({"id": request.id, "plan": request.plan.model_dump(mode="json") if request.plan else None,
-                    "approved_by": request.plan_approved_by,
+                    "version": request.plan_version, "approved_by": request.plan_approved_by,
+                    "draft": request.plan_draft.model_dump(mode="json") if request.plan_draft else None,
                     "approved_at": request.plan_approved_at.isoformat() if request.plan_approved_at else None})
         return
     from flows import views

@@ -75,6 +75,27 @@ def diagnose(
 
 
 @app.command(cls=WriteCommand, rich_help_panel="Requests")
+def rediagnose(
+    request_id: IdArg,
+    reason: Annotated[str, typer.Option(help="Why the diagnosis changes.")],
+    file: FileOpt = None,
+    summary: Annotated[str | None, typer.Option(help="Summary of the diagnosis.")] = None,
+    action: Annotated[list[str] | None, typer.Option(
+        "--action", help="An observable on-the-job action (repeatable; replaces the file's list).")] = None,
+    who: ActorOpt = None,
+    if_version: IfVersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Diagnose a diagnosed request again, before design or redirect: the new diagnosis and its
+    recommendations replace the old ones, and the stakeholders get the summary again."""
+    data, source = merge_input(file, summary=summary, observable_actions=action)
+    request = open_app().service.rediagnose(request_id, data, {"reason": reason}, actor(who), if_version, source)
+    paths = [r.path for r in request.recommendations]
+    done(request, as_json, "re-diagnosed; recommended: " + (", ".join(paths) or "nothing conclusive"),
+         recommendations=[r.model_dump() for r in request.recommendations])
+
+
+@app.command(cls=WriteCommand, rich_help_panel="Requests")
 def design(
     request_id: IdArg,
     file: FileOpt = None,

@@ -12,7 +12,17 @@ from flows.clock import FixedClock
 from flows.service import Service
 from states import events as ev
 from states.lifecycle import DESTINATION, EVENT_OF, State, Trigger
-from tests.builders import ACTOR, drive_to, reason_data, result_data
+from tests.builders import (
+    ACTOR,
+    approval_data,
+    brief_data,
+    delivery_data,
+    diagnosis_data,
+    drive_to,
+    plan_data,
+    reason_data,
+    result_data,
+)
 
 
 def test_the_registry_names_every_event_class_once() -> None:
@@ -67,7 +77,13 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     declined = drive_to(memory_service, "received")
     memory_service.decline(declined.id, reason_data(), ACTOR)
     redirected = drive_to(memory_service, "redirected", path="redirect")
-    records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id)
+    revised = drive_to(memory_service, "diagnosed")
+    memory_service.rediagnose(revised.id, diagnosis_data(), reason_data(), ACTOR)
+    memory_service.design(revised.id, brief_data(), ACTOR)
+    memory_service.deliver(revised.id, delivery_data(), ACTOR)
+    memory_service.draft_plan(revised.id, plan_data(items=plan_data()["items"][:1]), ACTOR)
+    memory_service.approve_plan(revised.id, approval_data(), ACTOR)  # m2:P1D superseded
+    records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id)
                for r in memory_service.history(rid)]
     seen = set()
     for record in records:

@@ -116,17 +116,21 @@ def test_measure_passes_when_checkpoints_are_closed_as_missed(memory_service: Se
     assert {r.outcome.value for r in measured.results} == {"no_data"}
 
 
-def test_redraft_after_approval_needs_the_sponsor_again(memory_service: Service) -> None:
+def test_redraft_after_approval_is_a_new_version_and_the_approved_one_stays_in_force(memory_service: Service) -> None:
     rid = memory_service.submit(intake_data(), ACTOR).id
     memory_service.diagnose(rid, diagnosis_data(), ACTOR)
-    memory_service.draft_plan(rid, plan_data(), ACTOR)
-    memory_service.approve_plan(rid, approval_data(), ACTOR)
-    memory_service.draft_plan(rid, plan_data(costs=False), ACTOR)
+    memory_service.draft_plan(rid, plan_data(baseline=False), ACTOR)
+    memory_service.draft_plan(rid, plan_data(), ACTOR)  # before approval a redraft replaces the draft
     with pytest.raises(TransitionRefused) as info:
         memory_service.design(rid, brief_data(), ACTOR)
     assert_lists_exactly(info.value.missing, (f"awaits approval by the sponsor {SPONSOR}",))
     memory_service.approve_plan(rid, approval_data(SPONSOR.upper()), ACTOR)  # addresses compare lower-cased
-    assert memory_service.design(rid, brief_data(), ACTOR).state == State.DESIGNED
+    revised = memory_service.draft_plan(rid, plan_data(costs=False), ACTOR)
+    assert revised.plan_draft is not None and revised.plan_draft.version == 2
+    designed = memory_service.design(rid, brief_data(), ACTOR)  # on version 1, approved
+    assert designed.state == State.DESIGNED and designed.plan is not None and designed.plan.costs is not None
+    approved = memory_service.approve_plan(rid, approval_data(SPONSOR.upper()), ACTOR)
+    assert approved.plan_version == 2 and approved.plan is not None and approved.plan.costs is None
 
 
 # --- the guard functions themselves ---------------------------------------------------------------------

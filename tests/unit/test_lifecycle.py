@@ -182,11 +182,12 @@ _EVERY_STATE = {C.ADD_NOTE}
 # Written out independently of states.lifecycle: the commands each state allows (guards aside).
 EXPECTED_COMMANDS: dict[State, set[Command]] = {
     State.RECEIVED: {C.DIAGNOSE, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
-    State.DIAGNOSED: {C.REDIRECT, C.DESIGN, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
-    State.REDIRECTED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, *_EVERY_STATE},
-    State.DESIGNED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, *_EVERY_STATE},
-    State.DELIVERED: {C.MEASURE, C.CANCEL, C.RECORD_RESULT, C.SEND_CHECKPOINT, C.REMIND_CHECKPOINT,
+    State.DIAGNOSED: {C.REDIRECT, C.DESIGN, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, C.REDIAGNOSE,
                       *_EVERY_STATE},
+    State.REDIRECTED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
+    State.DESIGNED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
+    State.DELIVERED: {C.MEASURE, C.CANCEL, C.RECORD_RESULT, C.SEND_CHECKPOINT, C.REMIND_CHECKPOINT, C.DRAFT_PLAN,
+                      C.APPROVE_PLAN, *_EVERY_STATE},
     State.MEASURED: {C.ACKNOWLEDGE, C.CANCEL, C.REPORT, *_EVERY_STATE},
     State.ACKNOWLEDGED: {C.REPORT, *_EVERY_STATE},
     State.DECLINED: set(_EVERY_STATE),
@@ -251,17 +252,22 @@ def test_plan_session_and_note_commands_run_exactly_where_the_table_allows(memor
 def test_refusals_keep_their_wording(memory_service: Service) -> None:
     from tests.builders import approval_data, plan_data
 
-    designed = _request_in(memory_service, State.DESIGNED)
+    measured = _request_in(memory_service, State.MEASURED)
     with pytest.raises(TransitionRefused) as info:
-        memory_service.draft_plan(designed, plan_data(), ACTOR)
-    assert str(info.value) == ("cannot draft a measurement plan for a designed request; missing: the plan is "
-                               "settled before design or redirect starts")
+        memory_service.draft_plan(measured, plan_data(), ACTOR)
+    assert str(info.value) == ("cannot draft a measurement plan for a measured request; missing: an open request "
+                               "not yet measured (the plan is drafted or revised until then)")
     assert info.value.exit_code == 3
     with pytest.raises(TransitionRefused) as info:
-        memory_service.approve_plan(designed, approval_data(), ACTOR)
-    assert str(info.value) == ("cannot approve the plan of a designed request; missing: the plan can only be "
-                               "approved before design or redirect starts; a plan awaiting approval (already "
+        memory_service.approve_plan(measured, approval_data(), ACTOR)
+    assert str(info.value) == ("cannot approve the plan of a measured request; missing: an open request not yet "
+                               "measured (a plan is approved until then); a plan awaiting approval (already "
                                "approved by sam.sponsor@example.org)")
+    designed = _request_in(memory_service, State.DESIGNED)
+    with pytest.raises(TransitionRefused) as info:
+        memory_service.approve_plan(designed, approval_data(), ACTOR)
+    assert str(info.value) == ("cannot approve the plan of a designed request; missing: a plan awaiting approval "
+                               "(already approved by sam.sponsor@example.org)")
     diagnosed = _request_in(memory_service, State.DIAGNOSED)
     with pytest.raises(TransitionRefused) as info:
         memory_service.schedule_session(diagnosed, SESSION, ACTOR)

@@ -4,7 +4,8 @@ Each step loads the request from the in-memory store, runs one aggregate
 command and, when it succeeds, saves it. Invariants checked after every step:
 no path skips a state, redirect and design exclude each other, terminal
 states stay terminal, a successful command adds exactly 1 to the version, and a
-refused one changes nothing at all.
+refused one changes nothing at all, one approved plan version is in force at a time (approved
+versions only grow; a revision waits beside it) and the open checkpoints follow the plan in force.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from tests.builders import (
     diagnosis_data,
     intake_data,
     plan_data,
+    plan_item,
     redirect_data,
     result_data,
 )
@@ -61,6 +63,12 @@ DIAGNOSES = st.sampled_from([
 ])
 PLANS = st.sampled_from([plan_data(), plan_data(baseline=False), plan_data(costs=False),
                          {"items": [{"metric": "x"}]}])  # the last one is invalid input
+# Revisions: fewer offsets (checkpoints superseded), a new item (new checkpoints), the original back.
+REVISIONS = st.sampled_from([
+    {"items": [plan_item("m1", checkpoints=["P30D"])]},
+    {"items": [plan_item("m1"), plan_item("m3", level=1, baseline=False, checkpoints=["P7D", "P60D"])]},
+    plan_data(),
+])
 APPROVERS = st.sampled_from([SPONSOR, REQUESTER, "not an address"])
 BRIEFS = st.sampled_from([brief_data(), {}, brief_data(skill_gap_override="sponsor insists on a refresher")])
 REDIRECTS = st.sampled_from([redirect_data(), {}, redirect_data(kind="job_aid"), {"kind": "magic"}])
@@ -144,6 +152,11 @@ class RequestLifecycle(RuleBasedStateMachine):
                 self.redirect(redirect_data())
         elif state in (State.DESIGNED, State.REDIRECTED):
             self.deliver(delivery_data())
+        elif state == State.DELIVERED and request.plan_draft is not None:
+            self.approve_plan(SPONSOR)
+        elif state == State.DELIVERED and request.plan_version < 2 and design:  # a revision after delivery
+            self.revise_plan({"items": [plan_item("m1", checkpoints=["P30D"]),
+                                        plan_item("m3", level=1, baseline=False, checkpoints=["P7D"])]})
         elif state == State.DELIVERED:
             open_ = [c.key for c in request.checkpoints if not c.closed]
             if open_:
@@ -160,6 +173,14 @@ class RequestLifecycle(RuleBasedStateMachine):
     @rule(data=PLANS)
     def draft_plan(self, data: dict[str, Any]) -> None:
         self.run(lambda r, at: r.draft_plan(parse(MeasurementPlan, data), at))
+
+    @rule(data=REVISIONS)
+    def revise_plan(self, data: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.draft_plan(parse(MeasurementPlan, data), at))
+
+    @rule(data=DIAGNOSES, why=REASONS)
+    def rediagnose(self, data: dict[str, Any], why: dict[str, Any]) -> None:
+        self.run(lambda r, at: r.rediagnose(parse(Diagnosis, data), parse(Reason, why), at))
 
     @rule(approver=APPROVERS)
     def approve_plan(self, approver: str) -> None:
@@ -249,6 +270,20 @@ class RequestLifecycle(RuleBasedStateMachine):
             assert request.state == self.ever_terminal
         elif request.state in TERMINAL:
             self.ever_terminal = request.state
+
+        # one approved plan version in force: approvals only go up, the last one is the plan's
+        approved = [1 if e.type == "plan_approved" else e.payload["version"] for e in history
+                    if e.type in ("plan_approved", "plan_revision_approved")]
+        assert approved == sorted(set(approved))
+        if request.plan_approved_by is not None:
+            assert request.plan is not None and approved and approved[-1] == request.plan_version
+        if request.plan_draft is not None:  # a revision waits only beside an approved version
+            assert request.plan_approved_by is not None and request.plan_draft.version == request.plan_version + 1
+        if request.plan_version > 1 and request.delivery is not None:
+            event("a plan revision approved after delivery")
+        if request.plan is not None:
+            pairs = {(i.id, o) for i in request.plan.items for o in i.checkpoints}
+            assert all((c.item_id, c.offset) in pairs for c in request.checkpoints if not c.closed)
 
 
 
