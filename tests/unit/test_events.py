@@ -66,7 +66,10 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.record(followed.id, "m2:P1D", result_data(None, "nobody answered"), ACTOR)
     declined = drive_to(memory_service, "received")
     memory_service.decline(declined.id, reason_data(), ACTOR)
+    memory_service.reopen(declined.id, reason_data("the budget came through"), ACTOR)
     redirected = drive_to(memory_service, "redirected", path="redirect")
+    memory_service.amend(redirected.id, {"reason": "Ivan moved teams", "redirect_owner": {
+        "name": "Lena", "email": "lena@example.org"}, "audience": {"size": 12}}, ACTOR)
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id)
                for r in memory_service.history(rid)]
     seen = set()
