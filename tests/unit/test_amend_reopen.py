@@ -5,6 +5,7 @@ rule both ways, the new pass after a re-opening, and refusals that write nothing
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.builders import (
     SPONSOR,
     approval_data,
     brief_data,
+    delivery_data,
     diagnosis_data,
     drive_to,
     intake_data,
@@ -122,6 +124,22 @@ def test_a_reopened_cancelled_request_goes_round_again_and_keeps_what_was_closed
     assert request.state == State.DESIGNED
     keys = set(memory_service.store.outbox)  # type: ignore[attr-defined]
     assert f"{rid}:r1:diagnosis_summary:v{request.version - 1}" in keys
+    # delivered again: its own checkpoints (the same keys, scheduled anew) and surveys that go out
+    request = memory_service.deliver(rid, delivery_data(), ACTOR)
+    assert [c.status.value for c in request.checkpoints] == ["scheduled"] * len(request.checkpoints)
+    memory_service.clock.set(max(c.due_at for c in request.checkpoints))  # type: ignore[attr-defined]
+    assert memory_service.send_due_checkpoints(ACTOR, timedelta(days=400))["sent"] == len(request.checkpoints)
+    surveys = [k for k in memory_service.store.outbox if ":survey:" in k]  # type: ignore[attr-defined]
+    assert surveys and all(k.startswith(f"{rid}:r1:survey:") for k in surveys)
+
+
+def test_a_survey_answer_to_a_reopened_requests_mail_finds_its_checkpoint() -> None:
+    from flows.intake import checkpoint_of
+
+    assert checkpoint_of(5, "5:survey:m1:P30D") == "5:m1:P30D"
+    assert checkpoint_of(5, "5:r1:survey:m1:P30D") == "5:m1:P30D"
+    assert checkpoint_of(5, "5:r2:survey_reminder:m1:P30D:1") == "5:m1:P30D"
+    assert checkpoint_of(5, "5:r1:plan_approval_request:v3") is None
 
 
 def test_a_second_decline_after_reopening_is_mailed_again(memory_service: Service) -> None:
