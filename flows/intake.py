@@ -100,6 +100,8 @@ def checkpoint_of(request_id: int, outbox_key: str | None) -> str | None:
     if not outbox_key:
         return None
     parts = outbox_key.split(":")
+    if len(parts) > 1 and parts[1][:1] == "r" and parts[1][1:].isdigit():
+        del parts[1]  # a re-opened request's mails: "<id>:r<N>:survey:…"
     # "<id>:survey:<item>:<offset>" or "<id>:survey_reminder:<item>:<offset>:<n>"
     if len(parts) >= 4 and parts[1] in ("survey", "survey_reminder"):
         return f"{request_id}:{parts[2]}:{parts[3]}"

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows.clock import Clock, SystemClock
+from states import amendments, reopening
+from states.amendments import Amendment
 from states.errors import Conflict, FieldError, InvalidInput
 from states.events import CheckpointFlagged
 from states.models import (
@@ -178,6 +180,16 @@ class Service:
                expect_version: int | None = None, source: str = "") -> TrainingRequest:
         reason = parse(Reason, data, source)
         return self._change(request_id, actor, expect_version, lambda r, at: r.cancel(reason, at))
+
+    def reopen(self, request_id: int, data: Data | Reason, actor: str,
+               expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        reason = parse(Reason, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: reopening.reopen(r, reason, at))
+
+    def amend(self, request_id: int, data: Data | Amendment, actor: str,
+              expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        amendment = parse(Amendment, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: amendments.amend(r, amendment, at))
 
     def add_note(self, request_id: int, text: str, actor: str, source: str = "",
                  expect_version: int | None = None) -> TrainingRequest:

@@ -55,6 +55,40 @@ def _acknowledged(e: ev.Acknowledged, key: Callable[[Any], str]) -> str:
             f"thanks for {plural(len(a.get('contributions', [])), 'contribution')}")
 
 
+def _value(value: Any) -> str:
+    """An amended field's value in words: a person as "Name <email>", a list joined, a goal's fields."""
+    if isinstance(value, dict) and "email" in value:
+        role = f", {value['role']}" if value.get("role") else ""
+        return f"{value.get('name', '')}{role} <{value['email']}>".strip()
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in value.items() if v not in (None, "")) \
+            or "nothing"
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "nobody"
+    return "nothing" if value in (None, "") else _num_any(value)
+
+
+def _field_words(name: str) -> str:
+    """``items.m1.owner`` → "item m1 owner", ``business_goal`` → "business goal"."""
+    parts = name.split(".")
+    if parts[0] == "items" and len(parts) == 3:
+        return f"item {parts[1]} {parts[2]}"
+    return " ".join(parts).replace("_", " ")
+
+
+def _amended(e: ev.Amended, key: Callable[[Any], str]) -> str:
+    lines = []
+    for name, change in e.changes.items():
+        before, after = change.get("before"), change.get("after")
+        if isinstance(before, dict) and isinstance(after, dict) and "email" not in after:
+            # a goal or an audience: the parts that changed
+            lines += [f"{_field_words(name)} {_field_words(k)}: {_value(before.get(k))} → {_value(after.get(k))}"
+                      for k in after if after.get(k) != before.get(k)]
+        else:
+            lines.append(f"{_field_words(name)}: {_value(before)} → {_value(after)}")
+    return f"{'; '.join(lines)} (because: {e.reason})"
+
+
 # What each kind of event was about, in one line; ``key`` shows a checkpoint key without the request id.
 # Every class of states.events.EVENTS has one (tests/unit/test_views.py checks); a stored row of an unknown
 # type, or one whose payload does not fit its class, is shown as its payload.
@@ -88,6 +122,8 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
     ev.Acknowledged: _acknowledged,
     ev.Declined: lambda e, key: str(e.reason),
     ev.Cancelled: lambda e, key: str(e.reason),
+    ev.Reopened: lambda e, key: f"re-opened: {e.reason}",
+    ev.Amended: _amended,
     ev.NoteAdded: lambda e, key: str(e.text) + (f" (from {e.source})" if e.source else ""),
     ev.SessionScheduled: _session,
     ev.SessionRescheduled: _session,

@@ -55,6 +55,8 @@ class InvalidTransition(TransitionRefused):
     def __init__(self, trigger: str, state: str, allowed: Sequence[str]) -> None:
         self.allowed = list(allowed)
         hint = ", ".join(self.allowed) if self.allowed else "none (the request is closed)"
+        if self.allowed == ["reopen"]:
+            hint = "only reopen (the request is closed: re-open it, with a reason, to work on it again)"
         TransitionRefused.__init__(self, trigger, state, [f"'{trigger}' is not allowed from '{state}'"])
         self.args = (f"cannot {trigger} {with_article(state)} request: allowed from {state}: {hint}",)
 

@@ -148,6 +148,11 @@ class Cancelled(TransitionEvent, trigger=Trigger.CANCEL):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Reopened(TransitionEvent, trigger=Trigger.REOPEN):
+    reason: str
+
+
 # --- the request and its plan ---------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +201,16 @@ class PlanRevisionApproved(Fact):
     version: int
     approver: str
     comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Amended(Fact):
+    """Parts of an open request corrected: ``changes`` maps each field (``sponsor``,
+    ``plan.items.m1.owner`` …) to ``{"before": …, "after": …}``."""
+
+    type = "amended"
+    reason: str
+    changes: Json
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,10 +329,10 @@ class InviteSent(_Mail):
 
 TRANSITION_EVENTS: Final[dict[Trigger, type[TransitionEvent]]] = {
     cls.trigger: cls for cls in (Diagnosed, Redirected, Designed, Delivered, Measured, Acknowledged, Declined,
-                                 Cancelled)
+                                 Cancelled, Reopened)
 }
 FACTS: Final[tuple[type[Fact], ...]] = (
-    Submitted, PlanDrafted, PlanApproved, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
+    Submitted, PlanDrafted, PlanApproved, Amended, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
     CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
     EmailSent, EmailBounced, InviteSent, Rediagnosed, PlanRevised, PlanRevisionApproved, CheckpointSuperseded,
 )

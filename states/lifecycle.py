@@ -45,6 +45,7 @@ class Trigger(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     DECLINE = "decline"
     CANCEL = "cancel"
+    REOPEN = "reopen"
 
 
 class Command(StrEnum):
@@ -58,6 +59,7 @@ class Command(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     DECLINE = "decline"
     CANCEL = "cancel"
+    REOPEN = "reopen"
     DRAFT_PLAN = "draft_plan"
     APPROVE_PLAN = "approve_plan"
     SCHEDULE_SESSION = "schedule_session"
@@ -67,6 +69,7 @@ class Command(StrEnum):
     REMIND_CHECKPOINT = "remind_checkpoint"
     REPORT = "report"
     REDIAGNOSE = "rediagnose"
+    AMEND = "amend"
 
 
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
@@ -82,6 +85,9 @@ TRANSITIONS: Final[tuple[tuple[Trigger, tuple[State, ...], State], ...]] = (
     (Trigger.ACKNOWLEDGE, (State.MEASURED,), State.ACKNOWLEDGED),
     (Trigger.DECLINE, (State.RECEIVED, State.DIAGNOSED), State.DECLINED),
     (Trigger.CANCEL, NON_TERMINAL, State.CANCELLED),
+    # The one way out of a terminal state: a declined or cancelled request is re-opened, with a
+    # reason, back to ``received`` (its partner process starts again; acknowledged stays closed).
+    (Trigger.REOPEN, (State.DECLINED, State.CANCELLED), State.RECEIVED),
 )
 
 DESTINATION: Final[dict[Trigger, State]] = {t: dest for t, _sources, dest in TRANSITIONS}
@@ -96,6 +102,7 @@ EVENT_OF: Final[dict[Trigger, str]] = {
     Trigger.ACKNOWLEDGE: "acknowledged",
     Trigger.DECLINE: "declined",
     Trigger.CANCEL: "cancelled",
+    Trigger.REOPEN: "reopened",
 }
 
 
@@ -131,6 +138,9 @@ RULES: Final[dict[Command, Rule]] = {
                              "a diagnosed request not yet designed or redirected (re-diagnose before either)"),
     Command.REPORT: Rule(frozenset({State.MEASURED, State.ACKNOWLEDGED}), "report on",
                          "results: the request is reported on once it is measured"),
+    Command.AMEND: Rule(frozenset(NON_TERMINAL), "amend",
+                        "an open request (acknowledged, declined and cancelled requests are closed; "
+                        "re-open a declined or cancelled one first)"),
 }
 
 TRIGGER_OF: Final[dict[Command, Trigger]] = {Command(t.value): t for t in Trigger}
@@ -187,11 +197,14 @@ def refuse(command: Command, state: State, missing: Sequence[str]) -> None:
 
 
 def reachable(state: State) -> frozenset[State]:
-    """``state`` and every state a request in it can still reach."""
+    """``state`` and every state a request in it can still reach going forward (re-opening, the
+    documented way back from declined or cancelled, aside)."""
     seen, frontier = {state}, [state]
     while frontier:
         current = frontier.pop()
         for trigger in _ALLOWED[current]:
+            if trigger == Trigger.REOPEN:
+                continue
             dest = DESTINATION[trigger]
             if dest not in seen:
                 seen.add(dest)

@@ -83,6 +83,7 @@ class TrainingRequest(BaseModel):
     roi: RoiSummary | None = None
     acknowledgement: Acknowledgement | None = None
     closing_reason: str = ""
+    reopened: int = 0  # how many times the request was re-opened (states/reopening.py)
 
     _events: list[ev.DomainEvent] = PrivateAttr(default_factory=list)
     _outgoing: list[Notification] = PrivateAttr(default_factory=list)
@@ -99,9 +100,11 @@ class TrainingRequest(BaseModel):
         return list(self._events)
 
     def pending_notifications(self) -> list[Notification]:
-        """Notifications with their final keys (``<request id>:<suffix>``)."""
+        """Notifications with their final keys (``<request id>:<suffix>``; ``<request id>:r<N>:<suffix>``
+        once re-opened N times, so that the new pass's mails are not taken for the earlier ones)."""
         assert self.id is not None, "the store assigns the id before collecting notifications"
-        return [replace(n, key=f"{self.id}:{n.key}", request_id=self.id) for n in self._outgoing]
+        prefix = f"{self.id}:r{self.reopened}" if self.reopened else str(self.id)
+        return [replace(n, key=f"{prefix}:{n.key}", request_id=self.id) for n in self._outgoing]
 
     def clear_pending(self) -> None:
         self._events.clear()

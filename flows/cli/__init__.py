@@ -34,7 +34,7 @@ from typing import NoReturn
 
 import typer
 
-from flows.cli import admin, clock, mail, pipeline, plan, reads, reports, requests
+from flows.cli import admin, amend, clock, mail, pipeline, plan, reads, reports, requests
 from flows.cli.common import EXIT_ERROR, NothingWritten
 from states.errors import InvalidInput, InvalidTransition, LdflowError, TransitionRefused
 from states.wording import with_article
@@ -53,6 +53,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(requests.app)
+app.add_typer(amend.app)
 app.add_typer(plan.app, name="plan", rich_help_panel="Requests")
 app.add_typer(reads.app)
 app.add_typer(reports.app)

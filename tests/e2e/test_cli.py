@@ -257,7 +257,7 @@ def test_decline_and_cancel_with_example_files(cli: Cli) -> None:
     cli("cancel", second, "-f", ex("cancel.yaml"))
     assert cli("show", second, "--json").json()["closing_reason"].startswith("The West region was merged")
     refused = cli("diagnose", first, "-f", ex("diagnosis.yaml"), code=3)
-    assert "none (the request is closed)" in refused.err
+    assert "only reopen (the request is closed" in refused.err
 
 
 def test_input_from_stdin_and_submit_flags(cli: Cli) -> None:

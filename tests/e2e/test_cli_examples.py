@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from connectors.loader import load_file
+from states.amendments import Amendment
 from states.errors import InvalidInput
 from states.models import (
     Acknowledgement,
@@ -44,6 +45,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "acknowledgement.yaml": Acknowledgement,
     "decline.yaml": Reason,
     "cancel.yaml": Reason,
+    "reopen.yaml": Reason,
+    "amendment.yaml": Amendment,
 }
 
 
@@ -66,7 +69,7 @@ def test_example_parses_with_its_model(name: str) -> None:
         assert parsed.recap and parsed.contributions and all(step.owner for step in parsed.action_plan)
     if isinstance(parsed, Redirect):
         assert parsed.kind is not None and parsed.rationale
-    if isinstance(parsed, Reason):
+    if isinstance(parsed, Reason | Amendment):
         assert parsed.reason
 
 

@@ -76,6 +76,7 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.record(followed.id, "m2:P1D", result_data(None, "nobody answered"), ACTOR)
     declined = drive_to(memory_service, "received")
     memory_service.decline(declined.id, reason_data(), ACTOR)
+    memory_service.reopen(declined.id, reason_data("the budget came through"), ACTOR)
     redirected = drive_to(memory_service, "redirected", path="redirect")
     revised = drive_to(memory_service, "diagnosed")
     memory_service.rediagnose(revised.id, diagnosis_data(), reason_data(), ACTOR)
@@ -83,6 +84,8 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.deliver(revised.id, delivery_data(), ACTOR)
     memory_service.draft_plan(revised.id, plan_data(items=plan_data()["items"][:1]), ACTOR)
     memory_service.approve_plan(revised.id, approval_data(), ACTOR)  # m2:P1D superseded
+    memory_service.amend(redirected.id, {"reason": "Ivan moved teams", "redirect_owner": {
+        "name": "Lena", "email": "lena@example.org"}, "audience": {"size": 12}}, ACTOR)
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id)
                for r in memory_service.history(rid)]
     seen = set()

@@ -37,6 +37,9 @@ EXPECTED: dict[tuple[State, Trigger], State] = {
     (State.DIAGNOSED, Trigger.DECLINE): State.DECLINED,
     **{(s, Trigger.CANCEL): State.CANCELLED for s in (State.RECEIVED, State.DIAGNOSED, State.REDIRECTED,
                                                       State.DESIGNED, State.DELIVERED, State.MEASURED)},
+    # the documented way back: a declined or cancelled request is re-opened to received
+    (State.DECLINED, Trigger.REOPEN): State.RECEIVED,
+    (State.CANCELLED, Trigger.REOPEN): State.RECEIVED,
 }
 
 PAIRS = list(itertools.product(State, Trigger))
@@ -50,15 +53,19 @@ def _table() -> dict[tuple[State, Trigger], State]:
 
 def test_table_is_exactly_the_designed_lifecycle() -> None:
     assert _table() == EXPECTED
-    assert len(ALLOWED) == 15 and len(FORBIDDEN) == len(State) * len(Trigger) - 15
+    assert len(ALLOWED) == 17 and len(FORBIDDEN) == len(State) * len(Trigger) - 17
 
 
-def test_terminal_states_have_no_way_out() -> None:
+def test_terminal_states_have_no_way_out_but_the_documented_reopen() -> None:
     assert frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED}) == TERMINAL
     assert set(NON_TERMINAL) == set(State) - TERMINAL
-    for state in TERMINAL:
-        assert lifecycle.allowed_triggers(state) == ()
-        assert all(source != state for (source, _t) in EXPECTED)
+    assert lifecycle.allowed_triggers(State.ACKNOWLEDGED) == ()
+    for state in (State.DECLINED, State.CANCELLED):
+        assert lifecycle.allowed_triggers(state) == (Trigger.REOPEN,)
+        assert lifecycle.fire(state, Trigger.REOPEN) == State.RECEIVED
+    assert all(source not in TERMINAL for (source, t) in EXPECTED if t != Trigger.REOPEN)
+    # going forward, re-opening aside, a closed request reaches nothing else
+    assert all(lifecycle.reachable(state) == {state} for state in TERMINAL)
 
 
 def test_every_state_is_reachable_from_received() -> None:
@@ -76,7 +83,8 @@ def test_every_state_is_reachable_from_received() -> None:
 def test_every_trigger_has_a_past_tense_event() -> None:
     assert {t.value: e for t, e in EVENT_OF.items()} == {
         "diagnose": "diagnosed", "redirect": "redirected", "design": "designed", "deliver": "delivered",
-        "measure": "measured", "acknowledge": "acknowledged", "decline": "declined", "cancel": "cancelled"}
+        "measure": "measured", "acknowledge": "acknowledged", "decline": "declined", "cancel": "cancelled",
+        "reopen": "reopened"}
 
 
 @pytest.mark.parametrize(("state", "trigger"), ALLOWED, ids=[f"{s.value}-{t.value}" for s, t in ALLOWED])
@@ -97,7 +105,7 @@ def test_forbidden_pair_raises_listing_the_allowed_triggers(state: State, trigge
     assert state.value in message and trigger.value in message
     for name in allowed:
         assert name in message
-    if not allowed:
+    if not allowed or allowed == ["reopen"]:
         assert "closed" in message
     assert info.value.exit_code == 3
 
@@ -130,7 +138,7 @@ def _fire(service: Service, request_id: int, trigger: Trigger) -> Any:
     data = {
         Trigger.DIAGNOSE: diagnosis_data(), Trigger.REDIRECT: redirect_data(), Trigger.DESIGN: brief_data(),
         Trigger.DELIVER: delivery_data(), Trigger.ACKNOWLEDGE: ack_data(), Trigger.DECLINE: reason_data(),
-        Trigger.CANCEL: reason_data(),
+        Trigger.CANCEL: reason_data(), Trigger.REOPEN: reason_data("the budget came through"),
     }
     if trigger == Trigger.MEASURE:
         return service.measure(request_id, ACTOR)
@@ -179,19 +187,20 @@ def test_error_exit_codes_are_the_documented_ones() -> None:
 
 C = Command
 _EVERY_STATE = {C.ADD_NOTE}
+_OPEN = {C.ADD_NOTE, C.AMEND}
 # Written out independently of states.lifecycle: the commands each state allows (guards aside).
 EXPECTED_COMMANDS: dict[State, set[Command]] = {
-    State.RECEIVED: {C.DIAGNOSE, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
+    State.RECEIVED: {C.DIAGNOSE, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, *_OPEN},
     State.DIAGNOSED: {C.REDIRECT, C.DESIGN, C.DECLINE, C.CANCEL, C.DRAFT_PLAN, C.APPROVE_PLAN, C.REDIAGNOSE,
-                      *_EVERY_STATE},
-    State.REDIRECTED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
-    State.DESIGNED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_EVERY_STATE},
+                      *_OPEN},
+    State.REDIRECTED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_OPEN},
+    State.DESIGNED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_OPEN},
     State.DELIVERED: {C.MEASURE, C.CANCEL, C.RECORD_RESULT, C.SEND_CHECKPOINT, C.REMIND_CHECKPOINT, C.DRAFT_PLAN,
-                      C.APPROVE_PLAN, *_EVERY_STATE},
-    State.MEASURED: {C.ACKNOWLEDGE, C.CANCEL, C.REPORT, *_EVERY_STATE},
+                      C.APPROVE_PLAN, *_OPEN},
+    State.MEASURED: {C.ACKNOWLEDGE, C.CANCEL, C.REPORT, *_OPEN},
     State.ACKNOWLEDGED: {C.REPORT, *_EVERY_STATE},
-    State.DECLINED: set(_EVERY_STATE),
-    State.CANCELLED: set(_EVERY_STATE),
+    State.DECLINED: {C.REOPEN, *_EVERY_STATE},
+    State.CANCELLED: {C.REOPEN, *_EVERY_STATE},
 }
 
 

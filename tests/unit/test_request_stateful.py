@@ -2,9 +2,12 @@
 
 Each step loads the request from the in-memory store, runs one aggregate
 command and, when it succeeds, saves it. Invariants checked after every step:
-no path skips a state, redirect and design exclude each other, terminal
-states stay terminal, a successful command adds exactly 1 to the version, and a
-refused one changes nothing at all, one approved plan version is in force at a time (approved
+no path skips a state, redirect and design exclude each other (within one
+pass: a re-opened request starts a new one), terminal states stay terminal
+unless re-opened by the documented transition (acknowledged never), the
+sponsor of the moment (after any amendment) is the one who may approve a
+pending plan, a successful command adds exactly 1 to the version, and a
+refused one changes nothing at all; one approved plan version is in force at a time (approved
 versions only grow; a revision waits beside it) and the open checkpoints follow the plan in force.
 """
 
@@ -14,12 +17,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from connectors.testing import InMemoryStore
-from states import lifecycle
+from states import amendments, lifecycle, reopening
+from states.amendments import Amendment
 from states.errors import InvalidInput, InvalidTransition, LdflowError, NotFound, TransitionRefused
 from states.lifecycle import EVENT_OF, TERMINAL, TRANSITIONS, State, Trigger
 from states.models import (
@@ -79,6 +84,18 @@ ACKS = st.sampled_from([ack_data(), {}, ack_data(recap=[]),
                         ack_data(action_plan=[{"step": "follow up in Q3"}])])
 REASONS = st.sampled_from([{"reason": "budget frozen"}, {"reason": "merged with another request"}, {},
                            {"reason": ""}, {"reason": "   "}, {"why": "x"}])
+_NEW_SPONSOR = {"name": "Lee Park", "email": "lee.park@example.org"}
+AMENDMENTS = st.sampled_from([
+    {"reason": "Dana moved to finance", "sponsor": _NEW_SPONSOR},
+    {"reason": "back to the original sponsor", "sponsor": {"name": "Sam Sponsor", "email": SPONSOR}},
+    {"reason": "typo", "title": "Discovery practice for the sales team"},
+    {"reason": "Olga took over", "items": {"m1": {"owner": {"name": "Olga", "email": "olga@example.org"}}}},
+    {"reason": "ask the managers", "items": {"m1": {"respondent": "manager"}}},
+    {"reason": "Lena owns it now", "redirect_owner": {"name": "Lena", "email": "lena@example.org"}},
+    {"reason": "", "title": "A title nobody gave a reason for"},  # refused: no reason
+    {"reason": "bad address", "sponsor": {"name": "Lee", "email": "lee park"}},  # invalid input
+    {"reason": "nothing"},  # invalid input: nothing to amend
+])
 
 
 class RequestLifecycle(RuleBasedStateMachine):
@@ -91,6 +108,7 @@ class RequestLifecycle(RuleBasedStateMachine):
         assert self.rid is not None
         self.version = 1
         self.ever_terminal: State | None = None
+        self.reopens = 0
         self.last_error: LdflowError | None = None
 
     def make_store(self) -> Any:
@@ -229,6 +247,16 @@ class RequestLifecycle(RuleBasedStateMachine):
     def cancel(self, data: dict[str, Any]) -> None:
         self.run(lambda r, at: r.cancel(parse(Reason, data), at), Trigger.CANCEL)
 
+    @rule(data=REASONS)
+    def reopen(self, data: dict[str, Any]) -> None:
+        if self.run(lambda r, at: reopening.reopen(r, parse(Reason, data), at), Trigger.REOPEN):
+            event("re-opened")
+
+    @rule(data=AMENDMENTS)
+    def amend(self, data: dict[str, Any]) -> None:
+        if self.run(lambda r, at: amendments.amend(r, parse(Amendment, data), at)):
+            event("amended")
+
     @rule(text=st.sampled_from(["Sponsor called: budget confirmed.", "   ", ""]))
     def add_note(self, text: str) -> None:
         self.run(lambda r, at: r.add_note(text, at))
@@ -260,16 +288,26 @@ class RequestLifecycle(RuleBasedStateMachine):
             state = State(e.to_state)
         assert state == request.state
 
-        # redirect and design exclude each other
-        types = {e.type for e in history}
-        assert not {"redirected", "designed"} <= types
+        # redirect and design exclude each other, within each pass (a re-opening starts a new one)
+        passes: list[set[str]] = [set()]
+        for e in history:
+            if e.type == "reopened":
+                passes.append(set())
+            passes[-1].add(e.type)
+        assert all(not {"redirected", "designed"} <= types for types in passes)
         assert request.brief is None or request.redirect_record is None
 
-        # terminal states stay terminal
-        if self.ever_terminal is not None:
-            assert request.state == self.ever_terminal
-        elif request.state in TERMINAL:
-            self.ever_terminal = request.state
+        # terminal states stay terminal, unless re-opened by the documented transition (acknowledged never)
+        for e in history:
+            if e.from_state is not None and State(e.from_state) in TERMINAL:
+                assert e.type == "reopened" and e.from_state != State.ACKNOWLEDGED
+                assert State(e.to_state) == State.RECEIVED
+        reopens = sum(1 for e in history if e.type == "reopened")
+        if self.ever_terminal is not None and request.state != self.ever_terminal:
+            assert self.ever_terminal != State.ACKNOWLEDGED
+            assert reopens == self.reopens + 1 and request.state == State.RECEIVED
+        self.reopens = reopens
+        self.ever_terminal = request.state if request.state in TERMINAL else None
 
         # one approved plan version in force: approvals only go up, the last one is the plan's
         approved = [1 if e.type == "plan_approved" else e.payload["version"] for e in history
@@ -286,6 +324,15 @@ class RequestLifecycle(RuleBasedStateMachine):
             assert all((c.item_id, c.offset) in pairs for c in request.checkpoints if not c.closed)
 
 
+        # the one who may approve a pending plan is the sponsor of the moment, and nobody else
+        if request.plan is not None and request.plan_approved_by is None and request.state in (
+                State.RECEIVED, State.DIAGNOSED):
+            others = {SPONSOR, "lee.park@example.org", REQUESTER} - {request.intake.sponsor.email}
+            for other in sorted(others):
+                with pytest.raises(TransitionRefused):
+                    request.approve_plan(parse(PlanApproval, {"approver": other}), self.now)
+            request.approve_plan(parse(PlanApproval, {"approver": request.intake.sponsor.email}), self.now)
+            # (not saved: the request is loaded afresh at every step)
 
     def teardown(self) -> None:
         assert self.store.verify().ok
