@@ -10,11 +10,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors import audit_chain as audit
 from connectors.notification_codec import decode_notification
-from connectors.ports import RETRYABLE, AuditRecord, InboundRecord, InboundRef, InboundStatus, OutboxRow, OutboxStatus
+from connectors.ports import RETRYABLE, InboundRecord, InboundRef, InboundStatus, OutboxRow, OutboxStatus
 from connectors.testing.store import InMemoryStore
-from states.errors import Conflict, NotFound
+from states.errors import Conflict
 from states.events import DomainEvent
 from states.request import TrainingRequest
 
@@ -261,25 +260,7 @@ class InMemoryTransaction:
         return self._uow.store.get(request_id)
 
     def record_events(self, request_id: int, events: Sequence[DomainEvent], actor: str, at: datetime) -> None:
-        _append_events(self._uow.store, request_id, events, actor, at)
-
-
-def _append_events(store: InMemoryStore, request_id: int, events: Sequence[DomainEvent], actor: str,
-                   at: datetime) -> None:
-    """Non-transition events into a request's history at its current version (``SqlStore.record_events``)."""
-    row = store._rows.get(request_id)
-    if row is None:
-        raise NotFound(f"request {request_id}")
-    seq, prev = (store._events[-1].seq, store._events[-1].hash) if store._events else (0, audit.GENESIS)
-    when = _utc(at).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    for e in events:
-        seq += 1
-        record = AuditRecord(seq=seq, request_id=request_id, type=e.type, trigger=None, from_state=None,
-                             to_state=None, version=row.version, actor=actor, at=when, payload=e.payload,
-                             prev_hash=prev, hash="")
-        prev = audit.event_hash(prev, {**dataclasses.asdict(record), "payload": audit.canonical_json(e.payload)})
-        store._events.append(dataclasses.replace(record, hash=prev))
-    store._rows[request_id] = dataclasses.replace(row, head_seq=seq)
+        self._uow.store.append_events(request_id, events, actor, at)
 
 
 class InMemoryUnitOfWork:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from connectors.ports import (
 )
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.errors import Conflict, NotFound
+from states.events import DomainEvent
 from states.lifecycle import State
 from states.request import TrainingRequest
 
@@ -131,19 +132,37 @@ class InMemoryStore:
             mutate(request)
             return self.save(request, actor)
 
-    def _write(self, request: TrainingRequest, actor: str, *, version: int, new: bool) -> None:
-        """Build every effect first, then apply them together (nothing half-written on an error)."""
-        assert request.id is not None
-        at = request.updated_at
+    def _chained(self, request_id: int, events: Sequence[DomainEvent], actor: str, at: datetime,
+                 version: int) -> builtins.list[AuditRecord]:
+        """``events`` as the next hash-chained audit records (not yet appended)."""
         seq, prev = (self._events[-1].seq, self._events[-1].hash) if self._events else (0, audit.GENESIS)
         records = []
-        for e in request.pending_events():
+        for e in events:
             seq += 1
-            record = AuditRecord(seq=seq, request_id=request.id, type=e.type, trigger=e.trigger,
+            record = AuditRecord(seq=seq, request_id=request_id, type=e.type, trigger=e.trigger,
                                  from_state=e.from_state, to_state=e.to_state, version=version, actor=actor,
                                  at=_iso(at), payload=e.payload, prev_hash=prev, hash="")
             prev = audit.event_hash(prev, _hashed(record))
             records.append(dataclasses.replace(record, hash=prev))
+        return records
+
+    def append_events(self, request_id: int, events: Sequence[DomainEvent], actor: str, at: datetime) -> None:
+        """Non-transition events into a request's history at its current version (as
+        ``SqlStore.record_events`` does inside a transaction); the caller holds the lock."""
+        row = self._rows.get(request_id)
+        if row is None:
+            raise NotFound(f"request {request_id}")
+        records = self._chained(request_id, events, actor, at, row.version)
+        self._events.extend(records)
+        if records:
+            self._rows[request_id] = dataclasses.replace(row, head_seq=records[-1].seq)
+
+    def _write(self, request: TrainingRequest, actor: str, *, version: int, new: bool) -> None:
+        """Build every effect first, then apply them together (nothing half-written on an error)."""
+        assert request.id is not None
+        at = request.updated_at
+        records = self._chained(request.id, request.pending_events(), actor, at, version)
+        seq = records[-1].seq if records else 0
         # The document round-trips through JSON exactly as SqlStore stores it.
         document = request.model_dump_json(exclude={"id", "version"})
         head = seq if records else (0 if new else self._rows[request.id].head_seq)
