@@ -6,9 +6,12 @@ after :mod:`flows.prefect_settings` has set Prefect's defaults.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -209,7 +212,39 @@ def _serve_deployments(interval: int, dispatch_interval: int) -> None:
         pipeline.followups.to_deployment(name="ldflow-followups", paused=False, description="Fire due checkpoints."),
         pipeline.advance.to_deployment(name="ldflow-advance", paused=False, description="Measure closed requests."),
     ]
-    prefect_serve(*deployments)
+    with _flow_runs_ignore_ctrl_c():
+        prefect_serve(*deployments)
+
+
+@contextlib.contextmanager
+def _flow_runs_ignore_ctrl_c() -> Iterator[None]:
+    """Start served flow runs with SIGINT ignored, so Ctrl-C at the terminal stops ``serve`` alone.
+
+    Prefect's runner starts each served flow run as a subprocess in serve's process group, so the
+    terminal's SIGINT reached a run in progress too, which died with a KeyboardInterrupt traceback
+    on the terminal. An ignored signal disposition survives fork and exec (and Python keeps it), so
+    spawning with SIGINT ignored lets the run finish (or be ended by the runner) without one. Prefect
+    names the module-level ``run_flow_in_subprocess`` of its direct starter as the place to patch."""
+    import signal
+
+    from prefect.runner import _starter_direct
+
+    original = _starter_direct.run_flow_in_subprocess
+
+    def spawn_ignoring_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+            return original(*args, **kwargs)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    _starter_direct.run_flow_in_subprocess = spawn_ignoring_ctrl_c  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _starter_direct.run_flow_in_subprocess = original  # type: ignore[assignment]
 
 
 @app.command(rich_help_panel=PANEL, short_help="Keep the pipeline running: serve the flows with their schedules.")
@@ -234,7 +269,8 @@ def serve(
         if not os.environ.get("PREFECT_API_URL") else None
     try:
         bootstrap.current(settings)  # fail early, with a clear message, on bad settings or an unreachable database
-        _serve_deployments(interval, dispatch_interval)
+        _serve_deployments(interval, dispatch_interval)  # returns once Prefect has taken the Ctrl-C
+        err.print("stopped.")
     except KeyboardInterrupt:
         err.print("stopped.")
     finally:

@@ -297,12 +297,9 @@ def test_serve_runs_the_pipeline_and_ctrl_c_stops_it_leaving_no_process(served: 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Ctrl-C reaches the flow-run subprocesses Prefect's runner starts in serve's process group: a run "
-    "in progress dies with a KeyboardInterrupt traceback on the terminal (and Prefect swallows the "
-    "KeyboardInterrupt itself, so serve's own 'stopped.' is never printed); issue 10/12"))
 def test_ctrl_c_during_a_scheduled_run_prints_no_traceback(served: Stopped) -> None:
     assert "Traceback" not in served.output, served.output[-4000:]
+    assert served.output.rstrip().endswith("stopped."), served.output[-4000:]
 
 
 @pytest.mark.slow
