@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     caldav_cafile: Path | None = Field(default=None, description="CA bundle for the CalDAV server's certificate")
     templates_dir: Path | None = None
 
+    # the web app (`ldflow web`)
+    web_host: str = Field(default="127.0.0.1", description="address `ldflow web` listens on")
+    web_port: int = Field(default=8000, ge=1, le=65535, description="port `ldflow web` listens on")
+    base_url: str | None = Field(
+        default=None, description="the web app's address as people reach it, for links in mails "
+                                  "(default: http://LDFLOW_WEB_HOST:LDFLOW_WEB_PORT)")
+
     @cached_property
     def url(self) -> str:
         from connectors.db.engine import sqlite_url
@@ -107,6 +114,15 @@ class Settings(BaseSettings):
         if self.organizer:
             return parse_organizer(self.organizer)
         return Recipient(DEFAULT_FROM_NAME, self.mail_from)
+
+    @property
+    def web_url(self) -> str:
+        """Where people reach the web app: LDFLOW_BASE_URL, else the address `ldflow web` listens on."""
+        return (self.base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
 
     @property
     def outbox_dir(self) -> Path:

@@ -229,7 +229,8 @@ def _flow_runs_ignore_ctrl_c() -> Iterator[None]:
 
     from prefect.runner import _starter_direct
 
-    original = _starter_direct.run_flow_in_subprocess
+    starter: Any = _starter_direct  # a module Prefect documents as the place to patch; not typed for it
+    original = starter.run_flow_in_subprocess
 
     def spawn_ignoring_ctrl_c(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
@@ -240,11 +241,11 @@ def _flow_runs_ignore_ctrl_c() -> Iterator[None]:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    _starter_direct.run_flow_in_subprocess = spawn_ignoring_ctrl_c  # type: ignore[assignment]
+    starter.run_flow_in_subprocess = spawn_ignoring_ctrl_c
     try:
         yield
     finally:
-        _starter_direct.run_flow_in_subprocess = original  # type: ignore[assignment]
+        starter.run_flow_in_subprocess = original
 
 
 @app.command(rich_help_panel=PANEL, short_help="Keep the pipeline running: serve the flows with their schedules.")
