@@ -218,34 +218,45 @@ def _serve_deployments(interval: int, dispatch_interval: int) -> None:
 
 @contextlib.contextmanager
 def _flow_runs_ignore_ctrl_c() -> Iterator[None]:
-    """Start served flow runs with SIGINT ignored, so Ctrl-C at the terminal stops ``serve`` alone.
+    """Keep the terminal's Ctrl-C away from served flow runs, so it stops ``serve`` alone.
 
     Prefect's runner starts each served flow run as a subprocess in serve's process group, so the
     terminal's SIGINT reached a run in progress too, which died with a KeyboardInterrupt traceback
-    on the terminal. An ignored signal disposition survives fork and exec (and Python keeps it), so
-    spawning with SIGINT ignored lets the run finish (or be ended by the runner) without one. Prefect
-    names the module-level ``run_flow_in_subprocess`` of its direct starter as the place to patch."""
+    on the terminal. Runs of a deployment start as ``python -m prefect.engine`` through the
+    runner's ``EngineCommandStarter``: it is given ``isolate_process_group=True`` (the option
+    Prefect's own workers use), so the run has a session of its own and the runner ends it on
+    shutdown. Runs of an in-memory flow start through ``run_flow_in_subprocess`` (multiprocessing,
+    no such option): they are spawned with SIGINT ignored, a disposition that survives fork and
+    exec and that Python keeps. Prefect names these module-level references as the places to patch."""
     import signal
 
     from prefect.runner import _starter_direct
+    from prefect.runner import runner as runner_module
 
-    starter: Any = _starter_direct  # a module Prefect documents as the place to patch; not typed for it
-    original = starter.run_flow_in_subprocess
+    direct: Any = _starter_direct  # modules Prefect documents as the place to patch; not typed for it
+    engine: Any = runner_module
+    original_spawn = direct.run_flow_in_subprocess
+    original_starter = engine.EngineCommandStarter
 
     def spawn_ignoring_ctrl_c(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
-            return original(*args, **kwargs)
+            return original_spawn(*args, **kwargs)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            return original(*args, **kwargs)
+            return original_spawn(*args, **kwargs)
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    starter.run_flow_in_subprocess = spawn_ignoring_ctrl_c
+    def isolated_starter(*args: Any, **kwargs: Any) -> Any:
+        return original_starter(*args, **{**kwargs, "isolate_process_group": True})
+
+    direct.run_flow_in_subprocess = spawn_ignoring_ctrl_c
+    engine.EngineCommandStarter = isolated_starter
     try:
         yield
     finally:
-        starter.run_flow_in_subprocess = original
+        direct.run_flow_in_subprocess = original_spawn
+        engine.EngineCommandStarter = original_starter
 
 
 @app.command(rich_help_panel=PANEL, short_help="Keep the pipeline running: serve the flows with their schedules.")
