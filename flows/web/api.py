@@ -15,7 +15,6 @@ The routes hold no business logic: they read the body with the one input loader 
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from dataclasses import asdict
@@ -23,7 +22,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -91,9 +90,13 @@ class Body:
 
 
 async def body(request: Request) -> Body:
-    raw = await request.body()
-    if len(raw) > MAX_INPUT_BYTES:
-        raise InvalidInput([FieldError("", f"the request body is larger than {MAX_INPUT_BYTES // 1_000_000} MB")])
+    chunks, size = [], 0
+    async for chunk in request.stream():  # never more than the limit in memory
+        size += len(chunk)
+        if size > MAX_INPUT_BYTES:
+            raise InvalidInput([FieldError("", f"the request body is larger than {MAX_INPUT_BYTES // 1_000_000} MB")])
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -303,13 +306,10 @@ def _queries(api: FastAPI) -> None:
         from flows import exports
         from flows.queries import requests_to_export
 
-        requests = requests_to_export(app, request_id)
-        out = io.StringIO()
+        requests = requests_to_export(app, request_id)  # NotFound before the first byte
         if format == ExportFormat.CSV:
-            exports.export_csv(out, requests)
-            return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
-        exports.export_json(out, requests, app.service.history)
-        return Response(out.getvalue(), media_type="application/json")
+            return StreamingResponse(exports.csv_chunks(requests), media_type="text/csv; charset=utf-8")
+        return StreamingResponse(exports.json_chunks(requests, app.service.history), media_type="application/json")
 
     exported = doc.responses(doc.array(doc.ExportItem), 400, 401, description="JSON (documents with their history) "
                              "or CSV (one row per request).", more={"text/csv": {"schema": {"type": "string"}}})
