@@ -51,6 +51,16 @@ from states.models import (
 from states.request import Session, TrainingRequest
 
 MAX_ID = 2**31 - 1  # the database's integer
+DESCRIPTION = """Every request command and query of the `ldflow` CLI, for programs.
+
+Authenticate with a personal access token (`ldflow tokens create --name NAME --role partner|viewer|admin
+--owner PERSON`): `Authorization: Bearer <token>`. A `viewer` token reads; `partner` and `admin` tokens also
+write, and each write is recorded in the request's history as done by the token's owner `(via api)`.
+
+A write takes the same fields as the CLI command's `-f FILE`, as JSON or YAML (`Content-Type:
+application/yaml`); `if_version` is the CLI's `--if-version`. Errors carry the CLI's exit code: 400 invalid
+input (every field named), 409 refused (every missing item) or conflict (`if_version`), 404 not found, 401 no
+or a bad token, 403 the token's role may not write. Nothing is written when a call fails."""
 _bearer = HTTPBearer(auto_error=False, scheme_name="token",
                      description="A personal access token: `ldflow tokens create --name NAME --role ROLE --owner WHO`.")
 
@@ -142,7 +152,7 @@ def _write(model: type[BaseModel], summary: str) -> dict[str, Any]:
 def create_api(app: App) -> FastAPI:
     """The ``/api/v1`` sub-application over ``app``."""
     api = FastAPI(title="ldflow API", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
-                  description=__doc__)
+                  description=DESCRIPTION)
     api.state.ldflow = app
     install_handlers(api)
     _commands(api)
