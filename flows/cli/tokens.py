@@ -6,10 +6,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.cli.common import ActorOpt, JsonOpt, WriteCommand, actor, iso_or_none, open_app, print_json
+from flows.cli.common import JsonOpt, WriteCommand, actor, iso_or_none, open_app, print_json
 
 if TYPE_CHECKING:
     from connectors.ports import ApiToken
+
+MakerOpt = Annotated[str | None, typer.Option(
+    "--actor", envvar="LDFLOW_ACTOR", show_envvar=False,
+    help="Who makes the token, recorded with it (default: $LDFLOW_ACTOR, else the OS user).")]
 
 app = typer.Typer(help="Personal access tokens for the JSON API (/api/v1): each acts as its owner with a role "
                        "(viewer reads; partner runs every request command; admin may do everything).",
@@ -28,7 +32,7 @@ def tokens_create(
     role: Annotated[str, typer.Option(metavar="partner|viewer|admin", help="What the token may do.")],
     owner: Annotated[str, typer.Option(help="The person the token acts as: recorded as the actor of its "
                                             "writes, '(via api)'.")],
-    who: ActorOpt = None,
+    who: MakerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a token and print its secret, once: it is stored only as a hash and cannot be shown again.
