@@ -21,13 +21,14 @@ from sqlalchemy import Engine
 
 from connectors.db.inbound import InboundSource
 from connectors.email.smtp import Sender
-from connectors.ports import InboundLog, UnitOfWork
+from connectors.ports import InboundLog, TokenStore, UnitOfWork
 from flows.clock import Clock, FileClock, SystemClock
 from flows.events import Emitter, EventingStore, instrument
 from flows.mail import MailService
 from flows.relay import CalendarPublisher
 from flows.service import Service
 from flows.settings import ConfigurationError, Settings, load_settings
+from flows.tokens import TokenService
 
 T = TypeVar("T")
 
@@ -38,8 +39,8 @@ ProgressHook = Callable[[str, int, int | None], None]
 @dataclass
 class App:
     """The application for one process or command: its settings and clock, the unit of work and
-    the request store over one database, the request and mail services, and the mail and calendar
-    connectors. ``engine`` is None for an app on the in-memory fakes."""
+    the request store over one database, the request and mail services, the API tokens, and the mail
+    and calendar connectors. ``engine`` is None for an app on the in-memory fakes."""
 
     settings: Settings
     clock: Clock
@@ -50,6 +51,7 @@ class App:
     sender: Sender
     calendar: CalendarPublisher | None
     sources: Callable[[], list[InboundSource]]
+    tokens: TokenService
     engine: Engine | None = None
     progress: ProgressHook | None = field(default=None, repr=False)
 
@@ -158,15 +160,22 @@ def sources_for(settings: Settings, inbound: InboundLog) -> Callable[[], list[In
 def compose(settings: Settings, *, store: Any, uow: UnitOfWork, clock: Clock | None = None,
             emitter: Emitter | None = None, sender: Sender | None = None,
             calendar: CalendarPublisher | None = None,
-            sources: Callable[[], list[InboundSource]] | None = None, engine: Engine | None = None) -> App:
+            sources: Callable[[], list[InboundSource]] | None = None, engine: Engine | None = None,
+            tokens: TokenStore | None = None) -> App:
     """The application over a given store and unit of work (SQL, or the in-memory fakes in tests);
-    the connectors not given come from ``settings``."""
+    the connectors not given come from ``settings``; the API tokens are in memory unless ``tokens``
+    is given (``build`` gives the database's)."""
     clock = clock or (FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock())
     evented: EventingStore = instrument(store, emitter)
+    if tokens is None:
+        from connectors.testing.tokens import InMemoryTokens
+
+        tokens = InMemoryTokens()
     return App(settings=settings, clock=clock, store=evented, uow=uow, service=Service(evented, clock),
                mail=MailService(uow, clock, settings.mail_from), sender=sender or sender_for(settings),
                calendar=calendar if calendar is not None else calendar_for(settings),
-               sources=sources or sources_for(settings, uow.inbound), engine=engine)
+               sources=sources or sources_for(settings, uow.inbound), tokens=TokenService(tokens, clock),
+               engine=engine)
 
 
 def build(settings: Settings | None = None, *, clock: Clock | None = None, emitter: Emitter | None = None,
@@ -180,6 +189,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, emitt
     calendar connectors to the ones the settings name."""
     from connectors.db import schema
     from connectors.db.store import SqlStore
+    from connectors.db.tokens import SqlTokens
     from connectors.db.unit_of_work import SqlUnitOfWork
 
     settings = settings or load_settings()
@@ -188,7 +198,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, emitt
         database_call(settings, lambda: schema.ensure_schema(engine))
     store = SqlStore(engine)
     return compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock, emitter=emitter,
-                   sender=sender, calendar=calendar, sources=sources, engine=engine)
+                   sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
 
 
 # --- the process's app, for the Prefect tasks --------------------------------------------------------

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
+import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from connectors.db.audit import AuditRecord
@@ -19,18 +21,27 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
 
 
-def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
-                history: Callable[[int], list[AuditRecord]]) -> int:
-    """Stream ``[{"request": ..., "history": [...]}, ...]``; returns the count."""
+def json_chunks(requests: Iterable[TrainingRequest], history: Callable[[int], list[AuditRecord]]) -> Iterator[str]:
+    """``[{"request": ..., "history": [...]}, ...]`` piece by piece: ``[``, one piece per request, the end
+    (what ``export_json`` writes, and the API streams)."""
     count = 0
-    stream.write("[")
+    yield "["
     for r in requests:
         assert r.id is not None
         item = {"request": r.model_dump(mode="json"), "history": [dataclasses.asdict(h) for h in history(r.id)]}
-        stream.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str))
+        yield ("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False, default=str)
         count += 1
-    stream.write("\n]\n" if count else "]\n")
-    return count
+    yield "\n]\n" if count else "]\n"
+
+
+def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
+                history: Callable[[int], list[AuditRecord]]) -> int:
+    """Stream ``[{"request": ..., "history": [...]}, ...]``; returns the count."""
+    pieces = 0
+    for chunk in json_chunks(requests, history):
+        stream.write(chunk)
+        pieces += 1
+    return pieces - 2
 
 
 CSV_COLUMNS = ("id", "title", "state", "version", "requester", "sponsor", "created_at", "updated_at",
@@ -66,11 +77,22 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
-    writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
+def csv_chunks(requests: Iterable[TrainingRequest]) -> Iterator[str]:
+    """The CSV export piece by piece: the header, then one row per request."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    count = 0
-    for r in requests:
-        writer.writerow({k: _cell(v) for k, v in csv_row(r).items()})
-        count += 1
-    return count
+    for r in itertools.chain([None], requests):
+        if r is not None:
+            writer.writerow({k: _cell(v) for k, v in csv_row(r).items()})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
+    pieces = 0
+    for chunk in csv_chunks(requests):
+        stream.write(chunk)
+        pieces += 1
+    return pieces - 1

@@ -128,3 +128,20 @@ inbound = Table(
     UniqueConstraint("source", "uidvalidity", "uid", name="uq_inbound_uid"),
     UniqueConstraint("source", "message_id", name="uq_inbound_message_id"),
 )
+
+# Personal access tokens of the JSON API (flows/tokens.py): the SHA-256 of the secret, never the
+# secret; a revoked token stays, so the list shows who had access.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("owner", String(320), nullable=False),  # recorded as the actor of the token's writes
+    Column("role", String(20), nullable=False),  # admin | partner | viewer
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(320), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

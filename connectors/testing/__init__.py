@@ -5,12 +5,14 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
+(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``),
+``InMemoryTokens`` (``TokenStore``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
 from connectors.testing.outbox import InMemoryInbound, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
 from connectors.testing.store import InMemoryStore, OutboxMessage
+from connectors.testing.tokens import InMemoryTokens
 
 __all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
-           "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
+           "InMemoryTokens", "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +196,13 @@ class InMemoryStore:
             request = TrainingRequest.model_validate_json(row.document)
             request.id, request.version = row.id, row.version
             return request
+
+    def iter_requests(self, batch: int = 500) -> Iterator[TrainingRequest]:
+        """Every request by id, as ``SqlStore.iter_requests`` (the export of all requests)."""
+        with self._lock:
+            ids = sorted(self._rows)
+        for request_id in ids:
+            yield self.get(request_id)
 
     def history(self, request_id: int) -> builtins.list[AuditRecord]:
         with self._lock:

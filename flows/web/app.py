@@ -16,6 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flows.web.api import create_api
+
 if TYPE_CHECKING:
     from flows.bootstrap import App
 
@@ -65,6 +67,7 @@ def create_app(app: App) -> FastAPI:
     web.state.ldflow = app
     web.add_middleware(SecurityHeaders)
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    web.mount("/api/v1", create_api(app))  # the JSON API, its OpenAPI at /api/v1/openapi.json
 
     @web.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:

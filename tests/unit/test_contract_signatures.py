@@ -22,12 +22,13 @@ from icalendar import Calendar
 
 from connectors.calendar.caldav_client import CaldavPublisher
 from connectors.db.store import SqlStore
+from connectors.db.tokens import SqlTokens
 from connectors.email.config import ImapConfig
 from connectors.email.dropfolder import DropFolderSource
 from connectors.email.imap import ImapSource
 from connectors.email.smtp import FileSender, SmtpSender
-from connectors.ports import CalendarPublisher, InboundSource, RequestStore, Sender, SendResult
-from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemorySender, InMemoryStore
+from connectors.ports import CalendarPublisher, InboundSource, RequestStore, Sender, SendResult, TokenStore
+from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemorySender, InMemoryStore, InMemoryTokens
 from states.request import TrainingRequest
 
 PORTS: dict[type, list[type]] = {
@@ -35,6 +36,7 @@ PORTS: dict[type, list[type]] = {
     Sender: [SmtpSender, FileSender, InMemorySender],
     InboundSource: [ImapSource, DropFolderSource, InMemoryInbox],
     CalendarPublisher: [CaldavPublisher, InMemoryCalendar],
+    TokenStore: [SqlTokens, InMemoryTokens],
 }
 CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for port, impls in PORTS.items()
          for impl in impls]

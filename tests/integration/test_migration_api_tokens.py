@@ -1,0 +1,57 @@
+"""Migration 0007_api_tokens on a database that has data: the rows stay, the table arrives, and going
+back down removes only it (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, inspect
+
+from connectors.db import schema
+from connectors.db.engine import make_engine, write_transaction
+from connectors.db.store import SqlStore
+from connectors.db.tokens import SqlTokens
+from flows.clock import FixedClock
+from flows.service import Service
+from tests.builders import ACTOR, T0, diagnosis_data, intake_data
+from tests.integration.conftest import table_snapshot
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'old.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_empty_url")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def _alembic(engine: Engine, action: str, revision: str) -> None:
+    with write_transaction(engine) as conn:
+        config = Config()
+        config.set_main_option("script_location", str(schema.MIGRATIONS))
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+
+
+def test_upgrade_keeps_the_data_and_adds_the_tokens_table(empty_engine: Engine) -> None:
+    schema.upgrade(empty_engine, "0001")
+    service = Service(SqlStore(empty_engine), FixedClock(T0))
+    rid = service.submit(intake_data(), ACTOR).id
+    service.diagnose(rid, diagnosis_data(), ACTOR)
+    before = table_snapshot(empty_engine)
+    assert "api_tokens" not in inspect(empty_engine).get_table_names()
+
+    assert schema.upgrade(empty_engine) == schema.HEAD == "0007_api_tokens"
+    assert table_snapshot(empty_engine) == before
+    assert SqlStore(empty_engine).verify().ok
+    tokens = SqlTokens(empty_engine)
+    tokens.add("ci", "Ann", "partner", "a" * 64, "ldf_abcdefgh", T0, ACTOR)
+    assert [t.name for t in tokens.all()] == ["ci"]
+
+    _alembic(empty_engine, "downgrade", "0001")
+    assert "api_tokens" not in inspect(empty_engine).get_table_names()
+    assert table_snapshot(empty_engine) == before
