@@ -70,6 +70,7 @@ __all__ = [
     "mark_unknown",
     "record_recipients",
     "requeue",
+    "rows_for_request",
     "rows_by_key",
     "sent_as",
 ]
@@ -178,12 +179,13 @@ def mark_transmitting(conn: Connection, row_id: int, owner: str, message_id: str
     """Record that the message data is about to be handed to the server (commit before sending).
 
     ``lease_until`` renews the lease, so that a long batch does not see its
-    own row turned ``unknown`` by another relay while it is still sending.
+    own row turned ``unknown`` by another relay while it is still sending. A row sent as one mail
+    per recipient (mails that carry reply codes) is marked again before each recipient's mail.
     """
     values: dict[str, Any] = {"status": TRANSMITTING, "message_id": message_id}
     if lease_until is not None:
         values["lease_until"] = _db_time(conn, lease_until)
-    return _fenced(conn, row_id, owner, [SENDING], values)
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], values)
 
 
 def record_recipients(conn: Connection, row_id: int, owner: str, recipients_done: Iterable[str]) -> bool:
@@ -254,6 +256,14 @@ def sent_as(conn: Connection, message_ids: Iterable[str]) -> dict[str, tuple[int
     rows = conn.execute(select(outbox.c.message_id, outbox.c.request_id, outbox.c.key)
                         .where(outbox.c.message_id.in_(ids))).all()
     return {r.message_id: (r.request_id, r.key) for r in rows}
+
+
+def rows_for_request(conn: Connection, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
+    """The rows of one request (only those of ``templates`` when given), oldest first."""
+    query = select(outbox).where(outbox.c.request_id == request_id)
+    if templates:
+        query = query.where(outbox.c.template.in_(list(templates)))
+    return [_row(r) for r in conn.execute(query.order_by(outbox.c.id))]
 
 
 def requeue(conn: Connection, now: datetime, *, keys: Sequence[str] | None = None,
@@ -343,3 +353,7 @@ class SqlOutbox:
     def sent_as(self, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
         with self._read() as conn:
             return sent_as(conn, message_ids)
+
+    def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
+        with self._read() as conn:
+            return rows_for_request(conn, request_id, templates)

@@ -64,8 +64,7 @@ class InMemoryOutbox:
         """Apply ``changes`` if ``owner`` still holds the row's lease (the SQL adapter's ``_fenced``)."""
         with self._lock:
             entry = self._by_id(row_id)
-            allowed = ((OutboxStatus.SENDING,) if changes.get("status") == OutboxStatus.TRANSMITTING
-                       else (OutboxStatus.SENDING, OutboxStatus.TRANSMITTING))
+            allowed = (OutboxStatus.SENDING, OutboxStatus.TRANSMITTING)
             if entry is None or entry.row.lease_owner != owner or entry.row.status not in allowed:
                 return False
             self._put(entry, changes, not_before)
@@ -155,6 +154,11 @@ class InMemoryOutbox:
         with self._lock:
             return {e.row.message_id: (e.row.request_id, e.row.key) for e in self._sync().values()
                     if e.row.message_id is not None and e.row.message_id in wanted}
+
+    def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
+        with self._lock:
+            return sorted((e.row for e in self._sync().values() if e.row.request_id == request_id
+                           and (not templates or e.row.template in templates)), key=lambda r: r.id)
 
     def snapshot(self) -> dict[str, _Entry]:
         with self._lock:
