@@ -206,8 +206,9 @@ class _Row:
 
     def relay_each(self, render_fn: Callable[[Notification], EmailMessage], lease_until: datetime) -> None:
         """A mail that invites a reply goes to each recipient on its own: each carries that recipient's
-        reply code (``connectors.email.tokens``). Recipients served are recorded as they go, so a
-        failure part-way retries (or parks) the row for the others only."""
+        reply code (``connectors.email.tokens``). The row is marked transmitting once, before the
+        first; a failure part-way is recorded with the recipients served so far, so a retry goes to
+        the others only (and a relay dying part-way leaves the row ``unknown``, as for one mail)."""
         run, notification = self.run, self.row.notification
         messages: list[tuple[str, EmailMessage]] = []
         try:
@@ -226,13 +227,13 @@ class _Row:
             return
         permanent: dict[str, Refusal] = {}
         temporary: dict[str, Refusal] = {}
+        first_id = str(open_[0][1]["Message-ID"])
+        if not run.sender.idempotent and not run.uow.outbox.mark_transmitting(self.row.id, run.owner, first_id,
+                                                                              lease_until):
+            run.summary.lost_lease += 1
+            run.summary.errors.append(f"{self.row.key}: lease lost before sending; left to its new owner")
+            return
         for email, message in open_:
-            message_id = str(message["Message-ID"])
-            if not run.sender.idempotent and not run.uow.outbox.mark_transmitting(self.row.id, run.owner, message_id,
-                                                                                  lease_until):
-                run.summary.lost_lease += 1
-                run.summary.errors.append(f"{self.row.key}: lease lost before sending; left to its new owner")
-                return
             result = self.send(message, [email])
             if result is None:
                 return  # the failure is recorded, with the recipients served so far

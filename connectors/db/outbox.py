@@ -179,13 +179,12 @@ def mark_transmitting(conn: Connection, row_id: int, owner: str, message_id: str
     """Record that the message data is about to be handed to the server (commit before sending).
 
     ``lease_until`` renews the lease, so that a long batch does not see its
-    own row turned ``unknown`` by another relay while it is still sending. A row sent as one mail
-    per recipient (mails that carry reply codes) is marked again before each recipient's mail.
+    own row turned ``unknown`` by another relay while it is still sending.
     """
     values: dict[str, Any] = {"status": TRANSMITTING, "message_id": message_id}
     if lease_until is not None:
         values["lease_until"] = _db_time(conn, lease_until)
-    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], values)
+    return _fenced(conn, row_id, owner, [SENDING], values)
 
 
 def record_recipients(conn: Connection, row_id: int, owner: str, recipients_done: Iterable[str]) -> bool:

@@ -64,7 +64,8 @@ class InMemoryOutbox:
         """Apply ``changes`` if ``owner`` still holds the row's lease (the SQL adapter's ``_fenced``)."""
         with self._lock:
             entry = self._by_id(row_id)
-            allowed = (OutboxStatus.SENDING, OutboxStatus.TRANSMITTING)
+            allowed = ((OutboxStatus.SENDING,) if changes.get("status") == OutboxStatus.TRANSMITTING
+                       else (OutboxStatus.SENDING, OutboxStatus.TRANSMITTING))
             if entry is None or entry.row.lease_owner != owner or entry.row.status not in allowed:
                 return False
             self._put(entry, changes, not_before)
