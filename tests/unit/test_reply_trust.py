@@ -273,3 +273,18 @@ def test_the_acknowledgement_goes_only_to_an_authenticated_or_trusted_sender(
     assert row.state == "received"  # taken in either way
     notes = " ".join(str(h.payload) for h in app.service.history(row.id))
     assert ("No acknowledgement was sent" in notes) is (not expected)
+
+
+def test_a_refusal_part_way_retries_the_survey_for_that_respondent_only(app: App, sender: InMemorySender) -> None:
+    from connectors.ports import Refusal
+
+    sender.refuse["hana.hr@example.org"] = Refusal(451, "mailbox busy")
+    rid, surveys = surveyed(app, sender)
+    assert sorted(m["To"].addresses[0].addr_spec for m in surveys) == sorted([SPONSOR, REQUESTER])
+    [row] = app.uow.outbox.for_request(rid, ("survey",))
+    assert row.status.value == "pending" and row.recipients_done == {SPONSOR, REQUESTER}
+    del sender.refuse["hana.hr@example.org"]
+    app.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
+    assert send_outbox(app).counts["sent"] >= 1
+    again = [m for m in sender.messages if "Quick check-in" in str(m["Subject"])]
+    assert [m["To"].addresses[0].addr_spec for m in again[len(surveys):]] == ["hana.hr@example.org"]
