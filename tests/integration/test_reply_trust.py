@@ -39,8 +39,9 @@ PASSED = f"{MX}; spf=pass smtp.mailfrom=example.org; dkim=pass header.d=example.
 
 @pytest.fixture
 def rt(tmp_path: Path, imap_box: ImapBox, smtp_server: SmtpServer) -> Iterator[Any]:
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}", mail_from="ld@ld.example.org",
-                        smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="none",
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}",
+                        mail_from="ld@ld.example.org", smtp_host=smtp_server.host, smtp_port=smtp_server.port,
+                        smtp_security="none",
                         imap_host=IMAP_HOST, imap_port=IMAP_PORT, imap_security="none", imap_username=IMAP_USER,
                         imap_password=IMAP_PASSWORD, imap_mailbox=imap_box.mailbox, mail_authserv_ids=MX)
     app = bootstrap.build(settings, clock=FixedClock(T0))
