@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.email.authresults import AuthResultsError, check_sender, parse
 
@@ -71,3 +73,20 @@ def test_an_unreadable_header_from_our_server_is_a_failure_not_a_pass() -> None:
     check = check_sender(["mx.example.org; dmarc=pass header.from=example.org; spf=(broken"], OURS,
                          "sam@example.org")
     assert check.failed and "unreadable Authentication-Results from mx.example.org" in check.failures[0]
+
+
+_PIECES = st.sampled_from(["mx.example.org", ";", " ", "=", "(", ")", '"', "\\", "spf", "pass", "fail", "dkim",
+                           "header.d", "example.org", "none", "1", "/", ".", "@", "\r\n\t", "é", "\x00"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join) | st.text(max_size=200))
+def test_any_header_is_read_or_refused_never_a_crash(value: str) -> None:
+    try:
+        parsed = parse(value)
+    except AuthResultsError:
+        pass
+    else:
+        assert parsed.authserv_id and all(r.method and r.result for r in parsed.results)
+    check = check_sender([value], OURS, "sam@example.org")
+    assert not (check.failed and check.authenticated)
