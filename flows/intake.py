@@ -15,12 +15,18 @@ from typing import Any
 
 from connectors.db.inbound import Handled, Quarantine
 from connectors.email.addresses import HeaderValueError, validate_address
+from connectors.email.authresults import check_sender
 from connectors.email.inbound import InboundItem, InboundMessage
-from connectors.email.replies import RequestMatch, first_meaningful_lines, interpret_reply, match_request
+from connectors.email.replies import first_meaningful_lines, match_request
+from connectors.email.tokens import find_codes
 from connectors.loader import parse_mapping
 from connectors.ports import InboundStatus, Transaction
+from flows.replies import MailTrust, ReplyHandler, checkpoint_of
 from flows.service import Service
 from states.errors import LdflowError
+
+__all__ = ["INTAKE_FIELDS", "InboundHandler", "MailTrust", "checkpoint_of", "intake_from_mail", "plain_request",
+           "thread_of"]
 
 INTAKE_FIELDS = ("title", "requester", "sponsor", "stakeholders", "requested_solution", "business_goal",
                  "audience", "why_now", "tried_already")
@@ -95,29 +101,22 @@ def thread_of(message: InboundMessage) -> tuple[str, ...]:
     return (*message.references[-9:], message.message_id)
 
 
-def checkpoint_of(request_id: int, outbox_key: str | None) -> str | None:
-    """The checkpoint a survey (or survey reminder) e-mail asked about, from its outbox key."""
-    if not outbox_key:
-        return None
-    parts = outbox_key.split(":")
-    if len(parts) > 1 and parts[1][:1] == "r" and parts[1][1:].isdigit():
-        del parts[1]  # a re-opened request's mails: "<id>:r<N>:survey:…"
-    # "<id>:survey:<item>:<offset>" or "<id>:survey_reminder:<item>:<offset>:<n>"
-    if len(parts) >= 4 and parts[1] in ("survey", "survey_reminder"):
-        return f"{request_id}:{parts[2]}:{parts[3]}"
-    return None
-
-
 class InboundHandler:
     """What to do with one inbound item, inside the transaction that records it.
 
-    New requests are submitted as ``actor``; a reply acts as its sender. ``created`` lists the ids
-    of the requests submitted (including any whose transaction then rolled back)."""
+    New requests are submitted as ``actor``; a reply acts as its sender, when it counts
+    (``flows.replies``). A mailed-in request is acknowledged only when ``trust`` says its sender is
+    authenticated or of a trusted domain; otherwise it is taken in all the same, without the mail
+    that would quote its text back to whoever the From header names. ``created`` lists the ids of
+    the requests submitted (including any whose transaction then rolled back), ``acknowledged`` those
+    of them whose acknowledgement was queued."""
 
-    def __init__(self, service: Service, actor: str) -> None:
+    def __init__(self, service: Service, actor: str, trust: MailTrust | None = None) -> None:
         self.service = service
         self.actor = actor
+        self.trust = trust or MailTrust()
         self.created: list[int] = []
+        self.acknowledged: list[int] = []
 
     def __call__(self, tx: Transaction, item: InboundItem) -> Handled:
         service = self.service.within(tx)
@@ -126,40 +125,29 @@ class InboundHandler:
         message = item.message
         if message is None:
             raise Quarantine(f"a {item.kind} item without a readable message")
+        check = check_sender(message.auth_results, self.trust.authserv_ids, message.from_address)
+        codes = find_codes(message.thread_ids, message.addressed_to, message.body_text)
         match = match_request(message, tx.outbox.sent_as)
-        if match is None:
+        if match is None and not codes:
             data, note = intake_from_mail(message)
+            acknowledge = self.trust.may_acknowledge(message.from_address, check)
+            if not acknowledge:
+                why = ("our mail server reports " + "; ".join(check.failures) if check.failed else
+                       "the sender is neither authenticated by our mail server nor of a trusted domain")
+                note = f"{note or 'Received by e-mail.'} No acknowledgement was sent: {why}."
             return self._submit(service, data, f"e-mail {message.message_id}", note,
-                                f"e-mail from {message.from_address}", thread_of(message))
-        return self._reply(service, match, message)
+                                f"e-mail from {message.from_address}", thread_of(message), acknowledge)
+        return ReplyHandler(service, tx, self.trust, self.actor)(message, match, codes, check)
 
     def _submit(self, service: Service, data: dict[str, Any], source: str, note: str | None = None,
-                note_source: str = "", thread: tuple[str, ...] = ()) -> Handled:
+                note_source: str = "", thread: tuple[str, ...] = (), acknowledge: bool = True) -> Handled:
         try:
             request = service.submit(data, self.actor, source=source, note=note, note_source=note_source,
-                                     thread=thread)
+                                     thread=thread, acknowledge=acknowledge)
         except LdflowError as exc:
             raise Quarantine(str(exc)) from None
         assert request.id is not None
         self.created.append(request.id)
+        if acknowledge:
+            self.acknowledged.append(request.id)
         return Handled(InboundStatus.PROCESSED, request.id)
-
-    @staticmethod
-    def _reply(service: Service, match: RequestMatch, message: InboundMessage) -> Handled:
-        """A plan approval, a survey answer or else a note, by the reply's sender."""
-        request_id = match.request_id
-        intent = interpret_reply(message.body_text)
-        sender = message.from_address
-        try:
-            if intent.kind == "approve":
-                service.approve_plan(request_id, {"approver": sender, "comment": intent.note[:2000]}, sender)
-            elif intent.kind == "survey_result":
-                key = checkpoint_of(request_id, match.in_reply_to_key)
-                if key is None or intent.value is None:
-                    raise Quarantine(f"a number ({intent.value}) in a reply that does not answer a survey")
-                service.record(request_id, key, {"value": float(intent.value), "note": intent.note[:2000]}, sender)
-            else:
-                service.add_note(request_id, intent.note or message.subject, sender, source=f"e-mail from {sender}")
-        except (LdflowError, ValueError) as exc:
-            raise Quarantine(f"request {request_id}: {exc}") from None
-        return Handled(InboundStatus.PROCESSED, request_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Literal, Protocol
@@ -28,6 +28,7 @@ from connectors.email.smtp import (
     TemporarySendError,
     UnknownOutcomeError,
 )
+from connectors.email.tokens import invites_reply
 from connectors.ports import OutboxLog, OutboxRow, Transaction, UnitOfWork
 from states.notifications import CalendarItem, Notification
 
@@ -179,6 +180,9 @@ class _Row:
 
     def relay(self, render_fn: Callable[[Notification], EmailMessage], lease_until: datetime) -> None:
         run, row = self.run, self.row
+        if invites_reply(row.template) and len(row.notification.to) > 1:
+            self.relay_each(render_fn, lease_until)
+            return
         try:
             message = render_fn(row.notification)
         except Exception as exc:  # an unrenderable message will not render better later
@@ -199,6 +203,46 @@ class _Row:
         result = self.send(message, recipients)
         if result is not None:
             self.record(result, message_id)
+
+    def relay_each(self, render_fn: Callable[[Notification], EmailMessage], lease_until: datetime) -> None:
+        """A mail that invites a reply goes to each recipient on its own: each carries that recipient's
+        reply code (``connectors.email.tokens``). The row is marked transmitting once, before the
+        first; a failure part-way is recorded with the recipients served so far, so a retry goes to
+        the others only (and a relay dying part-way leaves the row ``unknown``, as for one mail)."""
+        run, notification = self.run, self.row.notification
+        messages: list[tuple[str, EmailMessage]] = []
+        try:
+            for recipient in notification.to:
+                if recipient.email.lower() not in (m[0].lower() for m in messages):
+                    messages.append((recipient.email, render_fn(replace(notification, to=(recipient,)))))
+        except Exception as exc:  # an unrenderable message will not render better later
+            self.fail(f"cannot render {self.row.template}: {type(exc).__name__}: {exc}")
+            return
+        open_ = [(email, message) for email, message in messages if email.lower() not in self.done]
+        last_id = str(messages[-1][1]["Message-ID"])
+        if not open_:
+            self.sent(last_id, self.done)
+            return
+        if not self.publish():
+            return
+        permanent: dict[str, Refusal] = {}
+        temporary: dict[str, Refusal] = {}
+        first_id = str(open_[0][1]["Message-ID"])
+        if not run.sender.idempotent and not run.uow.outbox.mark_transmitting(self.row.id, run.owner, first_id,
+                                                                              lease_until):
+            run.summary.lost_lease += 1
+            run.summary.errors.append(f"{self.row.key}: lease lost before sending; left to its new owner")
+            return
+        for email, message in open_:
+            result = self.send(message, [email])
+            if result is None:
+                return  # the failure is recorded, with the recipients served so far
+            self.done |= {r.lower() for r in result.done}
+            permanent.update(result.refused_permanent)
+            temporary.update(result.refused_temporary)
+        accepted = tuple(e for e, _ in open_ if e.lower() in self.done and e not in permanent)
+        self.record(SendResult(message_id=last_id, accepted=accepted, refused_permanent=permanent,
+                               refused_temporary=temporary), last_id)
 
     def publish(self) -> bool:
         """Publish the row's calendar item, if any; False when that failed (the row is retried)."""

@@ -104,13 +104,13 @@ class Service:
     # --- commands ----------------------------------------------------------------------------------
 
     def submit(self, intake: Data | Intake, actor: str, source: str = "", *, note: str | None = None,
-               note_source: str = "", thread: tuple[str, ...] = ()) -> TrainingRequest:
+               note_source: str = "", thread: tuple[str, ...] = (), acknowledge: bool = True) -> TrainingRequest:
         """A new request (version 1); ``note`` (e.g. where a mailed-in request came from) goes into its
         first history entry's version; ``thread`` (the Message-IDs of a mailed-in request) threads the
-        acknowledgement under that mail."""
+        acknowledgement under that mail; ``acknowledge=False`` sends none."""
         parsed = parse(Intake, intake, source)
         now = self._now()
-        request = TrainingRequest.submit(parsed, now, thread)
+        request = TrainingRequest.submit(parsed, now, thread, acknowledge)
         if note is not None:
             request.add_note(note, now, source=note_source)
         return self._writes.add(request, _actor(actor))
@@ -136,6 +136,10 @@ class Service:
                      expect_version: int | None = None, source: str = "") -> TrainingRequest:
         approval = parse(PlanApproval, data, source)
         return self._change(request_id, actor, expect_version, lambda r, at: r.approve_plan(approval, at))
+
+    def ask_for_approval_again(self, request_id: int, actor: str, why: str) -> TrainingRequest:
+        """Send the sponsor the approval request of the plan waiting for them again, noting ``why``."""
+        return self._change(request_id, actor, None, lambda r, at: r.ask_for_approval_again(at, why))
 
     def design(self, request_id: int, data: Data | DesignBrief, actor: str,
                expect_version: int | None = None, source: str = "") -> TrainingRequest:

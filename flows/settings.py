@@ -87,6 +87,18 @@ class Settings(BaseSettings):
     caldav_cafile: Path | None = Field(default=None, description="CA bundle for the CalDAV server's certificate")
     templates_dir: Path | None = None
 
+    # who a mail is from (issue 13): see README "Mail"
+    mail_authserv_ids: str = Field(
+        default="", description="the authserv-id(s) our own receiving server writes in Authentication-Results "
+                                "(comma-separated); headers with any other id are ignored")
+    mail_trusted_sender_domains: str | None = Field(
+        default=None, description="sender domains whose mailed-in requests are acknowledged without an "
+                                  "authenticated pass (comma-separated; default: the domain of LDFLOW_MAIL_FROM; "
+                                  "empty: none)")
+    reply_plus_addressing: bool = Field(
+        default=True, description="Reply-To of mails that invite a reply is LDFLOW_MAIL_FROM plus-addressed with "
+                                  "the reply code (turn off for a mail server without subaddressing)")
+
     # the web app (`ldflow web`)
     web_host: str = Field(default="127.0.0.1", description="address `ldflow web` listens on")
     web_port: int = Field(default=8000, ge=1, le=65535, description="port `ldflow web` listens on")
@@ -119,6 +131,16 @@ class Settings(BaseSettings):
     def web_url(self) -> str:
         """Where people reach the web app: LDFLOW_BASE_URL, else the address `ldflow web` listens on."""
         return (self.base_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
+
+    @property
+    def authserv_ids(self) -> tuple[str, ...]:
+        return tuple(p.strip().lower() for p in self.mail_authserv_ids.split(",") if p.strip())
+
+    @property
+    def trusted_sender_domains(self) -> tuple[str, ...]:
+        if self.mail_trusted_sender_domains is None:
+            return (self.mail_from.rpartition("@")[2].strip().lower(),)
+        return tuple(p.strip().lower().lstrip("@") for p in self.mail_trusted_sender_domains.split(",") if p.strip())
 
     @property
     def keys_dir(self) -> Path:

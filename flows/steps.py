@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from connectors.calendar.ics import with_organizer
 from connectors.db.inbound import InboundSource, ingest
 from connectors.email.render import render
+from connectors.email.tokens import KEY_NAME
+from connectors.keys import secret_key
 from connectors.ports import OutboxRow, Transaction
-from flows.intake import InboundHandler
+from flows.intake import InboundHandler, MailTrust
 from flows.relay import Outcome, OutcomeHook, relay_outbox
 from states.errors import Conflict, TransitionRefused
 from states.events import EmailBounced, EmailSent
@@ -86,7 +88,10 @@ def take_in(app: App, batch: int = 200) -> StepSummary:
     in the same transaction as the change it causes, so it is taken in once; what cannot be acted
     on is quarantined with the reason, never dropped."""
     summary = _summary("intake", "processed", "quarantined", "skipped")
-    handler = InboundHandler(app.service, ACTOR)
+    s = app.settings
+    trust = MailTrust(reply_key=secret_key(s.keys_dir, KEY_NAME), authserv_ids=s.authserv_ids,
+                      trusted_domains=s.trusted_sender_domains)
+    handler = InboundHandler(app.service, ACTOR, trust)
     now = app.now()
     for source in app.sources():
         try:
@@ -102,8 +107,8 @@ def take_in(app: App, batch: int = 200) -> StepSummary:
         summary.errors.extend(result.reasons)
         if result.aborted:
             summary.errors.append(f"{source.source}: stopped early: {result.aborted}")
-    if handler.created and summary.counts["processed"]:
-        app.store.announce_outbox([f"{rid}:intake_acknowledgement" for rid in handler.created])
+    if handler.acknowledged and summary.counts["processed"]:
+        app.store.announce_outbox([f"{rid}:intake_acknowledgement" for rid in handler.acknowledged])
     return summary
 
 
@@ -212,7 +217,8 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
     runs, and no run holds the task's time budget hostage."""
     s = app.settings
     render_fn = partial(render, mail_from=s.mail_from, domain=s.mail_from.rsplit("@", 1)[-1],
-                        templates_dir=s.templates_dir, organizer=s.organizer_recipient)
+                        templates_dir=s.templates_dir, organizer=s.organizer_recipient,
+                        reply_key=secret_key(s.keys_dir, KEY_NAME), plus_addressing=s.reply_plus_addressing)
     calendar = _CalendarForRun(app.calendar, s.organizer_recipient) if app.calendar is not None else None
     summary = _summary("dispatch", "sent", "retried", "failed", "unknown")
     owner = relay_owner()

@@ -147,16 +147,20 @@ class TrainingRequest(BaseModel):
     # --- commands ----------------------------------------------------------------------------------
 
     @classmethod
-    def submit(cls, intake: Intake, at: datetime, thread: tuple[str, ...] = ()) -> TrainingRequest:
+    def submit(cls, intake: Intake, at: datetime, thread: tuple[str, ...] = (),
+               acknowledge: bool = True) -> TrainingRequest:
         """A new request, received as the requester put it; ``thread`` (a mailed-in request: its
-        References and its Message-ID) threads the acknowledgement under the requester's mail."""
+        References and its Message-ID) threads the acknowledgement under the requester's mail;
+        ``acknowledge=False`` queues no acknowledgement (a mailed-in request from a sender who is
+        neither authenticated nor trusted: the mail would deliver their text to whoever they named)."""
         request = cls(intake=intake, created_at=at, updated_at=at)
         request._events.append(ev.Submitted(intake=intake.model_dump(mode="json")))
         context: dict[str, Any] = {"requested_solution": intake.requested_solution}
         if thread:
             context.update(in_reply_to=thread[-1], references=list(thread))
-        request._notify("intake_acknowledgement", "intake_acknowledgement", [recipient(intake.requester)],
-                        f"We've got your request: {intake.title}", context)
+        if acknowledge:
+            request._notify("intake_acknowledgement", "intake_acknowledgement", [recipient(intake.requester)],
+                            f"We've got your request: {intake.title}", context)
         return request
 
     def diagnose(self, diagnosis: Diagnosis, at: datetime) -> None:
@@ -185,6 +189,10 @@ class TrainingRequest(BaseModel):
     def approve_plan(self, approval: PlanApproval, at: datetime) -> None:
         """The sponsor approves the drafted plan or the waiting revision (every missing item at once)."""
         self._record(*revisions.approve(self, approval, at))
+
+    def ask_for_approval_again(self, at: datetime, why: str) -> None:
+        """The approval request of the plan waiting for the sponsor, sent again (states.revisions)."""
+        self._record(*revisions.ask_again(self, at, why))
 
     def _record(self, events: list[ev.DomainEvent], notifications: list[Notification]) -> None:
         self._events.extend(events)

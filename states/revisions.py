@@ -99,6 +99,32 @@ def draft(request: TrainingRequest, plan: MeasurementPlan, at: datetime) -> Chan
     return [event], [note]
 
 
+def awaiting_approval(request: TrainingRequest) -> bool:
+    """Is a plan (the first draft, or a revision) waiting for the sponsor's approval?"""
+    return request.plan_draft is not None or (request.plan is not None and request.plan_approved_by is None)
+
+
+def ask_again(request: TrainingRequest, at: datetime, why: str) -> Changes:
+    """Send the sponsor the approval request of the plan waiting for them again (e.g. after a reply
+    that could not count as their approval), with a note in the history saying why."""
+    lifecycle.require(Command.APPROVE_PLAN, request.state)
+    if not awaiting_approval(request):
+        return [], []
+    request.updated_at = at
+    pending = request.plan_draft
+    plan = pending.plan if pending is not None else request.plan
+    assert plan is not None
+    context: dict[str, object] = {"plan": plan.model_dump(mode="json"), "asked_again": True}
+    subject = f"Please approve the measurement plan: {request.intake.title}"
+    if pending is not None:
+        context["plan_version"] = pending.version
+        subject = f"Please approve version {pending.version} of the measurement plan: {request.intake.title}"
+    note = request.notification(f"plan_approval_request:v{request.version + 1}", "plan_approval_request",
+                                [recipient(request.intake.sponsor)], subject, context)
+    text = f"{why.strip()} The approval request was sent to the sponsor again."
+    return [ev.NoteAdded(text=text, source="mail")], [note]
+
+
 def approve(request: TrainingRequest, approval: PlanApproval, at: datetime) -> Changes:
     """The sponsor approves the drafted plan, or the revision waiting beside the approved one."""
     pending = request.plan_draft

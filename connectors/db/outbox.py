@@ -70,6 +70,7 @@ __all__ = [
     "mark_unknown",
     "record_recipients",
     "requeue",
+    "rows_for_request",
     "rows_by_key",
     "sent_as",
 ]
@@ -256,6 +257,14 @@ def sent_as(conn: Connection, message_ids: Iterable[str]) -> dict[str, tuple[int
     return {r.message_id: (r.request_id, r.key) for r in rows}
 
 
+def rows_for_request(conn: Connection, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
+    """The rows of one request (only those of ``templates`` when given), oldest first."""
+    query = select(outbox).where(outbox.c.request_id == request_id)
+    if templates:
+        query = query.where(outbox.c.template.in_(list(templates)))
+    return [_row(r) for r in conn.execute(query.order_by(outbox.c.id))]
+
+
 def requeue(conn: Connection, now: datetime, *, keys: Sequence[str] | None = None,
             statuses: Sequence[str] = (UNKNOWN,)) -> int:
     """Put ``unknown`` (and optionally ``failed``) rows back to ``pending`` - the explicit retry.
@@ -343,3 +352,7 @@ class SqlOutbox:
     def sent_as(self, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
         with self._read() as conn:
             return sent_as(conn, message_ids)
+
+    def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
+        with self._read() as conn:
+            return rows_for_request(conn, request_id, templates)

@@ -78,6 +78,10 @@ class InboundMessage:
     defects: tuple[str, ...] = ()
     quarantine: bool = False
     attachments: tuple[str, ...] = field(default=())
+    #: the values of every Authentication-Results header, top (newest) first (``authresults``)
+    auth_results: tuple[str, ...] = field(default=())
+    #: the values of To, Cc, Delivered-To, X-Original-To: where a plus-addressed reply code comes back
+    addressed_to: tuple[str, ...] = field(default=())
 
     @property
     def reason(self) -> str:
@@ -358,7 +362,27 @@ def _build(
         defects=tuple(dict.fromkeys(defects)),
         quarantine=fatal,
         attachments=tuple(attachments),
+        auth_results=_all_values(head, ("Authentication-Results",)),
+        addressed_to=_all_values(head, ("To", "Cc", "Delivered-To", "X-Original-To")),
     )
+
+
+def _all_values(head: EmailMessage | Message, names: tuple[str, ...], limit: int = 50) -> tuple[str, ...]:
+    """The values of every header named in ``names`` (at most ``limit``, each at most 8000 characters);
+    a value the parser cannot read is left out."""
+    found: list[str] = []
+    for name in names:
+        try:
+            values = head.get_all(name) or []
+        except Exception:  # a header the modern policy cannot parse: not one we can rely on
+            continue
+        for value in values:
+            try:
+                text = str(value)
+            except Exception:
+                continue
+            found.append(text[:8000])
+    return tuple(found[:limit])
 
 
 def _sender(head: EmailMessage | Message, defects: list[str]) -> tuple[bool, str, str]:

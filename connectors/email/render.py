@@ -15,7 +15,8 @@ use ``StrictUndefined`` so a missing *required* key fails loudly
 written with ``| default(...)`` or ``is defined`` in the templates.
 
 The Message-ID is derived from the outbox key (``message_id_for``), so a
-retried send carries the same Message-ID and replies can be matched back.
+retried send carries the same Message-ID and replies can be matched back; a mail that invites a
+reply has its recipient's reply code as Message-ID instead (see ``render``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
@@ -41,6 +43,7 @@ from connectors.email.addresses import (
     validate_header_text,
 )
 from connectors.email.filters import install as install_filters
+from connectors.email.tokens import invites_reply, plus_address, reply_code
 from states import wording
 from states.notifications import CalendarItem, Notification, Recipient
 
@@ -241,6 +244,8 @@ def render(
     templates_dir: str | os.PathLike[str] | None = None,
     now: datetime | None = None,
     organizer: Recipient | None = None,
+    reply_key: bytes | None = None,
+    plus_addressing: bool = True,
 ) -> EmailMessage:
     """Build the e-mail for ``notification``.
 
@@ -249,9 +254,18 @@ def render(
     names none (LDFLOW_ORGANIZER; default: ``from_name <mail_from>``, so replies reach the team).
     Raises ``HeaderValueError`` / ``InvalidAddressError`` for an unsafe subject, name or address and
     ``TemplateContextError`` when the template cannot be rendered.
+
+    With ``reply_key`` (the ``mail-tokens`` secret), a mail that invites a reply and goes to one
+    recipient carries that recipient's reply code (``connectors.email.tokens``): as its Message-ID,
+    in a plus-addressed Reply-To (unless ``plus_addressing`` is off or ``mail_from`` cannot take a
+    tag) and as the body's ``Reply code:`` line (the templates' ``reply_code``).
     """
     if not notification.to:
         raise HeaderValueError("To", "a notification needs at least one recipient")
+    code = None
+    if reply_key is not None and invites_reply(notification.template) and len(notification.to) == 1:
+        code = reply_code(reply_key, notification.key, notification.request_id, notification.to[0].email)
+        notification = replace(notification, context={**notification.context, "reply_code": code})
     text, html = render_bodies(notification, templates_dir=templates_dir)
 
     msg = EmailMessage(policy=MAIL_POLICY)
@@ -264,7 +278,14 @@ def render(
     msg["Subject"] = subject
     when = (now or datetime.now(UTC)).astimezone(UTC)
     msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = message_id_for(notification.key, domain)
+    if code is None:
+        msg["Message-ID"] = message_id_for(notification.key, domain)
+    else:
+        validate_address("message-id domain", f"x@{domain.strip()}")
+        msg["Message-ID"] = f"<{code}@{domain.strip()}>"
+        reply_to = plus_address(mail_from, code) if plus_addressing else None
+        if reply_to is not None:
+            msg["Reply-To"] = make_address("Reply-To", from_name, reply_to)
     parent, references = _thread(notification.context, domain)
     if parent:
         msg["In-Reply-To"] = parent

@@ -21,12 +21,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from connectors.email.inbound import InboundMessage
+from connectors.email.tokens import invites_reply, parse_code, reply_code, same_code
+from connectors.ports import OutboxRow
 
 __all__ = [
+    "IssuedCode",
     "ReplyIntent",
     "RequestMatch",
     "first_meaningful_lines",
     "interpret_reply",
+    "issued_codes",
     "match_request",
 ]
 
@@ -136,3 +140,33 @@ def match_request(
     if message.request_tag is not None:
         return RequestMatch(request_id=message.request_tag, by="subject_tag")
     return None
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    """A reply code ldflow issued: the outbox row of the mail that carried it and to whom it went."""
+
+    code: str
+    row: OutboxRow
+    recipient: str  # as the mail was addressed (compare case-insensitively)
+
+
+def issued_codes(codes: Iterable[str], rows_of: Callable[[int], list[OutboxRow]], key: bytes) -> list[IssuedCode]:
+    """Those of ``codes`` that ldflow issued, each with its mail and recipient.
+
+    ``rows_of(request_id)`` gives the outbox rows of a request (``OutboxLog.for_request``); the code's
+    request id says which request's rows to try, and the HMAC over each row's key and recipient
+    decides (compared in constant time). At most 20 codes are tried."""
+    found: list[IssuedCode] = []
+    cache: dict[int, list[OutboxRow]] = {}
+    for code in list(dict.fromkeys(codes))[:20]:
+        request_id = parse_code(code)
+        if request_id is None:
+            continue
+        if request_id not in cache:
+            cache[request_id] = [r for r in rows_of(request_id) if invites_reply(r.template)]
+        for row in cache[request_id]:
+            for person in row.notification.to:
+                if same_code(reply_code(key, row.key, request_id, person.email), code):
+                    found.append(IssuedCode(code, row, person.email))
+    return found

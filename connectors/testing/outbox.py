@@ -156,6 +156,11 @@ class InMemoryOutbox:
             return {e.row.message_id: (e.row.request_id, e.row.key) for e in self._sync().values()
                     if e.row.message_id is not None and e.row.message_id in wanted}
 
+    def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
+        with self._lock:
+            return sorted((e.row for e in self._sync().values() if e.row.request_id == request_id
+                           and (not templates or e.row.template in templates)), key=lambda r: r.id)
+
     def snapshot(self) -> dict[str, _Entry]:
         with self._lock:
             return dict(self._sync())

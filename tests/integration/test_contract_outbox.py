@@ -79,6 +79,16 @@ def test_rows_are_listed_newest_first_by_status_and_key(backend: Backend) -> Non
     assert outbox.by_keys([]) == {}
 
 
+def test_a_requests_rows_oldest_first_and_by_template(backend: Backend) -> None:
+    outbox = backend.uow.outbox
+    first, second = submit(backend.uow), submit(backend.uow)
+    assert [r.key for r in outbox.for_request(second)] == [ack(second)]
+    assert [r.key for r in outbox.for_request(first, ("intake_acknowledgement", "survey"))] == [ack(first)]
+    assert outbox.for_request(first, ("plan_approval_request",)) == [] and outbox.for_request(99) == []
+    [row] = outbox.for_request(first)
+    assert row.notification.to[0].email == "rita.requester@example.org"
+
+
 def test_claims_take_due_rows_once_and_expired_leases_are_taken_over(backend: Backend) -> None:
     outbox = backend.uow.outbox
     first, second = submit(backend.uow), submit(backend.uow)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from connectors.email.render import message_id_for
 from connectors.testing import InMemoryInbox, InMemorySender, InMemoryUnitOfWork
 from flows import bootstrap
 from flows.bootstrap import App
@@ -65,16 +64,19 @@ def test_the_new_sponsor_of_a_mailed_in_request_approves_by_reply_and_the_old_on
     assert send_outbox(app).counts["failed"] == 0
     key = f"1:plan_approval_request:v{request.version}"
     [first] = [m for m, _ in sender.sent if "Please approve" in m["Subject"] and NORA in m["To"]]
-    [asked] = [m for m, _ in sender.sent if m["Message-ID"] == message_id_for(key, DOMAIN)]
+    [asked] = [m for m, _ in sender.sent if "Please approve" in m["Subject"] and LEE in m["To"]]
     assert asked["To"].addresses[0].addr_spec == LEE and "Please approve" in asked["Subject"]
     assert first["Message-ID"] != asked["Message-ID"]
+    assert app.uow.outbox.by_keys([key])[key].message_id == asked["Message-ID"]
+    assert str(asked["Message-ID"]).startswith("<ldr-1-")  # the sponsor's reply code
     assert "Lee" in asked.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
-    asked_id = message_id_for(key, DOMAIN)
+    asked_id = str(asked["Message-ID"])
     inbox.add(_mail("Re: plan", "Approved.\n", f"Nora Lead <{NORA}>", "<a-1@example.org>", asked_id))
     inbox.add(_mail("Re: plan", "Approved.\n\nLee", f"Lee Park <{LEE}>", "<a-2@example.org>", asked_id))
     summary = take_in(app)
     assert (summary.counts["processed"], summary.counts["quarantined"]) == (1, 1)
-    assert f"approval by the sponsor {LEE} (not {NORA})" in summary.errors[0]
+    assert f"the reply code was issued to {LEE}, and the reply comes from {NORA}" in summary.errors[0]
+    assert "the approval request was sent to the sponsor again" in summary.errors[0]
     approved = app.service.show(1)
     assert approved.plan_approved_by == LEE and app.service.history(1)[-1].actor == LEE

@@ -119,7 +119,8 @@ def test_an_approval_from_someone_else_is_quarantined_not_applied(rt: Any) -> No
                                   "<approve-2@example.org>"))
     summary = take_in(rt)
     assert summary.counts["quarantined"] == 1
-    assert "approval by the sponsor" in summary.errors[0]
+    assert f"the reply code was issued to {SPONSOR}, and the reply comes from mallory@example.org" \
+        in summary.errors[0]
     assert rt.service.show(r.id).plan_approved_by is None
 
 
