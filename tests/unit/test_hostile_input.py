@@ -1,0 +1,87 @@
+"""Hostile input is refused at the door: nesting depth before parsing, header text, numbers, dates, ids.
+
+Each refusal names the field (exit 2; 4 for an unknown id) and writes nothing; what is stored
+stays readable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from connectors.loader import MAX_DEPTH, parse_mapping
+from connectors.testing import InMemoryInbox, InMemorySender, InMemoryUnitOfWork
+from flows import bootstrap
+from flows.bootstrap import App
+from flows.clock import FixedClock
+from flows.settings import Settings
+from flows.steps import take_in
+from states.errors import InvalidInput
+from tests.builders import T0
+
+DOMAIN = "example.org"
+
+
+@pytest.fixture
+def inbox() -> InMemoryInbox:
+    return InMemoryInbox()
+
+
+@pytest.fixture
+def app(tmp_path: Path, inbox: InMemoryInbox) -> Iterator[App]:
+    uow = InMemoryUnitOfWork()
+    yield bootstrap.compose(Settings(home=tmp_path, mail_from=f"ld@{DOMAIN}"), store=uow.store, uow=uow,
+                            clock=FixedClock(T0), sender=InMemorySender(), sources=lambda: [inbox])
+
+
+def _mail(subject: str, body: str, sender: str, message_id: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = f"ld@{DOMAIN}"
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    message.set_content(body)
+    return message.as_bytes()
+
+
+# --- nesting depth, before parsing ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["yaml", "json"])
+def test_depth_is_refused_at_the_first_level_too_deep_before_the_rest_is_read(kind: str) -> None:
+    # For JSON the rest of the document is not even valid: the bracket scan comes before the parser.
+    deep = "[" * (MAX_DEPTH + 5)
+    text = f'{{"a": {deep} @@@ ' if kind == "json" else f"a: {deep}{']' * (MAX_DEPTH + 5)}\n"
+    with pytest.raises(InvalidInput) as caught:
+        parse_mapping(text, "deep." + kind, kind)  # type: ignore[arg-type]
+    column = len('{"a": ') + MAX_DEPTH if kind == "json" else len("a: ") + MAX_DEPTH
+    assert str(caught.value.errors[0]).endswith(
+        f"line 1, column {column}: malformed {kind.upper()}: nested more than {MAX_DEPTH} levels deep")
+
+
+def test_block_yaml_nested_too_deep_names_its_line() -> None:
+    text = "a:\n" + "".join(" " * (i + 1) + "-\n" for i in range(MAX_DEPTH + 3))
+    with pytest.raises(InvalidInput, match=f"line {MAX_DEPTH + 1}, column .*nested more than {MAX_DEPTH}"):
+        parse_mapping(text, "deep.yaml", "yaml")
+
+
+@pytest.mark.parametrize("kind", ["yaml", "json"])
+def test_brackets_inside_strings_and_the_limit_itself_are_fine(kind: str) -> None:
+    nested = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
+    text = (f'{{"t": "{"[" * 500}", "a": {nested}}}' if kind == "json"
+            else f"t: '{'[' * 500}'\na: {nested}\n")
+    data = parse_mapping(text, "ok", kind)  # type: ignore[arg-type]
+    assert data["t"] == "[" * 500
+
+
+def test_a_mailed_in_yaml_intake_nested_too_deep_is_quarantined_and_the_pass_goes_on(
+        app: App, inbox: InMemoryInbox) -> None:
+    deep = "title: Deep\nsponsor: " + "[" * 5000 + "]" * 5000 + "\n"
+    inbox.add(_mail("Deep one", deep, "Dana <dana@example.org>", "<deep-1@example.org>"))
+    inbox.add(_mail("Sales coaching", "Our reps lose deals at the pricing talk.", "Nora <nora@example.org>",
+                    "<ok-1@example.org>"))
+    summary = take_in(app)
+    assert summary.counts == {"processed": 1, "quarantined": 1, "skipped": 0}
+    assert f"nested more than {MAX_DEPTH} levels deep" in summary.errors[0]
+    assert app.service.show(1).intake.title == "Sales coaching"
