@@ -19,6 +19,7 @@ from states.durations import MAX_YEARS, parse_duration
 from states.kinds import RedirectKind as RedirectKind  # re-exported: part of the input models
 from states.observable import VAGUE_VERBS as VAGUE_VERBS  # re-exported
 from states.observable import check_observable
+from states.validation import address_problem, header_text_problem
 
 # A deliberately strict address: one addr-spec, no display name, comments,
 # quotes, angle brackets, commas, whitespace or control characters.
@@ -31,12 +32,16 @@ def _email(value: str) -> str:
     value = value.strip()
     if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
         raise ValueError(f"{value!r} is not a plain e-mail address such as alice@example.org")
+    problem = address_problem(value)  # the mail layer's own rules (states/validation.py)
+    if problem is not None:
+        raise ValueError(f"{value!r}: {problem}")
     return value.lower()
 
 
 def _single_line(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must be a single line without control characters (CR, LF, NUL, tab)")
+    if _CONTROL.search(value) or header_text_problem(value):
+        raise ValueError("must be a single line without control characters (CR, LF, NUL, tab, "
+                         "U+0085, U+2028, U+2029)")
     return value.strip()
 
 

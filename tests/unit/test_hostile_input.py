@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from connectors.loader import MAX_DEPTH, parse_mapping
+from connectors.ports import ListFilter
 from connectors.testing import InMemoryInbox, InMemorySender, InMemoryUnitOfWork
 from flows import bootstrap
 from flows.bootstrap import App
@@ -19,6 +20,7 @@ from flows.clock import FixedClock
 from flows.settings import Settings
 from flows.steps import take_in
 from states.errors import InvalidInput
+from states.validation import address_problem, header_text_problem
 from tests.builders import T0
 
 DOMAIN = "example.org"
@@ -85,3 +87,46 @@ def test_a_mailed_in_yaml_intake_nested_too_deep_is_quarantined_and_the_pass_goe
     assert summary.counts == {"processed": 1, "quarantined": 1, "skipped": 0}
     assert f"nested more than {MAX_DEPTH} levels deep" in summary.errors[0]
     assert app.service.show(1).intake.title == "Sales coaching"
+
+
+# --- text that reaches a mail header: one validator, at intake ----------------------------------------
+
+def _intake(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "title": "Sales coaching", "requested_solution": "a workshop",
+        "requester": {"name": "Rita Requester", "email": "rita@example.org"},
+        "sponsor": {"name": "Sam Sponsor", "email": "sam@example.org"}}
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"title": "Sales\u2028Bcc: victim@example.com"}, "title"),
+    ({"title": "Sales\u2029coaching"}, "title"),
+    ({"title": "Sales\x85coaching"}, "title"),
+    ({"title": "Sales\x9bcoaching"}, "title"),
+    ({"requester": {"name": "Rita\x85Bcc: x@example.com", "email": "rita@example.org"}}, "requester.name"),
+    ({"sponsor": {"name": "Sam", "email": "=?utf-8?q?victim=40evil.example?=@example.org"}}, "sponsor.email"),
+    ({"stakeholders": [{"name": "Eve", "email": "=?iso-8859-1?b?Ym9i?=@example.org"}]}, "stakeholders[0].email"),
+])
+def test_text_that_would_break_a_header_is_refused_at_intake_with_the_field_named(
+        app: App, changes: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        app.service.submit(_intake(**changes), "ops")
+    assert caught.value.exit_code == 2
+    assert [e.field for e in caught.value.errors] == [field]
+    assert app.service.list(ListFilter())[1] == 0
+
+
+def test_the_mail_layer_applies_the_same_rules_to_every_header_value() -> None:
+    from connectors.email.addresses import HeaderValueError, validate_address, validate_header_text
+
+    for bad in ("a\u2028b", "a\x85b", "a\x9bb", "a\u2029b"):
+        with pytest.raises(HeaderValueError):
+            validate_header_text("Subject", bad)
+        assert header_text_problem(bad) is not None
+    with pytest.raises(HeaderValueError, match="encoded-word"):
+        validate_address("To", "=?utf-8?q?a?=@example.org")
+    assert address_problem("=?utf-8?q?a?=@example.org") is not None
+    assert validate_address("To", "a=b?c@example.org") == "a=b?c@example.org"  # no encoded-word: fine
+    assert header_text_problem("Été\tà Zürich") is None
