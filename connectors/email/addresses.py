@@ -16,7 +16,7 @@ import re
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 
-from states.validation import HEADER_FORBIDDEN, address_problem
+from states.headers import HEADER_FORBIDDEN, address_problem
 
 __all__ = [
     "HeaderValueError",

@@ -5,6 +5,8 @@ stays readable."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,8 +22,27 @@ from flows.clock import FixedClock
 from flows.settings import Settings
 from flows.steps import take_in
 from states.errors import InvalidInput
-from states.validation import address_problem, header_text_problem
-from tests.builders import T0
+from states.headers import address_problem, header_text_problem
+from states.request import TrainingRequest
+from states.results import compare
+from states.validation import (
+    MAX_MEASURE,
+    MAX_VALUE_PER_UNIT,
+    MIN_MONEY,
+)
+from tests.builders import (
+    ACTOR,
+    T0,
+    approval_data,
+    brief_data,
+    delivery_data,
+    diagnosis_data,
+    drive_to,
+    intake_data,
+    plan_data,
+    plan_item,
+    result_data,
+)
 
 DOMAIN = "example.org"
 
@@ -130,3 +151,68 @@ def test_the_mail_layer_applies_the_same_rules_to_every_header_value() -> None:
     assert address_problem("=?utf-8?q?a?=@example.org") is not None
     assert validate_address("To", "a=b?c@example.org") == "a=b?c@example.org"  # no encoded-word: fine
     assert header_text_problem("Été\tà Zürich") is None
+
+
+# --- numbers: finite and within a documented range; ROI without overflow; stored requests readable ----
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"value": 1e308}, "value"),
+    ({"value": -1e13}, "value"),
+])
+def test_a_result_out_of_range_is_refused_with_the_field(app: App, data: dict[str, object], field: str) -> None:
+    request = drive_to(app.service, "delivered")
+    key = request.checkpoints[0].key
+    with pytest.raises(InvalidInput) as caught:
+        app.service.record(request.id, key, data, ACTOR)
+    assert [e.field for e in caught.value.errors] == [field]
+    assert "between -1,000,000,000,000 and 1,000,000,000,000" in str(caught.value)
+    assert app.service.show(request.id).version == request.version
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"costs": {"program_cost": 1e-320}}, "costs.program_cost"),
+    ({"costs": {"program_cost": 2e12}}, "costs.program_cost"),
+    ({"items": [plan_item("m1", baseline=True, value_per_unit=1e300)]}, "items[0].value_per_unit"),
+    ({"items": [plan_item("m1", target={"value": 1e200, "date": "2026-12-31"})]}, "items[0].target.value"),
+])
+def test_plan_numbers_out_of_range_are_refused(app: App, change: dict[str, object], field: str) -> None:
+    request = drive_to(app.service, "received")
+    app.service.diagnose(request.id, diagnosis_data(), ACTOR)
+    data = plan_data() | change
+    with pytest.raises(InvalidInput) as caught:
+        app.service.draft_plan(request.id, data, ACTOR)
+    assert [e.field for e in caught.value.errors] == [field]
+
+
+def test_the_largest_allowed_numbers_give_a_finite_roi(app: App) -> None:
+    plan = plan_data(costs=False) | {"costs": {"program_cost": MIN_MONEY}}
+    plan["items"][0]["value_per_unit"] = MAX_VALUE_PER_UNIT
+    plan["items"][0]["baseline"]["value"] = -MAX_MEASURE
+    plan["items"][0]["target"]["value"] = MAX_MEASURE
+    request = app.service.submit(intake_data(), ACTOR)
+    app.service.diagnose(request.id, diagnosis_data(), ACTOR)
+    app.service.draft_plan(request.id, plan, ACTOR)
+    app.service.approve_plan(request.id, approval_data(), ACTOR)
+    app.service.design(request.id, brief_data(), ACTOR)
+    request = app.service.deliver(request.id, delivery_data(), ACTOR)
+    for c in request.checkpoints:
+        request = app.service.record(request.id, c.key, result_data(MAX_MEASURE), ACTOR)
+    measured = app.service.measure(request.id, ACTOR)
+    assert measured.roi is not None
+    assert all(math.isfinite(x) for x in (measured.roi.benefits, measured.roi.benefit_cost_ratio,
+                                           measured.roi.roi_percent))
+
+
+def test_a_document_stored_before_the_bounds_stays_readable() -> None:
+    # What an overflowed ROI left in the database (nulls) and a result and a title no longer accepted.
+    data = json.loads((Path(__file__).parent / "data" / "stored_request_delivered.json").read_text())
+    data["intake"]["title"] = "Sales\u2028coaching"
+    data["checkpoints"][0]["value"] = 1e308
+    data["plan"]["costs"]["program_cost"] = 1e-320
+    data["roi"] = {"benefits": None, "costs": 1e-320, "currency": "EUR", "benefit_cost_ratio": None,
+                   "roi_percent": None}
+    request = TrainingRequest.from_stored(json.dumps(data))
+    assert request.roi is None and request.checkpoints[0].value == 1e308
+    assert request.intake.title == "Sales\u2028coaching"
+    results, roi = compare(request.plan, request.checkpoints)
+    assert roi is None or all(math.isfinite(x) for x in (roi.benefits, roi.benefit_cost_ratio, roi.roi_percent))
