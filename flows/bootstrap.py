@@ -163,7 +163,8 @@ def compose(settings: Settings, *, store: Any, uow: UnitOfWork, clock: Clock | N
     the connectors not given come from ``settings``."""
     clock = clock or (FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock())
     evented: EventingStore = instrument(store, emitter)
-    return App(settings=settings, clock=clock, store=evented, uow=uow, service=Service(evented, clock),
+    service = Service(evented, clock, delivery_window_years=settings.delivery_window_years)
+    return App(settings=settings, clock=clock, store=evented, uow=uow, service=service,
                mail=MailService(uow, clock, settings.mail_from), sender=sender or sender_for(settings),
                calendar=calendar if calendar is not None else calendar_for(settings),
                sources=sources or sources_for(settings, uow.inbound), engine=engine)

@@ -259,6 +259,8 @@ class PlanItem(Model):
             raise ValueError(f"level {self.level} does not exist in {self.framework.value} (1–{top})")
         if len(set(self.checkpoints)) != len(self.checkpoints):
             raise ValueError("checkpoints: the same offset is listed twice")
+        if self.baseline is not None and self.target.date <= self.baseline.date:
+            raise ValueError(f"target.date ({self.target.date}) must be after baseline.date ({self.baseline.date})")
         return self
 
     @property
@@ -349,10 +351,14 @@ class SessionPlan(Model):
 
     @model_validator(mode="after")
     def _times(self) -> SessionPlan:
-        if self.end <= self.start:
+        try:  # 0001-01-01T00:30+01:00 or 9999-12-31T23:30-01:00 have no UTC date
+            start, end = self.start.astimezone(UTC), self.end.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("start and end must fall between the years 1 and 9999 in UTC") from None
+        if end <= start:
             raise ValueError("end must be after start")
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
         return self
 
 

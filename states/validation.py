@@ -32,6 +32,10 @@ MAX_VALUE_PER_UNIT = 1e9
 MAX_COUNT = 1_000_000_000
 
 
+#: Ids, versions, pages and offsets are 64-bit integers in the database.
+MAX_INT64 = 2**63 - 1
+
+
 def from_store(info: ValidationInfo | None) -> bool:
     """True while a stored document is read back (``context=STORED``)."""
     return bool(info is not None and isinstance(info.context, dict) and info.context.get("stored"))

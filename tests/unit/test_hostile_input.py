@@ -20,8 +20,10 @@ from flows import bootstrap
 from flows.bootstrap import App
 from flows.clock import FixedClock
 from flows.settings import Settings
+from flows.queries import request_filter
 from flows.steps import take_in
-from states.errors import InvalidInput
+from states.errors import InvalidInput, NotFound
+from states.models import SessionPlan
 from states.headers import address_problem, header_text_problem
 from states.request import TrainingRequest
 from states.results import compare
@@ -29,6 +31,7 @@ from states.validation import (
     MAX_MEASURE,
     MAX_VALUE_PER_UNIT,
     MIN_MONEY,
+    parse,
 )
 from tests.builders import (
     ACTOR,
@@ -216,3 +219,60 @@ def test_a_document_stored_before_the_bounds_stays_readable() -> None:
     assert request.intake.title == "Sales\u2028coaching"
     results, roi = compare(request.plan, request.checkpoints)
     assert roi is None or all(math.isfinite(x) for x in (roi.benefits, roi.benefit_cost_ratio, roi.roi_percent))
+
+
+# --- dates and durations; ids and paging within 64 bits ----------------------------------------------
+
+def test_a_target_dated_on_or_before_its_baseline_is_refused(app: App) -> None:
+    request = drive_to(app.service, "received")
+    app.service.diagnose(request.id, diagnosis_data(), ACTOR)
+    early = plan_item("m1", target={"value": 75.0, "date": "2026-01-15"})  # baseline 2026-02-01
+    with pytest.raises(InvalidInput, match=r"target.date \(2026-01-15\) must be after baseline.date") as caught:
+        app.service.draft_plan(request.id, plan_data() | {"items": [early]}, ACTOR)
+    assert [e.field for e in caught.value.errors] == ["items[0]"]
+
+
+@pytest.mark.parametrize(("dates", "field"), [
+    ({"start_date": "0001-01-01", "end_date": "0001-01-02"}, "start_date"),
+    ({"start_date": "2026-04-06", "end_date": "2040-01-01"}, "end_date"),
+])
+def test_a_delivery_far_from_the_clocks_today_is_refused(app: App, dates: dict[str, str], field: str) -> None:
+    request = drive_to(app.service, "designed")
+    with pytest.raises(InvalidInput, match="within 5 years of today") as caught:
+        app.service.deliver(request.id, delivery_data() | dates, ACTOR)
+    assert field in [e.field for e in caught.value.errors]
+    assert app.service.show(request.id).state.value == "designed"
+
+
+def test_the_delivery_window_is_a_setting(tmp_path: Path) -> None:
+    uow = InMemoryUnitOfWork()
+    app = bootstrap.compose(Settings(home=tmp_path, delivery_window_years=20), store=uow.store, uow=uow,
+                            clock=FixedClock(T0), sender=InMemorySender(), sources=lambda: [])
+    request = drive_to(app.service, "designed")
+    delivered = app.service.deliver(request.id, delivery_data() | {"end_date": "2040-01-01"}, ACTOR)
+    assert delivered.state.value == "delivered"
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    ("0001-01-01T00:30:00+01:00", "0001-01-01T02:00:00+01:00"),
+    ("9999-12-31T22:00:00-05:00", "9999-12-31T23:00:00-05:00"),
+])
+def test_session_times_whose_utc_conversion_leaves_the_calendar_are_refused(start: str, end: str) -> None:
+    with pytest.raises(InvalidInput, match="between the years 1 and 9999 in UTC"):
+        parse(SessionPlan, {"title": "Practice", "start": start, "end": end})
+
+
+@pytest.mark.parametrize("request_id", [2**63, 10**20, 0, -(10**20)])
+def test_ids_beyond_64_bits_are_not_found(app: App, request_id: int) -> None:
+    with pytest.raises(NotFound):
+        app.service.show(request_id)
+    with pytest.raises(NotFound):
+        app.service.history(request_id)
+    with pytest.raises(NotFound):
+        app.service.cancel(request_id, {"reason": "x"}, ACTOR)
+
+
+def test_an_offset_beyond_64_bits_is_invalid_input_naming_it() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        request_filter(offset=2**63)
+    assert [e.field for e in caught.value.errors] == ["offset"]
