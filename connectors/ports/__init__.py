@@ -20,6 +20,7 @@ from connectors.ports.mail import (
     Sender,
     SendError,
     SendResult,
+    ServerUnavailableError,
     TemporarySendError,
     UnknownOutcomeError,
 )
@@ -40,5 +41,6 @@ __all__ = [
     "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog", "InboundRecord",
     "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
     "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError", "SendResult",
-    "Sender", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
+    "Sender", "ServerUnavailableError", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError",
+    "VerifyReport",
 ]
