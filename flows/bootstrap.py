@@ -92,7 +92,12 @@ def make_engine(settings: Settings) -> Engine:
 
     url = settings.url
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        from connectors.files import private_dir, private_file
+
+        path = Path(url[len("sqlite:///"):].split("?", 1)[0])
+        if path.name and path.name != ":memory:":
+            private_dir(path.parent)
+            private_file(path)
     try:
         return engine_for(url, synchronous=settings.sqlite_synchronous)
     except (ArgumentError, NoSuchModuleError, ValueError, ModuleNotFoundError) as exc:

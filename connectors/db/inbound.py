@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import inbound
 from connectors.email.inbound import InboundItem, InboundRef
+from connectors.files import FILE_MODE, private_dir
 from connectors.ports import InboundRecord, InboundSource, InboundStatus, Transaction, UnitOfWork
 
 __all__ = [
@@ -258,11 +259,13 @@ def _keep_raw(item: InboundItem, quarantine_dir: Path | None, source: Any) -> st
         return str(result) if result is not None else None
     if quarantine_dir is None or not item.raw:
         return None
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(quarantine_dir)
     target = quarantine_dir / f"{hashlib.sha256(item.raw).hexdigest()[:40]}.eml"
     if not target.exists():
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(item.raw)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(item.raw)
         os.replace(tmp, target)
     return str(target)
 

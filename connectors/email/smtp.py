@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from connectors.email.addresses import validate_address
 from connectors.email.config import SmtpConfig
+from connectors.files import private_dir
 from connectors.ports import (
     PermanentSendError,
     Refusal,
@@ -359,7 +360,7 @@ class FileSender:
         targets = [validate_address("recipient", r) for r in recipients] if recipients is not None else (
             envelope_recipients(message)
         )
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)  # 0700; the files are 0600 (mkstemp)
         eml = self.path_for(message)
         ics = calendar_part(message)
         if ics is not None:
