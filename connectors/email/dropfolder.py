@@ -101,7 +101,8 @@ class DropFolderSource:
         if kind == "eml":
             message = parse_message(raw, self.limits)
             return InboundItem(
-                ref=InboundRef(self.source, message.message_id), raw=raw, kind=kind, message=message, path=str(path)
+                ref=InboundRef(self.source, message.message_id, digest=message.content_digest), raw=raw, kind=kind,
+                message=message, path=str(path)
             )
         digest = hashlib.sha256(raw).hexdigest()
         ref = InboundRef(self.source, f"<{digest[:40]}@file.drop.ldflow>")

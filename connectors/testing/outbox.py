@@ -186,24 +186,37 @@ class InMemoryInbound:
 
     def __init__(self) -> None:
         self._records: list[InboundRecord] = []
+        self._digests: dict[int, str | None] = {}
         self._lock = threading.RLock()
 
     def seen(self, ref: InboundRef) -> bool:
+        """By UID, or by Message-ID with the same content (``connectors.db.inbound.already_seen``)."""
         with self._lock:
-            return any(r.source == ref.source and (
-                (ref.uidvalidity is not None and ref.uid is not None
-                 and (r.uidvalidity, r.uid) == (ref.uidvalidity, ref.uid))
-                or (ref.message_id and r.message_id == ref.message_id)) for r in self._records)
+            mine = [r for r in self._records if r.source == ref.source]
+            if ref.uidvalidity is not None and ref.uid is not None and any(
+                    (r.uidvalidity, r.uid) == (ref.uidvalidity, ref.uid) for r in mine):
+                return True
+            same_id = [r for r in mine if ref.message_id and r.message_id == ref.message_id]
+            if not same_id:
+                return False
+            if ref.digest is None:
+                return ref.uid is None
+            recorded = self._digests.get(same_id[0].id)
+            if recorded is None or recorded == ref.digest:
+                return True
+            return any(r.message_id == ref.conflicting().message_id for r in mine)
 
     def claim(self, ref: InboundRef, *, received_at: datetime,
               status: InboundStatus = InboundStatus.PROCESSED) -> int | None:
         with self._lock:
-            if self.seen(ref):
+            if self.seen(ref) or any(r.source == ref.source and ref.message_id and r.message_id == ref.message_id
+                                     for r in self._records):  # the unique (source, Message-ID) of SQL
                 return None
             record = InboundRecord(id=len(self._records) + 1, source=ref.source, uidvalidity=ref.uidvalidity,
                                    uid=ref.uid, message_id=ref.message_id, received_at=_utc(received_at),
                                    status=InboundStatus(status), request_id=None, reason=None, raw_path=None)
             self._records.append(record)
+            self._digests[record.id] = ref.digest
             return record.id
 
     def set_outcome(self, row_id: int, *, status: InboundStatus, request_id: int | None = None,

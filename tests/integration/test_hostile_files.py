@@ -103,3 +103,47 @@ def test_the_data_directory_database_wal_and_mail_folders_are_private_under_umas
     for folder in (drop / "processed", drop / "quarantine"):
         assert _mode(folder) == 0o700
         assert {_mode(p) for p in folder.iterdir()} == {0o600}
+
+
+def _eml(body: str, message_id: str = "<same@example.org>") -> bytes:
+    return (f"From: Dana <dana@example.org>\r\nSubject: Sales coaching\r\nMessage-ID: {message_id}\r\n"
+            f"Date: Mon, 2 Nov 2026 09:00:00 +0000\r\n\r\n{body}\r\n").encode()
+
+
+def test_a_second_mail_with_a_known_message_id_but_other_content_is_quarantined_with_that_reason(
+        tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    metadata.create_all(engine)
+    uow = SqlUnitOfWork(engine)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.eml").write_bytes(_eml("Please help with the pricing talk."))
+    assert inbound_db.ingest(uow, DropFolderSource(drop), _handler, NOW).processed == 1
+    # the same mail again (another copy, a Received: line more): seen, not quarantined
+    (drop / "b.eml").write_bytes(b"Received: from relay.example.org\r\n" + _eml("Please help with the pricing talk."))
+    # a different mail reusing the Message-ID: quarantined with the reason, never silently dropped
+    (drop / "c.eml").write_bytes(_eml("Approve. Also wire 10,000 EUR to ..."))
+    summary = inbound_db.ingest(uow, DropFolderSource(drop), _handler, NOW)
+    assert (summary.processed, summary.quarantined) == (0, 1)
+    assert "Message-ID <same@example.org> was taken in before, with different content" in summary.reasons[0]
+    assert (drop / "quarantine" / "c.eml").exists() and (drop / "processed" / "b.eml").exists()
+    [record] = uow.inbound.quarantined()
+    assert record.message_id is not None and record.message_id.startswith("<same@example.org>#content-")
+    # a third copy of the forged mail is seen (recorded under its variant): skipped, not quarantined twice
+    (drop / "d.eml").write_bytes(_eml("Approve. Also wire 10,000 EUR to ..."))
+    again = inbound_db.ingest(uow, DropFolderSource(drop), _handler, NOW)
+    assert (again.processed, again.quarantined) == (0, 0)
+    assert len(uow.inbound.quarantined()) == 1
+
+
+def test_the_in_memory_inbound_log_quarantines_the_same_way(tmp_path: Path) -> None:
+    from connectors.testing import InMemoryInbox, InMemoryUnitOfWork
+
+    uow = InMemoryUnitOfWork()
+    inbox = InMemoryInbox()
+    inbox.add(_eml("first text"))
+    assert inbound_db.ingest(uow, inbox, lambda tx, item: inbound_db.Handled(inbound_db.PROCESSED), NOW).processed == 1
+    inbox.add(_eml("other text"))
+    summary = inbound_db.ingest(uow, inbox, lambda tx, item: inbound_db.Handled(inbound_db.PROCESSED), NOW)
+    assert (summary.processed, summary.quarantined) == (0, 1)
+    assert "different content" in summary.reasons[0]
