@@ -90,7 +90,9 @@ def export(
     format: Annotated[ExportFormat, typer.Option(
         "--format", help="Documents with their history (json), or one row per request (csv).",
         parser=choice(ExportFormat, "format"))] = ExportFormat.JSON,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file (default stdout): 0600, whole or not at all; never over the "
+                               "database or an existing file of the data directory.")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="The JSON export (the same as --format json).")] = False,
 ) -> None:

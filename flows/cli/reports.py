@@ -49,7 +49,9 @@ def report(
 def export_xapi(
     request_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="One request (default: all).",
                                                      show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file (default stdout): 0600, whole or not at all; never over the "
+                               "database or an existing file of the data directory.")]
     = None,
 ) -> None:
     """xAPI 1.0.3 statements (JSON array) for delivered and measured events; one registration per request."""
