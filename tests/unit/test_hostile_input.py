@@ -19,12 +19,12 @@ from connectors.testing import InMemoryInbox, InMemorySender, InMemoryUnitOfWork
 from flows import bootstrap
 from flows.bootstrap import App
 from flows.clock import FixedClock
-from flows.settings import Settings
 from flows.queries import request_filter
+from flows.settings import Settings
 from flows.steps import take_in
 from states.errors import InvalidInput, NotFound
-from states.models import SessionPlan
 from states.headers import address_problem, header_text_problem
+from states.models import SessionPlan
 from states.request import TrainingRequest
 from states.results import compare
 from states.validation import (
