@@ -112,9 +112,8 @@ def relay_outbox(
             # One unreachable server is one wait, not one timeout per row: this row and the rest go
             # back to pending, untried (no attempt counted), for the next pass.
             note = f"not sent: {exc}"
-            for rest in rows[index:]:
-                if target.outbox.release(rest.id, owner, note=note):
-                    run.summary.deferred += 1
+            with target.transaction() as tx:  # one commit for the lot
+                run.summary.deferred = sum(tx.outbox.release(rest.id, owner, note=note) for rest in rows[index:])
             run.summary.errors.append(f"{exc}; {run.summary.deferred} message(s) left pending for the next pass")
             break
     return run.summary
