@@ -12,7 +12,11 @@ operator passes it with ``-f`` or drops it in the inbox folder:
 * dates and times become ISO strings: the models parse them, and a date in a
   text field stays text;
 * the top level must be a mapping, at most :data:`MAX_INPUT_BYTES` long and
-  nested at most :data:`MAX_DEPTH` deep.
+  nested at most :data:`MAX_DEPTH` deep. Depth is checked *before* anything
+  is built: JSON by a scan of its brackets before ``json.loads`` runs, YAML
+  node by node as the composer opens each collection, so a hostile
+  ``[[[[…`` is refused at the first level too deep (line and column named)
+  without deep recursion or scanning the rest of the file.
 
 Problems raise :class:`states.errors.InvalidInput` naming the source, line and
 column.
@@ -46,6 +50,20 @@ def _yaml_loader() -> Any:
         """SafeLoader without aliases, duplicate keys or YAML 1.1 booleans (see the module docstring)."""
 
         def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                depth = getattr(self, "_ldflow_depth", 0) + 1
+                if depth > MAX_DEPTH:
+                    event = self.peek_event()  # type: ignore[no-untyped-call]
+                    raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                      event.start_mark)
+                self._ldflow_depth = depth
+                try:
+                    return self._compose_checked(parent, index)
+                finally:
+                    self._ldflow_depth = depth - 1
+            return self._compose_checked(parent, index)
+
+        def _compose_checked(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()  # type: ignore[no-untyped-call]
                 raise yaml.composer.ComposerError(None, None, "aliases (*name) are not supported in input files",
@@ -114,7 +132,32 @@ def parse_mapping(text: str, source: str, kind: Kind) -> dict[str, Any]:
     return plain
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth(text: str, source: str) -> None:
+    """Refuse JSON nested deeper than ``MAX_DEPTH`` before ``json.loads`` recurses into it."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    blanked = _JSON_STRING.sub(lambda m: " " * len(m.group()), text)  # brackets inside strings do not count
+    depth = 0
+    for match in _JSON_BRACKET.finditer(blanked):
+        if match.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                pos = match.start()
+                line = text.count("\n", 0, pos) + 1
+                column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+                raise InvalidInput([FieldError(
+                    "", f"line {line}, column {column}: malformed JSON: nested more than {MAX_DEPTH} levels deep")],
+                    source)
+        else:
+            depth -= 1
+
+
 def _json(text: str, source: str) -> Any:
+    _json_depth(text, source)
     try:
         return json.loads(text, object_pairs_hook=_duplicate_keys)
     except json.JSONDecodeError as exc:

@@ -94,7 +94,12 @@ def make_engine(settings: Settings) -> Engine:
 
     url = settings.url
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        from connectors.files import private_dir, private_file
+
+        path = Path(url[len("sqlite:///"):].split("?", 1)[0])
+        if path.name and path.name != ":memory:":
+            private_dir(path.parent)
+            private_file(path)
     try:
         return engine_for(url, synchronous=settings.sqlite_synchronous)
     except (ArgumentError, NoSuchModuleError, ValueError, ModuleNotFoundError) as exc:
@@ -171,7 +176,8 @@ def compose(settings: Settings, *, store: Any, uow: UnitOfWork, clock: Clock | N
         from connectors.testing.tokens import InMemoryTokens
 
         tokens = InMemoryTokens()
-    return App(settings=settings, clock=clock, store=evented, uow=uow, service=Service(evented, clock),
+    service = Service(evented, clock, delivery_window_years=settings.delivery_window_years)
+    return App(settings=settings, clock=clock, store=evented, uow=uow, service=service,
                mail=MailService(uow, clock, settings.mail_from), sender=sender or sender_for(settings),
                calendar=calendar if calendar is not None else calendar_for(settings),
                sources=sources or sources_for(settings, uow.inbound), tokens=TokenService(tokens, clock),

@@ -52,7 +52,7 @@ def intake_from_mail(message: InboundMessage) -> tuple[dict[str, Any], str | Non
             data = parse_mapping(body, f"e-mail {message.message_id}", "yaml")
         except LdflowError as exc:
             detail = "; ".join(str(e) for e in getattr(exc, "errors", [])) or str(exc)
-            if "aliases" in detail:  # an intake with anchors/aliases: refused, as in the drop folder
+            if "aliases" in detail or "levels deep" in detail:  # refused, as in the drop folder
                 raise Quarantine(f"the body looks like a YAML intake but cannot be read: {detail}") from None
             data = {}  # not YAML after all: a request in plain words that happens to hold "field: …" lines
         if set(data) & set(INTAKE_FIELDS):

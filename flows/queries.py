@@ -13,6 +13,7 @@ from flows.vocabulary import SortKey
 from states.errors import FieldError, InvalidInput
 from states.lifecycle import State
 from states.request import TrainingRequest
+from states.validation import MAX_INT64
 
 if TYPE_CHECKING:
     from flows.bootstrap import App
@@ -45,6 +46,8 @@ def request_filter(*, states: Sequence[str] = (), requester: str | None = None, 
         errors.append(FieldError("sort", f"{sort!r} is not one of {', '.join(keys)} (prefix '-' to reverse)"))
     start = _date(created_from, "from", errors)
     end = _date(created_to, "to", errors)
+    if not 0 <= offset <= MAX_INT64:
+        errors.append(FieldError("offset", f"the rows to skip (--offset or --page) must be at most {MAX_INT64:,}"))
     if errors:
         raise InvalidInput(errors)
     return ListFilter(states=tuple(states), requester=requester, sponsor=sponsor, created_from=start,

@@ -25,6 +25,7 @@ from connectors.email.smtp import (
     Refusal,
     Sender,
     SendResult,
+    ServerUnavailableError,
     TemporarySendError,
     UnknownOutcomeError,
 )
@@ -65,6 +66,7 @@ class RelaySummary:
     unknown: int = 0
     lost_lease: int = 0
     published: int = 0
+    deferred: int = 0  # rows given back untried because the server was unreachable
     errors: list[str] = field(default_factory=list)
 
 
@@ -102,10 +104,19 @@ def relay_outbox(
     started = time.monotonic()
     rows = target.outbox.claim(owner, now, lease, batch)
     run.summary.claimed = len(rows)
-    for row in rows:
+    for index, row in enumerate(rows):
         # ``now`` is the run's clock; leases are renewed from it plus the time spent so far
         lease_until = now + timedelta(seconds=time.monotonic() - started) + lease
-        _Row(run, row).relay(render_fn, lease_until)
+        try:
+            _Row(run, row).relay(render_fn, lease_until)
+        except ServerUnavailableError as exc:
+            # One unreachable server is one wait, not one timeout per row: this row and the rest go
+            # back to pending, untried (no attempt counted), for the next pass.
+            note = f"not sent: {exc}"
+            with target.transaction() as tx:  # one commit for the lot
+                run.summary.deferred = sum(tx.outbox.release(rest.id, owner, note=note) for rest in rows[index:])
+            run.summary.errors.append(f"{exc}; {run.summary.deferred} message(s) left pending for the next pass")
+            break
     return run.summary
 
 
@@ -261,6 +272,8 @@ class _Row:
         """The sender's result, or None when the failure was recorded already."""
         try:
             return self.run.sender.send(message, recipients)
+        except ServerUnavailableError:
+            raise  # ends the pass (relay_outbox)
         except UnknownOutcomeError as exc:
             self.unknown(str(exc))
         except TemporarySendError as exc:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows.clock import Clock, SystemClock
 from states import amendments, reopening
 from states.amendments import Amendment
-from states.errors import Conflict, FieldError, InvalidInput
+from states.errors import Conflict, FieldError, InvalidInput, NotFound
 from states.events import CheckpointFlagged
 from states.models import (
     Acknowledgement,
@@ -33,7 +33,7 @@ from states.models import (
     SessionPlan,
 )
 from states.request import TrainingRequest
-from states.validation import parse
+from states.validation import MAX_INT64, parse
 
 
 class _Writes(Protocol):
@@ -69,12 +69,30 @@ def _by_request(rows: list[tuple[int, str]]) -> dict[int, list[str]]:
     return grouped
 
 
+#: How far from today a delivery may be dated (years either way), unless configured otherwise.
+DELIVERY_WINDOW_YEARS = 5
+
+
+def _years_from(day: date, years: int) -> date:
+    year = min(9999, max(1, day.year + years))
+    return day.replace(year=year, day=28) if (day.month, day.day) == (2, 29) else day.replace(year=year)
+
+
+def _known(request_id: int) -> int:
+    """The id, or NotFound (exit 4) for one no 64-bit id column can hold (never an OverflowError)."""
+    if not 1 <= request_id <= MAX_INT64:
+        raise NotFound(f"request {request_id}")
+    return request_id
+
+
 class Service:
     """The request commands and queries every entry point calls (CLI, Prefect flows, web app)."""
 
-    def __init__(self, store: RequestStore, clock: Clock | None = None) -> None:
+    def __init__(self, store: RequestStore, clock: Clock | None = None, *,
+                 delivery_window_years: int = DELIVERY_WINDOW_YEARS) -> None:
         self.store = store
         self.clock = clock or SystemClock()
+        self.delivery_window_years = delivery_window_years
         self._tx: _Writes | None = None
 
     def within(self, tx: _Writes) -> Service:
@@ -95,6 +113,7 @@ class Service:
     def _change(self, request_id: int, actor: str, expect_version: int | None,
                 apply: Callable[[TrainingRequest, datetime], object]) -> TrainingRequest:
         actor = _actor(actor)
+        _known(request_id)
 
         def mutate(request: TrainingRequest) -> None:
             apply(request, self._now())
@@ -159,7 +178,19 @@ class Service:
     def deliver(self, request_id: int, data: Data | Delivery, actor: str,
                 expect_version: int | None = None, source: str = "") -> TrainingRequest:
         delivery = parse(Delivery, data, source)
+        self._check_delivery_dates(delivery, source)
         return self._change(request_id, actor, expect_version, lambda r, at: r.deliver(delivery, at))
+
+    def _check_delivery_dates(self, delivery: Delivery, source: str) -> None:
+        """Delivery dates within ``delivery_window_years`` of the clock's today (LDFLOW_DELIVERY_WINDOW_YEARS)."""
+        today = self._now().date()
+        years = self.delivery_window_years
+        low, high = _years_from(today, -years), _years_from(today, years)
+        errors = [FieldError(name, f"{value} is not within {years} years of today ({today}): {low} to {high}")
+                  for name, value in (("start_date", delivery.start_date), ("end_date", delivery.end_date))
+                  if value is not None and not low <= value <= high]
+        if errors:
+            raise InvalidInput(errors, source)
 
     def record(self, request_id: int, checkpoint: str, data: Data | CheckpointResult, actor: str,
                expect_version: int | None = None, source: str = "") -> TrainingRequest:
@@ -256,10 +287,10 @@ class Service:
     # --- reading -----------------------------------------------------------------------------------
 
     def show(self, request_id: int) -> TrainingRequest:
-        return self.store.get(request_id)
+        return self.store.get(_known(request_id))
 
     def history(self, request_id: int) -> list[AuditRecord]:
-        return self.store.history(request_id)
+        return self.store.history(_known(request_id))
 
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
         return self.store.list(flt)

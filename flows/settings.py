@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     lateness_days: int = Field(default=14, ge=0, description="checkpoints later than this are flagged")
     reminder_after_days: int = Field(default=3, ge=1)
     max_reminders: int = Field(default=2, ge=0)
+    delivery_window_years: int = Field(default=5, ge=1, le=100,
+                                       description="delivery dates must be within this many years of today")
 
     # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
     smtp_host: str | None = None

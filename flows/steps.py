@@ -232,6 +232,9 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
             summary.add(name, getattr(result, name))
         summary.errors.extend(result.errors)
         app.report_progress("dispatch", summary.counts["sent"], None)
+        if result.deferred:  # the server is unreachable: the step ends, the rows wait for the next pass
+            summary.add("deferred", result.deferred)
+            break
         if result.claimed < batch:
             break
     return summary

@@ -19,11 +19,11 @@ from rich.text import Text
 from connectors.db.audit import AuditRecord
 from flows.views import STATE_STYLE, span, utc
 from states import events as ev
-from states.wording import plural
+from states.wording import plural, printable
 
 
 def _t(value: Any) -> str:
-    return escape("" if value is None else str(value))
+    return escape(printable("" if value is None else str(value)))  # markup and control characters
 
 
 def _state(state: str) -> str:
@@ -170,7 +170,7 @@ def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
         lines.append(head)
         what = summarize(rec)
         if what.strip():
-            lines.append(Padding(Text(what), (0, 0, 0, 8)))
+            lines.append(Padding(Text(printable(what)), (0, 0, 0, 8)))
     if not records:
         lines.append(Text("no events"))
     return Group(*lines)

@@ -23,7 +23,7 @@ from connectors.db.store import RequestSummary
 from states.lifecycle import State
 from states.request import TrainingRequest
 from states.results import Outcome
-from states.wording import money, plural
+from states.wording import money, plural, printable
 
 # Keyed by the enums (a StrEnum member is its value): tests/unit/test_views.py checks every member has one.
 STATE_STYLE: Final[dict[str, str]] = {
@@ -48,7 +48,7 @@ def console(stderr: bool = False) -> Console:
 
 
 def _t(value: Any) -> str:
-    return escape("" if value is None else str(value))
+    return escape(printable("" if value is None else str(value)))  # markup and control characters
 
 
 def utc(at: datetime | str | None) -> str:
@@ -202,7 +202,7 @@ def plan_panel(r: TrainingRequest) -> Panel:
         status = f"[yellow]awaiting approval by the sponsor {_t(r.intake.sponsor.email)}[/]"
     parts: list[RenderableType] = [*blocks, Text.from_markup(status)]
     if r.plan.costs:
-        parts.append(Text(f"program cost: {money(r.plan.costs.program_cost, r.plan.costs.currency)}"))
+        parts.append(Text(printable(f"program cost: {money(r.plan.costs.program_cost, r.plan.costs.currency)}")))
     if r.plan_draft is not None:
         ids = ", ".join(i.id for i in r.plan_draft.plan.items)
         parts.append(Text.from_markup(f"[yellow]version {r.plan_draft.version} drafted (items {_t(ids)}), awaiting "
@@ -256,8 +256,9 @@ def results_table(r: TrainingRequest) -> RenderableType:
     if r.roi is None:
         return table
     roi = r.roi
-    return Group(table, Text(f"benefits {money(roi.benefits, roi.currency)}, costs {money(roi.costs, roi.currency)}: "
-                             f"benefit-cost ratio {roi.benefit_cost_ratio:g}, ROI {roi.roi_percent:g}%"))
+    return Group(table, Text(printable(f"benefits {money(roi.benefits, roi.currency)}, costs "
+                                       f"{money(roi.costs, roi.currency)}: benefit-cost ratio "
+                                       f"{roi.benefit_cost_ratio:g}, ROI {roi.roi_percent:g}%")))
 
 
 def acknowledgement_panel(r: TrainingRequest) -> Panel:

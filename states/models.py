@@ -13,12 +13,23 @@ from datetime import UTC, date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from states.durations import MAX_YEARS, parse_duration
+from states.headers import address_problem, header_text_problem
 from states.kinds import RedirectKind as RedirectKind  # re-exported: part of the input models
 from states.observable import VAGUE_VERBS as VAGUE_VERBS  # re-exported
 from states.observable import check_observable
+from states.validation import Count, Measure, Money, ValuePerUnit, from_store
 
 # A deliberately strict address: one addr-spec, no display name, comments,
 # quotes, angle brackets, commas, whitespace or control characters.
@@ -27,21 +38,29 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _email(value: str) -> str:
+def _email(value: str, info: ValidationInfo) -> str:
     value = value.strip()
     if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
         raise ValueError(f"{value!r} is not a plain e-mail address such as alice@example.org")
+    problem = None if from_store(info) else address_problem(value)  # the mail layer's rules (states/validation.py)
+    if problem is not None:
+        raise ValueError(f"{value!r}: {problem}")
     return value.lower()
 
 
 def _single_line(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must be a single line without control characters (CR, LF, NUL, tab)")
+    if _CONTROL.search(value) or header_text_problem(value):
+        raise ValueError("must be a single line without control characters (CR, LF, NUL, tab, "
+                         "U+0085, U+2028, U+2029)")
     return value.strip()
 
 
+def _line(value: str, info: ValidationInfo) -> str:
+    return value.strip() if from_store(info) else _single_line(value)
+
+
 Email = Annotated[str, AfterValidator(_email)]
-Line = Annotated[str, Field(max_length=300), AfterValidator(_single_line)]
+Line = Annotated[str, Field(max_length=300), AfterValidator(_line)]
 Text = Annotated[str, Field(max_length=20_000)]
 
 
@@ -63,8 +82,8 @@ class BusinessGoal(Model):
 
     metric: Line | None = None
     unit: Line | None = None
-    current_value: float | None = None
-    target_value: float | None = None
+    current_value: Measure | None = None
+    target_value: Measure | None = None
     target_date: date | None = None
     data_source: Line | None = None
 
@@ -82,7 +101,7 @@ class BusinessGoal(Model):
 
 class Audience(Model):
     description: Line = ""
-    size: int | None = Field(default=None, ge=0)
+    size: Count | None = None
     contact: Person | None = Field(default=None, description="address that reaches the learners (e.g. a list)")
 
 
@@ -102,7 +121,9 @@ class Intake(Model):
 
 # --- diagnosis -------------------------------------------------------------------------------------
 
-def _observable(action: str) -> str:
+def _observable(action: str, info: ValidationInfo) -> str:
+    if from_store(info):
+        return action
     action = _single_line(action)
     if len(action) < 3:
         raise ValueError("an action must say what someone does on the job")
@@ -189,13 +210,13 @@ class Respondent(StrEnum):
 
 
 class Baseline(Model):
-    value: float
+    value: Measure
     date: date
     source: Line = Field(min_length=1)
 
 
 class Target(Model):
-    value: float
+    value: Measure
     date: date
 
 
@@ -228,7 +249,7 @@ class PlanItem(Model):
     respondent: Respondent
     checkpoints: list[IsoDuration] = Field(min_length=1, description="offsets after delivery, e.g. P30D")
     owner: Person
-    value_per_unit: float | None = Field(
+    value_per_unit: ValuePerUnit | None = Field(
         default=None, description="monetary benefit of one unit of improvement (Phillips level 5)")
 
     @model_validator(mode="after")
@@ -238,6 +259,8 @@ class PlanItem(Model):
             raise ValueError(f"level {self.level} does not exist in {self.framework.value} (1–{top})")
         if len(set(self.checkpoints)) != len(self.checkpoints):
             raise ValueError("checkpoints: the same offset is listed twice")
+        if self.baseline is not None and self.target.date <= self.baseline.date:
+            raise ValueError(f"target.date ({self.target.date}) must be after baseline.date ({self.baseline.date})")
         return self
 
     @property
@@ -246,7 +269,7 @@ class PlanItem(Model):
 
 
 class Costs(Model):
-    program_cost: float = Field(gt=0)
+    program_cost: Money
     currency: Line = "USD"
 
 
@@ -290,7 +313,7 @@ class Redirect(Model):
 class Delivery(Model):
     start_date: date | None = None
     end_date: date | None = None
-    audience_reached: int | None = Field(default=None, ge=0)
+    audience_reached: Count | None = None
     format: Line = ""
     notes: Text = ""
 
@@ -328,15 +351,19 @@ class SessionPlan(Model):
 
     @model_validator(mode="after")
     def _times(self) -> SessionPlan:
-        if self.end <= self.start:
+        try:  # 0001-01-01T00:30+01:00 or 9999-12-31T23:30-01:00 have no UTC date
+            start, end = self.start.astimezone(UTC), self.end.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("start and end must fall between the years 1 and 9999 in UTC") from None
+        if end <= start:
             raise ValueError("end must be after start")
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
         return self
 
 
 class CheckpointResult(Model):
-    value: float | None = None
+    value: Measure | None = None
     note: Text = ""
     missed_reason: Text = ""
 

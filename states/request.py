@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from states import events as ev
 from states import guards, lifecycle, mails, results, revisions, wording
@@ -42,6 +42,7 @@ from states.models import (
 from states.notifications import CalendarItem, Notification, Recipient, recipient, recipients
 from states.report import results_report
 from states.results import ItemResult, RoiSummary
+from states.validation import STORED
 
 __all__ = ["Checkpoint", "CheckpointStatus", "Session", "TrainingRequest"]
 
@@ -87,6 +88,21 @@ class TrainingRequest(BaseModel):
 
     _events: list[ev.DomainEvent] = PrivateAttr(default_factory=list)
     _outgoing: list[Notification] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def from_stored(cls, document: str) -> TrainingRequest:
+        """A stored document read back: the input bounds (numbers, header text) are not re-applied, so
+        what was stored stays readable (states/validation.py)."""
+        return cls.model_validate_json(document, context=STORED)
+
+    @field_validator("roi", mode="before")
+    @classmethod
+    def _unreadable_roi(cls, value: Any) -> Any:
+        # an ROI that overflowed before numbers were bounded was stored with nulls: drop it
+        if isinstance(value, dict) and any(value.get(k) is None for k in ("benefits", "benefit_cost_ratio",
+                                                                         "roi_percent")):
+            return None
+        return value
 
     @model_validator(mode="after")
     def _number_the_plan(self) -> TrainingRequest:

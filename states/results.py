@@ -6,6 +6,7 @@ the results report (:mod:`states.report`) shows it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -64,6 +65,8 @@ def _item_result(item: PlanItem, checkpoints: Sequence[Checkpoint]) -> ItemResul
     if value is not None and baseline is not None and item.value_per_unit is not None:
         direction = 1.0 if item.target.value >= baseline else -1.0
         benefit = (value - baseline) * direction * item.value_per_unit
+        if not math.isfinite(benefit):  # only for values stored before they were bounded
+            benefit = None
     return ItemResult(item_id=item.id, metric=item.metric, unit=item.unit, baseline=baseline,
                       target=item.target.value, result=value, outcome=outcome(baseline, item.target.value, value),
                       monetary_benefit=benefit)
@@ -83,10 +86,15 @@ def compare(plan: MeasurementPlan | None,
     costs = plan.costs
     if costs is None or benefits is None:
         return results, None
+    # Inputs are bounded (states/validation.py: |benefit| <= 2e21 per item, costs >= 0.01), so these are
+    # finite; a plan stored before the bounds could still overflow: then no ROI, never an inf.
+    ratio = benefits / costs.program_cost
+    percent = (benefits - costs.program_cost) / costs.program_cost * 100
+    if not all(math.isfinite(x) for x in (benefits, ratio, percent)):
+        return results, None
     return results, RoiSummary(
         benefits=round(benefits, 2), costs=costs.program_cost, currency=costs.currency,
-        benefit_cost_ratio=round(benefits / costs.program_cost, 2),
-        roi_percent=round((benefits - costs.program_cost) / costs.program_cost * 100, 1))
+        benefit_cost_ratio=round(ratio, 2), roi_percent=round(percent, 1))
 
 
 def outcome_counts(results: Sequence[ItemResult]) -> dict[str, int]:

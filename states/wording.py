@@ -27,10 +27,28 @@ __all__ = [
     "offset_words",
     "offsets_after_delivery",
     "path_label",
+    "printable",
     "quantity",
     "unit_label",
     "unit_phrase",
 ]
+
+# What a terminal would act on instead of showing: C0 controls but newline and tab (ESC starts the
+# escape sequences that retitle windows, move the cursor or hide text), DEL, C1 controls (U+009B is
+# CSI on its own), the line/paragraph separators and the bidirectional overrides and isolates.
+_UNPRINTABLE: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: every control character shown as its escape (``\\x1b``,
+    ``\\u202e``), so stored text (a mailed note, an ``--actor``) can never drive the operator's
+    terminal."""
+    def shown(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(shown, text)
+
 
 _OFFSET_RE: Final = re.compile(
     r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"

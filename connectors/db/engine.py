@@ -20,8 +20,10 @@ CHAIN_LOCK_KEY = 0x6C64666C6F77  # "ldflow"
 
 
 def sqlite_url(home: Path) -> str:
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(home / 'ldflow.db').resolve()}"
+    from connectors.files import private_dir, private_file
+
+    private_dir(home)  # 0700; the database 0600 before SQLite creates it (its WAL and SHM follow)
+    return f"sqlite:///{private_file(home / 'ldflow.db').resolve()}"
 
 
 def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000) -> Engine:

@@ -34,12 +34,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import inbound
 from connectors.email.inbound import InboundItem, InboundRef
+from connectors.files import FILE_MODE, private_dir
 from connectors.ports import InboundRecord, InboundSource, InboundStatus, Transaction, UnitOfWork
 
 __all__ = [
@@ -75,18 +76,31 @@ def _db_time(conn: Connection, value: datetime) -> datetime:
 
 
 def already_seen(conn: Connection, key: InboundKey) -> bool:
-    """True if this message was recorded before (by UID or by Message-ID)."""
-    conditions = []
+    """True if this message was recorded before: by UID, or by Message-ID with the same content.
+
+    A known Message-ID with *other* content (``key.digest`` differs from the recorded one) is not
+    seen - ``ingest`` quarantines it, recorded under ``key.conflicting()`` - unless that variant was
+    recorded already. A known Message-ID under a new UID whose content is not known yet (the IMAP
+    pre-check, before the body is fetched) is not seen either: the content decides."""
     if key.uidvalidity is not None and key.uid is not None:
-        conditions.append(and_(inbound.c.uidvalidity == key.uidvalidity, inbound.c.uid == key.uid))
-    if key.message_id:
-        conditions.append(inbound.c.message_id == key.message_id)
-    if not conditions:
+        found = conn.execute(select(inbound.c.id).where(
+            inbound.c.source == key.source, inbound.c.uidvalidity == key.uidvalidity, inbound.c.uid == key.uid
+        ).limit(1)).first()
+        if found is not None:
+            return True
+    if not key.message_id:
         return False
-    found = conn.execute(
-        select(inbound.c.id).where(inbound.c.source == key.source, or_(*conditions)).limit(1)
-    ).first()
-    return found is not None
+    digests = list(conn.execute(select(inbound.c.content_sha256).where(
+        inbound.c.source == key.source, inbound.c.message_id == key.message_id).limit(1)).scalars())
+    if not digests:
+        return False
+    if key.digest is None:
+        return key.uid is None
+    if digests[0] is None or digests[0] == key.digest:
+        return True
+    variant = key.conflicting().message_id
+    return conn.execute(select(inbound.c.id).where(
+        inbound.c.source == key.source, inbound.c.message_id == variant).limit(1)).first() is not None
 
 
 def claim(conn: Connection, key: InboundKey, *, received_at: datetime,
@@ -108,6 +122,7 @@ def claim(conn: Connection, key: InboundKey, *, received_at: datetime,
             message_id=key.message_id,
             received_at=_db_time(conn, received_at),
             status=status,
+            content_sha256=key.digest,
         )
         .on_conflict_do_nothing()
         .returning(inbound.c.id)
@@ -258,11 +273,13 @@ def _keep_raw(item: InboundItem, quarantine_dir: Path | None, source: Any) -> st
         return str(result) if result is not None else None
     if quarantine_dir is None or not item.raw:
         return None
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(quarantine_dir)
     target = quarantine_dir / f"{hashlib.sha256(item.raw).hexdigest()[:40]}.eml"
     if not target.exists():
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(item.raw)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(item.raw)
         os.replace(tmp, target)
     return str(target)
 
@@ -274,10 +291,10 @@ class _Run:
         self.uow, self.source, self.now, self.folder = uow, source, now, folder
         self.summary = IngestSummary()
 
-    def quarantine(self, item: InboundItem, reason: str) -> None:
+    def quarantine(self, item: InboundItem, reason: str, ref: InboundRef | None = None) -> None:
         raw_path = _keep_raw(item, self.folder, self.source)
         with self.uow.transaction() as tx:
-            row_id = tx.inbound.record(item.ref, received_at=self.now, status=QUARANTINED, reason=reason,
+            row_id = tx.inbound.record(ref or item.ref, received_at=self.now, status=QUARANTINED, reason=reason,
                                        raw_path=raw_path)
         if row_id is None:
             self.summary.skipped += 1
@@ -298,6 +315,11 @@ class _Run:
                                            reason=outcome.reason, raw_path=raw)
         except Exception as exc:
             self.quarantine(item, str(exc) if isinstance(exc, Quarantine) else f"{type(exc).__name__}: {exc}")
+            return
+        if outcome is None and item.ref.digest is not None and not self.uow.inbound.seen(item.ref):
+            # its Message-ID was recorded with other content: a forgery or a broken sender, never dropped
+            self.quarantine(item, f"a message with the Message-ID {item.ref.message_id} was taken in before, "
+                                  "with different content", item.ref.conflicting())
             return
         if outcome is None:
             self.summary.skipped += 1

@@ -8,7 +8,9 @@ Row life cycle (``outbox.status``)::
        +------------------+--> failed (5xx, max attempts, unrenderable)
 
 * ``claim_batch`` takes rows that are ``pending`` and due (``not_before``
-  passed) and rows left ``sending`` by a relay whose lease expired (it died
+  passed, or further ahead than any backoff: set by a clock that ran ahead and
+  was corrected) and rows left ``sending`` by a relay whose lease expired
+  (likewise: or ends further ahead than any lease) (it died
   before handing the message to the server, so sending again cannot
   duplicate it). PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` lets many
   relays claim side by side; SQLite: the write lock taken by
@@ -48,12 +50,13 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, or_, select, update
 
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import outbox
 from connectors.notification_codec import decode_notification
 from connectors.ports import RETRYABLE, OutboxRow, OutboxStatus
+from connectors.ports.outbox import MAX_BACKOFF, stranded_after
 
 __all__ = [
     "OutboxRow",
@@ -68,6 +71,7 @@ __all__ = [
     "mark_sent",
     "mark_transmitting",
     "mark_unknown",
+    "release",
     "record_recipients",
     "requeue",
     "rows_for_request",
@@ -140,12 +144,15 @@ def claim_batch(target: Engine | Connection, owner: str, now: datetime, lease: t
         return []
     with _begin(target) as conn:
         t_now = _db_time(conn, now)
-        conn.execute(update(outbox).where(outbox.c.status == TRANSMITTING, outbox.c.lease_until < t_now).values(
+        deferred_max, lease_max = (_db_time(conn, t) for t in stranded_after(now, lease))
+        expired = or_(outbox.c.lease_until < t_now, outbox.c.lease_until > lease_max)
+        conn.execute(update(outbox).where(outbox.c.status == TRANSMITTING, expired).values(
             status=UNKNOWN, lease_owner=None, lease_until=None,
             last_error="relay stopped while the message was being transmitted; outcome unknown"))
         due = or_(
-            and_(outbox.c.status == PENDING, or_(outbox.c.not_before.is_(None), outbox.c.not_before <= t_now)),
-            and_(outbox.c.status == SENDING, outbox.c.lease_until < t_now),
+            and_(outbox.c.status == PENDING, or_(outbox.c.not_before.is_(None), outbox.c.not_before <= t_now,
+                                                 outbox.c.not_before > deferred_max)),
+            and_(outbox.c.status == SENDING, expired),
         )
         ids = list(conn.execute(select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
                                 .with_for_update(skip_locked=True)).scalars())
@@ -221,6 +228,14 @@ def mark_failed(conn: Connection, row_id: int, owner: str, *, reason: str,
     return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], _released(FAILED, reason, recipients_done))
 
 
+def release(conn: Connection, row_id: int, owner: str, *, note: str) -> bool:
+    """Give a claimed row back untried (the server was unreachable): ``pending``, due now, and the
+    claim's attempt not counted, so an outage never uses up a message's attempts."""
+    return _fenced(conn, row_id, owner, [SENDING, TRANSMITTING], {
+        "status": PENDING, "lease_owner": None, "lease_until": None, "last_error": note,
+        "attempts": case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0)})
+
+
 def mark_unknown(conn: Connection, row_id: int, owner: str, *, reason: str,
                  recipients_done: Iterable[str] = ()) -> bool:
     """The outcome is unknown: park the row; it is not resent without ``requeue``."""
@@ -283,7 +298,7 @@ def requeue(conn: Connection, now: datetime, *, keys: Sequence[str] | None = Non
 
 
 def backoff_for(attempts: int, *, base: timedelta = timedelta(minutes=1),
-                cap: timedelta = timedelta(hours=2)) -> timedelta:
+                cap: timedelta = MAX_BACKOFF) -> timedelta:
     """Exponential backoff: 1, 2, 4, 8 … minutes after attempts 1, 2, 3, 4 …, at most ``cap``."""
     exponent = max(0, attempts - 1)
     if exponent > 30:
@@ -321,6 +336,10 @@ class SqlOutbox:
         with self._write() as conn:
             return mark_sent(conn, row_id, owner, message_id=message_id, now=now, recipients_done=recipients_done,
                              note=note)
+
+    def release(self, row_id: int, owner: str, *, note: str) -> bool:
+        with self._write() as conn:
+            return release(conn, row_id, owner, note=note)
 
     def mark_retry(self, row_id: int, owner: str, *, now: datetime, backoff: timedelta, error: str,
                    recipients_done: Iterable[str] = ()) -> bool:

@@ -242,7 +242,7 @@ class SqlStore:
 
     @staticmethod
     def _document(request_id: int, version: int, document: str) -> TrainingRequest:
-        request = TrainingRequest.model_validate_json(document)
+        request = TrainingRequest.from_stored(document)
         request.id = request_id
         request.version = version
         return request
@@ -268,7 +268,7 @@ class SqlStore:
             if not rows:
                 return
             for r in rows:
-                request = TrainingRequest.model_validate_json(r.document)
+                request = TrainingRequest.from_stored(r.document)
                 request.id, request.version = r.id, r.version
                 yield request
             last = rows[-1].id

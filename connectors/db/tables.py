@@ -125,6 +125,7 @@ inbound = Table(
     Column("request_id", Integer, nullable=True),
     Column("reason", Text, nullable=True),  # why quarantined, defects
     Column("raw_path", Text, nullable=True),  # where the quarantined original was kept
+    Column("content_sha256", String(64), nullable=True),  # InboundMessage.content_digest (mail only)
     UniqueConstraint("source", "uidvalidity", "uid", name="uq_inbound_uid"),
     UniqueConstraint("source", "message_id", name="uq_inbound_message_id"),
 )

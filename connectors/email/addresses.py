@@ -16,6 +16,8 @@ import re
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 
+from states.headers import HEADER_FORBIDDEN, address_problem
+
 __all__ = [
     "HeaderValueError",
     "InvalidAddressError",
@@ -29,9 +31,9 @@ _LOCAL = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
 _ADDR_SPEC = re.compile(rf"{_LOCAL}@{_DOMAIN}")
-# C0 controls except TAB, DEL, and the Unicode line/paragraph separators that
-# some mail software treats as line breaks.
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
+# The one rule set, shared with the intake models (states/validation.py): C0 controls except TAB,
+# DEL, C1 controls (U+0085 among them) and the Unicode line/paragraph separators.
+_FORBIDDEN = HEADER_FORBIDDEN
 
 
 class HeaderValueError(ValueError):
@@ -91,6 +93,9 @@ def validate_address(field: str, value: str) -> str:
             "(no display name, comment, quoting, second address or non-ASCII characters)",
         )
     local, _, domain = candidate.partition("@")
+    problem = address_problem(candidate)
+    if problem is not None:
+        raise InvalidAddressError(field, f"{candidate!r}: {problem}")
     if len(local) > 64:
         raise InvalidAddressError(field, "local part is longer than 64 characters")
     # Second opinion from the standard library's strict RFC 5322 parser: it

@@ -232,7 +232,7 @@ class ImapSource:
             else:
                 raw = raw if raw is not None else self._body(uid)
                 message = parse_message(raw, self.limits)
-                ref = InboundRef(self.source, message.message_id, self.uidvalidity, uid)
+                ref = InboundRef(self.source, message.message_id, self.uidvalidity, uid, message.content_digest)
                 item = InboundItem(ref=ref, raw=raw, message=message)
             yielded += 1
             yield item

@@ -89,6 +89,14 @@ class InboundMessage:
         return "; ".join(self.defects)
 
     @property
+    def content_digest(self) -> str:
+        """A digest of what the message says (sender, subject, date, thread, text, attachments), not of
+        its bytes: two copies of one mail that differ only in ``Received:`` lines have the same one."""
+        parts = [self.from_address, self.subject, self.date or "", *self.in_reply_to, "|", *self.references, "|",
+                 self.body_text, *self.attachments]
+        return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
     def thread_ids(self) -> tuple[str, ...]:
         """Message-IDs this message answers (In-Reply-To first, then References, newest first)."""
         seen: list[str] = []
@@ -106,6 +114,15 @@ class InboundRef:
     message_id: str | None
     uidvalidity: int | None = None
     uid: int | None = None
+    #: the message's ``content_digest`` when its content is known: a known Message-ID with other
+    #: content is not "seen" but quarantined (``connectors.db.inbound``)
+    digest: str | None = None
+
+    def conflicting(self) -> InboundRef:
+        """The ref a message is recorded under when its Message-ID was seen with other content."""
+        assert self.message_id is not None and self.digest is not None
+        variant = f"{self.message_id[:250]}#content-{self.digest[:16]}"
+        return InboundRef(self.source, variant, self.uidvalidity, self.uid, self.digest)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ classifies failures so the relay can act on them:
 * ``TemporarySendError`` - nothing was delivered and trying later may work
   (4xx replies, connection refused or timed out *before* the message data was
   sent, TLS certificate not trusted - a configuration problem the operator
-  fixes without the message being lost);
+  fixes without the message being lost); its subclass
+  ``ServerUnavailableError`` when the server could not be reached or did not
+  greet: the relay then stops the pass instead of waiting out one timeout per
+  message;
 * ``PermanentSendError`` - the server refused for good (5xx to MAIL FROM or
   to the message data);
 * ``UnknownOutcomeError`` - the connection failed or timed out *after* the
@@ -40,12 +43,14 @@ from typing import TYPE_CHECKING
 
 from connectors.email.addresses import validate_address
 from connectors.email.config import SmtpConfig
+from connectors.files import private_dir
 from connectors.ports import (
     PermanentSendError,
     Refusal,
     Sender,
     SendError,
     SendResult,
+    ServerUnavailableError,
     TemporarySendError,
     UnknownOutcomeError,
 )
@@ -57,6 +62,7 @@ __all__ = [
     "SendError",
     "SendResult",
     "Sender",
+    "ServerUnavailableError",
     "SmtpSender",
     "TemporarySendError",
     "TlsVerificationError",
@@ -157,7 +163,8 @@ class SmtpSender:
         except ssl.SSLCertVerificationError as exc:
             raise _tls_error(cfg.host, exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            raise TemporarySendError(f"cannot connect to SMTP server {cfg.host}:{cfg.port}: {exc}") from exc
+            raise ServerUnavailableError(
+                f"cannot connect to SMTP server {cfg.host}:{cfg.port}: {_describe(exc)}") from exc
         try:
             code, reply = client.ehlo()
             if not 200 <= code < 300:
@@ -188,6 +195,12 @@ class SmtpSender:
                     ) from exc
                 except smtplib.SMTPNotSupportedError as exc:
                     raise TemporarySendError(f"SMTP server does not support AUTH: {exc}") from exc
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:  # silent or dropped before any message
+            _close(client)
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise _tls_error(cfg.host, exc) from exc
+            raise ServerUnavailableError(
+                f"SMTP server {cfg.host}:{cfg.port} did not complete the greeting: {_describe(exc)}") from exc
         except BaseException:
             _close(client)
             raise
@@ -347,7 +360,7 @@ class FileSender:
         targets = [validate_address("recipient", r) for r in recipients] if recipients is not None else (
             envelope_recipients(message)
         )
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)  # 0700; the files are 0600 (mkstemp)
         eml = self.path_for(message)
         ics = calendar_part(message)
         if ics is not None:

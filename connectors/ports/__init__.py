@@ -20,6 +20,7 @@ from connectors.ports.mail import (
     Sender,
     SendError,
     SendResult,
+    ServerUnavailableError,
     TemporarySendError,
     UnknownOutcomeError,
 )
@@ -41,6 +42,6 @@ __all__ = [
     "RETRYABLE", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog",
     "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow",
     "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError",
-    "SendResult", "Sender", "TemporarySendError", "TokenStore", "Transaction", "UnitOfWork", "UnknownOutcomeError",
-    "VerifyReport",
+    "SendResult", "Sender", "ServerUnavailableError", "TemporarySendError", "TokenStore", "Transaction", "UnitOfWork",
+    "UnknownOutcomeError", "VerifyReport",
 ]

@@ -62,6 +62,11 @@ class TemporarySendError(SendError):
     """Nothing was delivered; the same send may succeed later."""
 
 
+class ServerUnavailableError(TemporarySendError):
+    """The server could not be reached or did not greet (refused, timed out, dropped before a message
+    was started): no message of this pass will fare better, so the relay ends its dispatch step."""
+
+
 class PermanentSendError(SendError):
     """The server refused the message for good."""
 

@@ -18,6 +18,18 @@ if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icale
     from states.request import TrainingRequest
 
 
+#: The longest backoff after a temporary failure (``backoff_for``'s cap).
+MAX_BACKOFF = timedelta(hours=2)
+
+
+def stranded_after(now: datetime, lease: timedelta) -> tuple[datetime, datetime]:
+    """``(not_before, lease_until)`` later than which a row was deferred or leased by a clock that ran
+    ahead and was put back: no backoff is longer than ``MAX_BACKOFF`` and no lease (renewals included)
+    longer than twice ``lease``, so such a row is due now instead of sitting out the jump."""
+    return now + MAX_BACKOFF, now + 2 * lease
+
+
+
 class OutboxStatus(StrEnum):
     """Where an outbox row is in its life (see ``connectors.db.outbox``)::
 
@@ -94,6 +106,7 @@ class OutboxLog(Protocol):
     def mark_retry(self, row_id: int, owner: str, *, now: datetime, backoff: timedelta, error: str,
                    recipients_done: Iterable[str] = ()) -> bool: ...
     def mark_failed(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool: ...
+    def release(self, row_id: int, owner: str, *, note: str) -> bool: ...
     def mark_unknown(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool: ...
     def requeue(self, now: datetime, *, keys: Sequence[str] | None = None,
                 statuses: Sequence[OutboxStatus] = (OutboxStatus.UNKNOWN,)) -> int: ...

@@ -119,7 +119,7 @@ class InMemoryInbox:
             if uid in self.seen:
                 continue
             message = parse_message(self.messages[uid], self.limits)
-            ref = InboundRef(self.source, message.message_id, self.uidvalidity, uid)
+            ref = InboundRef(self.source, message.message_id, self.uidvalidity, uid, message.content_digest)
             if is_seen is not None and is_seen(ref):
                 known.append(InboundItem(ref=ref, raw=b""))
                 continue

@@ -12,6 +12,7 @@ from typing import Any
 
 from connectors.notification_codec import decode_notification
 from connectors.ports import RETRYABLE, InboundRecord, InboundRef, InboundStatus, OutboxRow, OutboxStatus
+from connectors.ports.outbox import stranded_after
 from connectors.testing.store import InMemoryStore
 from states.errors import Conflict
 from states.events import DomainEvent
@@ -78,19 +79,24 @@ class InMemoryOutbox:
 
     def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxRow]:
         now = _utc(now)
+        deferred_max, lease_max = stranded_after(now, lease)  # a clock that ran ahead (connectors/db/outbox.py)
+
+        def expired(r: OutboxRow) -> bool:
+            return r.lease_until is not None and not now <= r.lease_until <= lease_max
+
         with self._lock:
             if limit <= 0:
                 return []
             for entry in list(self._sync().values()):
                 r = entry.row
-                if r.status == OutboxStatus.TRANSMITTING and r.lease_until is not None and r.lease_until < now:
+                if r.status == OutboxStatus.TRANSMITTING and expired(r):
                     self._put(entry, {"status": OutboxStatus.UNKNOWN, "lease_owner": None, "lease_until": None,
                                       "last_error": "relay stopped while the message was being transmitted; "
                                                     "outcome unknown"})
             due = [e for e in self._entries.values()
-                   if (e.row.status == OutboxStatus.PENDING and (e.not_before is None or e.not_before <= now))
-                   or (e.row.status == OutboxStatus.SENDING and e.row.lease_until is not None
-                       and e.row.lease_until < now)]
+                   if (e.row.status == OutboxStatus.PENDING
+                       and (e.not_before is None or not now < e.not_before <= deferred_max))
+                   or (e.row.status == OutboxStatus.SENDING and expired(e.row))]
             claimed = []
             for entry in sorted(due, key=lambda e: e.row.id)[:limit]:
                 self._put(entry, {"status": OutboxStatus.SENDING, "lease_owner": owner,
@@ -125,6 +131,16 @@ class InMemoryOutbox:
 
     def mark_failed(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool:
         return self._fenced(row_id, owner, self._released(OutboxStatus.FAILED, reason, recipients_done))
+
+    def release(self, row_id: int, owner: str, *, note: str) -> bool:
+        with self._lock:
+            entry = self._by_id(row_id)
+            if entry is None or entry.row.lease_owner != owner or entry.row.status not in (
+                    OutboxStatus.SENDING, OutboxStatus.TRANSMITTING):
+                return False
+            self._put(entry, {"status": OutboxStatus.PENDING, "lease_owner": None, "lease_until": None,
+                              "last_error": note, "attempts": max(0, entry.row.attempts - 1)})
+            return True
 
     def mark_unknown(self, row_id: int, owner: str, *, reason: str, recipients_done: Iterable[str] = ()) -> bool:
         return self._fenced(row_id, owner, self._released(OutboxStatus.UNKNOWN, reason, recipients_done))
@@ -175,24 +191,37 @@ class InMemoryInbound:
 
     def __init__(self) -> None:
         self._records: list[InboundRecord] = []
+        self._digests: dict[int, str | None] = {}
         self._lock = threading.RLock()
 
     def seen(self, ref: InboundRef) -> bool:
+        """By UID, or by Message-ID with the same content (``connectors.db.inbound.already_seen``)."""
         with self._lock:
-            return any(r.source == ref.source and (
-                (ref.uidvalidity is not None and ref.uid is not None
-                 and (r.uidvalidity, r.uid) == (ref.uidvalidity, ref.uid))
-                or (ref.message_id and r.message_id == ref.message_id)) for r in self._records)
+            mine = [r for r in self._records if r.source == ref.source]
+            if ref.uidvalidity is not None and ref.uid is not None and any(
+                    (r.uidvalidity, r.uid) == (ref.uidvalidity, ref.uid) for r in mine):
+                return True
+            same_id = [r for r in mine if ref.message_id and r.message_id == ref.message_id]
+            if not same_id:
+                return False
+            if ref.digest is None:
+                return ref.uid is None
+            recorded = self._digests.get(same_id[0].id)
+            if recorded is None or recorded == ref.digest:
+                return True
+            return any(r.message_id == ref.conflicting().message_id for r in mine)
 
     def claim(self, ref: InboundRef, *, received_at: datetime,
               status: InboundStatus = InboundStatus.PROCESSED) -> int | None:
         with self._lock:
-            if self.seen(ref):
+            if self.seen(ref) or any(r.source == ref.source and ref.message_id and r.message_id == ref.message_id
+                                     for r in self._records):  # the unique (source, Message-ID) of SQL
                 return None
             record = InboundRecord(id=len(self._records) + 1, source=ref.source, uidvalidity=ref.uidvalidity,
                                    uid=ref.uid, message_id=ref.message_id, received_at=_utc(received_at),
                                    status=InboundStatus(status), request_id=None, reason=None, raw_path=None)
             self._records.append(record)
+            self._digests[record.id] = ref.digest
             return record.id
 
     def set_outcome(self, row_id: int, *, status: InboundStatus, request_id: int | None = None,

@@ -193,7 +193,7 @@ class InMemoryStore:
             row = self._rows.get(request_id)
             if row is None:
                 raise NotFound(f"request {request_id}")
-            request = TrainingRequest.model_validate_json(row.document)
+            request = TrainingRequest.from_stored(row.document)
             request.id, request.version = row.id, row.version
             return request
 

@@ -7,9 +7,11 @@ the commands, through :func:`open_app`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -20,6 +22,7 @@ from states.errors import FieldError, InvalidInput, LdflowError
 
 if TYPE_CHECKING:
     from flows.bootstrap import App
+    from flows.settings import Settings
     from states.request import TrainingRequest
 
 EXIT_OK = 0
@@ -149,3 +152,27 @@ def done(request: TrainingRequest, as_json: bool, message: str, **extra: Any) ->
 
 def iso_or_none(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def output_file(path: Path, settings: Settings) -> Path:
+    """``--output`` checked: never the database, its WAL/SHM/journal (existing or not), nor any file that
+    exists under the data directory (InvalidInput naming the option, exit 2; a new file there is fine);
+    its folder is created 0700 if missing."""
+    from connectors.files import private_dir
+
+    target = path.expanduser().resolve()
+    home = settings.home.expanduser().resolve()
+    database: list[Path] = []
+    url = settings.url
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///"):].split("?", 1)[0]).resolve()
+        database = [db.with_name(db.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    hit = next((d for d in database if target == d or (target.exists() and d.exists() and os.path.samefile(target, d))),
+               None)
+    if hit is not None:
+        raise InvalidInput([FieldError("output", f"{path} is the database file {hit}; write the export elsewhere")])
+    if target.exists() and target.is_relative_to(home):
+        raise InvalidInput([FieldError("output", f"{path} is a file of the data directory {home}; "
+                                                 "ldflow does not overwrite it")])
+    private_dir(target.parent)
+    return target

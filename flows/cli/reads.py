@@ -8,7 +8,8 @@ from typing import IO, Annotated
 
 import typer
 
-from flows.cli.common import IdArg, JsonOpt, choice, choices, open_app, print_json
+from connectors.files import atomic_write
+from flows.cli.common import IdArg, JsonOpt, choice, choices, open_app, output_file, print_json
 from flows.vocabulary import ExportFormat, SortKey
 from states.errors import FieldError, InvalidInput
 from states.lifecycle import State
@@ -89,7 +90,9 @@ def export(
     format: Annotated[ExportFormat, typer.Option(
         "--format", help="Documents with their history (json), or one row per request (csv).",
         parser=choice(ExportFormat, "format"))] = ExportFormat.JSON,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file (default stdout): 0600, whole or not at all; never over the "
+                               "database or an existing file of the data directory.")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="The JSON export (the same as --format json).")] = False,
 ) -> None:
@@ -101,24 +104,18 @@ def export(
         raise InvalidInput([FieldError("json", f"--json is the JSON export; it does not go with --format {format}")])
 
     app_ = open_app()
+    target = output_file(output, app_.settings) if output is not None else None
     requests = requests_to_export(app_, request_id)
-    tmp = None
-    stream: IO[str]
+
+    def write(stream: IO[str]) -> int:
+        return (exports.export_json(stream, requests, app_.service.history) if format == ExportFormat.JSON
+                else exports.export_csv(stream, requests))
+
+    if target is None:
+        write(sys.stdout)
+        return
+    counted: list[int] = []
+    atomic_write(target, lambda stream: counted.append(write(stream)))  # 0600, temp file + rename
+    count = counted[0]
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".part")
-        stream = tmp.open("w", encoding="utf-8", newline="")
-    else:
-        stream = sys.stdout
-    try:
-        count = (exports.export_json(stream, requests, app_.service.history) if format == ExportFormat.JSON
-                 else exports.export_csv(stream, requests))
-    except BaseException:
-        if tmp is not None:
-            stream.close()
-            tmp.unlink(missing_ok=True)
-        raise
-    if tmp is not None and output is not None:
-        stream.close()
-        tmp.replace(output)
         typer.echo(f"exported {plural(count, 'request')} to {output}", err=True)

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import choice, open_app, print_json
+from connectors.files import atomic_write
+from flows.cli.common import choice, open_app, output_file, print_json
 from flows.vocabulary import ReportFormat
 from states.errors import FieldError, InvalidInput
 
@@ -31,14 +32,15 @@ def report(
 
     if as_json and format != ReportFormat.TEXT:
         raise InvalidInput([FieldError("json", f"--json prints the data; it does not go with --format {format}")])
-    built = stakeholder_report(open_app(), request_id)
+    app_ = open_app()
+    target = output_file(html, app_.settings) if html is not None else None
+    built = stakeholder_report(app_, request_id)
     if as_json:
         print_json(built.data)
     else:
         sys.stdout.write(built.html if format == ReportFormat.HTML else built.text)
-    if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(built.html, encoding="utf-8")
+    if html is not None and target is not None:
+        atomic_write(target, lambda stream: stream.write(built.html))
         typer.echo(f"HTML report written to {html}", err=True)
 
 
@@ -47,18 +49,19 @@ def report(
 def export_xapi(
     request_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="One request (default: all).",
                                                      show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default stdout).")]
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file (default stdout): 0600, whole or not at all; never over the "
+                               "database or an existing file of the data directory.")]
     = None,
 ) -> None:
     """xAPI 1.0.3 statements (JSON array) for delivered and measured events; one registration per request."""
     from flows.queries import xapi_statements
 
-    data = json.dumps(xapi_statements(open_app(), request_id), indent=2, ensure_ascii=False) + "\n"
-    if output is None:
+    app_ = open_app()
+    target = output_file(output, app_.settings) if output is not None else None
+    data = json.dumps(xapi_statements(app_, request_id), indent=2, ensure_ascii=False) + "\n"
+    if output is None or target is None:
         sys.stdout.write(data)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".part")
-    tmp.write_text(data, encoding="utf-8")
-    tmp.replace(output)
+    atomic_write(target, lambda stream: stream.write(data))
     typer.echo(f"exported xAPI statements to {output}", err=True)

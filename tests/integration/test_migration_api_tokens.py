@@ -1,4 +1,4 @@
-"""Migration 0007_api_tokens on a database that has data: the rows stay, the table arrives, and going
+"""Migration 0003_api_tokens on a database that has data: the rows stay, the table arrives, and going
 back down removes only it (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_upgrade_keeps_the_data_and_adds_the_tokens_table(empty_engine: Engine) 
     before = table_snapshot(empty_engine)
     assert "api_tokens" not in inspect(empty_engine).get_table_names()
 
-    assert schema.upgrade(empty_engine) == schema.HEAD == "0007_api_tokens"
+    assert schema.upgrade(empty_engine) == schema.HEAD
     assert table_snapshot(empty_engine) == before
     assert SqlStore(empty_engine).verify().ok
     tokens = SqlTokens(empty_engine)

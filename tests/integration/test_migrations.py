@@ -133,3 +133,19 @@ def test_concurrent_first_use_migrates_once(tmp_path: Path) -> None:
     engine = make_engine(url)
     assert schema.current_revision(engine) == schema.HEAD
     engine.dispose()
+
+
+def test_upgrading_to_the_inbound_content_digest_keeps_the_inbound_rows(empty_engine: Engine) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    schema.upgrade(empty_engine, "0001")
+    with empty_engine.begin() as conn:
+        conn.execute(text("INSERT INTO inbound (source, message_id, received_at, status) "
+                          "VALUES ('drop:x', '<m1@example.org>', :at, 'processed')"),
+                     {"at": datetime(2026, 11, 2, 9, 0, tzinfo=UTC)})
+    assert schema.upgrade(empty_engine) == schema.HEAD
+    with empty_engine.connect() as conn:
+        rows = conn.execute(text("SELECT message_id, status, content_sha256 FROM inbound")).all()
+    assert [tuple(r) for r in rows] == [("<m1@example.org>", "processed", None)]

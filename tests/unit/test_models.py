@@ -70,7 +70,7 @@ BAD_INTAKES = [
     ("unknown-nested-field", intake_data(audience={"size": 3, "region": "EU"}), "audience.region",
      "is not a known field"),
     ("wrong-type-size", intake_data(audience={"size": "forty"}), "audience.size", "integer"),
-    ("negative-size", intake_data(audience={"size": -1}), "audience.size", "greater than or equal"),
+    ("negative-size", intake_data(audience={"size": -1}), "audience.size", "between 0 and 1,000,000,000"),
     ("wrong-type-goal", intake_data(business_goal={"current_value": "sixty"}), "business_goal.current_value",
      "number"),
     ("bad-date", intake_data(business_goal={"target_date": "next spring"}), "business_goal.target_date", "date"),
@@ -257,7 +257,7 @@ BAD_PLANS = [
     ("owner-email", {"items": [plan_item("m1", owner=person("O", "o@"))]}, "items[0].owner.email", "e-mail"),
     ("baseline-without-source", {"items": [{**plan_item("m1"), "baseline": {"value": 1, "date": "2026-01-01"}}]},
      "items[0].baseline.source", "is required"),
-    ("costs-zero", {**plan_data(), "costs": {"program_cost": 0}}, "costs.program_cost", "greater than"),
+    ("costs-zero", {**plan_data(), "costs": {"program_cost": 0}}, "costs.program_cost", "between 0.01 and"),
     ("unknown-item-field", {"items": [plan_item("m1", weight=3)]}, "items[0].weight", "not a known field"),
 ]
 

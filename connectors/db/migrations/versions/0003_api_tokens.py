@@ -1,7 +1,7 @@
 """api tokens: the personal access tokens of the JSON API (their secrets' SHA-256, never the secrets)
 
-Revision ID: 0007_api_tokens
-Revises: 0001
+Revision ID: 0003_api_tokens
+Revises: 0002_inbound_content_digest
 
 Adds the ``api_tokens`` table; existing tables and their rows are untouched.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007_api_tokens'
-down_revision = '0001'
+revision = '0003_api_tokens'
+down_revision = '0002_inbound_content_digest'
 branch_labels = None
 depends_on = None
 
