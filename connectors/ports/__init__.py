@@ -5,12 +5,13 @@ in-memory fake in :mod:`connectors.testing`; ``tests/integration/test_contract_*
 same cases against both, and checks that every adapter and fake has each port method with the
 same parameters (names, kinds, defaults).
 
-This package holds data and protocols only, in three modules (``store``, ``mail``, ``outbox``;
+This package holds data and protocols only, in four modules (``store``, ``mail``, ``outbox``, ``links``;
 import the names from here): it imports no adapter, no database and no network library, so the
 fakes and the application can depend on it without pulling any of them in.
 """
 
 from connectors.email.inbound import InboundItem, InboundRef
+from connectors.ports.links import LinkUse, LinkUseLog
 from connectors.ports.mail import (
     CalendarPublisher,
     InboundSource,
@@ -38,7 +39,7 @@ from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestSt
 
 __all__ = [
     "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog", "InboundRecord",
-    "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
+    "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
     "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError", "SendResult",
     "Sender", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
 ]

@@ -5,12 +5,18 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
+(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryLinkUses`` (``LinkUseLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
-from connectors.testing.outbox import InMemoryInbound, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
+from connectors.testing.outbox import (
+    InMemoryInbound,
+    InMemoryLinkUses,
+    InMemoryOutbox,
+    InMemoryTransaction,
+    InMemoryUnitOfWork,
+)
 from connectors.testing.store import InMemoryStore, OutboxMessage
 
-__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
+__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
            "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
