@@ -82,6 +82,7 @@ def relay_outbox(
     max_attempts: int = 8,
     on_outcome: OutcomeHook | None = None,
     calendar: CalendarPublisher | None = None,
+    prepare: Callable[[OutboxRow], Notification] | None = None,
 ) -> RelaySummary:
     """Send up to ``batch`` due outbox rows through ``sender``.
 
@@ -91,13 +92,15 @@ def relay_outbox(
     failures go back to ``pending`` with exponential backoff until
     ``max_attempts`` claims, then ``failed``; permanent ones are ``failed``
     with the server's reply; unknown outcomes are ``unknown`` (see
-    ``connectors.db.outbox`` for that policy).
+    ``connectors.db.outbox`` for that policy). ``prepare`` gives the notification to render
+    from its row (the signed links of ``flows.links``; it must give the same for the same row, so
+    a retried send is the same message).
     """
     if isinstance(target, Engine):
         from connectors.db.unit_of_work import SqlUnitOfWork
 
         target = SqlUnitOfWork(target)
-    run = _Run(target, sender, now, owner, max_attempts, on_outcome, calendar)
+    run = _Run(target, sender, now, owner, max_attempts, on_outcome, calendar, prepare)
     started = time.monotonic()
     rows = target.outbox.claim(owner, now, lease, batch)
     run.summary.claimed = len(rows)
@@ -119,6 +122,7 @@ class _Run:
     max_attempts: int
     on_outcome: OutcomeHook | None
     calendar: CalendarPublisher | None
+    prepare: Callable[[OutboxRow], Notification] | None = None
     summary: RelaySummary = field(default_factory=RelaySummary)
 
 
@@ -180,7 +184,7 @@ class _Row:
     def relay(self, render_fn: Callable[[Notification], EmailMessage], lease_until: datetime) -> None:
         run, row = self.run, self.row
         try:
-            message = render_fn(row.notification)
+            message = render_fn(run.prepare(row) if run.prepare is not None else row.notification)
         except Exception as exc:  # an unrenderable message will not render better later
             self.fail(f"cannot render {row.template}: {type(exc).__name__}: {exc}")
             return

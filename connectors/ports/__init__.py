@@ -39,7 +39,8 @@ from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestSt
 
 __all__ = [
     "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog", "InboundRecord",
-    "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
+    "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog",
+    "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
     "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError", "SendResult",
     "Sender", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
 ]

@@ -5,7 +5,8 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryLinkUses`` (``LinkUseLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
+(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryLinkUses`` (``LinkUseLog``),
+``InMemoryUnitOfWork`` (``UnitOfWork``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
@@ -18,5 +19,5 @@ from connectors.testing.outbox import (
 )
 from connectors.testing.store import InMemoryStore, OutboxMessage
 
-__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
-           "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
+__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses", "InMemoryOutbox",
+           "InMemorySender", "InMemoryStore", "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]

@@ -66,6 +66,11 @@ def create_app(app: App) -> FastAPI:
     web.add_middleware(SecurityHeaders)
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
+    from flows.web import intake, links
+
+    web.include_router(links.router)
+    web.include_router(intake.router)
+
     @web.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:
         return "ok"

@@ -21,13 +21,14 @@ import pytest
 from icalendar import Calendar
 
 from connectors.calendar.caldav_client import CaldavPublisher
+from connectors.db.links import SqlLinkUses
 from connectors.db.store import SqlStore
 from connectors.email.config import ImapConfig
 from connectors.email.dropfolder import DropFolderSource
 from connectors.email.imap import ImapSource
 from connectors.email.smtp import FileSender, SmtpSender
-from connectors.ports import CalendarPublisher, InboundSource, RequestStore, Sender, SendResult
-from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemorySender, InMemoryStore
+from connectors.ports import CalendarPublisher, InboundSource, LinkUseLog, RequestStore, Sender, SendResult
+from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemoryLinkUses, InMemorySender, InMemoryStore
 from states.request import TrainingRequest
 
 PORTS: dict[type, list[type]] = {
@@ -35,6 +36,7 @@ PORTS: dict[type, list[type]] = {
     Sender: [SmtpSender, FileSender, InMemorySender],
     InboundSource: [ImapSource, DropFolderSource, InMemoryInbox],
     CalendarPublisher: [CaldavPublisher, InMemoryCalendar],
+    LinkUseLog: [SqlLinkUses, InMemoryLinkUses],
 }
 CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for port, impls in PORTS.items()
          for impl in impls]
