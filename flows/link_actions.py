@@ -91,8 +91,9 @@ class LinkResponses:
     def approve(self, token: str, request_id: int, comment: str = "") -> TrainingRequest:
         """The sponsor approves the plan version the link was sent for."""
         def run(service: Service, o: Opened) -> TrainingRequest:
-            return service.approve_plan(request_id, {"approver": o.request.intake.sponsor.email,
-                                                     "comment": comment.strip()}, o.link.actor, source="link")
+            # the approver is the person the link was sent to: a sponsor replaced since is refused
+            return service.approve_plan(request_id, {"approver": o.link.person, "comment": comment.strip()},
+                                        o.link.actor, source="link")
         return self._act(token, Purpose.PLAN_APPROVAL, request_id, "approved", run)
 
     def ask_changes(self, token: str, request_id: int, comment: str) -> TrainingRequest:
