@@ -57,8 +57,8 @@ class LinkResponses:
         link = self.links.read(token, purpose, request_id, self.app.now())
         found = uses(link.id)
         if link.single_use and found:
-            raise LinkUsed(f"It was used on {found[0].used_at:%d %B %Y at %H:%M} UTC; a link like this works once. "
-                           "The request's history has what was done.")
+            raise LinkUsed(f"It was used on {found[0].used_at:%d %B %Y at %H:%M} UTC, and a link like this works "
+                           "once: what you did then stands. If something needs changing, reply to our mail.")
         request = read(request_id)
         if purpose == Purpose.PLAN_APPROVAL:
             pending = responses.pending_plan(request)

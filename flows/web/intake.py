@@ -165,7 +165,10 @@ async def ask_post(request: Request, app: AppDep) -> Response:
         created = app.service.submit(data, f"{data['requester']['email']} via web form", source="web form")
     except InvalidInput as exc:
         errors: dict[str, str] = {}
+        defaulted = not (form.get("sponsor.name", "").strip() or form.get("sponsor.email", "").strip())
         for e in exc.errors:
+            if defaulted and e.field.startswith("sponsor"):
+                continue  # the sponsor is the requester: the error shows next to the requester's field
             errors.setdefault(_form_field(e.field), e.message)
         return _page(request, app, 400, values=form, errors=errors)
     links = Links(app.settings)

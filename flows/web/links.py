@@ -10,6 +10,8 @@ writes nothing; bad input shows the field next to it (400); a refusal lists what
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -27,10 +29,25 @@ from states import responses, wording
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
 
 router = APIRouter(prefix="/l", include_in_schema=False)
+_TOKEN_IN_PATH = re.compile(r"(/l/[a-z]+/\d+/)[^/?\s]+")
+
+
+class RedactLinks(logging.Filter):
+    """Keeps link secrets out of the access log: ``/l/approve/7/<token>`` is logged as ``/l/approve/7/…``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_PATH.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_PATH.sub(r"\1…", record.msg)
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(RedactLinks())
 #: The pages' templates (flows/web/templates, autoescaped), with the mails' wording as filters. Its own
 #: instance, so this module does not import ``flows.web.app`` (which includes this router).
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-for _name in ("after_delivery", "offsets_after_delivery", "quantity", "money", "path_label", "metric_label"):
+for _name in ("after_delivery", "offsets_after_delivery", "quantity", "money", "path_label", "metric_label", "unit_phrase"):
     templates.env.filters[_name] = getattr(wording, _name)
 
 

@@ -81,6 +81,7 @@ def test_bad_input_is_named_next_to_its_field_and_nothing_is_written(
     message = html.split(f'id="{error_id}">', 1)[1].split("</p>", 1)[0]
     assert words in message
     assert value in html or not value  # what they typed is kept
+    assert html.count('class="error field-error"') == 1  # the defaulted sponsor repeats no error
     assert app.service.list(ListFilter())[1] == 0
 
 
