@@ -33,7 +33,8 @@ _TOKEN_IN_PATH = re.compile(r"(/l/[a-z]+/\d+/)[^/?\s]+")
 
 
 class RedactLinks(logging.Filter):
-    """Keeps link secrets out of the access log: ``/l/approve/7/<token>`` is logged as ``/l/approve/7/…``."""
+    """Keeps link secrets out of the access log: ``/l/approve/7/<token>`` is logged as
+    ``/l/approve/7/…``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
