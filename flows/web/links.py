@@ -48,7 +48,8 @@ logging.getLogger("uvicorn.access").addFilter(RedactLinks())
 #: The pages' templates (flows/web/templates, autoescaped), with the mails' wording as filters. Its own
 #: instance, so this module does not import ``flows.web.app`` (which includes this router).
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-for _name in ("after_delivery", "offsets_after_delivery", "quantity", "money", "path_label", "metric_label", "unit_phrase"):
+for _name in ("after_delivery", "offsets_after_delivery", "quantity", "money", "path_label", "metric_label",
+              "unit_phrase"):
     templates.env.filters[_name] = getattr(wording, _name)
 
 
