@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from connectors.ports import LinkUse, Transaction
 from flows.links import Link, Links, LinkStale, LinkUsed, Purpose, plan_digest
 from flows.service import Service
-from states import responses
+from states import lifecycle, responses
 from states.checkpoints import Checkpoint, CheckpointStatus
 from states.errors import FieldError, InvalidInput
+from states.lifecycle import Command
 from states.models import PlanItem
 from states.request import TrainingRequest
 
@@ -40,6 +41,16 @@ class Opened:
     checkpoint: Checkpoint | None = None
     item: PlanItem | None = None
     uses: int = 0
+
+
+def _still_open(request: TrainingRequest, checkpoint: Checkpoint, purpose: Purpose) -> None:
+    """A survey can be answered (or its answer changed) while results may be recorded and the
+    checkpoint is open or answered; a result link while its checkpoint is open (410 otherwise)."""
+    if not lifecycle.allows(Command.RECORD_RESULT, request.state):
+        raise LinkStale("The follow-up of this request is closed; thank you all the same.")
+    answered = checkpoint.status == CheckpointStatus.CLOSED and checkpoint.value is not None
+    if checkpoint.closed and not (purpose == Purpose.SURVEY and answered):
+        raise LinkStale(f"This checkpoint is closed already ({checkpoint.status.value}); nothing more is needed.")
 
 
 class LinkResponses:
@@ -69,6 +80,7 @@ class LinkResponses:
             checkpoint = request.checkpoint(link.checkpoint)
             if request.plan is not None:
                 item = next((i for i in request.plan.items if i.id == checkpoint.item_id), None)
+            _still_open(request, checkpoint, purpose)
         return Opened(link, request, checkpoint, item, len(found))
 
     def open(self, token: str, purpose: Purpose, request_id: int) -> Opened:

@@ -142,3 +142,47 @@ def test_upgrading_a_database_at_0001_keeps_its_requests(tmp_path: Path) -> None
         assert service.verify().ok
     finally:
         engine.dispose()
+
+
+class _DropsAfterData(InMemorySender):
+    """Records the message, then loses the connection: the outcome is unknown (the mail may be out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = True
+        self.handed_over: list[Any] = []
+
+    def send(self, message: Any, recipients: Any = None) -> Any:
+        self.handed_over.append(message)
+        if self.drop and message["X-Ldflow-Template"] == "plan_approval_request":
+            self.drop = False
+            from connectors.ports import UnknownOutcomeError
+
+            raise UnknownOutcomeError("connection lost after DATA")
+        return super().send(message, recipients)
+
+
+def test_a_retried_send_carries_the_same_valid_link(db_url: str, tmp_path: Path) -> None:
+    from flows.steps import send_outbox
+
+    sender = _DropsAfterData()
+    clock = FixedClock(T0)
+    app = bootstrap.build(Settings(home=tmp_path, database_url=db_url, base_url="https://ld.example.org"),
+                          clock=clock, sender=sender, sources=lambda: [])
+    try:
+        rid, _ = _approving(app)
+        send_outbox(app)
+        key = next(r.key for r in app.uow.outbox.rows() if r.template == "plan_approval_request")
+        assert app.mail.retry([key]) == 1
+        clock.set(T0 + timedelta(days=2))
+        send_outbox(app)
+        first, again = [m for m in sender.handed_over if m["X-Ldflow-Template"] == "plan_approval_request"]
+
+        def link(message: Any) -> str:
+            text = str(message.get_body(("plain",)).get_content())
+            return next(w for w in text.split() if w.startswith("https://ld.example.org/l/approve/"))
+        assert link(first) == link(again) and first["Message-ID"] == again["Message-ID"]
+        client = TestClient(create_app(app))
+        assert client.get(link(again).removeprefix("https://ld.example.org")).status_code == 200
+    finally:
+        app.close()

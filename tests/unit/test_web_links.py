@@ -286,3 +286,21 @@ def test_the_access_log_never_holds_a_link_secret(world: World) -> None:
     line = record.getMessage()
     assert token not in line and f"/l/approve/{world.approving}/…?x=1" in line
     assert any(isinstance(f, RedactLinks) for f in logging.getLogger("uvicorn.access").filters)
+
+
+def test_a_result_link_for_a_checkpoint_closed_meanwhile_is_out_of_date(world: World) -> None:
+    survey, result = world.links["respondent"], world.links["owner"]  # the same checkpoint (m2:P1D)
+    assert post_form(world.client, survey, {"value": "4"}).status_code == 200
+    closed = world.client.get(result)
+    assert closed.status_code == 410 and "closed already" in closed.text
+    assert world.client.get(survey).status_code == 200  # the respondent may still change the answer
+
+
+def test_a_survey_closes_when_the_request_is_measured(world: World) -> None:
+    service = world.app.service
+    for c in service.show(world.following).checkpoints:
+        if not c.closed:
+            service.record(world.following, c.key, {"value": 4.0}, "ops")
+    service.measure(world.following, "ops")
+    page = world.client.get(world.links["respondent"])
+    assert page.status_code == 410 and "closed" in page.text
