@@ -304,3 +304,48 @@ def test_a_survey_closes_when_the_request_is_measured(world: World) -> None:
     service.measure(world.following, "ops")
     page = world.client.get(world.links["respondent"])
     assert page.status_code == 410 and "closed" in page.text
+
+
+# The authorization matrix of the link pages: page × the link presented → the GET's status. The pages
+# need no sign-in (a staff session neither helps nor hurts: they read no cookie); "used" is the page's
+# own link after its action (a survey link works again: the answer can be changed); "none" is the page
+# without a token. A POST with any link that is not 200 here is refused with the same status and writes
+# nothing (test_the_matrix_a_link_that_cannot_be_used_shows_why_and_writes_nothing).
+MATRIX = {
+    #           sponsor respondent owner requester expired used forged other-request none
+    "approve": (200, 403, 403, 403, 410, 410, 403, 403, 404),
+    "survey": (403, 200, 403, 403, 410, 200, 403, 403, 404),
+    "result": (403, 403, 200, 403, 410, 410, 403, 403, 404),
+    "status": (403, 403, 403, 200, 410, 200, 403, 403, 404),
+}
+KINDS = ("sponsor", "respondent", "owner", "requester", "expired", "used", "forged", "other request", "none")
+ACTIONS = {"approve": {"decision": "approve"}, "survey": {"value": "4"},
+           "result": {"decision": "record", "value": "70", "source": "CRM", "measured_on": "2026-04-20"}}
+
+
+@pytest.mark.parametrize("segment", MATRIX)
+def test_the_authorization_matrix_of_the_link_pages(world: World, segment: str) -> None:
+    own = next(holder for holder, s in PAGES if s == segment)
+    path = world.links[own]
+    rid = int(path.split("/")[3])
+    other = world.following if rid == world.approving else world.approving
+    seen = {}
+    for kind in KINDS:
+        if kind in dict(PAGES):
+            target = world.links[kind].split("/")
+            probe = f"/l/{segment}/{rid}/{target[4]}"
+        elif kind == "expired":
+            probe = _expired(world, path)
+        elif kind == "forged":
+            probe = _forged(path)
+        elif kind == "other request":
+            probe = _swap_request(path, other)
+        elif kind == "none":
+            probe = f"/l/{segment}/{rid}"
+        else:
+            continue
+        seen[kind] = world.client.get(probe).status_code
+    if segment in ACTIONS:
+        assert post_form(world.client, path, ACTIONS[segment]).status_code == 200
+    seen["used"] = world.client.get(path).status_code
+    assert tuple(seen[k] for k in KINDS) == MATRIX[segment], dict(zip(KINDS, MATRIX[segment], strict=True))
