@@ -349,3 +349,13 @@ def test_the_authorization_matrix_of_the_link_pages(world: World, segment: str) 
         assert post_form(world.client, path, ACTIONS[segment]).status_code == 200
     seen["used"] = world.client.get(path).status_code
     assert tuple(seen[k] for k in KINDS) == MATRIX[segment], dict(zip(KINDS, MATRIX[segment], strict=True))
+
+
+def test_script_in_a_title_shows_as_text_on_every_link_page(world: World) -> None:
+    service = world.app.service
+    for rid in (world.approving, world.following):
+        service.amend(rid, {"reason": "test", "title": "<script>alert(1)</script> course"}, "ops")
+    for holder, _ in PAGES:
+        page = world.client.get(world.links[holder])
+        assert "<script>alert(1)</script>" not in page.text, holder
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; course" in page.text, holder
