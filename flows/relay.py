@@ -31,7 +31,7 @@ from connectors.email.smtp import (
 )
 from connectors.email.tokens import invites_reply
 from connectors.ports import OutboxLog, OutboxRow, Transaction, UnitOfWork
-from states.notifications import CalendarItem, Notification
+from states.notifications import CalendarItem, Notification, Recipient
 
 __all__ = ["CalendarPublisher", "OutcomeHook", "RelaySummary", "relay_outbox"]
 
@@ -85,6 +85,7 @@ def relay_outbox(
     max_attempts: int = 8,
     on_outcome: OutcomeHook | None = None,
     calendar: CalendarPublisher | None = None,
+    prepare: Callable[[OutboxRow], Notification] | None = None,
 ) -> RelaySummary:
     """Send up to ``batch`` due outbox rows through ``sender``.
 
@@ -94,13 +95,15 @@ def relay_outbox(
     failures go back to ``pending`` with exponential backoff until
     ``max_attempts`` claims, then ``failed``; permanent ones are ``failed``
     with the server's reply; unknown outcomes are ``unknown`` (see
-    ``connectors.db.outbox`` for that policy).
+    ``connectors.db.outbox`` for that policy). ``prepare`` gives the notification to render
+    from its row (the signed links of ``flows.links``; it must give the same for the same row, so
+    a retried send is the same message).
     """
     if isinstance(target, Engine):
         from connectors.db.unit_of_work import SqlUnitOfWork
 
         target = SqlUnitOfWork(target)
-    run = _Run(target, sender, now, owner, max_attempts, on_outcome, calendar)
+    run = _Run(target, sender, now, owner, max_attempts, on_outcome, calendar, prepare)
     started = time.monotonic()
     rows = target.outbox.claim(owner, now, lease, batch)
     run.summary.claimed = len(rows)
@@ -131,6 +134,7 @@ class _Run:
     max_attempts: int
     on_outcome: OutcomeHook | None
     calendar: CalendarPublisher | None
+    prepare: Callable[[OutboxRow], Notification] | None = None
     summary: RelaySummary = field(default_factory=RelaySummary)
 
 
@@ -195,7 +199,7 @@ class _Row:
             self.relay_each(render_fn, lease_until)
             return
         try:
-            message = render_fn(row.notification)
+            message = render_fn(run.prepare(row) if run.prepare is not None else row.notification)
         except Exception as exc:  # an unrenderable message will not render better later
             self.fail(f"cannot render {row.template}: {type(exc).__name__}: {exc}")
             return
@@ -220,12 +224,13 @@ class _Row:
         reply code (``connectors.email.tokens``). The row is marked transmitting once, before the
         first; a failure part-way is recorded with the recipients served so far, so a retry goes to
         the others only (and a relay dying part-way leaves the row ``unknown``, as for one mail)."""
-        run, notification = self.run, self.row.notification
+        run = self.run
+        notification = run.prepare(self.row) if run.prepare is not None else self.row.notification
         messages: list[tuple[str, EmailMessage]] = []
         try:
             for recipient in notification.to:
                 if recipient.email.lower() not in (m[0].lower() for m in messages):
-                    messages.append((recipient.email, render_fn(replace(notification, to=(recipient,)))))
+                    messages.append((recipient.email, render_fn(_for_one(notification, recipient))))
         except Exception as exc:  # an unrenderable message will not render better later
             self.fail(f"cannot render {self.row.template}: {type(exc).__name__}: {exc}")
             return
@@ -299,3 +304,13 @@ class _Row:
             self.sent(message_id, done_now, note)
         else:
             self.fail(note or "no recipient accepted the message", done_now)
+
+
+def _for_one(notification: Notification, recipient: Recipient) -> Notification:
+    """``notification`` addressed to ``recipient`` alone, with only that recipient's signed link
+    (a link acts as the person it was issued to: nobody is sent another's)."""
+    context = dict(notification.context)
+    if isinstance(context.get("links"), list):
+        context["links"] = [link for link in context["links"]
+                            if str(link.get("email", "")).lower() == recipient.email.lower()]
+    return replace(notification, to=(recipient,), context=context)

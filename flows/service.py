@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows.clock import Clock, SystemClock
-from states import amendments, reopening
+from states import amendments, reopening, responses
 from states.amendments import Amendment
 from states.errors import Conflict, FieldError, InvalidInput, NotFound
 from states.events import CheckpointFlagged
@@ -159,6 +159,23 @@ class Service:
     def ask_for_approval_again(self, request_id: int, actor: str, why: str) -> TrainingRequest:
         """Send the sponsor the approval request of the plan waiting for them again, noting ``why``."""
         return self._change(request_id, actor, None, lambda r, at: r.ask_for_approval_again(at, why))
+
+    def request_plan_changes(self, request_id: int, version: int, comment: str, by: str, actor: str,
+                             expect_version: int | None = None) -> TrainingRequest:
+        """The sponsor ``by`` asks for changes to plan ``version`` (the one waiting for approval); the
+        plan's owners are told (``states.responses``)."""
+        return self._change(request_id, actor, expect_version,
+                            lambda r, at: responses.request_plan_changes(r, version, by, comment, at))
+
+    def change_answer(self, request_id: int, checkpoint: str, data: Data | CheckpointResult, actor: str,
+                      expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        """Change an answered checkpoint's value (a respondent correcting a survey answer)."""
+        result = parse(CheckpointResult, data, source)
+        if result.value is None:
+            raise InvalidInput([FieldError("value", "give the new answer as a number")])
+        value = result.value
+        return self._change(request_id, actor, expect_version,
+                            lambda r, at: responses.change_answer(r, checkpoint, value, result.note, at))
 
     def design(self, request_id: int, data: Data | DesignBrief, actor: str,
                expect_version: int | None = None, source: str = "") -> TrainingRequest:

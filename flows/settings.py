@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         default=None, description="the web app's address as people reach it, for links in mails "
                                   "(default: http://LDFLOW_WEB_HOST:LDFLOW_WEB_PORT)")
 
+    # signed links for the people outside L&D (flows/links.py): how long each kind works after its mail
+    link_plan_approval_days: int = Field(default=14, ge=1, le=365, description="a sponsor's plan-approval link")
+    link_survey_days: int = Field(default=21, ge=1, le=365,
+                                  description="a respondent's survey link: answer or change the answer until then")
+    link_result_days: int = Field(default=30, ge=1, le=365, description="an owner's result link")
+    link_status_days: int = Field(default=365, ge=1, le=3650, description="a requester's status link")
+    # the public intake form (/ask)
+    intake_per_hour: int = Field(default=10, ge=1, description="requests one client address may submit an hour")
+
     @cached_property
     def url(self) -> str:
         from connectors.db.engine import sqlite_url

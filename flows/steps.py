@@ -34,6 +34,7 @@ from connectors.email.tokens import KEY_NAME
 from connectors.keys import secret_key
 from connectors.ports import OutboxRow, Transaction
 from flows.intake import InboundHandler, MailTrust
+from flows.links import Links
 from flows.relay import Outcome, OutcomeHook, relay_outbox
 from states.errors import Conflict, TransitionRefused
 from states.events import EmailBounced, EmailSent
@@ -223,11 +224,13 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
     summary = _summary("dispatch", "sent", "retried", "failed", "unknown")
     owner = relay_owner()
     hook = _history_hook(app)
+    links = Links(s)  # the recipients' signed links, issued at each row's queue time
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
         now = app.now()
         result = relay_outbox(app.uow, app.sender, partial(render_fn, now=now), now, owner, batch=batch,
-                              lease=timedelta(seconds=lease_seconds), on_outcome=hook, calendar=calendar)
+                              lease=timedelta(seconds=lease_seconds), on_outcome=hook, calendar=calendar,
+                              prepare=links.for_row)
         for name in ("claimed", "sent", "retried", "failed", "unknown", "lost_lease", "published"):
             summary.add(name, getattr(result, name))
         summary.errors.extend(result.errors)

@@ -118,6 +118,9 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
     ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"
                                        + (f" ({e.note})" if e.note else "")),
     ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
+    ev.PlanChangesRequested: lambda e, key: f"changes to plan v{e.version} asked for by {e.by}: {e.comment}",
+    ev.AnswerChanged: lambda e, key: (f"{key(e.checkpoint)} answer changed from {_num_any(e.before)} to "
+                                      f"{_num_any(e.value)}" + (f" ({e.note})" if e.note else "")),
     ev.Measured: lambda e, key: ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in e.results),
     ev.Acknowledged: _acknowledged,
     ev.Declined: lambda e, key: str(e.reason),

@@ -300,6 +300,27 @@ class CheckpointMissed(Fact):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class PlanChangesRequested(Fact):
+    """The sponsor asked for changes to the plan version waiting for approval (states.responses)."""
+
+    type = "plan_changes_requested"
+    version: int
+    by: str
+    comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerChanged(Fact):
+    """A respondent changed a survey answer while the checkpoint's window was open (states.responses)."""
+
+    type = "answer_changed"
+    checkpoint: str
+    before: float
+    value: float
+    note: str = _optional("")
+
+
 # --- mail (recorded by the outbox relay and the operator's outbox commands) --------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -335,6 +356,7 @@ FACTS: Final[tuple[type[Fact], ...]] = (
     Submitted, PlanDrafted, PlanApproved, Amended, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
     CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
     EmailSent, EmailBounced, InviteSent, Rediagnosed, PlanRevised, PlanRevisionApproved, CheckpointSuperseded,
+    PlanChangesRequested, AnswerChanged,
 )
 EVENTS: Final[dict[str, type[Fact] | type[TransitionEvent]]] = {
     **{cls.type: cls for cls in TRANSITION_EVENTS.values()}, **{cls.type: cls for cls in FACTS},

@@ -105,6 +105,18 @@ class Audience(Model):
     contact: Person | None = Field(default=None, description="address that reaches the learners (e.g. a list)")
 
 
+def _observable(action: str, info: ValidationInfo) -> str:
+    if from_store(info):
+        return action
+    action = _single_line(action)
+    if len(action) < 3:
+        raise ValueError("an action must say what someone does on the job")
+    return check_observable(action)  # a vague verb or phrase anywhere (states/observable.py)
+
+
+ObservableAction = Annotated[str, Field(max_length=300), AfterValidator(_observable)]
+
+
 class Intake(Model):
     """What the requester asked for, in their words, plus the partner's first questions."""
 
@@ -117,21 +129,12 @@ class Intake(Model):
     audience: Audience = Field(default_factory=Audience)
     why_now: Text = ""
     tried_already: Text = ""
+    behaviour_change: list[ObservableAction] = Field(
+        default_factory=list, description="what people should do differently on the job, as observable actions")
+    success_signs: Text = Field(default="", description="how success will show, in the requester's words")
 
 
 # --- diagnosis -------------------------------------------------------------------------------------
-
-def _observable(action: str, info: ValidationInfo) -> str:
-    if from_store(info):
-        return action
-    action = _single_line(action)
-    if len(action) < 3:
-        raise ValueError("an action must say what someone does on the job")
-    return check_observable(action)  # a vague verb or phrase anywhere (states/observable.py)
-
-
-ObservableAction = Annotated[str, Field(max_length=300), AfterValidator(_observable)]
-
 
 class Answer(StrEnum):
     YES = "yes"

@@ -33,7 +33,7 @@ class Notification:
     ``diagnosis_summary``, ``plan_approval_request``, ``survey``,
     ``survey_reminder``, ``results_report``, ``delivery_invite``,
     ``checkpoint_reminder``, ``request_cancelled``, ``request_declined``,
-    ``redirect_assigned``); ``context`` holds the plain
+    ``redirect_assigned``, ``plan_changes_requested``); ``context`` holds the plain
     JSON-able data the template renders. ``calendar`` optionally describes an
     iCalendar item to attach (see ``CalendarItem``).
     """

@@ -172,6 +172,14 @@ class TrainingRequest(BaseModel):
         request = cls(intake=intake, created_at=at, updated_at=at)
         request._events.append(ev.Submitted(intake=intake.model_dump(mode="json")))
         context: dict[str, Any] = {"requested_solution": intake.requested_solution}
+        goal = intake.business_goal
+        answered = [name for name, given in (
+            ("business_result", bool(goal.metric) and goal.target_value is not None),
+            ("behaviour_change", intake.behaviour_change),
+            ("audience", intake.audience.description), ("tried", intake.tried_already),
+            ("success", intake.success_signs)) if given]
+        if answered:
+            context["questions_answered"] = answered
         if thread:
             context.update(in_reply_to=thread[-1], references=list(thread))
         if acknowledge:

@@ -121,7 +121,7 @@ def _row(record: Any) -> OutboxRow:
         notification=decode_notification(record.notification), status=OutboxStatus(record.status),
         attempts=record.attempts, lease_owner=record.lease_owner, lease_until=_from_db(record.lease_until),
         message_id=record.message_id, recipients_done=_done(record.recipients_done), last_error=record.last_error,
-        sent_at=_from_db(record.sent_at))
+        sent_at=_from_db(record.sent_at), created_at=_from_db(record.created_at))
 
 
 def _begin(target: Engine | Connection) -> AbstractContextManager[Connection]:

@@ -146,3 +146,21 @@ api_tokens = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+# What people outside L&D did through their signed links, written in the transaction of the action.
+# ``once_key`` is the link id for a single-use link (plan approval, result) and NULL otherwise, so the
+# unique constraint lets a single-use link be used once even if two posts race.
+link_uses = Table(
+    "link_uses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("link_id", String(64), nullable=False),
+    Column("purpose", String(30), nullable=False),
+    Column("request_id", Integer, nullable=False),
+    Column("person", String(320), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False),
+    Column("once_key", String(64), nullable=True),
+    UniqueConstraint("once_key", name="uq_link_uses_once"),
+    Index("ix_link_uses_link", "link_id"),
+)

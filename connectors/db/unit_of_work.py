@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 
 from connectors.db.engine import write_transaction
 from connectors.db.inbound import SqlInbound
+from connectors.db.links import SqlLinkUses
 from connectors.db.outbox import SqlOutbox
 from connectors.db.store import SqlStore
 from states.errors import Conflict
@@ -32,6 +33,7 @@ class SqlTransaction:
         self.connection = connection
         self._outbox = SqlOutbox(connection)
         self._inbound = SqlInbound(connection)
+        self._links = SqlLinkUses(connection)
         self.written: list[TrainingRequest] = []
 
     @property
@@ -41,6 +43,10 @@ class SqlTransaction:
     @property
     def inbound(self) -> SqlInbound:
         return self._inbound
+
+    @property
+    def links(self) -> SqlLinkUses:
+        return self._links
 
     def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
         """Insert a new request (assigns its id); its pending changes are cleared once committed."""
@@ -67,13 +73,14 @@ class SqlTransaction:
 
 
 class SqlUnitOfWork:
-    """Transactions over one engine; ``outbox`` and ``inbound`` outside them read or write on their own."""
+    """Transactions over one engine; ``outbox``, ``inbound`` and ``links`` outside them read or write on their own."""
 
     def __init__(self, engine: Engine, store: SqlStore | None = None) -> None:
         self.engine = engine
         self._store = store or SqlStore(engine)
         self._outbox = SqlOutbox(engine)
         self._inbound = SqlInbound(engine)
+        self._links = SqlLinkUses(engine)
 
     @property
     def outbox(self) -> SqlOutbox:
@@ -82,6 +89,10 @@ class SqlUnitOfWork:
     @property
     def inbound(self) -> SqlInbound:
         return self._inbound
+
+    @property
+    def links(self) -> SqlLinkUses:
+        return self._links
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:

@@ -71,6 +71,7 @@ TEMPLATE_NAMES = (
     "request_cancelled",
     "request_declined",
     "redirect_assigned",
+    "plan_changes_requested",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 

@@ -5,12 +5,13 @@ in-memory fake in :mod:`connectors.testing`; ``tests/integration/test_contract_*
 same cases against both, and checks that every adapter and fake has each port method with the
 same parameters (names, kinds, defaults).
 
-This package holds data and protocols only, in four modules (``store``, ``mail``, ``outbox``, ``tokens``;
+This package holds data and protocols only, in five modules (``store``, ``mail``, ``outbox``, ``tokens``, ``links``;
 import the names from here): it imports no adapter, no database and no network library, so the
 fakes and the application can depend on it without pulling any of them in.
 """
 
 from connectors.email.inbound import InboundItem, InboundRef
+from connectors.ports.links import LinkUse, LinkUseLog
 from connectors.ports.mail import (
     CalendarPublisher,
     InboundSource,
@@ -40,8 +41,8 @@ from connectors.ports.tokens import ApiToken, TokenStore
 
 __all__ = [
     "RETRYABLE", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog",
-    "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow",
-    "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError",
-    "SendResult", "Sender", "ServerUnavailableError", "TemporarySendError", "TokenStore", "Transaction", "UnitOfWork",
-    "UnknownOutcomeError", "VerifyReport",
+    "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog", "ListFilter", "OutboxLog",
+    "OutboxRow", "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary",
+    "SendError", "SendResult", "Sender", "ServerUnavailableError", "TemporarySendError", "TokenStore", "Transaction",
+    "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
 ]

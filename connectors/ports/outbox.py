@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from connectors.email.inbound import InboundRef
+from connectors.ports.links import LinkUseLog
 
 if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
 
@@ -74,6 +75,8 @@ class OutboxRow:
     recipients_done: frozenset[str] = field(default_factory=frozenset)
     last_error: str | None = None
     sent_at: datetime | None = None
+    #: when the row was queued (the domain's clock); signed links in the mail count from it
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ class Transaction(Protocol):
     def outbox(self) -> OutboxLog: ...
     @property
     def inbound(self) -> InboundLog: ...
+    @property
+    def links(self) -> LinkUseLog: ...
     def add(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
     def save(self, request: TrainingRequest, actor: str) -> TrainingRequest: ...
     def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
@@ -161,5 +166,7 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxLog: ...
     @property
     def inbound(self) -> InboundLog: ...
+    @property
+    def links(self) -> LinkUseLog: ...
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 

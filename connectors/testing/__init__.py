@@ -5,14 +5,21 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``),
-``InMemoryTokens`` (``TokenStore``).
+(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryLinkUses`` (``LinkUseLog``),
+``InMemoryUnitOfWork`` (``UnitOfWork``), ``InMemoryTokens`` (``TokenStore``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
-from connectors.testing.outbox import InMemoryInbound, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
+from connectors.testing.outbox import (
+    InMemoryInbound,
+    InMemoryLinkUses,
+    InMemoryOutbox,
+    InMemoryTransaction,
+    InMemoryUnitOfWork,
+)
 from connectors.testing.store import InMemoryStore, OutboxMessage
 from connectors.testing.tokens import InMemoryTokens
 
-__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
-           "InMemoryTokens", "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
+__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses", "InMemoryOutbox",
+           "InMemorySender", "InMemoryStore", "InMemoryTokens", "InMemoryTransaction", "InMemoryUnitOfWork",
+           "OutboxMessage"]

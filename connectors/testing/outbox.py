@@ -11,14 +11,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.notification_codec import decode_notification
-from connectors.ports import RETRYABLE, InboundRecord, InboundRef, InboundStatus, OutboxRow, OutboxStatus
+from connectors.ports import (
+    RETRYABLE,
+    InboundRecord,
+    InboundRef,
+    InboundStatus,
+    LinkUse,
+    OutboxRow,
+    OutboxStatus,
+)
 from connectors.ports.outbox import stranded_after
 from connectors.testing.store import InMemoryStore
 from states.errors import Conflict
 from states.events import DomainEvent
 from states.request import TrainingRequest
 
-__all__ = ["InMemoryInbound", "InMemoryOutbox", "InMemoryTransaction", "InMemoryUnitOfWork"]
+__all__ = ["InMemoryInbound", "InMemoryLinkUses", "InMemoryOutbox", "InMemoryTransaction", "InMemoryUnitOfWork"]
 
 
 def _utc(value: datetime) -> datetime:
@@ -50,7 +58,7 @@ class InMemoryOutbox:
                                 template=message.template,
                                 notification=decode_notification(json.dumps(message.notification, default=str)),
                                 status=OutboxStatus.PENDING, attempts=0, lease_owner=None, lease_until=None,
-                                message_id=None)
+                                message_id=None, created_at=message.created_at)
                 self._entries[key] = _Entry(row)
         return self._entries
 
@@ -262,6 +270,33 @@ class InMemoryInbound:
             self._records = list(records)
 
 
+class InMemoryLinkUses:
+    """The :class:`connectors.ports.LinkUseLog` port in a list (a single-use link recorded once)."""
+
+    def __init__(self) -> None:
+        self._uses: list[tuple[LinkUse, bool]] = []
+        self._lock = threading.RLock()
+
+    def record(self, use: LinkUse, *, once: bool) -> bool:
+        with self._lock:
+            if once and any(u.link_id == use.link_id and single for u, single in self._uses):
+                return False
+            self._uses.append((dataclasses.replace(use, used_at=_utc(use.used_at)), once))
+            return True
+
+    def uses(self, link_id: str) -> list[LinkUse]:
+        with self._lock:
+            return [u for u, _ in self._uses if u.link_id == link_id]
+
+    def snapshot(self) -> list[tuple[LinkUse, bool]]:
+        with self._lock:
+            return list(self._uses)
+
+    def restore(self, uses: list[tuple[LinkUse, bool]]) -> None:
+        with self._lock:
+            self._uses = list(uses)
+
+
 class InMemoryTransaction:
     """A transaction of :class:`InMemoryUnitOfWork` (see :class:`connectors.ports.Transaction`)."""
 
@@ -275,6 +310,10 @@ class InMemoryTransaction:
     @property
     def inbound(self) -> InMemoryInbound:
         return self._uow.inbound
+
+    @property
+    def links(self) -> InMemoryLinkUses:
+        return self._uow.links
 
     def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
         return self._uow.store.add(request, actor)
@@ -305,6 +344,7 @@ class InMemoryUnitOfWork:
         self.store = store or InMemoryStore()
         self._outbox = InMemoryOutbox(self.store)
         self._inbound = InMemoryInbound()
+        self._links = InMemoryLinkUses()
 
     @property
     def outbox(self) -> InMemoryOutbox:
@@ -314,17 +354,22 @@ class InMemoryUnitOfWork:
     def inbound(self) -> InMemoryInbound:
         return self._inbound
 
+    @property
+    def links(self) -> InMemoryLinkUses:
+        return self._links
+
     @contextmanager
     def transaction(self) -> Iterator[InMemoryTransaction]:
         store = self.store
         with store._lock:
             saved = (dict(store._rows), list(store._events), dict(store._timers), dict(store.outbox),
-                     self._outbox.snapshot(), self._inbound.snapshot())
+                     self._outbox.snapshot(), self._inbound.snapshot(), self._links.snapshot())
             try:
                 yield InMemoryTransaction(self)
             except BaseException:
                 store._rows, store._events, store._timers, store.outbox = (saved[0], saved[1], saved[2], saved[3])
                 self._outbox.restore(saved[4])
                 self._inbound.restore(saved[5])
+                self._links.restore(saved[6])
                 raise
 

@@ -69,6 +69,11 @@ def create_app(app: App) -> FastAPI:
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     web.mount("/api/v1", create_api(app))  # the JSON API, its OpenAPI at /api/v1/openapi.json
 
+    from flows.web import intake, links
+
+    web.include_router(links.router)
+    web.include_router(intake.router)
+
     @web.get("/healthz", response_class=PlainTextResponse, include_in_schema=False)
     def healthz() -> str:
         return "ok"

@@ -17,7 +17,7 @@ from connectors.db.engine import make_engine
 from connectors.db.tables import metadata
 
 VERSIONS = schema.MIGRATIONS / "versions"
-TABLES = {"requests", "audit_events", "checkpoints", "outbox", "inbound"}
+TABLES = {"requests", "audit_events", "checkpoints", "outbox", "inbound", "link_uses"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -21,14 +21,30 @@ import pytest
 from icalendar import Calendar
 
 from connectors.calendar.caldav_client import CaldavPublisher
+from connectors.db.links import SqlLinkUses
 from connectors.db.store import SqlStore
 from connectors.db.tokens import SqlTokens
 from connectors.email.config import ImapConfig
 from connectors.email.dropfolder import DropFolderSource
 from connectors.email.imap import ImapSource
 from connectors.email.smtp import FileSender, SmtpSender
-from connectors.ports import CalendarPublisher, InboundSource, RequestStore, Sender, SendResult, TokenStore
-from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemorySender, InMemoryStore, InMemoryTokens
+from connectors.ports import (
+    CalendarPublisher,
+    InboundSource,
+    LinkUseLog,
+    RequestStore,
+    Sender,
+    SendResult,
+    TokenStore,
+)
+from connectors.testing import (
+    InMemoryCalendar,
+    InMemoryInbox,
+    InMemoryLinkUses,
+    InMemorySender,
+    InMemoryStore,
+    InMemoryTokens,
+)
 from states.request import TrainingRequest
 
 PORTS: dict[type, list[type]] = {
@@ -37,6 +53,7 @@ PORTS: dict[type, list[type]] = {
     InboundSource: [ImapSource, DropFolderSource, InMemoryInbox],
     CalendarPublisher: [CaldavPublisher, InMemoryCalendar],
     TokenStore: [SqlTokens, InMemoryTokens],
+    LinkUseLog: [SqlLinkUses, InMemoryLinkUses],
 }
 CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for port, impls in PORTS.items()
          for impl in impls]

@@ -21,6 +21,7 @@ from connectors.email.render import (
     message_id_for,
     render,
 )
+from states import responses
 from states.models import (
     Acknowledgement,
     CheckpointResult,
@@ -130,6 +131,14 @@ def _declined_and_redirected() -> tuple[Notification, ...]:
         if request_id == 5:
             request.decline(parse(Reason, reason_data("the team is being merged into Support next quarter")), T0)
             out += _commit(request)
+    request = TrainingRequest.submit(parse(Intake, intake_data()), T0)  # 7: the sponsor asks for changes
+    request.id = 7
+    _commit(request)
+    for command, model, data in APPROVED[:2]:
+        getattr(request, command)(parse(model, data), T0)
+        _commit(request)
+    responses.request_plan_changes(request, 1, request.intake.sponsor.email, "Add the churn rate.", T0)
+    out += _commit(request)
     return tuple(out)
 
 
@@ -152,6 +161,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "request_cancelled": {},
     "request_declined": {},
     "redirect_assigned": {},
+    "plan_changes_requested": {"plan_version": 1, "comment": "Add churn.", "by": "pat@example.org"},
 }
 
 

@@ -86,7 +86,14 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.approve_plan(revised.id, approval_data(), ACTOR)  # m2:P1D superseded
     memory_service.amend(redirected.id, {"reason": "Ivan moved teams", "redirect_owner": {
         "name": "Lena", "email": "lena@example.org"}, "audience": {"size": 12}}, ACTOR)
-    records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id)
+    asked = drive_to(memory_service, "diagnosed")
+    memory_service.draft_plan(asked.id, plan_data(), ACTOR)
+    memory_service.request_plan_changes(asked.id, 2, "Add the churn rate.", asked.intake.sponsor.email, ACTOR)
+    answered = drive_to(memory_service, "delivered")
+    memory_service.record(answered.id, "m2:P1D", result_data(4.0), ACTOR)
+    memory_service.change_answer(answered.id, "m2:P1D", result_data(4.5), ACTOR)
+    records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id,
+                             asked.id, answered.id)
                for r in memory_service.history(rid)]
     seen = set()
     for record in records:
