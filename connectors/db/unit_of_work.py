@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from connectors.db.engine import write_transaction
+from connectors.db.event_outbox import SqlEventLog
 from connectors.db.inbound import SqlInbound
 from connectors.db.outbox import SqlOutbox
 from connectors.db.store import SqlStore
@@ -67,17 +68,23 @@ class SqlTransaction:
 
 
 class SqlUnitOfWork:
-    """Transactions over one engine; ``outbox`` and ``inbound`` outside them read or write on their own."""
+    """Transactions over one engine; ``outbox``, ``events`` (the event outbox) and ``inbound`` outside
+    them read or write on their own."""
 
     def __init__(self, engine: Engine, store: SqlStore | None = None) -> None:
         self.engine = engine
         self._store = store or SqlStore(engine)
         self._outbox = SqlOutbox(engine)
         self._inbound = SqlInbound(engine)
+        self._events = SqlEventLog(engine)
 
     @property
     def outbox(self) -> SqlOutbox:
         return self._outbox
+
+    @property
+    def events(self) -> SqlEventLog:
+        return self._events
 
     @property
     def inbound(self) -> SqlInbound:

@@ -25,20 +25,23 @@ from connectors.ports.mail import (
 )
 from connectors.ports.outbox import (
     RETRYABLE,
+    EventLog,
     InboundLog,
     InboundRecord,
     InboundStatus,
     OutboxLog,
     OutboxRow,
     OutboxStatus,
+    StagedEvent,
     Transaction,
     UnitOfWork,
 )
 from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 
 __all__ = [
-    "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog", "InboundRecord",
-    "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
+    "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem", "InboundLog",
+    "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow",
+    "OutboxStatus",
     "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError", "SendResult",
-    "Sender", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
+    "Sender", "StagedEvent", "TemporarySendError", "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
 ]

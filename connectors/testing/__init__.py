@@ -5,12 +5,19 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
+(``OutboxLog``), ``InMemoryEventLog`` (``EventLog``), ``InMemoryInbound`` (``InboundLog``),
+``InMemoryUnitOfWork`` (``UnitOfWork``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
-from connectors.testing.outbox import InMemoryInbound, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
+from connectors.testing.outbox import (
+    InMemoryEventLog,
+    InMemoryInbound,
+    InMemoryOutbox,
+    InMemoryTransaction,
+    InMemoryUnitOfWork,
+)
 from connectors.testing.store import InMemoryStore, OutboxMessage
 
-__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
-           "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
+__all__ = ["InMemoryCalendar", "InMemoryEventLog", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox",
+           "InMemorySender", "InMemoryStore", "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
