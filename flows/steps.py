@@ -275,14 +275,18 @@ def attention(app: App, done: list[dict[str, Any]], limit: int = 20) -> list[str
 
 def run_in_process(app: App, flow: str, batch: int | None = None) -> dict[str, Any]:
     """A flow's steps in this process, in the order of its Prefect flow, without Prefect
-    (``ldflow run`` when no Prefect API is configured): the same summaries the flows return."""
+    (``ldflow run`` when no Prefect API is configured): the same summaries the flows return (no
+    task retries: a failed pass is simply run again, every step being idempotent)."""
     steps: dict[str, Any] = {
         "intake": lambda: take_in(app, batch or 200),
         "followups": lambda: fire_followups(app, batch or 500),
         "advance": lambda: advance_requests(app, batch or 500),
         "dispatch": lambda: send_outbox(app, batch or 100),
     }
-    names = list(steps) if flow == "pipeline" else [flow]
-    done = [steps[name]().as_dict() for name in names]
+    if flow != "pipeline":  # as the Prefect flow: its step's summary; the events are published after it
+        summary: dict[str, Any] = steps[flow]().as_dict()
+        publish_events(app)
+        return summary
+    done = [step().as_dict() for step in steps.values()]
     done.append(publish_events(app).as_dict())
     return {"steps": done, "errors_total": sum(s["errors_total"] for s in done)}
