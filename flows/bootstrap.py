@@ -23,7 +23,6 @@ from connectors.db.inbound import InboundSource
 from connectors.email.smtp import Sender
 from connectors.ports import InboundLog, TokenStore, UnitOfWork
 from flows.clock import Clock, FileClock, SystemClock
-from flows.events import Emitter, EventingStore, instrument
 from flows.mail import MailService
 from flows.relay import CalendarPublisher
 from flows.service import Service
@@ -44,7 +43,7 @@ class App:
 
     settings: Settings
     clock: Clock
-    store: EventingStore
+    store: Any  # a RequestStore (SqlStore, or the in-memory fake)
     uow: UnitOfWork
     service: Service
     mail: MailService
@@ -163,36 +162,34 @@ def sources_for(settings: Settings, inbound: InboundLog) -> Callable[[], list[In
 
 
 def compose(settings: Settings, *, store: Any, uow: UnitOfWork, clock: Clock | None = None,
-            emitter: Emitter | None = None, sender: Sender | None = None,
-            calendar: CalendarPublisher | None = None,
+            sender: Sender | None = None, calendar: CalendarPublisher | None = None,
             sources: Callable[[], list[InboundSource]] | None = None, engine: Engine | None = None,
             tokens: TokenStore | None = None) -> App:
     """The application over a given store and unit of work (SQL, or the in-memory fakes in tests);
     the connectors not given come from ``settings``; the API tokens are in memory unless ``tokens``
     is given (``build`` gives the database's)."""
     clock = clock or (FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock())
-    evented: EventingStore = instrument(store, emitter)
     if tokens is None:
         from connectors.testing.tokens import InMemoryTokens
 
         tokens = InMemoryTokens()
-    service = Service(evented, clock, delivery_window_years=settings.delivery_window_years)
-    return App(settings=settings, clock=clock, store=evented, uow=uow, service=service,
+    service = Service(store, clock, delivery_window_years=settings.delivery_window_years)
+    return App(settings=settings, clock=clock, store=store, uow=uow, service=service,
                mail=MailService(uow, clock, settings.mail_from), sender=sender or sender_for(settings),
                calendar=calendar if calendar is not None else calendar_for(settings),
                sources=sources or sources_for(settings, uow.inbound), tokens=TokenService(tokens, clock),
                engine=engine)
 
 
-def build(settings: Settings | None = None, *, clock: Clock | None = None, emitter: Emitter | None = None,
-          migrate: bool = True, sender: Sender | None = None, calendar: CalendarPublisher | None = None,
+def build(settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True,
+          sender: Sender | None = None, calendar: CalendarPublisher | None = None,
           sources: Callable[[], list[InboundSource]] | None = None) -> App:
     """The application on the database of ``settings`` (default: from the environment).
 
     ``migrate`` brings the schema up to date first (``ldflow db upgrade`` does it explicitly).
     ``clock`` defaults to the simulated clock when ``LDFLOW_SIMULATED_CLOCK`` is set, else the
-    system clock; ``emitter`` to Prefect's event client (see ``flows.events``); the mail and
-    calendar connectors to the ones the settings name."""
+    system clock; the mail and calendar connectors to the ones the settings name. Prefect events
+    are written to the event outbox with each change and published by the pipeline (``flows.events``)."""
     from connectors.db import schema
     from connectors.db.store import SqlStore
     from connectors.db.tokens import SqlTokens
@@ -203,7 +200,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, emitt
     if migrate:
         database_call(settings, lambda: schema.ensure_schema(engine))
     store = SqlStore(engine)
-    return compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock, emitter=emitter,
+    return compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock,
                    sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
 
 

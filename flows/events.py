@@ -1,206 +1,155 @@
-"""Prefect events for triggering and observability — never the audit record.
+"""Prefect events, published from the event outbox — never sent by a write, never the audit record.
 
-When a Prefect API is configured (``PREFECT_API_URL`` in the environment, or in
-the active Prefect profile of a process that already runs Prefect), every
-committed change emits:
+Every committed change writes its Prefect events into the event outbox in its own transaction
+(``connectors.prefect_events`` names them: ``ldflow.request.<trigger>`` for a transition,
+``ldflow.request.<type>`` for any other history event — submitted, note_added, result_recorded,
+email_sent … — and ``ldflow.outbox.enqueued`` when mail was queued). A command therefore costs
+the same whether a Prefect API is up, down, hung or absent.
 
-* ``ldflow.request.<trigger>`` for a lifecycle transition (``ldflow.request.deliver``…),
-* ``ldflow.outbox.enqueued`` when messages were queued (one event per commit, or
-  one per batch inside :meth:`EventingStore.batch`), which ``prefect.yaml`` uses
-  to trigger the ``dispatch`` deployment.
-
-Events are emitted only *after* the database commit, with ids derived from what
-they describe (request, version, event index; outbox keys), so a flow that runs
-twice — and changes nothing the second time — emits nothing the second time, and
-a re-emitted event carries the same id. The audit history stays in our database
-(Prefect keeps events for days). Without a configured API everything here is a
-cheap no-op, and nothing here ever fails a command: an emission error is logged.
+:func:`publish` is the pipeline's ``publish_events`` step: it sends the pending events, oldest
+first, in batches of ``POST /api/events`` and marks a batch published only once Prefect answered
+2xx. A refused, failed or timed-out batch stays pending and goes with the next run, with the same
+event ids (Prefect stores an id once). The ``ldflow.outbox.enqueued`` events of one batch are sent
+as one (the union of their keys), so a burst of writes is one wake-up per batch for ``dispatch``.
+Without a configured API nothing is sent and the events wait (pending ones older than
+:data:`PENDING_DAYS` are dropped, published ones after :data:`PUBLISHED_DAYS`).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import ssl
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from states.events import DomainEvent
-from states.request import TrainingRequest
+from connectors.ports import EventLog, StagedEvent
+from connectors.prefect_events import NAMESPACE, OUTBOX_ENQUEUED, OUTBOX_RESOURCE
 
 log = logging.getLogger("ldflow.events")
 
-# Namespace for deterministic event ids (uuid5).
-NAMESPACE = uuid.UUID("6c646666-6c6f-5765-8000-6576656e7473")
-RESOURCE_PREFIX = "ldflow.request."
+#: Seconds one ``POST /events`` may take (connect and answer); a hung API costs one timeout per run.
+TIMEOUT = float(os.environ.get("LDFLOW_PREFECT_EVENTS_TIMEOUT", "10"))
+PUBLISHED_DAYS = 1
+PENDING_DAYS = 7
+
+#: How a batch leaves the process: ``send(events_json)``; raises when Prefect did not accept it.
+Send = Callable[[list[dict[str, Any]]], None]
 
 
-def api_configured() -> bool:
-    """True when a Prefect API is configured (not the throw-away ephemeral server).
+def _switch() -> str:
+    return os.environ.get("LDFLOW_PREFECT_EVENTS", "").lower()
 
-    ``LDFLOW_PREFECT_EVENTS=off`` turns emission off; ``on`` turns it on regardless (tests that
-    capture events with :func:`set_emitter`)."""
-    switch = os.environ.get("LDFLOW_PREFECT_EVENTS", "").lower()
-    if switch in ("0", "false", "off", "no"):
-        return False
-    if switch in ("1", "true", "on", "yes"):
-        return True
+
+def api_url() -> str | None:
+    """The configured Prefect API (``PREFECT_API_URL``, or the active profile's once Prefect is
+    imported), or None. ``LDFLOW_PREFECT_EVENTS=off`` turns publishing off."""
+    if _switch() in ("0", "false", "off", "no"):
+        return None
     if os.environ.get("PREFECT_API_URL"):
-        return True
-    if "prefect" not in sys.modules:  # never import Prefect just to find out (the CLI must start fast)
-        return False
+        return os.environ["PREFECT_API_URL"]
+    if "prefect" not in sys.modules:  # never import Prefect just to find out
+        return None
     try:
         from prefect.settings import get_current_settings
 
-        return bool(get_current_settings().api.url)
-    except Exception:  # an unreadable profile means "not configured", not a failed command
-        return False
+        return get_current_settings().api.url or None
+    except Exception:  # an unreadable profile means "not configured"
+        return None
 
 
-def transition_events(request_id: int, version: int, events: list[DomainEvent]) -> list[dict[str, Any]]:
-    """The Prefect events (as ``emit_event`` keyword arguments) for one commit's transitions."""
-    out = []
-    for index, e in enumerate(events):
-        if not e.trigger:
-            continue
-        out.append({
-            "event": f"ldflow.request.{e.trigger}",
-            "resource": {"prefect.resource.id": f"{RESOURCE_PREFIX}{request_id}",
-                         "prefect.resource.name": f"request {request_id}",
-                         "ldflow.state": e.to_state or ""},
-            "payload": {"request_id": request_id, "version": version, "from_state": e.from_state,
-                        "to_state": e.to_state},
-            "id": uuid.uuid5(NAMESPACE, f"{request_id}:{version}:{index}:{e.type}"),
-        })
-    return out
+def post_to_prefect(events: list[dict[str, Any]]) -> None:
+    """``POST {api}/events`` with Prefect's auth settings; raises unless Prefect answered 2xx."""
+    import httpx
+
+    url = api_url()
+    if not url:
+        raise RuntimeError("no Prefect API configured")
+    headers: dict[str, str] = {}
+    verify: bool | ssl.SSLContext = True
+    if "prefect" in sys.modules or os.environ.get("PREFECT_API_KEY") or os.environ.get("PREFECT_API_AUTH_STRING"):
+        from prefect.settings import get_current_settings
+
+        api = get_current_settings().api
+        if api.auth_string:
+            token = base64.b64encode(api.auth_string.get_secret_value().encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        elif api.key:
+            headers["Authorization"] = f"Bearer {api.key.get_secret_value()}"
+        if api.tls_insecure_skip_verify:
+            verify = False
+        elif api.ssl_cert_file:
+            verify = ssl.create_default_context(cafile=api.ssl_cert_file)
+    response = httpx.post(url.rstrip("/") + "/events", json=events, headers=headers, timeout=TIMEOUT, verify=verify)
+    response.raise_for_status()
 
 
-def outbox_event(keys: list[str]) -> dict[str, Any]:
-    """One ``ldflow.outbox.enqueued`` event for the outbox keys committed together."""
-    keys = sorted(keys)
-    request_ids = sorted({int(k.split(":", 1)[0]) for k in keys if k.split(":", 1)[0].isdigit()})
-    return {
-        "event": "ldflow.outbox.enqueued",
-        "resource": {"prefect.resource.id": "ldflow.outbox", "prefect.resource.name": "ldflow outbox"},
-        "payload": {"count": len(keys), "keys": keys[:100], "request_ids": request_ids[:100]},
-        "id": uuid.uuid5(NAMESPACE, "outbox:" + "\n".join(keys)),
-    }
+_send: Send = post_to_prefect
 
 
-def _prefect_emit(event: dict[str, Any]) -> None:
-    from prefect.events import emit_event
-
-    emit_event(**event)
-
-
-#: How one event leaves the process: ``emit_event(**event)``.
-Emitter = Callable[[dict[str, Any]], None]
-
-_emitter: Emitter = _prefect_emit
-
-
-def set_emitter(emitter: Emitter | None) -> Emitter:
-    """Replace the process's default emitter (tests capture events); None restores Prefect's. Returns the
-    old one. An :class:`EventingStore` built with its own emitter (``bootstrap.build(emitter=…)``) uses that."""
-    global _emitter
-    old, _emitter = _emitter, emitter or _prefect_emit
+def set_sender(send: Send | None) -> Send:
+    """Replace how batches are sent (tests capture them); None restores :func:`post_to_prefect`."""
+    global _send
+    old, _send = _send, send or post_to_prefect
     return old
 
 
-def emit(events: list[dict[str, Any]], emitter: Emitter | None = None) -> int:
-    """Emit ``events`` to the configured Prefect API (through ``emitter``, default the process's);
-    returns how many were handed over."""
-    if not events or not api_configured():
-        return 0
-    send = emitter or _emitter
-    try:
-        for e in events:
-            send(e)
-        return len(events)
-    except Exception as exc:  # observability must never break the pipeline
-        log.warning("could not emit %d Prefect event(s): %s", len(events), exc)
-        return 0
+def coalesce(rows: Sequence[StagedEvent]) -> list[dict[str, Any]]:
+    """The batch's events as Prefect's JSON, its ``ldflow.outbox.enqueued`` ones merged into one."""
+    out: list[dict[str, Any]] = []
+    wakeups = [r for r in rows if r.event == OUTBOX_ENQUEUED]
+    out.extend(r.as_json() for r in rows if r.event != OUTBOX_ENQUEUED)
+    if wakeups:
+        keys = sorted({k for r in wakeups for k in r.payload.get("keys", [])})
+        ids = sorted({i for r in wakeups for i in r.payload.get("request_ids", [])})
+        merged = {"id": str(uuid.uuid5(NAMESPACE, "wakeup:" + "\n".join(r.event_id for r in wakeups))),
+                  "event": OUTBOX_ENQUEUED, "resource": dict(OUTBOX_RESOURCE), "related": [],
+                  "payload": {"count": sum(int(r.payload.get("count", 0)) for r in wakeups), "keys": keys[:100],
+                              "request_ids": ids[:100]},
+                  "occurred": max(r.occurred for r in wakeups).isoformat()}
+        out.append(merged)
+    return out
 
 
-class EventingStore:
-    """Wraps a request store: after each successful commit, emits the Prefect events it implies.
+@dataclass
+class Published:
+    """What one :func:`publish` did."""
 
-    Everything else is delegated, so it can stand wherever a ``RequestStore`` is expected.
-    """
+    published: int = 0
+    batches: int = 0
+    pending: int = 0
+    pruned: int = 0
+    error: str | None = None
 
-    def __init__(self, store: Any, emitter: Emitter | None = None) -> None:
-        self._store = store
-        self._emitter = emitter
-        self._buffer: list[str] | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def add(self, request: TrainingRequest, actor: str) -> TrainingRequest:
-        return self._commit(self._store.add, request, actor)
-
-    def save(self, request: TrainingRequest, actor: str) -> TrainingRequest:
-        return self._commit(self._store.save, request, actor)
-
-    def update(self, request_id: int, actor: str, mutate: Callable[[TrainingRequest], None],
-               expect_version: int | None = None) -> TrainingRequest:
-        if not api_configured():
-            return self._store.update(request_id, actor, mutate, expect_version)  # type: ignore[no-any-return]
-        seen: dict[str, Any] = {}
-
-        def capture(request: TrainingRequest) -> None:
-            mutate(request)
-            seen["events"] = request.pending_events()
-            seen["suffixes"] = [n.key for n in request._outgoing]
-
-        saved = self._store.update(request_id, actor, capture, expect_version)
-        return self._emit_for(saved, seen["events"], seen["suffixes"])
-
-    def _commit(self, write: Any, request: TrainingRequest, actor: str) -> TrainingRequest:
-        if not api_configured():
-            return write(request, actor)  # type: ignore[no-any-return]
-        events = request.pending_events()
-        suffixes = [n.key for n in request._outgoing]  # final keys exist only once the id is known
-        saved = write(request, actor)
-        return self._emit_for(saved, events, suffixes)
-
-    def _emit_for(self, saved: TrainingRequest, events: list[Any], suffixes: list[str]) -> TrainingRequest:
-        assert saved.id is not None  # committed requests have their id
-        keys = [f"{saved.id}:{s}" for s in suffixes]
-        out = transition_events(saved.id, saved.version, events)
-        if keys:
-            if self._buffer is not None:
-                self._buffer.extend(keys)
-            else:
-                out.append(outbox_event(keys))
-        emit(out, self._emitter)
-        return saved
-
-    def announce_outbox(self, keys: list[str]) -> None:
-        """``ldflow.outbox.enqueued`` for rows committed outside this wrapper (in a unit-of-work
-        transaction, e.g. the acknowledgements of mailed-in requests)."""
-        if not keys:
-            return
-        if self._buffer is not None:
-            self._buffer.extend(keys)
-        else:
-            emit([outbox_event(keys)], self._emitter)
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Collect ``ldflow.outbox.enqueued`` into one event for everything committed inside."""
-        outer = self._buffer
-        self._buffer = [] if outer is None else outer
+def publish(events: EventLog, *, batch: int = 200, max_batches: int = 50, send: Send | None = None) -> Published:
+    """Send what the event outbox holds to Prefect (see the module's docstring). Times are the wall
+    clock's (as the events' ``occurred``), not ldflow's simulated clock."""
+    now = datetime.now(UTC)
+    result = Published()
+    result.pruned = events.prune(now - timedelta(days=PUBLISHED_DAYS), now - timedelta(days=PENDING_DAYS))
+    if send is None and not api_url():
+        result.pending = events.count_pending()
+        return result
+    deliver = send or _send
+    for _ in range(max_batches):
+        rows = events.pending(batch)
+        if not rows:
+            break
         try:
-            yield
-        finally:
-            keys, self._buffer = self._buffer, outer
-            if outer is None and keys:
-                emit([outbox_event(keys)], self._emitter)
-
-
-def instrument(store: Any, emitter: Emitter | None = None) -> Any:
-    """``store`` wrapped in an :class:`EventingStore` (cheap when no Prefect API is configured)."""
-    return store if isinstance(store, EventingStore) else EventingStore(store, emitter)
+            deliver(coalesce(rows))
+        except Exception as exc:  # refused, failed or timed out: the rows stay pending for the next run
+            result.error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("could not publish %d Prefect event(s): %s", len(rows), result.error)
+            break
+        result.published += events.mark_published([r.id for r in rows], now)
+        result.batches += 1
+        if len(rows) < batch:
+            break
+    result.pending = events.count_pending()
+    return result

@@ -1,5 +1,10 @@
 """The pipeline as Prefect flows: ``intake``, ``followups``, ``advance``, ``dispatch`` and ``pipeline``.
 
+Each flow ends by publishing the event outbox to Prefect (the ``publish-events`` task), so what a
+run changed reaches Prefect's triggers and dashboards as soon as the run ends; a ``pipeline`` run
+also publishes two artifacts: a table of counts per step and a markdown list of what needs a
+person (``ldflow-pipeline-counts``, ``ldflow-pipeline-attention``).
+
 Orchestration only: each task runs one step of :mod:`flows.steps` on the process's application
 (:func:`flows.bootstrap.current`), with retries and timeouts (connector I/O may fail transiently; a
 retried step is safe because every step is idempotent). The database is the source of truth, so
@@ -53,6 +58,35 @@ def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     return steps.send_outbox(current(), batch, lease_seconds).as_dict()
 
 
+@task(name="publish-events", retries=0, timeout_seconds=600,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
+def publish_events_task(batch: int = 200) -> dict[str, Any]:
+    return steps.publish_events(current(), batch).as_dict()
+
+
+def _publishing(summary: dict[str, Any]) -> dict[str, Any]:
+    """The flow's step summary, after the events of what it did were published (and logged)."""
+    _log(publish_events_task())
+    return summary
+
+
+def _artifacts(done: list[dict[str, Any]]) -> None:
+    """The pass's counts per step (a table) and what needs a person (markdown), on the flow run."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    rows = [{"step": s["step"], "count": name, "value": value, "problems": s["errors_total"]}
+            for s in done for name, value in (s["counts"].items() or [("nothing", 0)])]
+    lines = steps.attention(current(), done)
+    markdown = "# Needs attention\n\n" + ("\n".join(f"- {line}" for line in lines) if lines
+                                          else "Nothing needs attention.") + "\n"
+    try:
+        create_table_artifact(rows, key="ldflow-pipeline-counts", description="ldflow pipeline pass: counts per step")
+        create_markdown_artifact(markdown, key="ldflow-pipeline-attention",
+                                 description="ldflow pipeline pass: what needs a person")
+    except Exception as exc:  # the artifacts are for people; their failure does not fail the pass
+        get_run_logger().warning("could not publish the pass's artifacts: %s", exc)
+
+
 def _log(summary: dict[str, Any]) -> dict[str, Any]:
     """Log a step's counts and first problems in the flow run (not when called outside one, e.g. ``.fn``)."""
     try:
@@ -73,7 +107,7 @@ def intake(batch: int = 200) -> dict[str, Any]:
 
     batch: files/messages read per round.
     """
-    return _log(take_in_task(batch))
+    return _publishing(_log(take_in_task(batch)))
 
 
 @flow(name="followups", persist_result=False, log_prints=False)
@@ -85,20 +119,20 @@ def followups(batch: int = 500, lateness_days: int | None = None, reminder_after
     not sent (default LDFLOW_LATENESS_DAYS, 14); reminder_after_days (default 3) and max_reminders
     (default 2) for unanswered surveys.
     """
-    return _log(followups_task(batch, lateness_days, reminder_after_days, max_reminders))
+    return _publishing(_log(followups_task(batch, lateness_days, reminder_after_days, max_reminders)))
 
 
 @flow(name="advance", persist_result=False, log_prints=False)
 def advance(batch: int = 500) -> dict[str, Any]:
     """Measure delivered requests whose checkpoints are all closed. batch: requests per round."""
-    return _log(advance_task(batch))
+    return _publishing(_log(advance_task(batch)))
 
 
 @flow(name="dispatch", persist_result=False, log_prints=False)
 def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     """Send what the outbox holds. batch: rows claimed per round; lease_seconds: how long a claim
     holds before another relay may take the rows over (a relay that died)."""
-    return _log(dispatch_task(batch, lease_seconds))
+    return _publishing(_log(dispatch_task(batch, lease_seconds)))
 
 
 @flow(name="pipeline", persist_result=False, log_prints=False)
@@ -106,13 +140,16 @@ def pipeline(intake_batch: int = 200, followups_batch: int = 500, dispatch_batch
              lateness_days: int | None = None, reminder_after_days: int | None = None,
              max_reminders: int | None = None, lease_seconds: int = 300) -> dict[str, Any]:
     """One pass of the whole pipeline: intake, followups, advance, dispatch (sending last, so what
-    this pass queued goes out in this pass). Returns each step's summary."""
+    this pass queued goes out in this pass), then the events published. Returns each step's summary
+    and publishes the pass's artifacts (counts per step, what needs attention)."""
     done = [
         _log(take_in_task(intake_batch)),
         _log(followups_task(followups_batch, lateness_days, reminder_after_days, max_reminders)),
         _log(advance_task()),
         _log(dispatch_task(dispatch_batch, lease_seconds)),
     ]
+    done.append(_log(publish_events_task()))
+    _artifacts(done)
     return {"steps": done, "errors_total": sum(s["errors_total"] for s in done)}
 
 

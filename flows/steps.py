@@ -7,7 +7,11 @@
                        too late ones are flagged ``needs_review``); unanswered surveys get reminders
 ``advance_requests``   delivered requests whose checkpoints are all closed are measured
 ``send_outbox``        the outbox relay sends what the outbox holds
+``publish_events``     the event outbox's Prefect events go to the Prefect API, in batches
 =====================  ===========================================================================
+
+:func:`run_in_process` runs a flow's steps in this process without Prefect (``ldflow run``
+without ``PREFECT_API_URL``); ``flows/pipeline.py`` runs the same steps as Prefect tasks.
 
 Every step is an idempotent reconciler that looks at what is due *now* and does it in bounded
 batches: run twice, it changes nothing the second time; run side by side, each piece of work is
@@ -33,6 +37,7 @@ from connectors.email.render import render
 from connectors.email.tokens import KEY_NAME
 from connectors.keys import secret_key
 from connectors.ports import OutboxRow, Transaction
+from flows import events
 from flows.intake import InboundHandler, MailTrust
 from flows.links import Links
 from flows.relay import Outcome, OutcomeHook, relay_outbox
@@ -108,8 +113,6 @@ def take_in(app: App, batch: int = 200) -> StepSummary:
         summary.errors.extend(result.reasons)
         if result.aborted:
             summary.errors.append(f"{source.source}: stopped early: {result.aborted}")
-    if handler.acknowledged and summary.counts["processed"]:
-        app.store.announce_outbox([f"{rid}:intake_acknowledgement" for rid in handler.acknowledged])
     return summary
 
 
@@ -129,21 +132,20 @@ def fire_followups(app: App, batch: int = 500, lateness_days: int | None = None,
     # Rounds are bounded: a run that keeps losing conflicts (another run is doing the same work)
     # or meets rows it cannot act on stops, and the next run takes what is left.
     rounds = total // batch + 10
-    with app.store.batch():
-        for _ in range(rounds):
-            result = app.service.send_due_checkpoints(ACTOR, lateness, limit=batch)
-            for name in ("sent", "flagged", "conflicts"):
-                summary.add(name, result.get(name, 0))
-            app.report_progress("followups", summary.counts["sent"] + summary.counts["flagged"], total)
-            progressed = result["sent"] + result["flagged"] + result["conflicts"] > 0
-            if result["checked"] < batch or not progressed:
+    for _ in range(rounds):
+        result = app.service.send_due_checkpoints(ACTOR, lateness, limit=batch)
+        for name in ("sent", "flagged", "conflicts"):
+            summary.add(name, result.get(name, 0))
+        app.report_progress("followups", summary.counts["sent"] + summary.counts["flagged"], total)
+        progressed = result["sent"] + result["flagged"] + result["conflicts"] > 0
+        if result["checked"] < batch or not progressed:
+            break
+    if most > 0:
+        while True:
+            reminded = app.service.send_reminders(ACTOR, after, most, limit=batch)
+            summary.add("reminded", reminded)
+            if reminded < batch:
                 break
-        if most > 0:
-            while True:
-                reminded = app.service.send_reminders(ACTOR, after, most, limit=batch)
-                summary.add("reminded", reminded)
-                if reminded < batch:
-                    break
     return summary
 
 
@@ -241,3 +243,62 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
         if result.claimed < batch:
             break
     return summary
+
+
+# --- Prefect events --------------------------------------------------------------------------------------
+
+def publish_events(app: App, batch: int = 200) -> StepSummary:
+    """Publish the event outbox to the Prefect API (see :mod:`flows.events`): what was accepted is
+    marked published; a refused or hung API leaves the rest pending for the next run (recorded as
+    a problem of the step, never a failure of the run). Without an API configured the events wait."""
+    summary = _summary("events", "published")
+    result = events.publish(app.uow.events, batch=batch)
+    summary.add("published", result.published)
+    if result.pruned:
+        summary.add("pruned", result.pruned)
+    if result.error:
+        summary.add("waiting", result.pending)
+        summary.errors.append(f"Prefect API: {result.error} ({result.pending} event(s) wait for the next run)")
+    return summary
+
+
+def attention(app: App, done: list[dict[str, Any]], limit: int = 20) -> list[str]:
+    """What needs a person after a pass, one line each: the steps' problems, mail whose outcome is
+    unknown or that failed for good, quarantined inbound items, checkpoints flagged too late."""
+    from connectors.ports import OutboxStatus
+
+    lines = [f"{s['step']}: {error}" for s in done for error in s["errors"][:10]]
+    flagged = sum(s["counts"].get("flagged", 0) for s in done if s["step"] == "followups")
+    if flagged:
+        lines.append(f"{flagged} checkpoint(s) flagged needs_review: too late to send; record a result "
+                     "(`ldflow record`) or mark it missed")
+    for status in (OutboxStatus.UNKNOWN, OutboxStatus.FAILED):
+        rows = app.uow.outbox.rows(status, limit=limit)
+        for row in rows:
+            lines.append(f"mail `{row.key}` is {status.value}: {row.last_error or 'no detail'} "
+                         f"(`ldflow outbox retry --key {row.key}`)")
+    for item in app.uow.inbound.quarantined(limit=limit):
+        lines.append(f"inbound {item.source} {item.message_id or item.raw_path or item.id} quarantined: "
+                     f"{item.reason or 'no reason recorded'}")
+    return lines
+
+
+# --- a flow without Prefect ------------------------------------------------------------------------------
+
+def run_in_process(app: App, flow: str, batch: int | None = None) -> dict[str, Any]:
+    """A flow's steps in this process, in the order of its Prefect flow, without Prefect
+    (``ldflow run`` when no Prefect API is configured): the same summaries the flows return (no
+    task retries: a failed pass is simply run again, every step being idempotent)."""
+    steps: dict[str, Any] = {
+        "intake": lambda: take_in(app, batch or 200),
+        "followups": lambda: fire_followups(app, batch or 500),
+        "advance": lambda: advance_requests(app, batch or 500),
+        "dispatch": lambda: send_outbox(app, batch or 100),
+    }
+    if flow != "pipeline":  # as the Prefect flow: its step's summary; the events are published after it
+        summary: dict[str, Any] = steps[flow]().as_dict()
+        publish_events(app)
+        return summary
+    done = [step().as_dict() for step in steps.values()]
+    done.append(publish_events(app).as_dict())
+    return {"steps": done, "errors_total": sum(s["errors_total"] for s in done)}

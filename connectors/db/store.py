@@ -1,8 +1,8 @@
 """The request store on SQLAlchemy Core: one transaction per change.
 
 ``save`` writes the request's new state and version, its audit events
-(hash-chained), the checkpoint timers (derived from the request's checkpoints)
-and its outbox rows in one write transaction — all or nothing — after an
+(hash-chained), the checkpoint timers (derived from the request's checkpoints),
+its outbox rows and its Prefect events (the event outbox) in one write transaction — all or nothing — after an
 optimistic version check.
 Core, not the ORM: a transition here costs a few statements, measured in
 ``bench/transitions.py``.
@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 
-from connectors.db import audit
+from connectors.db import audit, event_outbox
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
@@ -203,6 +203,7 @@ class SqlStore:
                        "notification": notification_json(n),
                        "created_at": at, "status": OutboxStatus.PENDING, "attempts": 0} for n in notes]
             self._insert_ignore(conn, outbox, values, ["key"])
+        event_outbox.stage(conn, request.id, version, request.pending_events(), [n.key for n in notes], at)
 
     def record_events(self, conn: Connection, request_id: int, events: Sequence[DomainEvent], actor: str,
                       at: datetime) -> int:
@@ -217,6 +218,7 @@ class SqlStore:
                                     "to_state": None, "version": version, "actor": actor, "at": at_text,
                                     "payload": audit.canonical_json(e.payload)} for e in events])
         conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head))
+        event_outbox.stage(conn, request_id, version, events, (), at)
         return head
 
     @staticmethod

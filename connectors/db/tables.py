@@ -164,3 +164,19 @@ link_uses = Table(
     UniqueConstraint("once_key", name="uq_link_uses_once"),
     Index("ix_link_uses_link", "link_id"),
 )
+
+# Event outbox: the Prefect events of a change, written in the same transaction as the change, and
+# published to Prefect by the pipeline (``flows/events.py``) in batches; ``published_at`` is set only
+# once Prefect accepted them. A write never talks to Prefect.
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),  # the Prefect event id (deterministic)
+    Column("event", String(120), nullable=False),  # ldflow.request.<trigger|type>, ldflow.outbox.enqueued
+    Column("resource", Text, nullable=False),  # JSON
+    Column("payload", Text, nullable=False),  # JSON
+    Column("occurred", DateTime(timezone=True), nullable=False),  # wall-clock time of the commit
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Index("ix_event_outbox_published", "published_at", "id"),
+)

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from connectors.db.engine import write_transaction
+from connectors.db.event_outbox import SqlEventLog
 from connectors.db.inbound import SqlInbound
 from connectors.db.links import SqlLinkUses
 from connectors.db.outbox import SqlOutbox
@@ -73,7 +74,8 @@ class SqlTransaction:
 
 
 class SqlUnitOfWork:
-    """Transactions over one engine; ``outbox``, ``inbound`` and ``links`` outside them read or write on their own."""
+    """Transactions over one engine; ``outbox``, ``events`` (the event outbox), ``inbound`` and ``links``
+    outside them read or write on their own."""
 
     def __init__(self, engine: Engine, store: SqlStore | None = None) -> None:
         self.engine = engine
@@ -81,10 +83,15 @@ class SqlUnitOfWork:
         self._outbox = SqlOutbox(engine)
         self._inbound = SqlInbound(engine)
         self._links = SqlLinkUses(engine)
+        self._events = SqlEventLog(engine)
 
     @property
     def outbox(self) -> SqlOutbox:
         return self._outbox
+
+    @property
+    def events(self) -> SqlEventLog:
+        return self._events
 
     @property
     def inbound(self) -> SqlInbound:

@@ -27,12 +27,14 @@ from connectors.ports.mail import (
 )
 from connectors.ports.outbox import (
     RETRYABLE,
+    EventLog,
     InboundLog,
     InboundRecord,
     InboundStatus,
     OutboxLog,
     OutboxRow,
     OutboxStatus,
+    StagedEvent,
     Transaction,
     UnitOfWork,
 )
@@ -40,9 +42,9 @@ from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestSt
 from connectors.ports.tokens import ApiToken, TokenStore
 
 __all__ = [
-    "RETRYABLE", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog",
+    "RETRYABLE", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem", "InboundLog",
     "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog", "ListFilter", "OutboxLog",
     "OutboxRow", "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary",
-    "SendError", "SendResult", "Sender", "ServerUnavailableError", "TemporarySendError", "TokenStore", "Transaction",
-    "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
+    "SendError", "SendResult", "Sender", "ServerUnavailableError", "StagedEvent", "TemporarySendError", "TokenStore",
+    "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
 ]

@@ -1,4 +1,5 @@
-"""The outbox, inbound-log and unit-of-work ports (``SqlOutbox``, ``SqlInbound``, ``SqlUnitOfWork``)."""
+"""The outbox, event-outbox, inbound-log and unit-of-work ports (``SqlOutbox``, ``SqlEventLog``,
+``SqlInbound``, ``SqlUnitOfWork``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.email.inbound import InboundRef
 from connectors.ports.links import LinkUseLog
@@ -119,6 +120,35 @@ class OutboxLog(Protocol):
     def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]: ...
 
 
+@dataclass(frozen=True)
+class StagedEvent:
+    """One Prefect event in the event outbox, written with the change it describes (see
+    ``connectors.prefect_events``); ``published_at`` is None until Prefect accepted it."""
+
+    id: int
+    event_id: str
+    event: str
+    resource: dict[str, str]
+    payload: dict[str, Any]
+    occurred: datetime
+    published_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The body Prefect's ``POST /events`` takes for this event."""
+        return {"id": self.event_id, "event": self.event, "resource": self.resource, "related": [],
+                "payload": self.payload, "occurred": self.occurred.isoformat()}
+
+
+class EventLog(Protocol):
+    """The event outbox: Prefect events the store wrote in the transaction of their change, oldest
+    first, marked published by the pipeline once Prefect accepted them."""
+
+    def pending(self, limit: int = 500) -> list[StagedEvent]: ...
+    def mark_published(self, ids: Sequence[int], at: datetime) -> int: ...
+    def count_pending(self) -> int: ...
+    def prune(self, published_before: datetime, pending_before: datetime) -> int: ...
+
+
 class InboundLog(Protocol):
     """Inbound messages and files, recorded once each by (source, UIDVALIDITY, UID) or (source,
     Message-ID). ``claim`` records a new one (None when it was seen before); inside a transaction
@@ -160,10 +190,13 @@ class Transaction(Protocol):
 class UnitOfWork(Protocol):
     """The one way the application opens a write transaction: ``with uow.transaction() as tx``.
 
-    ``outbox`` and ``inbound`` outside a transaction read, or write in a transaction of their own."""
+    ``outbox``, ``events`` and ``inbound`` outside a transaction read, or write in a transaction of
+    their own."""
 
     @property
     def outbox(self) -> OutboxLog: ...
+    @property
+    def events(self) -> EventLog: ...
     @property
     def inbound(self) -> InboundLog: ...
     @property

@@ -5,12 +5,13 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryLinkUses`` (``LinkUseLog``),
-``InMemoryUnitOfWork`` (``UnitOfWork``), ``InMemoryTokens`` (``TokenStore``).
+(``OutboxLog``), ``InMemoryEventLog`` (``EventLog``), ``InMemoryInbound`` (``InboundLog``),
+``InMemoryLinkUses`` (``LinkUseLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``), ``InMemoryTokens`` (``TokenStore``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
 from connectors.testing.outbox import (
+    InMemoryEventLog,
     InMemoryInbound,
     InMemoryLinkUses,
     InMemoryOutbox,
@@ -20,6 +21,6 @@ from connectors.testing.outbox import (
 from connectors.testing.store import InMemoryStore, OutboxMessage
 from connectors.testing.tokens import InMemoryTokens
 
-__all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses", "InMemoryOutbox",
-           "InMemorySender", "InMemoryStore", "InMemoryTokens", "InMemoryTransaction", "InMemoryUnitOfWork",
-           "OutboxMessage"]
+__all__ = ["InMemoryCalendar", "InMemoryEventLog", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses",
+           "InMemoryOutbox", "InMemorySender", "InMemoryStore", "InMemoryTokens", "InMemoryTransaction",
+           "InMemoryUnitOfWork", "OutboxMessage"]

@@ -1,4 +1,5 @@
-"""In-memory fakes of the outbox, inbound-log and unit-of-work ports, over an :class:`InMemoryStore`."""
+"""In-memory fakes of the outbox, event-outbox, inbound-log and unit-of-work ports, over an
+:class:`InMemoryStore`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from connectors.ports import (
     LinkUse,
     OutboxRow,
     OutboxStatus,
+    StagedEvent,
 )
 from connectors.ports.outbox import stranded_after
 from connectors.testing.store import InMemoryStore
@@ -26,7 +28,8 @@ from states.errors import Conflict
 from states.events import DomainEvent
 from states.request import TrainingRequest
 
-__all__ = ["InMemoryInbound", "InMemoryLinkUses", "InMemoryOutbox", "InMemoryTransaction", "InMemoryUnitOfWork"]
+__all__ = ["InMemoryEventLog", "InMemoryInbound", "InMemoryLinkUses", "InMemoryOutbox", "InMemoryTransaction",
+           "InMemoryUnitOfWork"]
 
 
 def _utc(value: datetime) -> datetime:
@@ -194,6 +197,38 @@ class InMemoryOutbox:
             self._entries = dict(entries)
 
 
+class InMemoryEventLog:
+    """The :class:`connectors.ports.EventLog` port over an :class:`InMemoryStore`'s staged events."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def pending(self, limit: int = 500) -> list[StagedEvent]:
+        with self._store._lock:
+            return [e for e in self._store.events if e.published_at is None][:limit]
+
+    def mark_published(self, ids: Sequence[int], at: datetime) -> int:
+        wanted = set(ids)
+        with self._store._lock:
+            marked = [dataclasses.replace(e, published_at=at) if e.id in wanted and e.published_at is None else e
+                      for e in self._store.events]
+            count = sum(1 for old, new in zip(self._store.events, marked, strict=True) if old is not new)
+            self._store.events = marked
+        return count
+
+    def count_pending(self) -> int:
+        return len(self.pending(limit=1 << 62))
+
+    def prune(self, published_before: datetime, pending_before: datetime) -> int:
+        def gone(e: StagedEvent) -> bool:
+            return (e.published_at < published_before) if e.published_at is not None else e.occurred < pending_before
+
+        with self._store._lock:
+            kept = [e for e in self._store.events if not gone(e)]
+            count, self._store.events = len(self._store.events) - len(kept), kept
+        return count
+
+
 class InMemoryInbound:
     """The :class:`connectors.ports.InboundLog` port in a list (one record per message, as on SQL)."""
 
@@ -345,10 +380,15 @@ class InMemoryUnitOfWork:
         self._outbox = InMemoryOutbox(self.store)
         self._inbound = InMemoryInbound()
         self._links = InMemoryLinkUses()
+        self._events = InMemoryEventLog(self.store)
 
     @property
     def outbox(self) -> InMemoryOutbox:
         return self._outbox
+
+    @property
+    def events(self) -> InMemoryEventLog:
+        return self._events
 
     @property
     def inbound(self) -> InMemoryInbound:
@@ -363,11 +403,12 @@ class InMemoryUnitOfWork:
         store = self.store
         with store._lock:
             saved = (dict(store._rows), list(store._events), dict(store._timers), dict(store.outbox),
-                     self._outbox.snapshot(), self._inbound.snapshot(), self._links.snapshot())
+                     self._outbox.snapshot(), self._inbound.snapshot(), self._links.snapshot(), store.events)
             try:
                 yield InMemoryTransaction(self)
             except BaseException:
                 store._rows, store._events, store._timers, store.outbox = (saved[0], saved[1], saved[2], saved[3])
+                store.events = saved[7]
                 self._outbox.restore(saved[4])
                 self._inbound.restore(saved[5])
                 self._links.restore(saved[6])

@@ -15,8 +15,10 @@ from connectors.ports import (
     AuditRecord,
     ListFilter,
     RequestSummary,
+    StagedEvent,
     VerifyReport,
 )
+from connectors.prefect_events import change_events
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
@@ -99,6 +101,8 @@ class InMemoryStore:
         self._events: list[AuditRecord] = []
         self._timers: dict[str, _Timer] = {}
         self.outbox: dict[str, OutboxMessage] = {}
+        #: The event outbox (``SqlStore`` writes ``event_outbox`` rows), oldest first; replaced on write.
+        self.events: builtins.list[StagedEvent] = []
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -153,9 +157,22 @@ class InMemoryStore:
         if row is None:
             raise NotFound(f"request {request_id}")
         records = self._chained(request_id, events, actor, at, row.version)
+        staged = self._staged(request_id, row.version, events, (), at)
         self._events.extend(records)
+        self.events = [*self.events, *staged]
         if records:
             self._rows[request_id] = dataclasses.replace(row, head_seq=records[-1].seq)
+
+    def _staged(self, request_id: int, version: int, events: Sequence[DomainEvent], keys: Sequence[str],
+                at: datetime) -> builtins.list[StagedEvent]:
+        """The Prefect events of one change as event-outbox rows (an id already staged is skipped)."""
+        known = {e.event_id for e in self.events}
+        next_id = (self.events[-1].id if self.events else 0) + 1
+        out: builtins.list[StagedEvent] = []
+        for e in change_events(request_id, version, events, keys, at, datetime.now(UTC)):
+            if e.id not in known:
+                out.append(StagedEvent(next_id + len(out), e.id, e.event, e.resource, e.payload, e.occurred))
+        return out
 
     def _write(self, request: TrainingRequest, actor: str, *, version: int, new: bool) -> None:
         """Build every effect first, then apply them together (nothing half-written on an error)."""
@@ -171,6 +188,8 @@ class InMemoryStore:
         timers = {t.key: t for t in derived if self._timers.get(t.key) != t}  # new or changed
         messages = {n.key: OutboxMessage(n.key, request.id, n.template, dataclasses.asdict(n), at)
                     for n in request.pending_notifications() if n.key not in self.outbox}
+        staged = self._staged(request.id, version, request.pending_events(),
+                              [n.key for n in request.pending_notifications()], at)
 
         created = self._rows[request.id].created_at if not new else request.created_at
         self._rows[request.id] = _Row(request.id, request.intake.title, request.state.value, version,
@@ -179,6 +198,7 @@ class InMemoryStore:
         self._events.extend(records)
         self._timers.update(timers)
         self.outbox.update(messages)
+        self.events = [*self.events, *staged]
         request.version = version
 
     # --- reading -----------------------------------------------------------------------------------
@@ -186,7 +206,8 @@ class InMemoryStore:
     def snapshot(self) -> tuple[Any, ...]:
         """Everything stored, cheap to compare: lets a test check that a refused command wrote nothing."""
         with self._lock:  # rows and timers are replaced on write, never changed in place
-            return tuple(self._rows.items()), len(self._events), tuple(self._timers.items()), tuple(self.outbox)
+            return (tuple(self._rows.items()), len(self._events), tuple(self._timers.items()), tuple(self.outbox),
+                    len(self.events))
 
     def get(self, request_id: int) -> TrainingRequest:
         with self._lock:

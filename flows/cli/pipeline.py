@@ -1,5 +1,8 @@
-"""``ldflow run`` and ``ldflow serve``: the pipeline as Prefect flow runs on this machine.
+"""``ldflow run`` and ``ldflow serve``: the pipeline on this machine.
 
+``ldflow run`` without ``PREFECT_API_URL`` runs the steps in this process without Prefect (no
+server to start, nothing left behind when it is killed); with it, the flow runs as a Prefect flow
+run on that server. ``ldflow serve`` is the Prefect-orchestrated long-running mode.
 Prefect and SQLAlchemy cost about a second to import, so they are imported inside the commands,
 after :mod:`flows.prefect_settings` has set Prefect's defaults.
 """
@@ -80,38 +83,33 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
             out.print(f"[yellow]{step['step']}:[/] {error}", markup=True, highlight=False)
 
 
-@app.command(rich_help_panel=PANEL, short_help="One pass of the pipeline (a Prefect flow run).")
+@app.command(rich_help_panel=PANEL, short_help="One pass of the pipeline.")
 def run(
     flow_name: Annotated[FlowName, typer.Option(
         "--flow", help="Which flow.", parser=choice(FlowName, "flow"))] = FlowName.PIPELINE,
     batch: Annotated[int | None, typer.Option(min=1, help="Batch size per database round (default per step).")]
     = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's flow and task logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show Prefect's flow and task logs (with PREFECT_API_URL).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
-    """One pass of the pipeline as a Prefect flow run: take in new requests, fire due follow-ups,
-    measure requests whose checkpoints are closed, send the outbox. No server needed: without
-    PREFECT_API_URL Prefect starts a temporary local one (first start ~15 s)."""
-    from flows import prefect_settings
+    """One pass of the pipeline: take in new requests, fire due follow-ups, measure requests whose
+    checkpoints are closed, send the outbox, publish the Prefect events. No server needed: without
+    PREFECT_API_URL the steps run in this process; with it, as a flow run on that Prefect server."""
+    orchestrated = bool(os.environ.get("PREFECT_API_URL"))
+    if orchestrated:
+        from flows import prefect_settings
 
-    prefect_settings.apply(logging_level="INFO" if verbose else "WARNING")
+        prefect_settings.apply(logging_level="INFO" if verbose else "WARNING")
     from flows import bootstrap
     from flows.views import console
 
     err = console(stderr=True)
     app_ = bootstrap.current()  # the app the flow's tasks use in this process (fails early on bad settings)
-    if not os.environ.get("PREFECT_API_URL"):
-        err.print("[dim]starting a temporary Prefect server (no PREFECT_API_URL set; ~15 s the first time)…[/]")
-    from flows.pipeline import FLOWS
-
     progress = _Progress()
     app_.progress = progress
-    params: dict[str, Any] = {}
-    if batch is not None:
-        params = ({"followups_batch": batch, "dispatch_batch": batch, "intake_batch": batch}
-                  if flow_name == FlowName.PIPELINE else {"batch": batch})
     try:
-        result: dict[str, Any] = FLOWS[flow_name](**params)
+        result = _run_orchestrated(flow_name, batch) if orchestrated else _run_in_process(app_, flow_name, batch)
     except Exception as exc:  # a failed flow run: say so without a traceback
         if os.environ.get("LDFLOW_DEBUG"):
             raise
@@ -128,6 +126,23 @@ def run(
     # above; they do not make the pass a failure. A failed flow run exits 1 (see above).
 
 
+def _run_in_process(app_: Any, flow_name: FlowName, batch: int | None) -> dict[str, Any]:
+    from flows.steps import run_in_process
+
+    return run_in_process(app_, flow_name.value, batch)
+
+
+def _run_orchestrated(flow_name: FlowName, batch: int | None) -> dict[str, Any]:
+    from flows.pipeline import FLOWS
+
+    params: dict[str, Any] = {}
+    if batch is not None:
+        params = ({"followups_batch": batch, "dispatch_batch": batch, "intake_batch": batch}
+                  if flow_name == FlowName.PIPELINE else {"batch": batch})
+    result: dict[str, Any] = FLOWS[flow_name](**params)
+    return result
+
+
 def _free_port() -> int:
     import socket
 
@@ -140,7 +155,8 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
     """A Prefect server for this machine (the temporary in-process one has no scheduler).
 
     It runs in its own session, so Ctrl-C reaches ``serve`` first, which pauses its deployments
-    and then stops the server.
+    and then stops the server; and it is sent SIGTERM by the kernel when ``serve`` dies, even by
+    SIGKILL (:func:`_dies_with`), so it never outlives ``serve``.
     """
     import subprocess
 
@@ -153,7 +169,8 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
     log = log_path.open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+                            env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                            preexec_fn=_dies_with(os.getpid()))
     err.print(f"[dim]starting a local Prefect server on {url} (log: {log_path})…[/]")
     try:
         if _wait_until_healthy(proc, url, log_path):
@@ -165,6 +182,24 @@ def _start_local_server(log_path: Path, err: Any) -> Any:
         raise
     _stop(proc)
     raise ConfigurationError(f"the local Prefect server did not answer within the timeout; see {log_path}")
+
+
+def _dies_with(parent: int) -> Any:
+    """A ``preexec_fn`` for a child that must not outlive ``parent``: on Linux, PR_SET_PDEATHSIG
+    asks the kernel for SIGTERM when the parent dies (also by SIGKILL); a parent already gone by
+    then (a race with the fork) makes the child exit at once. A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arrange() -> None:  # runs in the child between fork and exec
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
 
 
 def _wait_until_healthy(proc: Any, url: str, log_path: Path) -> bool:

@@ -35,7 +35,7 @@ _caller: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     home: Path = tmp_path_factory.mktemp("fuzz")
-    app = bootstrap.build(Settings(home=home), clock=FixedClock(T0), emitter=lambda *a, **k: None)
+    app = bootstrap.build(Settings(home=home), clock=FixedClock(T0))
     drive_to(app.service, "measured")
     app.service.submit(intake_data(), "ops")
     _caller["Authorization"] = "Bearer " + app.tokens.create("fuzz", "partner", "Fuzz Partner", "test").secret

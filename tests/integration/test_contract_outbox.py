@@ -13,13 +13,21 @@ import pytest
 from sqlalchemy import Engine
 
 from connectors import ports
+from connectors.db.event_outbox import SqlEventLog
 from connectors.db.inbound import Handled, Quarantine, SqlInbound, ingest
 from connectors.db.outbox import SqlOutbox
 from connectors.db.store import SqlStore
 from connectors.db.unit_of_work import SqlTransaction, SqlUnitOfWork
 from connectors.email.inbound import InboundItem, InboundRef
 from connectors.ports import InboundStatus, OutboxStatus
-from connectors.testing import InMemoryInbound, InMemoryInbox, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
+from connectors.testing import (
+    InMemoryEventLog,
+    InMemoryInbound,
+    InMemoryInbox,
+    InMemoryOutbox,
+    InMemoryTransaction,
+    InMemoryUnitOfWork,
+)
 from states.errors import Conflict, NotFound
 from states.events import EmailSent
 from states.models import Intake
@@ -231,6 +239,41 @@ def test_ingest_records_each_item_with_what_its_handler_did_in_one_transaction(b
     assert (again.processed, again.quarantined, again.skipped) == (0, 0, 0) and backend.count() == 2
 
 
+# --- the event outbox ------------------------------------------------------------------------------------
+
+
+def test_a_changes_prefect_events_commit_with_it_or_not_at_all(backend: Backend) -> None:
+    rid = submit(backend.uow)
+    staged = backend.uow.events.pending()
+    assert [e.event for e in staged] == ["ldflow.request.submitted", "ldflow.outbox.enqueued"]
+    assert staged[0].resource["prefect.resource.id"] == f"ldflow.request.{rid}"
+    assert staged[1].payload["keys"] == [f"{rid}:intake_acknowledgement"]
+    with pytest.raises(RuntimeError), backend.uow.transaction() as tx:
+        tx.record_events(rid, [EmailSent(key=f"{rid}:x", template="t", to=("a@example.org",))], ACTOR, T0)
+        raise RuntimeError("rolled back")
+    assert backend.uow.events.count_pending() == 2
+    with backend.uow.transaction() as tx:
+        tx.record_events(rid, [EmailSent(key=f"{rid}:x", template="t", to=("a@example.org",))], ACTOR, T0)
+    assert [e.event for e in backend.uow.events.pending()][-1] == "ldflow.request.email_sent"
+
+
+def test_published_events_are_no_longer_pending_and_are_pruned_later(backend: Backend) -> None:
+    submit(backend.uow)
+    submit(backend.uow, "Second course")
+    log = backend.uow.events
+    first, *rest = log.pending(limit=10)
+    assert len(rest) == 3 and [e.id for e in log.pending(limit=2)] == [first.id, rest[0].id]  # oldest first
+    now = first.occurred + timedelta(seconds=1)
+    assert log.mark_published([first.id], now) == 1
+    assert log.mark_published([first.id], now) == 0  # once
+    assert [e.id for e in log.pending()] == [e.id for e in rest] and log.count_pending() == 3
+    assert log.prune(published_before=now, pending_before=first.occurred) == 0  # nothing old enough
+    assert log.prune(published_before=now + timedelta(seconds=1), pending_before=first.occurred) == 1
+    assert log.count_pending() == 3
+    assert log.prune(published_before=now, pending_before=now + timedelta(days=1)) == 3  # stale, never published
+    assert log.pending() == []
+
+
 # --- the signatures -------------------------------------------------------------------------------------
 
 def _members(protocol: type) -> dict[str, Any]:
@@ -245,9 +288,10 @@ def _shape(function: Any) -> list[tuple[str, Any, Any]]:
 @pytest.mark.parametrize(("protocol", "implementations"), [
     (ports.OutboxLog, [SqlOutbox, InMemoryOutbox]),
     (ports.InboundLog, [SqlInbound, InMemoryInbound]),
+    (ports.EventLog, [SqlEventLog, InMemoryEventLog]),
     (ports.Transaction, [SqlTransaction, InMemoryTransaction]),
     (ports.UnitOfWork, [SqlUnitOfWork, InMemoryUnitOfWork]),
-], ids=["OutboxLog", "InboundLog", "Transaction", "UnitOfWork"])
+], ids=["OutboxLog", "InboundLog", "EventLog", "Transaction", "UnitOfWork"])
 def test_every_port_method_is_implemented_with_its_signature(protocol: type, implementations: list[type]) -> None:
     members = _members(protocol)
     assert members, protocol

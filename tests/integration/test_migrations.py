@@ -17,7 +17,7 @@ from connectors.db.engine import make_engine
 from connectors.db.tables import metadata
 
 VERSIONS = schema.MIGRATIONS / "versions"
-TABLES = {"requests", "audit_events", "checkpoints", "outbox", "inbound", "link_uses"}
+TABLES = {"requests", "audit_events", "checkpoints", "outbox", "inbound", "link_uses", "event_outbox", "api_tokens"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -91,6 +91,35 @@ def test_ensure_schema_keeps_data(empty_engine: Engine) -> None:
     Service(SqlStore(empty_engine), FixedClock(T0)).submit(intake_data(), ACTOR)
     schema.ensure_schema(empty_engine)
     assert SqlStore(empty_engine).get(1).intake.title == "Objection handling course"
+
+
+def test_the_event_outbox_migration_keeps_an_existing_databases_data(empty_engine: Engine) -> None:
+    """A database made before the event outbox (revision 0001) with a request in it: upgraded, the
+    request, its history and its outbox rows are intact and new changes stage their events."""
+    from connectors.db.event_outbox import SqlEventLog
+    from connectors.db.store import SqlStore
+    from flows.clock import FixedClock
+    from flows.service import Service
+    from tests.builders import ACTOR, T0, intake_data
+
+    schema.upgrade(empty_engine, "0001")
+    assert "event_outbox" not in inspect(empty_engine).get_table_names()
+    with empty_engine.begin() as conn:  # a 0001-era row, written as that schema had it
+        conn.execute(text("INSERT INTO requests (id, title, state, version, requester_email, sponsor_email, "
+                          "created_at, updated_at, head_seq, document) VALUES (41, 'Old one', 'received', 1, "
+                          "'a@example.org', 'b@example.org', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0, '{}')"))
+    before = {t: _rows(empty_engine, t) for t in ("requests", "audit_events", "outbox")}
+    assert schema.upgrade(empty_engine) == schema.HEAD
+    assert {t: _rows(empty_engine, t) for t in before} == before
+    assert SqlEventLog(empty_engine).count_pending() == 0
+    Service(SqlStore(empty_engine), FixedClock(T0)).submit(intake_data(), ACTOR)
+    assert [e.event for e in SqlEventLog(empty_engine).pending()] == ["ldflow.request.submitted",
+                                                                      "ldflow.outbox.enqueued"]
+
+
+def _rows(engine: Engine, table: str) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
 
 
 def test_downgrade_to_base_removes_the_tables(empty_engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""The pipeline's steps (``flows.steps``) on SQLite: batches, reminders, advancing, Prefect events after commits."""
+"""The pipeline's steps (``flows.steps``) on SQLite: batches, reminders, advancing, the event outbox."""
 
 
 from __future__ import annotations
@@ -94,72 +94,134 @@ def test_advance_measures_requests_whose_checkpoints_are_all_closed(rt: Any) -> 
     assert _count(rt, "audit_events") == events_before
 
 
-# --- Prefect events ----------------------------------------------------------------------------------
+# --- Prefect events: the event outbox ------------------------------------------------------------------
 
 
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """What ``publish_events`` sends to Prefect, event by event (no Prefect API needed)."""
     seen: list[dict[str, Any]] = []
     monkeypatch.setenv("LDFLOW_PREFECT_EVENTS", "on")
-    old = events.set_emitter(seen.append)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # configured; the sender is replaced
+    old = events.set_sender(seen.extend)
     yield seen
-    events.set_emitter(old)
+    events.set_sender(old)
 
 
-def test_events_follow_commits_and_are_not_repeated(rt: Any, captured: list[dict[str, Any]]) -> None:
-    from flows.steps import fire_followups
+def test_every_committed_change_is_staged_with_it_and_published_once(rt: Any, captured: list[dict[str, Any]]) -> None:
+    from flows.steps import fire_followups, publish_events
 
     r = drive_to(rt.service, "delivered")
-    names = [e["event"] for e in captured]
-    assert [n for n in names if n.startswith("ldflow.request.")] == ["ldflow.request.diagnose",
-                                                                      "ldflow.request.design",
-                                                                      "ldflow.request.deliver"]
-    assert names.count("ldflow.outbox.enqueued") == 3  # intake ack, diagnosis summary, plan approval request
+    assert captured == []  # a write never talks to Prefect
+    published = publish_events(rt).counts["published"]
+    history = [f"ldflow.request.{h.trigger or h.type}" for h in rt.service.history(r.id)]
+    assert "ldflow.request.submitted" in history and "ldflow.request.deliver" in history
+    assert [e["event"] for e in captured] == [*history, "ldflow.outbox.enqueued"]  # every history event, in order
+    assert published == len(history) + 3  # + one wake-up row per commit that queued mail (3), sent as one
+    wakeup = captured[-1]
+    assert wakeup["payload"]["count"] == 3  # intake ack, diagnosis summary, plan approval request: one wake-up
     deliver = next(e for e in captured if e["event"] == "ldflow.request.deliver")
     assert deliver["resource"]["prefect.resource.id"] == f"ldflow.request.{r.id}"
+    assert deliver["payload"]["to_state"] == "delivered"
     captured.clear()
+    assert publish_events(rt).counts == {"published": 0} and captured == []  # published once
+
+    rt.service.add_note(r.id, "sponsor called", ACTOR)
+    rt.service.record(r.id, "m2:P1D", result_data(None, "nobody answered"), ACTOR)
     rt.clock.set(END + timedelta(days=31))
     fire_followups(rt, lateness_days=60)
-    assert [e["event"] for e in captured] == ["ldflow.outbox.enqueued"]  # one for the whole batch
-    assert captured[0]["payload"]["count"] == 4
+    publish_events(rt)
+    names = [e["event"] for e in captured]
+    assert names[:2] == ["ldflow.request.note_added", "ldflow.request.checkpoint_missed"]  # note, record
+    assert names.count("ldflow.outbox.enqueued") == 1  # the followups' mail of the batch: one wake-up
     captured.clear()
     fire_followups(rt, lateness_days=60)
+    publish_events(rt)
     assert captured == []
+
+
+def test_email_sent_is_an_event_too(rt: Any, captured: list[dict[str, Any]]) -> None:
+    from flows.steps import publish_events, send_outbox
+
+    r = rt.service.submit(_intake(), ACTOR)
+    publish_events(rt)
+    captured.clear()
+    assert send_outbox(rt).counts["sent"] == 1
+    publish_events(rt)
+    [sent] = captured
+    assert sent["event"] == "ldflow.request.email_sent"
+    assert sent["payload"]["key"] == f"{r.id}:intake_acknowledgement" and "to" not in sent["payload"]
 
 
 def test_no_event_for_a_refused_change(rt: Any, captured: list[dict[str, Any]]) -> None:
+    from flows.steps import publish_events
     from states.errors import TransitionRefused
 
     r = drive_to(rt.service, "received")
+    publish_events(rt)
     captured.clear()
     with pytest.raises(TransitionRefused):
         rt.service.measure(r.id, ACTOR)
+    assert rt.uow.events.count_pending() == 0
+    publish_events(rt)
     assert captured == []
 
 
+def test_a_refused_batch_stays_pending_and_goes_with_the_next_run(rt: Any, captured: list[dict[str, Any]]) -> None:
+    from flows.steps import publish_events
+
+    for _ in range(3):
+        rt.service.submit(_intake(), ACTOR)
+
+    def refuse(batch: list[dict[str, Any]]) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    events.set_sender(refuse)
+    down = publish_events(rt)
+    assert down.counts == {"published": 0, "waiting": 6} and "connection refused" in down.errors[0]
+    events.set_sender(captured.extend)
+    assert publish_events(rt).counts == {"published": 6}
+    assert len({e["id"] for e in captured}) == 4  # 3 submitted + one wake-up for the 3 acknowledgements
+    assert rt.uow.events.count_pending() == 0
+
+
 def test_event_ids_are_derived_from_what_they_describe() -> None:
+    from connectors.prefect_events import outbox_enqueued, request_events
     from states.events import Delivered
     from states.lifecycle import State
 
-    a = events.transition_events(7, 3, [Delivered(from_state=State.DESIGNED, delivery={})])
-    b = events.transition_events(7, 3, [Delivered(from_state=State.DESIGNED, delivery={})])
-    assert a[0]["id"] == b[0]["id"] and a[0]["event"] == "ldflow.request.deliver"
-    assert events.outbox_event(["1:a", "2:b"])["id"] == events.outbox_event(["2:b", "1:a"])["id"]
-    assert events.outbox_event(["1:a"])["id"] != events.outbox_event(["1:b"])["id"]
+    at = datetime(2026, 4, 20, tzinfo=UTC)
+    a = request_events(7, 3, [Delivered(from_state=State.DESIGNED, delivery={})], at, at)
+    b = request_events(7, 3, [Delivered(from_state=State.DESIGNED, delivery={})], at, datetime.now(UTC))
+    assert a[0].id == b[0].id and a[0].event == "ldflow.request.deliver"
+    assert outbox_enqueued(["1:a", "2:b"], at).id == outbox_enqueued(["2:b", "1:a"], at).id
+    assert outbox_enqueued(["1:a"], at).id != outbox_enqueued(["1:b"], at).id
 
 
-def test_without_a_prefect_api_nothing_is_emitted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_prefect_api_events_wait_and_nothing_is_sent(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.steps import publish_events
+
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("LDFLOW_PREFECT_EVENTS", raising=False)
     seen: list[dict[str, Any]] = []
-    old = events.set_emitter(seen.append)
+    old = events.set_sender(seen.extend)
     try:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        rt.service.submit(_intake(), ACTOR)
+        if "prefect" in __import__("sys").modules:
+            from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        # The flow tests' session-wide harness configures an API; take it away for this test.
-        with temporary_settings(restore_defaults={PREFECT_API_URL}):
-            assert not events.api_configured()
-            assert events.emit([events.outbox_event(["1:x"])]) == 0
-        assert seen == []
+            with temporary_settings(restore_defaults={PREFECT_API_URL}):
+                assert events.api_url() is None
+                assert publish_events(rt).counts == {"published": 0}
+        else:
+            assert events.api_url() is None
+            assert publish_events(rt).counts == {"published": 0}
+        assert seen == [] and rt.uow.events.count_pending() == 2
     finally:
-        events.set_emitter(old)
+        events.set_sender(old)
+
+
+def _intake() -> dict[str, Any]:
+    from tests.builders import intake_data
+
+    return intake_data()

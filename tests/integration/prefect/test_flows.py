@@ -1,7 +1,7 @@
 """The real flows under Prefect: every flow is an idempotent reconciler.
 
 Running a flow twice changes nothing the second time: no e-mail, checkpoint,
-history event or Prefect event is added or changed.
+history event or Prefect event is added or changed (each flow ends by publishing the event outbox).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def snapshot(rt: Any) -> dict[str, Any]:
 def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     seen: list[dict[str, Any]] = []
     monkeypatch.setenv("LDFLOW_PREFECT_EVENTS", "on")
-    old = events.set_emitter(seen.append)
+    old = events.set_sender(seen.extend)  # what the flows' publish-events task sends
     yield seen
-    events.set_emitter(old)
+    events.set_sender(old)
 
 
 def _clock(rt: Any, iso: str, days: int) -> None:
