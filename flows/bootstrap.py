@@ -21,13 +21,14 @@ from sqlalchemy import Engine
 
 from connectors.db.inbound import InboundSource
 from connectors.email.smtp import Sender
-from connectors.ports import InboundLog, UnitOfWork
+from connectors.ports import InboundLog, UnitOfWork, UserStore
 from flows.clock import Clock, FileClock, SystemClock
 from flows.events import Emitter, EventingStore, instrument
 from flows.mail import MailService
 from flows.relay import CalendarPublisher
 from flows.service import Service
 from flows.settings import ConfigurationError, Settings, load_settings
+from flows.users import Accounts
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ ProgressHook = Callable[[str, int, int | None], None]
 class App:
     """The application for one process or command: its settings and clock, the unit of work and
     the request store over one database, the request and mail services, and the mail and calendar
-    connectors. ``engine`` is None for an app on the in-memory fakes."""
+    connectors, the staff accounts. ``engine`` is None for an app on the in-memory fakes."""
 
     settings: Settings
     clock: Clock
@@ -50,6 +51,7 @@ class App:
     sender: Sender
     calendar: CalendarPublisher | None
     sources: Callable[[], list[InboundSource]]
+    accounts: Accounts
     engine: Engine | None = None
     progress: ProgressHook | None = field(default=None, repr=False)
 
@@ -158,15 +160,27 @@ def sources_for(settings: Settings, inbound: InboundLog) -> Callable[[], list[In
 def compose(settings: Settings, *, store: Any, uow: UnitOfWork, clock: Clock | None = None,
             emitter: Emitter | None = None, sender: Sender | None = None,
             calendar: CalendarPublisher | None = None,
-            sources: Callable[[], list[InboundSource]] | None = None, engine: Engine | None = None) -> App:
+            sources: Callable[[], list[InboundSource]] | None = None, engine: Engine | None = None,
+            users: UserStore | None = None) -> App:
     """The application over a given store and unit of work (SQL, or the in-memory fakes in tests);
-    the connectors not given come from ``settings``."""
+    the connectors not given come from ``settings``; the staff accounts are in the database
+    (``engine``), else in memory beside the fake store."""
     clock = clock or (FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock())
     evented: EventingStore = instrument(store, emitter)
+    if users is None:
+        if engine is not None:
+            from connectors.db.users import SqlUsers
+
+            users = SqlUsers(engine)
+        else:
+            from connectors.testing import InMemoryStore, InMemoryUsers
+
+            users = InMemoryUsers(store if isinstance(store, InMemoryStore) else None)
+    accounts = Accounts(users, settings, lambda: clock.now().astimezone(UTC))
     return App(settings=settings, clock=clock, store=evented, uow=uow, service=Service(evented, clock),
                mail=MailService(uow, clock, settings.mail_from), sender=sender or sender_for(settings),
                calendar=calendar if calendar is not None else calendar_for(settings),
-               sources=sources or sources_for(settings, uow.inbound), engine=engine)
+               sources=sources or sources_for(settings, uow.inbound), accounts=accounts, engine=engine)
 
 
 def build(settings: Settings | None = None, *, clock: Clock | None = None, emitter: Emitter | None = None,

@@ -5,7 +5,7 @@ in-memory fake in :mod:`connectors.testing`; ``tests/integration/test_contract_*
 same cases against both, and checks that every adapter and fake has each port method with the
 same parameters (names, kinds, defaults).
 
-This package holds data and protocols only, in three modules (``store``, ``mail``, ``outbox``;
+This package holds data and protocols only, in four modules (``store``, ``mail``, ``outbox``, ``users``;
 import the names from here): it imports no adapter, no database and no network library, so the
 fakes and the application can depend on it without pulling any of them in.
 """
@@ -35,8 +35,10 @@ from connectors.ports.outbox import (
     UnitOfWork,
 )
 from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
+from connectors.ports.users import ROLES, User, UserStore
 
 __all__ = [
+    "ROLES", "User", "UserStore",
     "RETRYABLE", "SORT_KEYS", "AuditRecord", "CalendarPublisher", "InboundItem", "InboundLog", "InboundRecord",
     "InboundRef", "InboundSource", "InboundStatus", "ListFilter", "OutboxLog", "OutboxRow", "OutboxStatus",
     "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary", "SendError", "SendResult",

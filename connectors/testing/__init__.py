@@ -5,12 +5,14 @@ real adapter.
 
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
-(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``).
+(``OutboxLog``), ``InMemoryInbound`` (``InboundLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``), ``InMemoryUsers``
+(``UserStore``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
 from connectors.testing.outbox import InMemoryInbound, InMemoryOutbox, InMemoryTransaction, InMemoryUnitOfWork
 from connectors.testing.store import InMemoryStore, OutboxMessage
+from connectors.testing.users import InMemoryUsers
 
 __all__ = ["InMemoryCalendar", "InMemoryInbound", "InMemoryInbox", "InMemoryOutbox", "InMemorySender", "InMemoryStore",
-           "InMemoryTransaction", "InMemoryUnitOfWork", "OutboxMessage"]
+           "InMemoryTransaction", "InMemoryUnitOfWork", "InMemoryUsers", "OutboxMessage"]

@@ -22,12 +22,14 @@ from icalendar import Calendar
 
 from connectors.calendar.caldav_client import CaldavPublisher
 from connectors.db.store import SqlStore
+from connectors.db.users import SqlUsers
 from connectors.email.config import ImapConfig
 from connectors.email.dropfolder import DropFolderSource
 from connectors.email.imap import ImapSource
 from connectors.email.smtp import FileSender, SmtpSender
-from connectors.ports import CalendarPublisher, InboundSource, RequestStore, Sender, SendResult
-from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemorySender, InMemoryStore
+from connectors.ports import CalendarPublisher, InboundSource, RequestStore, Sender, SendResult, UserStore
+from connectors.testing import InMemoryCalendar, InMemoryInbox, InMemorySender, InMemoryStore, InMemoryUsers
+from states.notifications import Notification
 from states.request import TrainingRequest
 
 PORTS: dict[type, list[type]] = {
@@ -35,12 +37,13 @@ PORTS: dict[type, list[type]] = {
     Sender: [SmtpSender, FileSender, InMemorySender],
     InboundSource: [ImapSource, DropFolderSource, InMemoryInbox],
     CalendarPublisher: [CaldavPublisher, InMemoryCalendar],
+    UserStore: [SqlUsers, InMemoryUsers],
 }
 CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for port, impls in PORTS.items()
          for impl in impls]
 
 # Names the ports module imports for type checking only (they would pull in pydantic, icalendar).
-_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar}
+_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar, "Notification": Notification}
 
 
 def port_methods(port: type) -> dict[str, Callable[..., Any]]:
