@@ -171,7 +171,8 @@ def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
         head.add_column(justify="right", no_wrap=True, min_width=5)
         head.add_column(no_wrap=True)
         head.add_column(overflow="fold")
-        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {_t(rec.actor)}"))
+        via = f" [dim]via[/] {_t(rec.payload['via'])}" if rec.payload.get("via") else ""
+        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {_t(rec.actor)}{via}"))
         lines.append(head)
         what = summarize(rec)
         if what.strip():
