@@ -61,28 +61,59 @@ class RateLimit:
     _hits: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def _pruned(self, key: str) -> deque[float]:
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= self.clock() - self.window:
+            hits.popleft()
+        return hits
+
+    def blocked(self, key: str) -> bool:
+        """Whether ``key`` has used up its attempts for now."""
+        with self._lock:
+            return len(self._pruned(key)) >= self.limit
+
+    def hit(self, key: str) -> None:
+        """Count one attempt for ``key``."""
+        with self._lock:
+            self._pruned(key).append(self.clock())
+
     def allow(self, key: str) -> bool:
         """Count an attempt for ``key``; False when it is over the limit (the attempt is not made)."""
-        now = self.clock()
         with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
+            hits = self._pruned(key)
             if len(hits) >= self.limit:
                 return False
-            hits.append(now)
+            hits.append(self.clock())
             return True
 
 
 @dataclass
 class SignInLimits:
-    """Sign-in attempts: per address (guessing one account's password) and per IP (spraying many)."""
+    """Failed sign-ins per address (guessing one account's password) and per IP (spraying many); while
+    either is over its limit, even the right password is refused. Link requests count each one (each
+    sends a mail)."""
 
     per_address: RateLimit = field(default_factory=lambda: RateLimit(5, 15 * 60))
     per_ip: RateLimit = field(default_factory=lambda: RateLimit(20, 15 * 60))
 
+    def _keys(self, address: str, ip: str) -> tuple[str, str]:
+        return f"address:{address.strip().lower()}", f"ip:{ip}"
+
+    def blocked(self, address: str, ip: str) -> bool:
+        by_address, by_ip = self._keys(address, ip)
+        return self.per_ip.blocked(by_ip) or self.per_address.blocked(by_address)
+
+    def failed(self, address: str, ip: str) -> None:
+        by_address, by_ip = self._keys(address, ip)
+        self.per_ip.hit(by_ip)
+        self.per_address.hit(by_address)
+
     def allow(self, address: str, ip: str) -> bool:
-        return self.per_ip.allow(f"ip:{ip}") and self.per_address.allow(f"address:{address.strip().lower()}")
+        """Count an attempt that is not a password check (a link request); False when over the limit."""
+        if self.blocked(address, ip):
+            return False
+        self.failed(address, ip)
+        return True
 
 
 def _serializer(app: App) -> URLSafeTimedSerializer:

@@ -15,10 +15,13 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from flows.web.auth import CsrfFailed, Forbidden, SignInRequired, csrf_token, current_user, write_cookie
+from states import wording
 
 # The staff pages' templates: the frame's folder (base.html), autoescaped as every .html template is
 # (flows/web/app.py keeps its own instance; importing it here would make a cycle with create_app).
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# words for people, from the one formatter (states/wording.py), as the mails and the CLI use them
+templates.env.filters.update(number=wording.number, money=wording.money, quantity=wording.quantity)
 
 
 def page(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> Response:

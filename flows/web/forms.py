@@ -46,30 +46,31 @@ def _reason(label: str = "Reason") -> Field:
 _YAML = "yaml"
 ACTIONS: dict[Command, Action] = {a.command: a for a in (
     Action(Command.DIAGNOSE, "Diagnose", (Field(_YAML, "Diagnosis (YAML, as `ldflow diagnose -f`)", "yaml"),),
-           example="business_goal: {}\nobservable_actions:\n  - \ncause_checks:\n  expectations_clear: "
-                   "{answer: unknown, evidence: ''}\nsummary: ''\n"),
+           example="# as examples/diagnosis.yaml\nbusiness_goal: {}  # metric, current_value, target_value, "
+                   "target_date, data_source\nobservable_actions: []  # what people will do differently on the job\n"
+                   "cause_checks: {}  # expectations_clear: {answer: yes|no|unknown, evidence: ...} ...\n"
+                   "summary: ''\n"),
     Action(Command.REDIAGNOSE, "Re-diagnose", (Field(_YAML, "Diagnosis (YAML)", "yaml"), _reason()),
-           example="observable_actions:\n  - \ncause_checks: {}\n"),
+           example="# the whole diagnosis again, as examples/diagnosis.yaml\nobservable_actions: []\n"
+                   "cause_checks: {}\n"),
     Action(Command.DRAFT_PLAN, "Draft the measurement plan",
            (Field(_YAML, "Measurement plan (YAML, as `ldflow plan draft -f`)", "yaml"),),
-           example="items:\n  - id: \n    framework: kirkpatrick\n    level: 3\n    metric: \n    unit: \n"
-                   "    baseline: {value: , date: , source: }\n    target: {value: , date: }\n"
-                   "    instrument: observation\n    respondent: manager\n    checkpoints: [P30D]\n"
-                   "    owner: {name: , email: }\n"),
+           example="# as examples/plan.yaml; one item per metric:\n# - {id, framework: kirkpatrick, level, metric, "
+                   "unit, baseline: {value, date, source},\n#    target: {value, date}, instrument, respondent, "
+                   "checkpoints: [P30D], owner: {name, email}}\nitems: []\n"),
     Action(Command.APPROVE_PLAN, "Approve the plan", (
         Field("approver", "Approver (the sponsor's e-mail)"), Field("comment", "The approver's comment", "textarea"),
         Field("reason", "Reason, when an admin records the sponsor's approval on their behalf", "textarea",
               hint="Only an admin may approve for someone else; the history and the report say so."))),
     Action(Command.DESIGN, "Design", (Field(_YAML, "Design brief (YAML, as `ldflow design -f`)", "yaml"),),
-           example="objectives:\n  - \nformat: \napproach: \npractice_activities: []\nduration: \n"),
+           example="# as examples/design.yaml\nobjectives: []\nformat: ''\napproach: ''\npractice_activities: []\n"),
     Action(Command.REDIRECT, "Redirect", (
         Field("kind", "Kind", "select", tuple(k.value for k in RedirectKind)),
         Field("rationale", "Rationale", "textarea"), Field("owner.name", "Owner's name"),
         Field("owner.email", "Owner's e-mail"))),
     Action(Command.SCHEDULE_SESSION, "Schedule a session",
            (Field(_YAML, "Session (YAML, as `ldflow session -f`)", "yaml"),),
-           example="id: \ntitle: \nstart: \"2027-01-15T09:00:00+00:00\"\nend: \"2027-01-15T12:00:00+00:00\"\n"
-                   "location: \nattendees: []\n"),
+           example="# as examples/session.yaml: id, title, start and end with a UTC offset, location, attendees\n"),
     Action(Command.DELIVER, "Record the delivery", (
         Field("start_date", "Start date", "date"), Field("end_date", "End date", "date"),
         Field("audience_reached", "Audience reached (people)", "number"), Field("format", "Format"),
@@ -80,11 +81,11 @@ ACTIONS: dict[Command, Action] = {a.command: a for a in (
     Action(Command.MEASURE, "Measure (compare the results with the targets)", ()),
     Action(Command.ACKNOWLEDGE, "Acknowledge and send the report",
            (Field(_YAML, "The three touchpoints (YAML, as `ldflow acknowledge -f`)", "yaml"),),
-           example="recap:\n  - \naction_plan:\n  - step: \n    owner: \ncontributions:\n  - stakeholder: \n"
-                   "    contribution: \nmessage: \n"),
+           example="# as examples/acknowledgement.yaml\nrecap: []  # the takeaways\naction_plan: []  # - {step, owner, "
+                   "due}\ncontributions: []  # - {stakeholder, contribution}\nmessage: ''\n"),
     Action(Command.ADD_NOTE, "Add a note", (Field("text", "Note", "textarea"),)),
     Action(Command.AMEND, "Amend", (Field(_YAML, "Corrections with a reason (YAML, as `ldflow amend -f`)", "yaml"),),
-           example="reason: \n"),
+           example="# as examples/amendment.yaml: the fields to correct, and why\nreason: ''\n"),
     Action(Command.DECLINE, "Decline", (_reason(),), danger=True),
     Action(Command.CANCEL, "Cancel", (_reason(),), danger=True),
     Action(Command.REOPEN, "Re-open", (_reason(),)),

@@ -47,11 +47,13 @@ async def sign_in(request: Request) -> Response:
     check_csrf(request, form)
     email, password = str(form.get("email") or "").strip(), str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
-    if not _limits(request).allow(email, client_ip(request)):
+    limits, ip = _limits(request), client_ip(request)
+    if limits.blocked(email, ip):
         return page(request, "sign_in.html", {"next": target, "email": email, "error": _SLOW_DOWN, "sent": False},
                     429)
     user = _app(request).accounts.authenticate(email, password)
     if user is None:
+        limits.failed(email, ip)
         return page(request, "sign_in.html", {"next": target, "email": email, "error": _REFUSED, "sent": False},
                     401)
     start_session(request, user)
