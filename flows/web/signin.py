@@ -1,12 +1,16 @@
 """Staff sign-in: a password, or a single-use link by mail (queued in the outbox); sign-out.
 
-Attempts are limited per address and per client IP (``flows.web.auth.SignInLimits``); a refusal
-says the same whether or not the account exists. Passwords and link tokens are never logged:
-the app logs no request bodies, and the link's token travels in the path of a GET that only shows a
-button (a mail scanner that fetches it signs nobody in); the POST of that button uses it.
+Failed attempts are limited per address and per client IP (``flows.web.auth.SignInLimits``); a
+refusal says the same whether or not the account exists. Passwords and link tokens are never
+logged: the app logs no request bodies, and the link's token travels in the path of a GET that
+only shows a button (a mail scanner that fetches it signs nobody in; the POST of that button uses
+it), which uvicorn's access log shows redacted (:class:`RedactSignInLinks`).
 """
 
 from __future__ import annotations
+
+import logging
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,6 +20,22 @@ from flows.web.auth import SignInLimits, check_csrf, client_ip, current_user, en
 from flows.web.common import StaffRoute, page, safe_next, see_other
 
 router = APIRouter(route_class=StaffRoute)
+
+_LINK_PATH = re.compile(r"(/sign-in/link/)[^/?\s]+")
+
+
+class RedactSignInLinks(logging.Filter):
+    """Keeps sign-in link tokens out of uvicorn's access log (its record's path argument)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_LINK_PATH.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = _LINK_PATH.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(RedactSignInLinks())
 
 _REFUSED = "That e-mail and password do not match an active account."
 _SLOW_DOWN = "Too many sign-in attempts; wait a few minutes and try again."

@@ -209,3 +209,15 @@ def test_post_form_helper_reads_the_token_of_the_page(web: WebRig) -> None:
     client = web.client("partner")
     version = str(web.app.service.show(rid).version)
     assert post_form(client, f"/requests/{rid}/add_note", {"version": version, "text": "hello"}).status_code == 303
+
+
+def test_the_access_log_shows_sign_in_links_redacted() -> None:
+    import logging
+
+    from flows.web.signin import RedactSignInLinks
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", "/sign-in/link/eyJsaW5rIjoi.secret?x=1", "1.1", 200), None)
+    assert RedactSignInLinks().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /sign-in/link/[redacted]?x=1 HTTP/1.1" 200'
+    assert any(isinstance(f, RedactSignInLinks) for f in logging.getLogger("uvicorn.access").filters)
