@@ -221,3 +221,14 @@ def test_the_access_log_shows_sign_in_links_redacted() -> None:
     assert RedactSignInLinks().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "GET /sign-in/link/[redacted]?x=1 HTTP/1.1" 200'
     assert any(isinstance(f, RedactSignInLinks) for f in logging.getLogger("uvicorn.access").filters)
+
+
+def test_every_staff_page_carries_the_security_headers(web: WebRig) -> None:
+    from flows.web.app import SECURITY_HEADERS
+
+    rid = drive_to(web.app.service, "received").id
+    client = web.client("partner")
+    for path in ("/", f"/requests/{rid}", "/sign-in", "/requests/999"):
+        response = client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value, (path, name)
