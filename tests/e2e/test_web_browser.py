@@ -101,7 +101,8 @@ def _sign_out(page: Any) -> None:
     page.wait_for_url("**/sign-in")
 
 
-def _act(page: Any, command: str, fields: dict[str, str] | None = None, *, select: dict[str, str] | None = None) -> None:
+def _act(page: Any, command: str, fields: dict[str, str] | None = None, *,
+         select: dict[str, str] | None = None) -> None:
     """Open an action's form, fill it and send it."""
     box = page.locator(f"#action-{command}")
     if box.get_attribute("open") is None:
@@ -211,7 +212,8 @@ def test_the_board_and_its_filters(served: tuple[str, App, Path], browser: Any) 
         page.click(".filters button")
     shown = {page.locator("article.card").nth(i).get_attribute("data-id")
              for i in range(page.locator("article.card").count())}
-    assert shown == {str(ids["b"]), str(ids["c"])} and "Requests sponsored by bo@northwind.example" in page.inner_text("h1")
+    assert shown == {str(ids["b"]), str(ids["c"])}
+    assert "Requests sponsored by bo@northwind.example" in page.inner_text("h1")
     page.goto(f"{base}/")
     page.select_option("#f-state", "acknowledged")
     with page.expect_navigation():

@@ -70,7 +70,9 @@ def test_the_link_and_its_mail_are_written_together(sqlite_engine: Engine) -> No
     users.add_sign_in_link("d" * 32, ada.id, T0, T0 + timedelta(minutes=15), _note("d" * 32))
     rows = SqlOutbox(sqlite_engine).rows()
     assert [(r.key, r.template, r.request_id) for r in rows] == [(f"signin:{'d' * 32}", "sign_in_link", 0)]
-    with pytest.raises(Exception):  # the same link twice: neither the link nor a second mail
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):  # the same link twice: neither the link nor a second mail
         users.add_sign_in_link("d" * 32, ada.id, T0, T0 + timedelta(minutes=15), _note("d" * 32))
     assert len(SqlOutbox(sqlite_engine).rows()) == 1 and users.count_links() == 1
 
@@ -83,7 +85,7 @@ def test_upgrading_to_0005_keeps_the_requests_and_their_history(tmp_path: object
     from connectors.db.store import SqlStore
     from flows.clock import FixedClock
     from flows.service import Service
-    from tests.builders import ACTOR, drive_to
+    from tests.builders import drive_to
 
     engine = make_engine(f"sqlite:///{Path(str(tmp_path)) / 'old.db'}")
     schema.upgrade(engine, "0001")
