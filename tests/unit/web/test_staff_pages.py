@@ -25,7 +25,7 @@ def test_the_board_shows_columns_in_the_lifecycle_order_and_a_card_per_request(w
     received = web.app.service.submit(intake_data(title="Coaching for new managers"), ACTOR).id
     delivered = drive_to(web.app.service, "delivered").id
     html = web.client("viewer").get("/").text
-    columns = re.findall(r'<section class="column state-(\w+)"', html)
+    columns = re.findall(r'<section class="column state-(\w+)[" ]', html)
     assert columns == ["received", "diagnosed", "redirected", "designed", "delivered", "measured", "acknowledged",
                        "declined", "cancelled"]
     assert set(_cards(html)) == {received, delivered}
