@@ -21,13 +21,14 @@ from sqlalchemy import Engine
 
 from connectors.db.inbound import InboundSource
 from connectors.email.smtp import Sender
-from connectors.ports import InboundLog, TokenStore, UnitOfWork
+from connectors.ports import InboundLog, TokenStore, UnitOfWork, UserStore
 from flows.clock import Clock, FileClock, SystemClock
 from flows.mail import MailService
 from flows.relay import CalendarPublisher
 from flows.service import Service
 from flows.settings import ConfigurationError, Settings, load_settings
 from flows.tokens import TokenService
+from flows.users import Accounts
 
 T = TypeVar("T")
 
@@ -38,8 +39,8 @@ ProgressHook = Callable[[str, int, int | None], None]
 @dataclass
 class App:
     """The application for one process or command: its settings and clock, the unit of work and
-    the request store over one database, the request and mail services, the API tokens, and the mail
-    and calendar connectors. ``engine`` is None for an app on the in-memory fakes."""
+    the request store over one database, the request and mail services, the API tokens, the staff
+    accounts, and the mail and calendar connectors. ``engine`` is None for an app on the in-memory fakes."""
 
     settings: Settings
     clock: Clock
@@ -51,6 +52,7 @@ class App:
     calendar: CalendarPublisher | None
     sources: Callable[[], list[InboundSource]]
     tokens: TokenService
+    accounts: Accounts
     engine: Engine | None = None
     progress: ProgressHook | None = field(default=None, repr=False)
 
@@ -164,21 +166,32 @@ def sources_for(settings: Settings, inbound: InboundLog) -> Callable[[], list[In
 def compose(settings: Settings, *, store: Any, uow: UnitOfWork, clock: Clock | None = None,
             sender: Sender | None = None, calendar: CalendarPublisher | None = None,
             sources: Callable[[], list[InboundSource]] | None = None, engine: Engine | None = None,
-            tokens: TokenStore | None = None) -> App:
+            tokens: TokenStore | None = None, users: UserStore | None = None) -> App:
     """The application over a given store and unit of work (SQL, or the in-memory fakes in tests);
     the connectors not given come from ``settings``; the API tokens are in memory unless ``tokens``
-    is given (``build`` gives the database's)."""
+    is given (``build`` gives the database's); the staff accounts are in the database (``engine``),
+    else in memory beside the fake store."""
     clock = clock or (FileClock(settings.simulated_clock) if settings.simulated_clock else SystemClock())
     if tokens is None:
         from connectors.testing.tokens import InMemoryTokens
 
         tokens = InMemoryTokens()
+    if users is None:
+        if engine is not None:
+            from connectors.db.users import SqlUsers
+
+            users = SqlUsers(engine)
+        else:
+            from connectors.testing import InMemoryStore, InMemoryUsers
+
+            users = InMemoryUsers(store if isinstance(store, InMemoryStore) else None)
+    accounts = Accounts(users, settings, lambda: clock.now().astimezone(UTC))
     service = Service(store, clock, delivery_window_years=settings.delivery_window_years)
     return App(settings=settings, clock=clock, store=store, uow=uow, service=service,
                mail=MailService(uow, clock, settings.mail_from), sender=sender or sender_for(settings),
                calendar=calendar if calendar is not None else calendar_for(settings),
                sources=sources or sources_for(settings, uow.inbound), tokens=TokenService(tokens, clock),
-               engine=engine)
+               accounts=accounts, engine=engine)
 
 
 def build(settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True,

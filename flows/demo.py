@@ -256,6 +256,37 @@ def main(home: Path | None = None, fresh: bool = True) -> int:
         bootstrap.reset()
 
 
+DEMO_ADMIN = "admin@demo.example"
+
+
+def serve_web(home: Path | None = None) -> int:
+    """Serve the web app over the demo's data until Ctrl-C, with a demo admin account (made, or given a
+    new password, now; the password is printed here once and stored only as its hash)."""
+    import secrets
+
+    import uvicorn
+
+    from flows import bootstrap
+    from flows.settings import Settings
+    from flows.web.app import create_app
+
+    home = (home or DEFAULT_HOME).resolve()
+    demo = Settings(home=home, database_url=f"sqlite:///{(home / 'ldflow.db').resolve()}",
+                    simulated_clock=home / "clock.json", smtp_host=None, imap_host=None, caldav_url=None)
+    settings = demo  # the same data directory, database and clock as the demo's run
+    app = bootstrap.build(settings)
+    password = secrets.token_urlsafe(12)
+    if app.accounts.users.user_by_email(DEMO_ADMIN) is None:
+        app.accounts.add(DEMO_ADMIN, "Demo Admin", "admin", password)
+    else:
+        app.accounts.set_password(DEMO_ADMIN, password)
+    print(f"ldflow web on {settings.web_url}: sign in as {DEMO_ADMIN} with the password {password} "
+          "(made for this demo; Ctrl-C stops)", flush=True)
+    uvicorn.run(create_app(app), host=settings.web_host, port=settings.web_port, log_level="warning",
+                server_header=False)
+    return 0
+
+
 def try_command(home: Path, *args: str) -> str:
     """A command line a person can paste after the demo, from where they are: ``ldflow`` when the one
     on PATH is this one, else its path (``.venv/bin/ldflow`` after ``make demo``), with the demo's home."""

@@ -94,6 +94,14 @@ class Service:
         self.clock = clock or SystemClock()
         self.delivery_window_years = delivery_window_years
         self._tx: _Writes | None = None
+        self._via = ""
+
+    def via(self, channel: str) -> Service:
+        """This service with every event it records marked as having come through ``channel``
+        (``web``, ``cli`` …): the history says who acted and how."""
+        bound = copy.copy(self)
+        bound._via = channel
+        return bound
 
     def within(self, tx: _Writes) -> Service:
         """This service with its commands running in the open transaction ``tx`` (a
@@ -117,6 +125,8 @@ class Service:
 
         def mutate(request: TrainingRequest) -> None:
             apply(request, self._now())
+            if self._via:
+                request.stamp_via(self._via)
 
         return self._writes.update(request_id, actor, mutate, expect_version)
 
@@ -132,6 +142,8 @@ class Service:
         request = TrainingRequest.submit(parsed, now, thread, acknowledge)
         if note is not None:
             request.add_note(note, now, source=note_source)
+        if self._via:
+            request.stamp_via(self._via)
         return self._writes.add(request, _actor(actor))
 
     def diagnose(self, request_id: int, data: Data | Diagnosis, actor: str,
@@ -152,9 +164,13 @@ class Service:
         return self._change(request_id, actor, expect_version, lambda r, at: r.draft_plan(plan, at))
 
     def approve_plan(self, request_id: int, data: Data | PlanApproval, actor: str,
-                     expect_version: int | None = None, source: str = "") -> TrainingRequest:
+                     expect_version: int | None = None, source: str = "", *, admin: bool = False) -> TrainingRequest:
+        """The approver's approval, recorded by the approver (``actor``) themselves, or by an admin
+        (``admin``: the entry point has checked the actor's role) with ``reason``, shown as such."""
         approval = parse(PlanApproval, data, source)
-        return self._change(request_id, actor, expect_version, lambda r, at: r.approve_plan(approval, at))
+        who = _actor(actor)
+        return self._change(request_id, who, expect_version,
+                            lambda r, at: r.approve_plan(approval, at, who, admin))
 
     def ask_for_approval_again(self, request_id: int, actor: str, why: str) -> TrainingRequest:
         """Send the sponsor the approval request of the plan waiting for them again, noting ``why``."""

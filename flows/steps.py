@@ -27,7 +27,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.message import EmailMessage
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +42,10 @@ from flows import events
 from flows.intake import InboundHandler, MailTrust
 from flows.links import Links
 from flows.relay import Outcome, OutcomeHook, relay_outbox
+from flows.users import with_sign_in_url
 from states.errors import Conflict, TransitionRefused
 from states.events import EmailBounced, EmailSent
-from states.notifications import CalendarItem, Recipient
+from states.notifications import CalendarItem, Notification, Recipient
 
 if TYPE_CHECKING:
     from flows.bootstrap import App
@@ -199,7 +201,7 @@ def _history_hook(app: App) -> OutcomeHook:
 
     def hook(tx: Transaction, row: OutboxRow, outcome: Outcome, detail: str) -> None:
         kind = kinds.get(outcome)
-        if kind is None:
+        if kind is None or not row.request_id:  # 0: a mail about no request (a sign-in link)
             return
         event = kind(key=row.key, template=row.template, to=tuple(r.email for r in row.notification.to),
                      detail=detail[:500])
@@ -230,7 +232,10 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
         now = app.now()
-        result = relay_outbox(app.uow, app.sender, partial(render_fn, now=now), now, owner, batch=batch,
+        def render_now(n: Notification, now: datetime = now) -> EmailMessage:
+            return render_fn(with_sign_in_url(s, n), now=now)  # a sign-in mail gets its signed link here
+
+        result = relay_outbox(app.uow, app.sender, render_now, now, owner, batch=batch,
                               lease=timedelta(seconds=lease_seconds), on_outcome=hook, calendar=calendar,
                               prepare=links.for_row)
         for name in ("claimed", "sent", "retried", "failed", "unknown", "lost_lease", "published"):

@@ -68,6 +68,10 @@ def _value(value: Any) -> str:
     return "nothing" if value in (None, "") else _num_any(value)
 
 
+def _behalf(e: ev.PlanApproved | ev.PlanRevisionApproved) -> str:
+    return f" (recorded on their behalf by the admin {e.recorded_by}; reason: {e.reason})" if e.recorded_by else ""
+
+
 def _field_words(name: str) -> str:
     """``items.m1.owner`` → "item m1 owner", ``business_goal`` → "business goal"."""
     parts = name.split(".")
@@ -98,14 +102,15 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
                                                     or "nothing conclusive"),
     ev.PlanDrafted: lambda e, key: (f"{plural(len(e.plan.get('items', [])), 'item')}: "
                                     + ", ".join(str(i.get("id")) for i in e.plan.get("items", []))),
-    ev.PlanApproved: lambda e, key: f"approved by {e.approver}" + (f": {e.comment}" if e.comment else ""),
+    ev.PlanApproved: lambda e, key: f"approved by {e.approver}" + (f": {e.comment}" if e.comment else "")
+    + _behalf(e),
     ev.Rediagnosed: lambda e, key: ("recommended: " + (", ".join(r.get("path") for r in e.recommendations)
                                                       or "nothing conclusive") + f"; why: {e.reason}"),
     ev.PlanRevised: lambda e, key: (f"plan v{e.version} drafted, {plural(len(e.plan.get('items', [])), 'item')}: "
                                     + ", ".join(str(i.get("id")) for i in e.plan.get("items", []))
                                     + "; the approved version stays in force until the sponsor approves it"),
     ev.PlanRevisionApproved: lambda e, key: (f"plan v{e.version} approved by {e.approver}; it is now in force"
-                                             + (f": {e.comment}" if e.comment else "")),
+                                             + (f": {e.comment}" if e.comment else "") + _behalf(e)),
     ev.CheckpointSuperseded: lambda e, key: f"{key(e.checkpoint)} superseded: plan v{e.version} no longer has it",
     ev.Designed: lambda e, key: f"format: {e.brief.get('format', '')}",
     ev.Redirected: lambda e, key: f"{e.redirect.get('kind')}: {e.redirect.get('rationale', '')}",
@@ -169,7 +174,8 @@ def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
         head.add_column(justify="right", no_wrap=True, min_width=5)
         head.add_column(no_wrap=True)
         head.add_column(overflow="fold")
-        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {_t(rec.actor)}"))
+        via = f" [dim]via[/] {_t(rec.payload['via'])}" if rec.payload.get("via") else ""
+        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {_t(rec.actor)}{via}"))
         lines.append(head)
         what = summarize(rec)
         if what.strip():

@@ -70,11 +70,14 @@ def _spec(cls: type[_Payload]) -> tuple[tuple[str, Any, bool], ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class Fact(_Payload):
-    """An event that changes no state."""
+    """An event that changes no state. ``via``: the channel it came through (``web``, ``cli``, ``link``,
+    ``reply``…; left out of the payload when not said, as in every event recorded before it existed)."""
 
     trigger: ClassVar[None] = None
     from_state: ClassVar[None] = None
     to_state: ClassVar[None] = None
+
+    via: str = _optional("")
 
     @classmethod
     def from_payload(cls, payload: Json) -> Fact:
@@ -90,6 +93,7 @@ class TransitionEvent(_Payload):
     _ENVELOPE: ClassVar[frozenset[str]] = frozenset({"from_state"})
 
     from_state: State
+    via: str = _optional("")  # the channel, as on Fact
 
     def __init_subclass__(cls, trigger: Trigger | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -172,6 +176,9 @@ class PlanApproved(Fact):
     type = "plan_approved"
     approver: str
     comment: str
+    # an admin who recorded the approval on the approver's behalf, and why (absent when the approver acted)
+    recorded_by: str = _optional("")
+    reason: str = _optional("")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +208,8 @@ class PlanRevisionApproved(Fact):
     version: int
     approver: str
     comment: str
+    recorded_by: str = _optional("")  # as on PlanApproved
+    reason: str = _optional("")
 
 
 @dataclass(frozen=True, kw_only=True)

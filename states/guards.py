@@ -56,6 +56,19 @@ def sponsor_approval(request: TrainingRequest, approval: PlanApproval) -> list[s
     return [] if approval.approver == sponsor else [f"approval by the sponsor {sponsor} (not {approval.approver})"]
 
 
+def on_behalf(approval: PlanApproval, actor: str | None, admin: bool) -> list[str]:
+    """Who records an approval: the approver themselves, or an admin with a reason. ``actor`` None: not
+    known here (the domain's own tests); the application always says who acts."""
+    if actor is None or actor.strip().lower() == approval.approver.lower():
+        return []
+    if not admin:
+        return [f"the approver's own approval: {actor} is not {approval.approver} (only an admin may record "
+                "an approval on someone else's behalf, with a reason)"]
+    if not approval.reason.strip():
+        return [f"a reason for recording {approval.approver}'s approval on their behalf"]
+    return []
+
+
 def _approved_plan(request: TrainingRequest) -> list[str]:
     if request.plan is None:
         return ["an approved measurement plan (none drafted: run `ldflow plan draft`)"]

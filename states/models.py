@@ -293,6 +293,8 @@ class MeasurementPlan(Model):
 class PlanApproval(Model):
     approver: Email
     comment: Text = ""
+    # why an admin records the approver's approval on their behalf (required then, unused otherwise)
+    reason: Text = ""
 
 
 # --- design, redirect, delivery ----------------------------------------------------------------------

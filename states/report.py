@@ -26,6 +26,10 @@ def report_context(request: TrainingRequest) -> dict[str, Any]:
         "acknowledgement": request.acknowledgement.model_dump(mode="json") if request.acknowledgement else {},
         "results": [r.model_dump(mode="json") for r in request.results],
         "roi": request.roi.model_dump(mode="json") if request.roi else None,
+        # who approved the measurement plan, and an admin who recorded it on their behalf (with why)
+        "plan_approval": {"approver": request.plan_approved_by or "",
+                          "recorded_by": request.plan_approval_recorded_by or "",
+                          "reason": request.plan_approval_reason or ""},
     }
 
 

@@ -75,6 +75,8 @@ class TrainingRequest(BaseModel):
     plan_draft: revisions.PlanRevision | None = None  # a new version waiting for the sponsor
     plan_approved_by: str | None = None
     plan_approved_at: datetime | None = None
+    plan_approval_recorded_by: str | None = None  # an admin who recorded the approval on the sponsor's behalf
+    plan_approval_reason: str | None = None  # and why
     brief: DesignBrief | None = None
     redirect_record: Redirect | None = None
     delivery: Delivery | None = None
@@ -210,9 +212,15 @@ class TrainingRequest(BaseModel):
         """Draft the plan, or a new version of the approved one; either needs the sponsor's approval."""
         self._record(*revisions.draft(self, plan, at))
 
-    def approve_plan(self, approval: PlanApproval, at: datetime) -> None:
-        """The sponsor approves the drafted plan or the waiting revision (every missing item at once)."""
-        self._record(*revisions.approve(self, approval, at))
+    def approve_plan(self, approval: PlanApproval, at: datetime, actor: str | None = None,
+                     admin: bool = False) -> None:
+        """The sponsor approves the drafted plan or the waiting revision (every missing item at once);
+        ``actor``, when given, must be the sponsor or an admin recording it on their behalf with a reason."""
+        self._record(*revisions.approve(self, approval, at, actor, admin))
+
+    def stamp_via(self, via: str) -> None:
+        """Mark the pending events as having come through ``via`` (web, cli, link, reply…)."""
+        self._events[:] = [e if e.via else replace(e, via=via) for e in self._events]
 
     def ask_for_approval_again(self, at: datetime, why: str) -> None:
         """The approval request of the plan waiting for the sponsor, sent again (states.revisions)."""

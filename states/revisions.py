@@ -125,20 +125,28 @@ def ask_again(request: TrainingRequest, at: datetime, why: str) -> Changes:
     return [ev.NoteAdded(text=text, source="mail")], [note]
 
 
-def approve(request: TrainingRequest, approval: PlanApproval, at: datetime) -> Changes:
-    """The sponsor approves the drafted plan, or the revision waiting beside the approved one."""
+def approve(request: TrainingRequest, approval: PlanApproval, at: datetime, actor: str | None = None,
+            admin: bool = False) -> Changes:
+    """The sponsor approves the drafted plan, or the revision waiting beside the approved one. ``actor``
+    (who records it) must be the sponsor, or an admin (``admin``) giving ``approval.reason``."""
     pending = request.plan_draft
     if pending is None:
         missing = lifecycle.refusal(Command.APPROVE_PLAN, request.state) + guards.approve_plan(request, approval)
     else:
         missing = lifecycle.refusal(Command.APPROVE_PLAN, request.state) + guards.sponsor_approval(request, approval)
+    missing += guards.on_behalf(approval, actor, admin)
     lifecycle.refuse(Command.APPROVE_PLAN, request.state, missing)
+    behalf = actor is not None and actor.strip().lower() != approval.approver.lower()
+    recorded_by, reason = (actor.strip(), approval.reason.strip()) if behalf and actor else ("", "")
     request.plan_approved_by, request.plan_approved_at, request.updated_at = approval.approver, at, at
+    request.plan_approval_recorded_by, request.plan_approval_reason = recorded_by or None, reason or None
     if pending is None:
-        return [ev.PlanApproved(approver=approval.approver, comment=approval.comment)], []
+        return [ev.PlanApproved(approver=approval.approver, comment=approval.comment, recorded_by=recorded_by,
+                                reason=reason)], []
     request.plan, request.plan_version, request.plan_draft = pending.plan, pending.version, None
     events: list[ev.DomainEvent] = [ev.PlanRevisionApproved(version=pending.version, approver=approval.approver,
-                                                            comment=approval.comment)]
+                                                            comment=approval.comment, recorded_by=recorded_by,
+                                                            reason=reason)]
     if request.state == lifecycle.State.DELIVERED:
         events += reschedule(request, at)
     return events, []

@@ -189,7 +189,8 @@ def drive_to(service: Any, state: str, *, path: str = "design", actor: str = ACT
         if step == "diagnosed":
             request = service.diagnose(rid, diagnosis_data(skill_gap=path == "design"), actor)
             request = service.draft_plan(rid, plan_data(), actor)
-            request = service.approve_plan(rid, approval_data(request.intake.sponsor.email), actor)
+            sponsor = request.intake.sponsor.email  # the sponsor approves in person
+            request = service.approve_plan(rid, approval_data(sponsor), sponsor)
         elif step == "designed":
             request = service.design(rid, brief_data(), actor)
         elif step == "redirected":
@@ -314,4 +315,6 @@ def run_step(service: Any, request_id: int, command: str, data: Any, actor: str 
         return service.record(request_id, command.split(":", 1)[1], data, actor)
     if data is None:
         return getattr(service, command)(request_id, actor)
+    if command == "approve_plan" and isinstance(data, dict):
+        actor = data.get("approver", actor)  # the approver approves in person (on-behalf: test_on_behalf)
     return getattr(service, command)(request_id, data, actor)

@@ -180,3 +180,33 @@ event_outbox = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
     Index("ix_event_outbox_published", "published_at", "id"),
 )
+
+# Staff accounts of the web app (`ldflow users`): an argon2 hash, never the password. ``session_epoch``
+# is in every session cookie; disabling the account, a new role or a new password bumps it, which
+# signs every session of the account out.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),  # lower-cased
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),  # admin | partner | viewer
+    Column("password_hash", String(200), nullable=True),  # argon2id; None: sign-in by link only
+    Column("active", Integer, nullable=False, default=1),
+    Column("session_epoch", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Sign-in links sent by mail: single use, short-lived. The link carries a signed id; only the id and
+# its expiry are stored, so the database alone cannot make a working link.
+sign_in_links = Table(
+    "sign_in_links",
+    metadata,
+    Column("id", String(64), primary_key=True),  # random, hex
+    Column("user_id", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_sign_in_links_user", "user_id"),
+)

@@ -274,7 +274,7 @@ def render(
     msg["To"] = _recipients(notification)
     subject = validate_header_text("Subject", notification.subject, max_length=400).strip()
     tag = request_tag(notification.request_id)
-    if tag.lower() not in subject.lower():
+    if notification.request_id and tag.lower() not in subject.lower():  # 0: a mail about no request
         subject = f"{tag} {subject}"
     msg["Subject"] = subject
     when = (now or datetime.now(UTC)).astimezone(UTC)

@@ -5,7 +5,8 @@ in-memory fake in :mod:`connectors.testing`; ``tests/integration/test_contract_*
 same cases against both, and checks that every adapter and fake has each port method with the
 same parameters (names, kinds, defaults).
 
-This package holds data and protocols only, in five modules (``store``, ``mail``, ``outbox``, ``tokens``, ``links``;
+This package holds data and protocols only, in six modules (``store``, ``mail``, ``outbox``, ``tokens``, ``links``,
+``users``;
 import the names from here): it imports no adapter, no database and no network library, so the
 fakes and the application can depend on it without pulling any of them in.
 """
@@ -40,11 +41,14 @@ from connectors.ports.outbox import (
 )
 from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from connectors.ports.tokens import ApiToken, TokenStore
+from connectors.ports.users import ROLES, User, UserStore
 
 __all__ = [
-    "RETRYABLE", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem", "InboundLog",
-    "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog", "ListFilter", "OutboxLog",
-    "OutboxRow", "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore", "RequestSummary",
-    "SendError", "SendResult", "Sender", "ServerUnavailableError", "StagedEvent", "TemporarySendError", "TokenStore",
-    "Transaction", "UnitOfWork", "UnknownOutcomeError", "VerifyReport",
+    "RETRYABLE", "ROLES", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem",
+    "InboundLog", "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog",
+    "ListFilter",
+    "OutboxLog", "OutboxRow", "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore",
+    "RequestSummary", "SendError", "SendResult", "Sender", "ServerUnavailableError", "StagedEvent",
+    "TemporarySendError", "TokenStore", "Transaction", "UnitOfWork", "UnknownOutcomeError", "User", "UserStore",
+    "VerifyReport",
 ]

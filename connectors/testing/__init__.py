@@ -6,7 +6,8 @@ real adapter.
 Fakes: ``InMemoryStore`` (``RequestStore``), ``InMemorySender`` (``Sender``), ``InMemoryInbox``
 (``InboundSource``), ``InMemoryCalendar`` (``CalendarPublisher``), ``InMemoryOutbox``
 (``OutboxLog``), ``InMemoryEventLog`` (``EventLog``), ``InMemoryInbound`` (``InboundLog``),
-``InMemoryLinkUses`` (``LinkUseLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``), ``InMemoryTokens`` (``TokenStore``).
+``InMemoryLinkUses`` (``LinkUseLog``), ``InMemoryUnitOfWork`` (``UnitOfWork``), ``InMemoryTokens`` (``TokenStore``),
+``InMemoryUsers`` (``UserStore``).
 """
 
 from connectors.testing.mail import InMemoryCalendar, InMemoryInbox, InMemorySender
@@ -20,7 +21,8 @@ from connectors.testing.outbox import (
 )
 from connectors.testing.store import InMemoryStore, OutboxMessage
 from connectors.testing.tokens import InMemoryTokens
+from connectors.testing.users import InMemoryUsers
 
 __all__ = ["InMemoryCalendar", "InMemoryEventLog", "InMemoryInbound", "InMemoryInbox", "InMemoryLinkUses",
            "InMemoryOutbox", "InMemorySender", "InMemoryStore", "InMemoryTokens", "InMemoryTransaction",
-           "InMemoryUnitOfWork", "OutboxMessage"]
+           "InMemoryUnitOfWork", "InMemoryUsers", "OutboxMessage"]

@@ -34,7 +34,7 @@ from typing import NoReturn
 
 import typer
 
-from flows.cli import admin, amend, clock, mail, pipeline, plan, reads, reports, requests, tokens, web
+from flows.cli import admin, amend, clock, mail, pipeline, plan, reads, reports, requests, tokens, users, web
 from flows.cli.common import EXIT_ERROR, NothingWritten
 from states.errors import InvalidInput, InvalidTransition, LdflowError, TransitionRefused
 from states.wording import with_article
@@ -64,6 +64,7 @@ app.add_typer(clock.app, name="clock", rich_help_panel="Other")
 app.add_typer(pipeline.app)
 app.add_typer(web.app)
 app.add_typer(tokens.app, name="tokens", rich_help_panel="Web")
+app.add_typer(users.app, name="users", rich_help_panel="Web")
 app.add_typer(mail.outbox_app, name="outbox", rich_help_panel="Mail")
 app.add_typer(mail.inbound_app, name="inbound", rich_help_panel="Mail")
 

@@ -47,8 +47,14 @@ def demo(
     home: Annotated[Path | None, typer.Option(help="Data directory for the demo (default: ./.ldflow-demo).")]
     = None,
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="Start from an empty demo directory.")] = True,
+    web: Annotated[bool, typer.Option("--web", help="Then serve the web app over the demo's data (a demo admin "
+                                                    "account is made; its password is printed once) until Ctrl-C.")]
+    = False,
 ) -> None:
     """Take sample requests through the whole lifecycle (SQLite, local mail folder, simulated clock)."""
     from flows import demo as demo_module
 
-    raise typer.Exit(demo_module.main(home, fresh=fresh))
+    code = demo_module.main(home, fresh=fresh)
+    if web and code == 0:
+        code = demo_module.serve_web(home)
+    raise typer.Exit(code)

@@ -133,7 +133,9 @@ def open_app(*, migrate: bool = True) -> App:
     """The application for this command, from the environment's settings (the composition root)."""
     from flows import bootstrap
 
-    return bootstrap.build(migrate=migrate)
+    app = bootstrap.build(migrate=migrate)
+    app.service = app.service.via("cli")  # every event a command records says it came through the CLI
+    return app
 
 
 # --- output ----------------------------------------------------------------------------------------

@@ -54,14 +54,21 @@ def plan_approve(
     request_id: IdArg,
     by: Annotated[str | None, typer.Option("--by", help="The approver's e-mail (must be the sponsor).")] = None,
     comment: Annotated[str | None, typer.Option(help="The approver's comment.")] = None,
+    reason: Annotated[str | None, typer.Option(
+        help="Why an admin records the sponsor's approval on their behalf (needed when --actor is not --by).")] = None,
     file: FileOpt = None,
     who: ActorOpt = None,
     if_version: IfVersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record the sponsor's approval of the drafted measurement plan."""
-    data, source = merge_input(file, approver=by, comment=comment)
-    request = open_app().service.approve_plan(request_id, data, actor(who), if_version, source)
+    """Record the sponsor's approval of the drafted measurement plan. The actor is the sponsor, or an
+    admin account (``ldflow users``) recording it on their behalf with --reason (shown as such in the
+    history and the report)."""
+    data, source = merge_input(file, approver=by, comment=comment, reason=reason)
+    app = open_app()
+    who_acts = actor(who)
+    request = app.service.approve_plan(request_id, data, who_acts, if_version, source,
+                                       admin=app.accounts.is_admin(who_acts))
     version = f" v{request.plan_version}" if request.plan_version > 1 else ""
     done(request, as_json, f"measurement plan{version} approved by {request.plan_approved_by}")
 

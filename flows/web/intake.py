@@ -9,7 +9,7 @@ acknowledgement is queued in the same transaction; the relay sends it with the s
 
 Spam limits: a per-client-address rate (``LDFLOW_INTAKE_PER_HOUR`` posts an hour), a honeypot field
 people never see, a body of at most ``MAX_BODY`` bytes and field lengths of the model. The form
-carries a signed form token (``flows.web.forms``) in place of a session's CSRF token. Bad input
+carries a signed form token (``flows.web.form_tokens``) in place of a session's CSRF token. Bad input
 names the field next to it; nothing is written.
 """
 
@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from flows.bootstrap import App
 from flows.links import Links, Purpose
-from flows.web.forms import FormTokens
+from flows.web.form_tokens import FormTokens
 from flows.web.links import AppDep, templates
 from states.errors import FieldError, InvalidInput
 from states.observable import vague_phrase

@@ -2,7 +2,7 @@
 
 ``/l/approve/<id>/<token>`` the sponsor's plan approval, ``/l/survey/…`` a respondent's answer,
 ``/l/result/…`` an owner's result, ``/l/status/…`` the requester's status page. Each GET shows the
-page; each POST carries the page's form token (``flows.web.forms``) and runs one command of
+page; each POST carries the page's form token (``flows.web.form_tokens``) and runs one command of
 ``flows.link_actions`` (the use and the action in one transaction). A link that cannot be used
 shows why with 403 (forged, for another request or page) or 410 (expired, used, out of date) and
 writes nothing; bad input shows the field next to it (400); a refusal lists what is missing (409).
@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from flows.bootstrap import App
 from flows.link_actions import LinkResponses, Opened, status_words
 from flows.links import LinkRefused, Purpose
-from flows.web.forms import FormTokens
+from flows.web.form_tokens import FormTokens
 from states import responses, wording
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
 

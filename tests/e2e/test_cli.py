@@ -237,7 +237,7 @@ def test_redirect_path_and_note(cli: Cli) -> None:
     for item in ("an approved measurement plan", "a redirect kind", "a rationale for the redirect"):
         assert item in refused.err
     cli("plan", "draft", rid, "-f", ex("plan-crm.yaml"))
-    cli("plan", "approve", rid, "--by", SPONSOR, "--comment", "fine")
+    cli("plan", "approve", rid, "--by", SPONSOR, "--comment", "fine", "--actor", SPONSOR)
     out = cli("redirect", rid, "-f", ex("redirect.yaml"), "--kind", "process_change").out
     assert "redirected (process_change)" in out
     doc = cli("show", rid, "--json").json()

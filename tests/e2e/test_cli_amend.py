@@ -46,7 +46,7 @@ def test_amend_the_sponsor_before_approval_then_the_rest_from_the_example(cli: C
     assert f"{rid}:plan_approval_request:v4" in keys
     refused = cli("plan", "approve", rid, "--by", SPONSOR, code=3)
     assert f"approval by the sponsor {NEW_SPONSOR} (not {SPONSOR})" in refused.err
-    cli("plan", "approve", rid, "--by", NEW_SPONSOR)
+    cli("plan", "approve", rid, "--by", NEW_SPONSOR, "--actor", NEW_SPONSOR)
     cli("redirect", rid, "-f", ex("redirect.yaml"))
 
     # after approval: the example's sponsor, owners and audience; the approval stands

@@ -41,7 +41,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(db_url: str, tmp_path: Path) -> Iterator[Served]:
-    app = bootstrap.build(Settings(home=tmp_path, database_url=None if db_url.startswith("sqlite") else db_url))  # SQLite: the fixture's file, tmp_path/ldflow.db
+    # SQLite: the fixture's file, tmp_path/ldflow.db
+    app = bootstrap.build(Settings(home=tmp_path, database_url=None if db_url.startswith("sqlite") else db_url))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))

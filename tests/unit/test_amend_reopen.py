@@ -206,7 +206,7 @@ def test_a_new_sponsor_before_approval_is_the_approver_and_gets_the_request(memo
     refused = _unchanged(memory_service.store, lambda: memory_service.approve_plan(  # type: ignore[arg-type]
         rid, approval_data(SPONSOR), ACTOR), TransitionRefused)
     assert "approval by the sponsor lee.park@example.org (not sam.sponsor@example.org)" in refused.missing  # type: ignore[attr-defined]
-    approved = memory_service.approve_plan(rid, approval_data("lee.park@example.org"), ACTOR)
+    approved = memory_service.approve_plan(rid, approval_data("lee.park@example.org"), "lee.park@example.org")
     assert approved.plan_approved_by == "lee.park@example.org"
 
 

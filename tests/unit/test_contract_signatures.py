@@ -24,6 +24,7 @@ from connectors.calendar.caldav_client import CaldavPublisher
 from connectors.db.links import SqlLinkUses
 from connectors.db.store import SqlStore
 from connectors.db.tokens import SqlTokens
+from connectors.db.users import SqlUsers
 from connectors.email.config import ImapConfig
 from connectors.email.dropfolder import DropFolderSource
 from connectors.email.imap import ImapSource
@@ -36,6 +37,7 @@ from connectors.ports import (
     Sender,
     SendResult,
     TokenStore,
+    UserStore,
 )
 from connectors.testing import (
     InMemoryCalendar,
@@ -44,7 +46,9 @@ from connectors.testing import (
     InMemorySender,
     InMemoryStore,
     InMemoryTokens,
+    InMemoryUsers,
 )
+from states.notifications import Notification
 from states.request import TrainingRequest
 
 PORTS: dict[type, list[type]] = {
@@ -54,12 +58,13 @@ PORTS: dict[type, list[type]] = {
     CalendarPublisher: [CaldavPublisher, InMemoryCalendar],
     TokenStore: [SqlTokens, InMemoryTokens],
     LinkUseLog: [SqlLinkUses, InMemoryLinkUses],
+    UserStore: [SqlUsers, InMemoryUsers],
 }
 CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for port, impls in PORTS.items()
          for impl in impls]
 
 # Names the ports module imports for type checking only (they would pull in pydantic, icalendar).
-_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar}
+_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar, "Notification": Notification}
 
 
 def port_methods(port: type) -> dict[str, Callable[..., Any]]:

@@ -14,6 +14,7 @@ from states import events as ev
 from states.lifecycle import DESTINATION, EVENT_OF, State, Trigger
 from tests.builders import (
     ACTOR,
+    SPONSOR,
     approval_data,
     brief_data,
     delivery_data,
@@ -83,7 +84,7 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.design(revised.id, brief_data(), ACTOR)
     memory_service.deliver(revised.id, delivery_data(), ACTOR)
     memory_service.draft_plan(revised.id, plan_data(items=plan_data()["items"][:1]), ACTOR)
-    memory_service.approve_plan(revised.id, approval_data(), ACTOR)  # m2:P1D superseded
+    memory_service.approve_plan(revised.id, approval_data(), SPONSOR)  # m2:P1D superseded
     memory_service.amend(redirected.id, {"reason": "Ivan moved teams", "redirect_owner": {
         "name": "Lena", "email": "lena@example.org"}, "audience": {"size": 12}}, ACTOR)
     asked = drive_to(memory_service, "diagnosed")

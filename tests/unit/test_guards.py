@@ -65,7 +65,7 @@ def test_design_without_skill_gap_passes_with_a_recorded_override(memory_service
     rid = memory_service.submit(intake_data(), ACTOR).id
     memory_service.diagnose(rid, diagnosis_data(skill_gap=False), ACTOR)
     memory_service.draft_plan(rid, plan_data(), ACTOR)
-    memory_service.approve_plan(rid, approval_data(), ACTOR)
+    memory_service.approve_plan(rid, approval_data(), SPONSOR)
     override = "Sponsor wants a short refresher alongside the tool fix."
     request = memory_service.design(rid, brief_data(skill_gap_override=override), ACTOR)
     assert request.state == State.DESIGNED
@@ -78,7 +78,7 @@ def test_design_needs_no_baseline_for_reaction_or_learning_items(memory_service:
     plan = {"items": [plan_item("react", level=1, baseline=False), plan_item("learn", level=2, baseline=False),
                       plan_item("ltem6", framework="ltem", level=6, baseline=False)]}
     memory_service.draft_plan(rid, plan, ACTOR)
-    memory_service.approve_plan(rid, approval_data(), ACTOR)
+    memory_service.approve_plan(rid, approval_data(), SPONSOR)
     assert memory_service.design(rid, brief_data(), ACTOR).state == State.DESIGNED
 
 
@@ -90,7 +90,7 @@ def test_behaviour_and_results_items_need_a_baseline(memory_service: Service, fr
     memory_service.diagnose(rid, diagnosis_data(), ACTOR)
     memory_service.draft_plan(rid, {"items": [plan_item("x", framework=framework, level=level, baseline=False)]},
                               ACTOR)
-    memory_service.approve_plan(rid, approval_data(), ACTOR)
+    memory_service.approve_plan(rid, approval_data(), SPONSOR)
     with pytest.raises(TransitionRefused) as info:
         memory_service.design(rid, brief_data(), ACTOR)
     assert_lists_exactly(info.value.missing, ("a baseline for measurement item 'x'",))
@@ -124,12 +124,12 @@ def test_redraft_after_approval_is_a_new_version_and_the_approved_one_stays_in_f
     with pytest.raises(TransitionRefused) as info:
         memory_service.design(rid, brief_data(), ACTOR)
     assert_lists_exactly(info.value.missing, (f"awaits approval by the sponsor {SPONSOR}",))
-    memory_service.approve_plan(rid, approval_data(SPONSOR.upper()), ACTOR)  # addresses compare lower-cased
+    memory_service.approve_plan(rid, approval_data(SPONSOR.upper()), SPONSOR)  # addresses compare lower-cased
     revised = memory_service.draft_plan(rid, plan_data(costs=False), ACTOR)
     assert revised.plan_draft is not None and revised.plan_draft.version == 2
     designed = memory_service.design(rid, brief_data(), ACTOR)  # on version 1, approved
     assert designed.state == State.DESIGNED and designed.plan is not None and designed.plan.costs is not None
-    approved = memory_service.approve_plan(rid, approval_data(SPONSOR.upper()), ACTOR)
+    approved = memory_service.approve_plan(rid, approval_data(SPONSOR.upper()), SPONSOR)
     assert approved.plan_version == 2 and approved.plan is not None and approved.plan.costs is None
 
 

@@ -14,6 +14,7 @@ from states.errors import Conflict, InvalidInput, InvalidTransition, NotFound, T
 from states.lifecycle import EVENT_OF, NON_TERMINAL, TERMINAL, TRANSITIONS, Command, State, Trigger
 from tests.builders import (
     ACTOR,
+    SPONSOR,
     ack_data,
     brief_data,
     delivery_data,
@@ -268,13 +269,13 @@ def test_refusals_keep_their_wording(memory_service: Service) -> None:
                                "not yet measured (the plan is drafted or revised until then)")
     assert info.value.exit_code == 3
     with pytest.raises(TransitionRefused) as info:
-        memory_service.approve_plan(measured, approval_data(), ACTOR)
+        memory_service.approve_plan(measured, approval_data(), SPONSOR)
     assert str(info.value) == ("cannot approve the plan of a measured request; missing: an open request not yet "
                                "measured (a plan is approved until then); a plan awaiting approval (already "
                                "approved by sam.sponsor@example.org)")
     designed = _request_in(memory_service, State.DESIGNED)
     with pytest.raises(TransitionRefused) as info:
-        memory_service.approve_plan(designed, approval_data(), ACTOR)
+        memory_service.approve_plan(designed, approval_data(), SPONSOR)
     assert str(info.value) == ("cannot approve the plan of a designed request; missing: a plan awaiting approval "
                                "(already approved by sam.sponsor@example.org)")
     diagnosed = _request_in(memory_service, State.DIAGNOSED)

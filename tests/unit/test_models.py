@@ -26,6 +26,7 @@ from states.models import (
 from states.validation import parse
 from tests.builders import (
     ACTOR,
+    SPONSOR,
     approval_data,
     diagnosis_data,
     intake_data,
@@ -224,7 +225,7 @@ def test_a_far_but_allowed_checkpoint_is_scheduled(memory_service: Service) -> N
     rid = memory_service.submit(intake_data(), ACTOR).id
     memory_service.diagnose(rid, diagnosis_data(), ACTOR)
     memory_service.draft_plan(rid, plan_data(items=[plan_item("m1", checkpoints=["P100Y"])]), ACTOR)
-    memory_service.approve_plan(rid, approval_data(), ACTOR)
+    memory_service.approve_plan(rid, approval_data(), SPONSOR)
     memory_service.design(rid, brief_data(), ACTOR)
     request = memory_service.deliver(rid, delivery_data(), ACTOR)
     assert request.checkpoints[0].due_at.year == 2126

@@ -36,7 +36,7 @@ def test_partly_met_and_no_roi_without_costs(memory_service: Service) -> None:
     r = drive_to(memory_service, "diagnosed")
     memory_service.draft_plan(r.id, plan_data(costs=False), ACTOR, expect_version=None)
     rid = r.id
-    memory_service.approve_plan(rid, {"approver": r.intake.sponsor.email}, ACTOR)
+    memory_service.approve_plan(rid, {"approver": r.intake.sponsor.email}, r.intake.sponsor.email)
     drive_to(memory_service, "delivered", request_id=rid)
     for key, value in (("m1:P30D", 66.0), ("m1:P90D", 68.0), ("m2:P1D", 4.5)):
         memory_service.record(rid, key, {"value": value}, ACTOR)

@@ -136,13 +136,13 @@ def test_a_revision_after_approval_waits_while_design_works_on_the_approved_vers
     assert designed.state == State.DESIGNED and designed.plan_draft is not None
     with pytest.raises(TransitionRefused, match=r"approval by the sponsor .* \(not rita"):
         memory_service.approve_plan(rid, approval_data("rita.requester@example.org"), ACTOR)
-    approved = memory_service.approve_plan(rid, approval_data(), ACTOR)
+    approved = memory_service.approve_plan(rid, approval_data(), SPONSOR)
     assert (approved.plan_version, approved.plan_draft) == (2, None)
     assert approved.plan is not None and [i.id for i in approved.plan.items] == ["m1", "m3"]
     last = _events(memory_service, rid)[-1]
     assert last == ev.PlanRevisionApproved(version=2, approver=SPONSOR, comment="Looks right.")
     with pytest.raises(TransitionRefused) as info:  # nothing waits now
-        memory_service.approve_plan(rid, approval_data(), ACTOR)
+        memory_service.approve_plan(rid, approval_data(), SPONSOR)
     assert info.value.missing == [f"a plan awaiting approval (already approved by {SPONSOR})"]
 
 
@@ -160,7 +160,7 @@ def test_a_revision_approved_on_a_delivered_request_reschedules_its_checkpoints(
     memory_service.record(rid, "m2:P1D", result_data(4.4), ACTOR)
     waiting = memory_service.draft_plan(rid, V2, ACTOR)
     assert {c.key.split(":", 1)[1] for c in waiting.checkpoints} == {"m1:P30D", "m1:P90D", "m2:P1D"}  # untouched
-    request = memory_service.approve_plan(rid, approval_data(), ACTOR)
+    request = memory_service.approve_plan(rid, approval_data(), SPONSOR)
     status = {c.key.split(":", 1)[1]: c.status for c in request.checkpoints}
     assert status == {"m1:P30D": CheckpointStatus.CLOSED, "m1:P90D": CheckpointStatus.SUPERSEDED,
                       "m2:P1D": CheckpointStatus.CLOSED, "m3:P7D": CheckpointStatus.SCHEDULED}
@@ -186,9 +186,9 @@ def test_a_revision_approved_on_a_delivered_request_reschedules_its_checkpoints(
 def test_an_item_that_comes_back_gets_a_fresh_checkpoint(memory_service: Service) -> None:
     rid = _in(memory_service, State.DELIVERED)
     memory_service.draft_plan(rid, V2, ACTOR)
-    memory_service.approve_plan(rid, approval_data(), ACTOR)  # m1:P90D superseded
+    memory_service.approve_plan(rid, approval_data(), SPONSOR)  # m1:P90D superseded
     memory_service.draft_plan(rid, plan_data(), ACTOR)
-    request = memory_service.approve_plan(rid, approval_data(), ACTOR)  # v3 has m1:P90D again
+    request = memory_service.approve_plan(rid, approval_data(), SPONSOR)  # v3 has m1:P90D again
     assert request.plan_version == 3
     keys = {c.key: c.status for c in request.checkpoints}
     assert keys[f"{rid}:m1:P90D"] == CheckpointStatus.SUPERSEDED

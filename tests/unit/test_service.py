@@ -13,6 +13,7 @@ from states.errors import Conflict, InvalidInput, NotFound, TransitionRefused
 from states.lifecycle import State
 from tests.builders import (
     ACTOR,
+    SPONSOR,
     T0,
     ack_data,
     approval_data,
@@ -217,7 +218,7 @@ def test_plan_is_approved_by_the_sponsor_only(memory_service: Service) -> None:
     with pytest.raises(TransitionRefused) as info:
         memory_service.approve_plan(rid, approval_data("rita.requester@example.org"), ACTOR)
     assert "approval by the sponsor sam.sponsor@example.org" in info.value.missing[0]
-    approved = memory_service.approve_plan(rid, approval_data(), ACTOR)
+    approved = memory_service.approve_plan(rid, approval_data(), SPONSOR)
     assert approved.plan_approved_by == "sam.sponsor@example.org" and approved.plan_approved_at == T0
 
 

@@ -1,0 +1,185 @@
+"""The board and the request page: filters, cards, actions as forms, refusals, stale forms, bad input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flows import board as boards
+from tests.builders import ACTOR, SPONSOR, diagnosis_data, drive_to, intake_data, plan_data
+from tests.web_support import ADMIN, PARTNER, WebRig, post_form, rig
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> WebRig:
+    return rig(tmp_path)
+
+
+def _cards(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<article class="card[^"]*" data-id="(\d+)"', html)]
+
+
+def test_the_board_shows_columns_in_the_lifecycle_order_and_a_card_per_request(web: WebRig) -> None:
+    received = web.app.service.submit(intake_data(title="Coaching for new managers"), ACTOR).id
+    delivered = drive_to(web.app.service, "delivered").id
+    html = web.client("viewer").get("/").text
+    columns = re.findall(r'<section class="column state-(\w+)[" ]', html)
+    assert columns == ["received", "diagnosed", "redirected", "designed", "delivered", "measured", "acknowledged",
+                       "declined", "cancelled"]
+    assert set(_cards(html)) == {received, delivered}
+    card = html[html.index(f'data-id="{received}"'):]
+    card = card[:card.index("</article>")]
+    assert "Coaching for new managers" in card and SPONSOR in card and "rita.requester@example.org" in card
+    assert "<strong>Next:</strong> diagnose" in card and "at least one observable action" in card
+    assert "In state" in card and "just now" in card
+
+
+def test_board_filters_state_sponsor_owner_requester_text_and_attention(web: WebRig) -> None:
+    s = web.app.service
+    a = s.submit(intake_data(title="Objection handling", sponsor_email="ann@example.org"), ACTOR).id
+    b = s.submit(intake_data(title="Expense policy", requester_email="rob@example.org"), ACTOR).id
+    c = drive_to(s, "delivered").id
+    client = web.client("viewer")
+    assert _cards(client.get("/?state=delivered").text) == [c]
+    sponsor_view = client.get("/?sponsor=ann@example.org").text
+    assert _cards(sponsor_view) == [a] and "Requests sponsored by ann@example.org" in sponsor_view
+    assert _cards(client.get("/?requester=rob@example.org").text) == [b]
+    assert _cards(client.get("/?q=expense").text) == [b]
+    owner = web.app.service.show(c).plan.items[0].owner.email  # type: ignore[union-attr]
+    assert _cards(client.get(f"/?owner={owner}").text) == [c]
+    assert _cards(client.get("/?attention=1").text) == []
+    bad = client.get("/?state=lost&page=0")
+    assert bad.status_code == 400 and "unknown state lost" in bad.text and "page: a whole number" in bad.text
+
+
+def test_attention_lists_checkpoints_waiting_on_a_person(web: WebRig) -> None:
+    from datetime import timedelta
+
+    rid = drive_to(web.app.service, "delivered").id
+    web.clock.advance(timedelta(days=400))  # every checkpoint far too late: flagged needs_review
+    web.app.service.send_due_checkpoints(ACTOR, timedelta(days=7))
+    html = web.client("viewer").get("/?attention=1").text
+    assert _cards(html) == [rid] and "needs review" in html
+
+
+def test_the_board_pages(web: WebRig) -> None:
+    ids = [web.app.service.submit(intake_data(title=f"Request {n:02}"), ACTOR).id for n in range(7)]
+    client = web.client("viewer")
+    first = client.get("/?per_page=3").text
+    assert len(_cards(first)) == 3 and "page 1 of 3" in first and 'rel="next"' in first
+    last = client.get("/?per_page=3&page=3").text
+    assert len(_cards(last)) == 1 and 'rel="prev"' in last
+    seen = set(_cards(first)) | set(_cards(client.get("/?per_page=3&page=2").text)) | set(_cards(last))
+    assert seen == set(ids)
+
+
+def test_the_request_page_shows_every_part_and_the_history_in_words(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "acknowledged").id
+    html = web.client("viewer").get(f"/requests/{rid}").text
+    for part in ("Intake", "Diagnosis", "Recommendations", "Measurement plan", "Approved by", "Design brief",
+                 "Delivery", "Checkpoints", "Results against the targets", "Report", "History"):
+        assert f">{part}" in html, part
+    assert "approved by sam.sponsor@example.org" in html  # the timeline's summary of plan_approved
+    assert "(received → diagnosed)" in html
+
+
+def test_actions_shown_are_the_ones_the_lifecycle_allows(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    html = web.client("partner").get(f"/requests/{rid}").text
+    shown = re.findall(rf'<form method="post" action="/requests/{rid}/(\w+)"', html)
+    assert shown == ["diagnose", "decline", "cancel", "draft_plan", "approve_plan", "add_note", "amend"]
+
+
+def test_a_refused_action_lists_every_missing_item_and_changes_nothing(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    before = web.app.service.show(rid).version
+    client = web.client("partner")
+    response = post_form(client, f"/requests/{rid}/diagnose", {"version": str(before), "yaml": "summary: soon"})
+    assert response.status_code == 409
+    assert "cannot diagnose a received request" in response.text and "Nothing was changed" in response.text
+    for item in ("at least one observable action", "cause check &#39;expectations_clear&#39; unanswered"):
+        assert item in response.text
+    assert web.app.service.show(rid).version == before
+
+
+def test_a_stale_form_shows_a_conflict_and_the_current_version(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    stale = web.app.service.show(rid).version
+    web.app.service.add_note(rid, "someone else was here", ACTOR)
+    client = web.client("partner")
+    response = post_form(client, f"/requests/{rid}/add_note", {"version": str(stale), "text": "mine"})
+    assert response.status_code == 409 and "Conflict:" in response.text
+    current = web.app.service.show(rid).version
+    assert current == stale + 1 and f"version {current}" in response.text
+    assert re.search(rf'name="version" value="{current}"', response.text)  # sending again now works
+    assert [r.type for r in web.app.service.history(rid)].count("note_added") == 1
+
+
+def test_bad_input_names_the_field_next_to_it_and_writes_nothing(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "designed").id
+    before = web.app.service.show(rid).version
+    client = web.client("partner")
+    response = post_form(client, f"/requests/{rid}/deliver", {
+        "version": str(before), "start_date": "2026-13-01", "end_date": "2026-02-10", "audience_reached": "lots"})
+    assert response.status_code == 400
+    assert re.search(r'data-field="start_date">[^<]*date', response.text)
+    assert re.search(r'data-field="audience_reached">[^<]*', response.text)
+    assert 'value="lots"' in response.text  # what was typed stays in the form
+    bad_yaml = post_form(client, f"/requests/{rid}/schedule_session", {"version": str(before), "yaml": "a: [1"})
+    assert bad_yaml.status_code == 400 and 'data-field="yaml">' in bad_yaml.text and "malformed YAML" in bad_yaml.text
+    assert web.app.service.show(rid).version == before
+
+
+def test_a_web_write_is_the_signed_in_users_via_web(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    client = web.client("partner")
+    response = post_form(client, f"/requests/{rid}/add_note", {"version": str(web.app.service.show(rid).version),
+                                                               "text": "Called the sponsor."})
+    assert response.status_code == 303 and response.headers["location"] == f"/requests/{rid}?done=add_note"
+    last = web.app.service.history(rid)[-1]
+    assert (last.actor, last.payload["via"], last.payload["text"]) == (PARTNER, "web", "Called the sponsor.")
+    assert f"by {PARTNER} via web" in client.get(f"/requests/{rid}").text
+
+
+def _ready_to_approve(web: WebRig) -> int:
+    rid = web.app.service.submit(intake_data(), ACTOR).id
+    web.app.service.diagnose(rid, diagnosis_data(), ACTOR)
+    web.app.service.draft_plan(rid, plan_data(), ACTOR)
+    return rid
+
+
+def test_approving_for_the_sponsor_needs_an_admin_with_a_reason(web: WebRig) -> None:
+    rid = _ready_to_approve(web)
+    version = str(web.app.service.show(rid).version)
+    partner = post_form(web.client("partner"), f"/requests/{rid}/approve_plan",
+                        {"version": version, "approver": SPONSOR, "reason": "they said yes on the phone"})
+    assert partner.status_code == 409 and f"the approver&#39;s own approval: {PARTNER} is not {SPONSOR}" in partner.text
+    admin = web.client("admin")
+    no_reason = post_form(admin, f"/requests/{rid}/approve_plan", {"version": version, "approver": SPONSOR})
+    assert no_reason.status_code == 409 and "a reason for recording" in no_reason.text
+    assert web.app.service.show(rid).plan_approved_by is None
+    done = post_form(admin, f"/requests/{rid}/approve_plan", {"version": version, "approver": SPONSOR,
+                                                              "reason": "Approved in the steering meeting."})
+    assert done.status_code == 303
+    r = web.app.service.show(rid)
+    assert (r.plan_approved_by, r.plan_approval_recorded_by) == (SPONSOR, ADMIN)
+    last = web.app.service.history(rid)[-1]
+    assert last.payload == {"approver": SPONSOR, "comment": "", "recorded_by": ADMIN,
+                            "reason": "Approved in the steering meeting.", "via": "web"}
+    page = admin.get(f"/requests/{rid}").text
+    assert f"recorded on their behalf by the admin {ADMIN}" in page
+
+
+def test_next_step_reads_the_guards() -> None:
+    from datetime import UTC, datetime
+
+    from states.models import Intake
+    from states.request import TrainingRequest
+    from tests.builders import T0
+
+    request = TrainingRequest.submit(Intake.model_validate(intake_data()), T0)
+    action, missing = boards.next_step(request)
+    assert action == "diagnose" and any("observable action" in m for m in missing)
+    assert boards.attention(request, datetime.now(UTC)) == []
