@@ -54,6 +54,12 @@ class Checkpoint(BaseModel):
     value: float | None = None
     note: str = ""
     missed_reason: str = ""
+    comparison_value: float | None = None  # the comparison group's value (isolation: control_group)
+    early_reason: str = ""  # why the result was recorded before the checkpoint was due
+
+    def early(self, at: datetime) -> bool:
+        """Whether ``at`` is before the checkpoint is due (a result then needs a stated reason)."""
+        return at < self.due_at
 
     @property
     def closed(self) -> bool:

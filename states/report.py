@@ -22,9 +22,10 @@ RESULTS_REPORT: Final = "results_report"  # the template, and the notification's
 
 def report_context(request: TrainingRequest) -> dict[str, Any]:
     """The report's own template context (the notification adds the request and its people)."""
+    currency = request.plan.costs.currency if request.plan is not None and request.plan.costs else ""
     return {
         "acknowledgement": request.acknowledgement.model_dump(mode="json") if request.acknowledgement else {},
-        "results": [r.model_dump(mode="json") for r in request.results],
+        "results": [{**r.model_dump(mode="json"), "currency": currency} for r in request.results],
         "roi": request.roi.model_dump(mode="json") if request.roi else None,
     }
 

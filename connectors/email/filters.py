@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from states import wording
+from states import evidence, wording
 
 __all__ = ["install"]
 
@@ -68,14 +68,13 @@ def _person(value: Any) -> str:
     return str(value or "")
 
 
-def _outcome(value: Any) -> str:
-    """A result outcome in words."""
-    return {
-        "met": "target met",
-        "partly_met": "partly there",
-        "not_met": "not yet met",
-        "no_data": "no data",
-    }.get(str(value), wording.path_label(value))
+def _outcome(value: Any, guardrail: Any = False) -> str:
+    """A result outcome in words (a guardrail is held or not held)."""
+    if guardrail:
+        words = {"met": "held", "partly_met": "not held", "not_met": "not held", "worse": "not held (got worse)"}
+    else:
+        words = {"met": "target met", "partly_met": "partly there", "not_met": "not yet met", "worse": "got worse"}
+    return {**words, "no_data": "no data"}.get(str(value), wording.path_label(value))
 
 
 def goal(value: Any) -> str:
@@ -110,5 +109,7 @@ def install(env: jinja2.Environment) -> None:
         "level": _level,
         "person": _person,
         "outcome": _outcome,
+        "effect": evidence.effect_sentence,
+        "roi_sentences": evidence.roi_sentences,
         "goal": goal,
     })
