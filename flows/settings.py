@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     lateness_days: int = Field(default=14, ge=0, description="checkpoints later than this are flagged")
     reminder_after_days: int = Field(default=3, ge=1)
     max_reminders: int = Field(default=2, ge=0)
+    close_after_days: int = Field(default=7, ge=1, description="days after the last reminder (or the survey, "
+                                  "without reminders) an unanswered checkpoint is closed as missed")
 
     # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
     smtp_host: str | None = None

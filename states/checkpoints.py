@@ -79,6 +79,13 @@ class Checkpoint(BaseModel):
         return (self.status == CheckpointStatus.SENT and last is not None and at - last >= after
                 and self.reminders_sent < max_reminders)
 
+    def may_close_unanswered(self, at: datetime, window: timedelta, max_reminders: int) -> bool:
+        """Sent, unanswered after every reminder, and ``window`` since the last one (or the survey):
+        closed as missed instead of staying open for ever (states.stalls)."""
+        last = self.last_reminder_at or self.sent_at
+        return (self.status == CheckpointStatus.SENT and last is not None and self.reminders_sent >= max_reminders
+                and at - last >= window)
+
     def context(self, item: PlanItem) -> dict[str, Any]:
         """What the survey, reminder and collection mails say about the checkpoint and its plan item."""
         return {"checkpoint": {"key": self.key, "offset": self.offset, "due_at": self.due_at.isoformat()},

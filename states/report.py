@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from states import lifecycle
+from states.checkpoints import CheckpointStatus
 from states.lifecycle import Command
 from states.notifications import Notification, recipients
 
@@ -27,7 +28,16 @@ def report_context(request: TrainingRequest) -> dict[str, Any]:
         "acknowledgement": request.acknowledgement.model_dump(mode="json") if request.acknowledgement else {},
         "results": [{**r.model_dump(mode="json"), "currency": currency} for r in request.results],
         "roi": request.roi.model_dump(mode="json") if request.roi else None,
+        "missed": missed_checkpoints(request),
     }
+
+
+def missed_checkpoints(request: TrainingRequest) -> list[dict[str, Any]]:
+    """The checkpoints closed without a result, with their reasons (the report names each)."""
+    metrics = {i.id: i.metric for i in request.plan.items} if request.plan is not None else {}
+    return [{"key": c.key, "item_id": c.item_id, "metric": metrics.get(c.item_id, c.item_id), "offset": c.offset,
+             "due_at": c.due_at.isoformat(), "reason": c.missed_reason}
+            for c in request.checkpoints if c.status == CheckpointStatus.MISSED]
 
 
 def results_report(request: TrainingRequest) -> Notification:

@@ -68,6 +68,7 @@ TEMPLATE_NAMES = (
     "request_cancelled",
     "request_declined",
     "redirect_assigned",
+    "checkpoint_missed",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 
