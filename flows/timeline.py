@@ -116,7 +116,10 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
     ev.ReminderSent: lambda e, key: f"{key(e.checkpoint)} reminder {e.reminder}",
     ev.CheckpointFlagged: lambda e, key: f"{key(e.checkpoint)} {plural(e.late_by_days, 'day')} late: needs review",
     ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"
-                                       + (f" ({e.note})" if e.note else "")),
+                                       + (f", comparison group {_num_any(e.comparison_value)}"
+                                          if e.comparison_value is not None else "")
+                                       + (f" ({e.note})" if e.note else "")
+                                       + (f"; early, due {utc(e.due_at)}: {e.early_reason}" if e.early_reason else "")),
     ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
     ev.Measured: lambda e, key: ", ".join(f"{r.get('item_id')} {r.get('outcome')}" for r in e.results),
     ev.Acknowledged: _acknowledged,

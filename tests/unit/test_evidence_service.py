@@ -136,3 +136,15 @@ def test_a_document_stored_before_evidence_fields_loads_and_reports() -> None:
     assert "resolution: from 62% to 76% (target 75%: target met)" in text
     assert "Benefit-cost ratio 1.75, return on investment 75% (14,000 EUR of benefits for 8,000 EUR invested)." in text
     assert "isolated" not in text  # nothing is claimed about isolation for an ROI stored before it
+
+
+def test_the_timeline_says_an_early_result_and_its_comparison_value(memory_service: Service) -> None:
+    from flows.timeline import summarize
+
+    rid = _delivered(memory_service)
+    memory_service.record(rid, "sales:P90D", result_data(145, comparison_value=125, early_reason="quarter closed"),
+                          ACTOR)
+    [event] = [e for e in memory_service.history(rid) if e.type == "result_recorded"]
+    text = summarize(event)
+    assert text.startswith("sales:P90D = 145, comparison group 125 (from the CRM); early, due ")
+    assert text.endswith(": quarter closed")
