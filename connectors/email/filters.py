@@ -77,6 +77,30 @@ def _outcome(value: Any, guardrail: Any = False) -> str:
     return {**words, "no_data": "no data"}.get(str(value), wording.path_label(value))
 
 
+def _target_words(item: Any) -> str:
+    """A plan item's target with its direction: ``at most 400 s``, ``between 60 and 100 tickets``, ``75%``;
+    a guardrail says so."""
+    if not isinstance(item, dict):
+        return ""
+    target, unit, direction = item.get("target") or {}, item.get("unit"), str(item.get("direction") or "")
+    if direction == "within":
+        low, high = wording.brief_quantity(target.get("low"), unit), wording.quantity(target.get("high"), unit)
+        text = f"between {low} and {high}"
+    else:
+        words = {"at_most": "at most ", "at_least": "at least "}.get(direction, "")
+        text = words + wording.quantity(target.get("value"), unit)
+    return text + (" (a guardrail: must not get worse)" if item.get("guardrail") else "")
+
+
+def _costs_total(costs: Any) -> float | None:
+    """The plan's fully loaded costs: its cost lines added up, or the single program_cost."""
+    if not isinstance(costs, dict):
+        return None
+    if costs.get("program_cost") is not None:
+        return float(costs["program_cost"])
+    return sum(float(line.get("amount") or 0) for line in costs.get("lines") or [])
+
+
 def goal(value: Any) -> str:
     """A business goal mapping in one readable line: ``win rate: from 18% to 24% by Wed 30 Sep 2026``."""
     if not isinstance(value, dict):
@@ -112,4 +136,6 @@ def install(env: jinja2.Environment) -> None:
         "effect": evidence.effect_sentence,
         "roi_sentences": evidence.roi_sentences,
         "goal": goal,
+        "target_words": _target_words,
+        "costs_total": _costs_total,
     })

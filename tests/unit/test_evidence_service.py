@@ -148,3 +148,18 @@ def test_the_timeline_says_an_early_result_and_its_comparison_value(memory_servi
     text = summarize(event)
     assert text.startswith("sales:P90D = 145, comparison group 125 (from the CRM); early, due ")
     assert text.endswith(": quarter closed")
+
+
+def test_the_sponsor_sees_directions_guardrails_and_the_cost_lines_in_the_approval_request(
+        memory_service: Service, memory_store: Any) -> None:
+    from connectors.email.render import render_bodies
+    from connectors.notification_codec import decode_notification
+
+    r = drive_to(memory_service, "diagnosed")
+    memory_service.draft_plan(r.id, SALES_PLAN, ACTOR)
+    [key] = [k for k in memory_store.outbox if k.startswith(f"{r.id}:plan_approval_request")
+             and "handling time" in json.dumps(memory_store.outbox[k].notification)]
+    text, html = render_bodies(decode_notification(json.dumps(memory_store.outbox[key].notification)))
+    assert "Target:     at most 400 s (a guardrail: must not get worse)" in text
+    assert "Programme cost: 15,000 EUR (design 5,000 EUR, delivery 6,000 EUR, participants time 4,000 EUR)" in text
+    assert "15,000 EUR" in html and "at most 400 s" in html
