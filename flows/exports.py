@@ -46,7 +46,7 @@ def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
 
 CSV_COLUMNS = ("id", "title", "state", "version", "requester", "sponsor", "created_at", "updated_at",
                "recommended_paths", "chosen_path", "delivered_start", "delivered_end", "audience_reached",
-               "results", "roi_percent")
+               "results", "roi_percent", "roi_isolated_benefits", "roi_not_isolated_benefits", "costs")
 
 
 def csv_row(r: TrainingRequest) -> dict[str, Any]:
@@ -56,7 +56,8 @@ def csv_row(r: TrainingRequest) -> dict[str, Any]:
         chosen = f"redirect:{r.redirect_record.kind.value}"
     else:
         chosen = ""
-    results = "; ".join(f"{x.item_id} {x.outcome.value} ({_num(x.result)} vs target {_num(x.target)} {x.unit})"
+    results = "; ".join(f"{x.item_id} {x.outcome.value} ({_num(x.result)} vs target "
+                        f"{x.goal or _num(x.target)} {x.unit}{'; ' + x.isolation if x.isolation else ''})"
                         for x in r.results)
     return {
         "id": r.id, "title": r.intake.title, "state": r.state.value, "version": r.version,
@@ -67,7 +68,14 @@ def csv_row(r: TrainingRequest) -> dict[str, Any]:
         "delivered_end": r.delivery.end_date.isoformat() if r.delivery and r.delivery.end_date else "",
         "audience_reached": r.delivery.audience_reached if r.delivery else "",
         "results": results, "roi_percent": r.roi.roi_percent if r.roi else "",
+        "roi_isolated_benefits": _blank(r.roi.isolated_benefits if r.roi else None),
+        "roi_not_isolated_benefits": _blank(r.roi.not_isolated_benefits if r.roi else None),
+        "costs": r.plan.costs.total if r.plan is not None and r.plan.costs else "",
     }
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def _cell(value: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows.clock import Clock, SystemClock
-from states import amendments, reopening, responses
+from states import amendments, reopening, responses, stalls
 from states.amendments import Amendment
 from states.errors import Conflict, FieldError, InvalidInput, NotFound
 from states.events import CheckpointFlagged
@@ -297,6 +297,19 @@ class Service:
                                         if request.remind_checkpoint(key, now, after, max_reminders))}
             self._retry_on_conflict(request_id, actor, remind, counts)
         return counts["reminded"]
+
+    def close_unanswered(self, actor: str, window: timedelta, max_reminders: int, limit: int = 1000) -> int:
+        """Close as missed the surveys still unanswered ``window`` after their last reminder (every one of
+        ``max_reminders`` sent), telling the owner and the sponsor (states.stalls)."""
+        now = self._now()
+        rows = self.store.unanswered_checkpoints(now - window, limit, min_reminders=max_reminders)
+        counts = {"closed": 0, "conflicts": 0}
+        for request_id, keys in _by_request(rows).items():
+            def close(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
+                return {"closed": sum(1 for key in keys
+                                      if stalls.close_unanswered(request, key, now, window, max_reminders))}
+            self._retry_on_conflict(request_id, actor, close, counts)
+        return counts["closed"]
 
     def _retry_on_conflict(self, request_id: int, actor: str,
                            apply: Callable[[TrainingRequest], dict[str, int]], counts: dict[str, int],

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     max_reminders: int = Field(default=2, ge=0)
     delivery_window_years: int = Field(default=5, ge=1, le=100,
                                        description="delivery dates must be within this many years of today")
+    close_after_days: int = Field(default=7, ge=1, description="days after the last reminder (or the survey, "
+                                  "without reminders) an unanswered checkpoint is closed as missed")
 
     # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
     smtp_host: str | None = None

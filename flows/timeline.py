@@ -121,7 +121,10 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
     ev.ReminderSent: lambda e, key: f"{key(e.checkpoint)} reminder {e.reminder}",
     ev.CheckpointFlagged: lambda e, key: f"{key(e.checkpoint)} {plural(e.late_by_days, 'day')} late: needs review",
     ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"
-                                       + (f" ({e.note})" if e.note else "")),
+                                       + (f", comparison group {_num_any(e.comparison_value)}"
+                                          if e.comparison_value is not None else "")
+                                       + (f" ({e.note})" if e.note else "")
+                                       + (f"; early, due {utc(e.due_at)}: {e.early_reason}" if e.early_reason else "")),
     ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
     ev.PlanChangesRequested: lambda e, key: f"changes to plan v{e.version} asked for by {e.by}: {e.comment}",
     ev.AnswerChanged: lambda e, key: (f"{key(e.checkpoint)} answer changed from {_num_any(e.before)} to "

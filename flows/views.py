@@ -20,7 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.db.store import RequestSummary
+from states import evidence, wording
 from states.lifecycle import State
+from states.models import PlanItem
 from states.request import TrainingRequest
 from states.results import Outcome
 from states.wording import money, plural, printable
@@ -32,7 +34,8 @@ STATE_STYLE: Final[dict[str, str]] = {
     State.CANCELLED: "red",
 }
 OUTCOME_STYLE: Final[dict[str, str]] = {
-    Outcome.MET: "green", Outcome.PARTLY_MET: "yellow", Outcome.NOT_MET: "red", Outcome.NO_DATA: "dim",
+    Outcome.MET: "green", Outcome.PARTLY_MET: "yellow", Outcome.NOT_MET: "red", Outcome.WORSE: "bold red",
+    Outcome.NO_DATA: "dim",
 }
 
 
@@ -192,7 +195,8 @@ def plan_panel(r: TrainingRequest) -> Panel:
             base = "no baseline needed"
         blocks.append(Text.from_markup(
             f"[bold]{_t(item.id)}[/]  {item.framework.value} level {item.level}: {_t(item.metric)} ({_t(item.unit)})\n"
-            f"    {base} → target {item.target.value:g} by {item.target.date}\n"
+            f"    {base} → {'guardrail' if item.guardrail else 'target'} {_t(_goal(item))} by {item.target.date}"
+            f"{'; isolated by ' + item.isolation.method.value if item.isolation else ''}\n"
             f"    {item.instrument.value}, from the {item.respondent.value}; checkpoints {', '.join(item.checkpoints)}"
             f" after delivery; owner {_t(item.owner.email)}"
             + (f"; {money(item.value_per_unit, costs_currency)} per unit" if item.value_per_unit is not None else "")))
@@ -202,7 +206,9 @@ def plan_panel(r: TrainingRequest) -> Panel:
         status = f"[yellow]awaiting approval by the sponsor {_t(r.intake.sponsor.email)}[/]"
     parts: list[RenderableType] = [*blocks, Text.from_markup(status)]
     if r.plan.costs:
-        parts.append(Text(printable(f"program cost: {money(r.plan.costs.program_cost, r.plan.costs.currency)}")))
+        costs = r.plan.costs
+        lines = ", ".join(f"{x.category.value} {money(x.amount, costs.currency)}" for x in costs.itemised())
+        parts.append(Text(printable(f"fully loaded costs: {money(costs.total, costs.currency)} ({lines})")))
     if r.plan_draft is not None:
         ids = ", ".join(i.id for i in r.plan_draft.plan.items)
         parts.append(Text.from_markup(f"[yellow]version {r.plan_draft.version} drafted (items {_t(ids)}), awaiting "
@@ -251,14 +257,24 @@ def results_table(r: TrainingRequest) -> RenderableType:
         table.add_column(col)
     for res in r.results:
         style = OUTCOME_STYLE.get(res.outcome.value, "white")
-        table.add_row(_t(res.item_id), f"{_t(res.metric)} ({_t(res.unit)})", _num(res.baseline), _num(res.target),
-                      _num(res.result), f"[{style}]{res.outcome.value}[/]")
+        goal = _t(res.goal) if res.goal else _num(res.target)
+        table.add_row(_t(res.item_id), f"{_t(res.metric)} ({_t(res.unit)})", _num(res.baseline),
+                      f"guardrail {goal}" if res.guardrail else goal, _num(res.result),
+                      f"[{style}]{res.outcome.value}[/]")
+    notes = [Text(f"{res.item_id}: {evidence.effect_sentence(res.model_dump(mode='json'))}")
+             for res in r.results if res.isolation and res.result is not None]
     if r.roi is None:
-        return table
+        return Group(table, *notes)
     roi = r.roi
-    return Group(table, Text(printable(f"benefits {money(roi.benefits, roi.currency)}, costs "
-                                       f"{money(roi.costs, roi.currency)}: benefit-cost ratio "
-                                       f"{roi.benefit_cost_ratio:g}, ROI {roi.roi_percent:g}%")))
+    return Group(table, *notes, Text(printable(f"benefits {money(roi.benefits, roi.currency)}, costs "
+                                               f"{money(roi.costs, roi.currency)}: benefit-cost ratio "
+                                               f"{roi.benefit_cost_ratio:g}, ROI {roi.roi_percent:g}%")),
+                 *(Text(printable(x)) for x in evidence.roi_sentences(roi.model_dump(mode="json"))[1:]))
+
+
+def _goal(item: PlanItem) -> str:
+    t = item.target
+    return wording.goal(evidence.direction_of(item).value, t.value, item.unit, t.low, t.high)
 
 
 def acknowledgement_panel(r: TrainingRequest) -> Panel:

@@ -54,6 +54,12 @@ class Checkpoint(BaseModel):
     value: float | None = None
     note: str = ""
     missed_reason: str = ""
+    comparison_value: float | None = None  # the comparison group's value (isolation: control_group)
+    early_reason: str = ""  # why the result was recorded before the checkpoint was due
+
+    def early(self, at: datetime) -> bool:
+        """Whether ``at`` is before the checkpoint is due (a result then needs a stated reason)."""
+        return at < self.due_at
 
     @property
     def closed(self) -> bool:
@@ -72,6 +78,13 @@ class Checkpoint(BaseModel):
         last = self.last_reminder_at or self.sent_at
         return (self.status == CheckpointStatus.SENT and last is not None and at - last >= after
                 and self.reminders_sent < max_reminders)
+
+    def may_close_unanswered(self, at: datetime, window: timedelta, max_reminders: int) -> bool:
+        """Sent, unanswered after every reminder, and ``window`` since the last one (or the survey):
+        closed as missed instead of staying open for ever (states.stalls)."""
+        last = self.last_reminder_at or self.sent_at
+        return (self.status == CheckpointStatus.SENT and last is not None and self.reminders_sent >= max_reminders
+                and at - last >= window)
 
     def context(self, item: PlanItem) -> dict[str, Any]:
         """What the survey, reminder and collection mails say about the checkpoint and its plan item."""

@@ -300,6 +300,9 @@ class ResultRecorded(Fact):
     checkpoint: str
     value: float
     note: str
+    comparison_value: float | None = _optional(None)  # the comparison group's value (control group)
+    early_reason: str = _optional("")  # recorded before the checkpoint was due, and why
+    due_at: str = _optional("")  # when it was due (an early result only)
 
 
 @dataclass(frozen=True, kw_only=True)

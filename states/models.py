@@ -13,61 +13,24 @@ from datetime import UTC, date
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from states.durations import MAX_YEARS, parse_duration
-from states.headers import address_problem, header_text_problem
+from states.fields import Email as Email  # re-exported: the field types of every input model
+from states.fields import Line as Line
+from states.fields import Model as Model
+from states.fields import Text as Text
+from states.fields import single_line
 from states.kinds import RedirectKind as RedirectKind  # re-exported: part of the input models
+from states.measures import CostCategory as CostCategory
+from states.measures import CostLine as CostLine
+from states.measures import Costs as Costs  # re-exported: the plan's evidence fields (states/measures.py)
+from states.measures import Direction as Direction
+from states.measures import Isolation as Isolation
+from states.measures import IsolationMethod as IsolationMethod
 from states.observable import VAGUE_VERBS as VAGUE_VERBS  # re-exported
 from states.observable import check_observable
-from states.validation import Count, Measure, Money, ValuePerUnit, from_store
-
-# A deliberately strict address: one addr-spec, no display name, comments,
-# quotes, angle brackets, commas, whitespace or control characters.
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _email(value: str, info: ValidationInfo) -> str:
-    value = value.strip()
-    if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
-        raise ValueError(f"{value!r} is not a plain e-mail address such as alice@example.org")
-    problem = None if from_store(info) else address_problem(value)  # the mail layer's rules (states/validation.py)
-    if problem is not None:
-        raise ValueError(f"{value!r}: {problem}")
-    return value.lower()
-
-
-def _single_line(value: str) -> str:
-    if _CONTROL.search(value) or header_text_problem(value):
-        raise ValueError("must be a single line without control characters (CR, LF, NUL, tab, "
-                         "U+0085, U+2028, U+2029)")
-    return value.strip()
-
-
-def _line(value: str, info: ValidationInfo) -> str:
-    return value.strip() if from_store(info) else _single_line(value)
-
-
-Email = Annotated[str, AfterValidator(_email)]
-Line = Annotated[str, Field(max_length=300), AfterValidator(_line)]
-Text = Annotated[str, Field(max_length=20_000)]
-
-
-class Model(BaseModel):
-    # allow_inf_nan=False: NaN/Infinity (JSON "NaN", YAML .inf) would be stored as null and make the
-    # request unreadable.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, allow_inf_nan=False)
+from states.validation import Count, Measure, ValuePerUnit, from_store
 
 
 class Person(Model):
@@ -108,7 +71,7 @@ class Audience(Model):
 def _observable(action: str, info: ValidationInfo) -> str:
     if from_store(info):
         return action
-    action = _single_line(action)
+    action = single_line(action)
     if len(action) < 3:
         raise ValueError("an action must say what someone does on the job")
     return check_observable(action)  # a vague verb or phrase anywhere (states/observable.py)
@@ -219,7 +182,12 @@ class Baseline(Model):
 
 
 class Target(Model):
-    value: Measure
+    """What good is: ``value`` for increase, decrease, at_most (the ceiling), at_least (the floor);
+    ``low`` and ``high`` for within."""
+
+    value: Measure | None = None
+    low: Measure | None = None
+    high: Measure | None = None
     date: date
 
 
@@ -254,12 +222,23 @@ class PlanItem(Model):
     owner: Person
     value_per_unit: ValuePerUnit | None = Field(
         default=None, description="monetary benefit of one unit of improvement (Phillips level 5)")
+    direction: Direction | None = Field(default=None, description="default: from baseline and target")
+    guardrail: bool = Field(default=False, description="must not get worse while the main metric improves")
+    isolation: Isolation | None = Field(default=None, description="how the training's effect is isolated")
 
     @model_validator(mode="after")
     def _level_in_range(self) -> PlanItem:
         top = _LEVELS[self.framework]
         if self.level > top:
             raise ValueError(f"level {self.level} does not exist in {self.framework.value} (1–{top})")
+        target = self.target
+        if self.direction == Direction.WITHIN:
+            if target.low is None or target.high is None:
+                raise ValueError("target: a 'within' item needs target.low and target.high")
+            if target.low > target.high:
+                raise ValueError(f"target: low {target.low:g} is above high {target.high:g}")
+        elif target.value is None or target.low is not None or target.high is not None:
+            raise ValueError("target: give target.value (low and high are for direction 'within')")
         if len(set(self.checkpoints)) != len(self.checkpoints):
             raise ValueError("checkpoints: the same offset is listed twice")
         if self.baseline is not None and self.target.date <= self.baseline.date:
@@ -269,11 +248,6 @@ class PlanItem(Model):
     @property
     def behaviour_or_results(self) -> bool:
         return self.level >= _BEHAVIOUR_OR_RESULTS[self.framework]
-
-
-class Costs(Model):
-    program_cost: Money
-    currency: Line = "USD"
 
 
 class MeasurementPlan(Model):
@@ -371,11 +345,16 @@ class CheckpointResult(Model):
     value: Measure | None = None
     note: Text = ""
     missed_reason: Text = ""
+    comparison_value: Measure | None = Field(
+        default=None, description="the comparison group's value at this checkpoint (isolation: control_group)")
+    early_reason: Text = Field(default="", description="why a result is recorded before the checkpoint is due")
 
     @model_validator(mode="after")
     def _one(self) -> CheckpointResult:
         if (self.value is None) == (not self.missed_reason):
             raise ValueError("give either a value, or missed_reason to close the checkpoint as missed")
+        if self.comparison_value is not None and self.value is None:
+            raise ValueError("comparison_value: goes with a value (the trained group's result)")
         return self
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from states import lifecycle
+from states.checkpoints import CheckpointStatus
 from states.lifecycle import Command
 from states.notifications import Notification, recipients
 
@@ -22,15 +23,25 @@ RESULTS_REPORT: Final = "results_report"  # the template, and the notification's
 
 def report_context(request: TrainingRequest) -> dict[str, Any]:
     """The report's own template context (the notification adds the request and its people)."""
+    currency = request.plan.costs.currency if request.plan is not None and request.plan.costs else ""
     return {
         "acknowledgement": request.acknowledgement.model_dump(mode="json") if request.acknowledgement else {},
-        "results": [r.model_dump(mode="json") for r in request.results],
+        "results": [{**r.model_dump(mode="json"), "currency": currency} for r in request.results],
         "roi": request.roi.model_dump(mode="json") if request.roi else None,
         # who approved the measurement plan, and an admin who recorded it on their behalf (with why)
         "plan_approval": {"approver": request.plan_approved_by or "",
                           "recorded_by": request.plan_approval_recorded_by or "",
                           "reason": request.plan_approval_reason or ""},
+        "missed": missed_checkpoints(request),
     }
+
+
+def missed_checkpoints(request: TrainingRequest) -> list[dict[str, Any]]:
+    """The checkpoints closed without a result, with their reasons (the report names each)."""
+    metrics = {i.id: i.metric for i in request.plan.items} if request.plan is not None else {}
+    return [{"key": c.key, "item_id": c.item_id, "metric": metrics.get(c.item_id, c.item_id), "offset": c.offset,
+             "due_at": c.due_at.isoformat(), "reason": c.missed_reason}
+            for c in request.checkpoints if c.status == CheckpointStatus.MISSED]
 
 
 def results_report(request: TrainingRequest) -> Notification:

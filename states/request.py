@@ -311,12 +311,21 @@ class TrainingRequest(BaseModel):
         if checkpoint.closed:
             lifecycle.refuse(Command.RECORD_RESULT, self.state,
                              [f"an open checkpoint ({checkpoint.key} is already {checkpoint.status.value})"])
+        if result.value is not None and checkpoint.early(at) and not result.early_reason.strip():
+            lifecycle.refuse(Command.RECORD_RESULT, self.state, [
+                f"a checkpoint that is due ({checkpoint.key} is due on {checkpoint.due_at.date().isoformat()}; "
+                "to correct it before then, give early_reason (--early REASON)"])
         checkpoint.closed_at = at
         checkpoint.note = result.note
         if result.value is not None:
             checkpoint.status = CheckpointStatus.CLOSED
             checkpoint.value = result.value
-            self._events.append(ev.ResultRecorded(checkpoint=checkpoint.key, value=result.value, note=result.note))
+            checkpoint.comparison_value = result.comparison_value
+            early = result.early_reason.strip() if checkpoint.early(at) else ""
+            checkpoint.early_reason = early
+            self._events.append(ev.ResultRecorded(checkpoint=checkpoint.key, value=result.value, note=result.note,
+                                                  comparison_value=result.comparison_value, early_reason=early,
+                                                  due_at=checkpoint.due_at.isoformat() if early else ""))
         else:
             checkpoint.status = CheckpointStatus.MISSED
             checkpoint.missed_reason = result.missed_reason

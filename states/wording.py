@@ -18,6 +18,7 @@ __all__ = [
     "amount",
     "brief_quantity",
     "change",
+    "goal",
     "greeting_name",
     "is_group",
     "metric_label",
@@ -193,6 +194,18 @@ def change(before: Any, after: Any, unit: Any = "") -> str:
     if suffix_once:
         return f"from {number(before)} to {quantity(after, text)}"
     return f"from {quantity(before, text)} to {quantity(after, text)}"
+
+
+_GOAL_WORDS: Final = {"at_most": "at most {}", "at_least": "at least {}"}
+
+
+def goal(direction: Any, value: Any, unit: Any = "", low: Any = None, high: Any = None) -> str:
+    """What good is, said right after the result's unit: ``at most 400``, ``at least 85%``, ``between 300
+    and 400``; the target as it is for ``increase`` and ``decrease`` (the baseline says which way)."""
+    if str(direction or "") == "within":
+        return f"between {brief_quantity(low, unit)} and {brief_quantity(high, unit)}"
+    words = _GOAL_WORDS.get(str(direction or ""))
+    return words.format(brief_quantity(value, unit)) if words else brief_quantity(value, unit)
 
 
 def metric_label(metric: Any, unit: Any = "") -> str:

@@ -167,6 +167,16 @@ _DESIGN_PATH = ("received", "diagnosed", "designed", "delivered", "measured", "a
 _REDIRECT_PATH = ("received", "diagnosed", "redirected", "delivered", "measured", "acknowledged")
 
 
+def record_when_due(service: Any, request_id: int, key: str, data: Any, actor: str = ACTOR) -> Any:
+    """Record a checkpoint's result as a user does: once it is due (a test clock that can be set is
+    moved forward to the due time when it is earlier; results before it are refused)."""
+    due = service.show(request_id).checkpoint(key).due_at
+    clock = getattr(service, "clock", None)
+    if hasattr(clock, "set") and clock.now() < due:
+        clock.set(due)
+    return service.record(request_id, key, data, actor)
+
+
 def drive_to(service: Any, state: str, *, path: str = "design", actor: str = ACTOR,
              intake: Data | None = None, request_id: int | None = None) -> Any:
     """Submit a request (or take ``request_id``) and move it forward to ``state`` with valid data.
@@ -200,7 +210,7 @@ def drive_to(service: Any, state: str, *, path: str = "design", actor: str = ACT
         elif step == "measured":
             for c in request.checkpoints:
                 if not c.closed:
-                    request = service.record(rid, c.key, result_data(71.0), actor)
+                    request = record_when_due(service, rid, c.key, result_data(71.0), actor)
             request = service.measure(rid, actor)
         elif step == "acknowledged":
             request = service.acknowledge(rid, ack_data(), actor)
@@ -312,7 +322,7 @@ REFUSALS += tuple(
 def run_step(service: Any, request_id: int, command: str, data: Any, actor: str = ACTOR) -> Any:
     """Run one ``Refusal`` step: ``record:<checkpoint>`` records a result, ``measure`` takes no data."""
     if command.startswith("record:"):
-        return service.record(request_id, command.split(":", 1)[1], data, actor)
+        return record_when_due(service, request_id, command.split(":", 1)[1], data, actor)
     if data is None:
         return getattr(service, command)(request_id, actor)
     if command == "approve_plan" and isinstance(data, dict):

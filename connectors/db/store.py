@@ -314,7 +314,8 @@ class SqlStore:
                 .order_by(requests.c.id).limit(limit)).scalars())
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
-                               max_reminders: int | None = None) -> list[tuple[int, str]]:
+                               max_reminders: int | None = None,
+                               min_reminders: int | None = None) -> list[tuple[int, str]]:
         """Sent checkpoints without an answer whose survey (or last reminder) went out by ``sent_before``
         and, given ``max_reminders``, that may still be reminded (else those that may not would fill
         every batch of ``limit`` and starve the rest)."""
@@ -322,6 +323,8 @@ class SqlStore:
         conds = [checkpoints.c.status == CheckpointStatus.SENT.value, last <= sent_before]
         if max_reminders is not None:
             conds.append(checkpoints.c.reminders_sent < max_reminders)
+        if min_reminders is not None:
+            conds.append(checkpoints.c.reminders_sent >= min_reminders)
         with read_transaction(self.engine) as conn:
             rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
                                 .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()

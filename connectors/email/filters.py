@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from states import wording
+from states import evidence, wording
 
 __all__ = ["install"]
 
@@ -68,14 +68,37 @@ def _person(value: Any) -> str:
     return str(value or "")
 
 
-def _outcome(value: Any) -> str:
-    """A result outcome in words."""
-    return {
-        "met": "target met",
-        "partly_met": "partly there",
-        "not_met": "not yet met",
-        "no_data": "no data",
-    }.get(str(value), wording.path_label(value))
+def _outcome(value: Any, guardrail: Any = False) -> str:
+    """A result outcome in words (a guardrail is held or not held)."""
+    if guardrail:
+        words = {"met": "held", "partly_met": "not held", "not_met": "not held", "worse": "not held (got worse)"}
+    else:
+        words = {"met": "target met", "partly_met": "partly there", "not_met": "not yet met", "worse": "got worse"}
+    return {**words, "no_data": "no data"}.get(str(value), wording.path_label(value))
+
+
+def _target_words(item: Any) -> str:
+    """A plan item's target with its direction: ``at most 400 s``, ``between 60 and 100 tickets``, ``75%``;
+    a guardrail says so."""
+    if not isinstance(item, dict):
+        return ""
+    target, unit, direction = item.get("target") or {}, item.get("unit"), str(item.get("direction") or "")
+    if direction == "within":
+        low, high = wording.brief_quantity(target.get("low"), unit), wording.quantity(target.get("high"), unit)
+        text = f"between {low} and {high}"
+    else:
+        words = {"at_most": "at most ", "at_least": "at least "}.get(direction, "")
+        text = words + wording.quantity(target.get("value"), unit)
+    return text + (" (a guardrail: must not get worse)" if item.get("guardrail") else "")
+
+
+def _costs_total(costs: Any) -> float | None:
+    """The plan's fully loaded costs: its cost lines added up, or the single program_cost."""
+    if not isinstance(costs, dict):
+        return None
+    if costs.get("program_cost") is not None:
+        return float(costs["program_cost"])
+    return sum(float(line.get("amount") or 0) for line in costs.get("lines") or [])
 
 
 def goal(value: Any) -> str:
@@ -110,5 +133,9 @@ def install(env: jinja2.Environment) -> None:
         "level": _level,
         "person": _person,
         "outcome": _outcome,
+        "effect": evidence.effect_sentence,
+        "roi_sentences": evidence.roi_sentences,
         "goal": goal,
+        "target_words": _target_words,
+        "costs_total": _costs_total,
     })

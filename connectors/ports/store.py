@@ -128,9 +128,11 @@ class RequestStore(Protocol):
         ...
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
-                               max_reminders: int | None = None) -> list[tuple[int, str]]:
+                               max_reminders: int | None = None,
+                               min_reminders: int | None = None) -> list[tuple[int, str]]:
         """Sent, unanswered checkpoints whose survey (or last reminder) went out by ``sent_before``;
-        given ``max_reminders``, only those reminded fewer times. Oldest first."""
+        given ``max_reminders``, only those reminded fewer times; given ``min_reminders``, only those
+        reminded at least that often (the ones to close as missed). Oldest first."""
         ...
 
     def verify(self) -> VerifyReport:

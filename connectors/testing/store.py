@@ -291,7 +291,8 @@ class InMemoryStore:
         return sorted(ids)[:limit]
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
-                               max_reminders: int | None = None) -> builtins.list[tuple[int, str]]:
+                               max_reminders: int | None = None,
+                               min_reminders: int | None = None) -> builtins.list[tuple[int, str]]:
         """Sent checkpoints whose survey (or last reminder) went out by ``sent_before`` and, given
         ``max_reminders``, that may still be reminded; oldest first."""
         def last(t: _Timer) -> datetime | None:
@@ -300,7 +301,8 @@ class InMemoryStore:
         with self._lock:
             sent = [t for t in self._timers.values() if t.status == CheckpointStatus.SENT.value
                     and (at := last(t)) is not None and at <= sent_before
-                    and (max_reminders is None or t.reminders_sent < max_reminders)]
+                    and (max_reminders is None or t.reminders_sent < max_reminders)
+                    and (min_reminders is None or t.reminders_sent >= min_reminders)]
         sent.sort(key=lambda t: (last(t), t.key))
         return [(t.request_id, t.key) for t in sent[:limit]]
 

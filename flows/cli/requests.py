@@ -191,13 +191,24 @@ def record(
     note: Annotated[str | None, typer.Option(help="A note on the result.")] = None,
     missed: Annotated[str | None, typer.Option(
         "--missed", help="Close the checkpoint as missed, with this reason.")] = None,
+    comparison: Annotated[float | None, typer.Option(
+        "--comparison", help="The comparison group's value at this checkpoint (an item isolated by a control "
+                             "group).")] = None,
+    early: Annotated[str | None, typer.Option(
+        "--early", help="Record a value before the checkpoint is due (a correction), with this reason; it is "
+                        "kept in the history. Without it an early value is refused (exit 3).")] = None,
     file: FileOpt = None,
     who: ActorOpt = None,
     if_version: IfVersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a checkpoint result (--value) or close it as missed (--missed REASON)."""
-    data, source = merge_input(file, checkpoint=checkpoint, value=value, note=note, missed_reason=missed)
+    """Record a checkpoint result (--value) or close it as missed (--missed REASON).
+
+    A value is recorded once the checkpoint is due (its due date is in `ldflow show ID`); before then it
+    is refused unless --early REASON says why.
+    """
+    data, source = merge_input(file, checkpoint=checkpoint, value=value, note=note, missed_reason=missed,
+                               comparison_value=comparison, early_reason=early)
     key = data.pop("checkpoint", None)
     if not isinstance(key, str) or not key.strip():
         raise InvalidInput([FieldError("checkpoint", "is required (e.g. --checkpoint m1:P30D)")], source)
@@ -206,6 +217,8 @@ def record(
     open_count = sum(1 for x in request.checkpoints if not x.closed)
     what = f"recorded {c.item_id}:{c.offset} = {c.value:g}" if c.value is not None else \
         f"closed {c.item_id}:{c.offset} as missed"
+    if c.early_reason:
+        what += f" (early, due {c.due_at:%Y-%m-%d}: {c.early_reason})"
     done(request, as_json, f"{what}; {plural(open_count, 'checkpoint')} still open", checkpoint=c.key,
          open_checkpoints=open_count)
 

@@ -184,7 +184,7 @@ def test_walk_through_design_path_to_acknowledged(cli: Cli) -> None:
     cli("record", rid, "-f", ex("result.yaml"))
     cli.clock.set(datetime(2027, 2, 10, 9, 0, tzinfo=UTC))
     cli("record", rid, "-c", "discovery:P90D", "--value", "74")
-    cli("record", rid, "-c", "win-rate:P90D", "--value", "22.5")
+    cli("record", rid, "-c", "win-rate:P90D", "--value", "22.5", "--comparison", "19")
     refused = cli("record", rid, "-c", "win-rate:P90D", "--value", "23", code=3)
     assert "already closed" in refused.err
 
@@ -194,7 +194,10 @@ def test_walk_through_design_path_to_acknowledged(cli: Cli) -> None:
     measured = cli("measure", rid, "--json").json()
     outcomes = {r["item_id"]: r["outcome"] for r in measured["results"]}
     assert outcomes == {"reaction": "met", "discovery": "met", "win-rate": "partly_met"}
-    assert measured["roi"]["benefits"] == pytest.approx(189000.0)  # 4.5 points x 42,000
+    # 4.5 points, of which 0.5 also happened in the untrained comparison region: 4 x 42,000
+    assert measured["roi"]["benefits"] == pytest.approx(168000.0)
+    assert measured["roi"]["raw_benefits"] == pytest.approx(189000.0) and measured["roi"]["costs"] == 38000
+    assert measured["roi"]["roi_percent"] == pytest.approx(342.1)
 
     # Acknowledging without the three touchpoints: refused, each named, nothing written.
     before = cli.snapshot(rid)

@@ -36,6 +36,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "diagnosis-crm.yaml": Diagnosis,
     "plan.yaml": MeasurementPlan,
     "plan-crm.yaml": MeasurementPlan,
+    "plan-evidence.yaml": MeasurementPlan,
     "approval.yaml": PlanApproval,
     "design.yaml": DesignBrief,
     "redirect.yaml": Redirect,

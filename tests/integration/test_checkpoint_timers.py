@@ -50,7 +50,8 @@ def test_every_domain_method_that_changes_a_checkpoint_moves_its_timer(any_servi
     due, unanswered = _agree(any_service, ids)  # deliver scheduled three per request
     assert len(due) == 9 and unanswered == []
 
-    any_service.record(a, "m2:P1D", result_data(4.0), ACTOR)  # record_result on a scheduled checkpoint
+    any_service.record(a, "m2:P1D", result_data(4.0, early_reason="corrected from the CRM export"),
+                       ACTOR)  # record_result on a scheduled checkpoint (before it is due: with a reason)
     any_service.record(a, "m1:P30D", result_data(None, "nobody answered"), ACTOR)  # ... closed as missed
     due, _ = _agree(any_service, ids)
     assert (a, f"{a}:m2:P1D") not in due and (a, f"{a}:m1:P30D") not in due and (a, f"{a}:m1:P90D") in due

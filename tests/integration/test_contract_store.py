@@ -19,7 +19,7 @@ from states.errors import Conflict, NotFound
 from states.models import Intake
 from states.request import TrainingRequest
 from states.validation import parse
-from tests.builders import ACTOR, T0, drive_to, intake_data, result_data
+from tests.builders import ACTOR, T0, drive_to, intake_data, record_when_due, result_data
 
 
 def new_request(title: str = "Objection handling course") -> TrainingRequest:
@@ -169,14 +169,14 @@ def test_due_counts_and_measurable_requests_follow_the_checkpoints(any_store: Re
     assert any_store.count_due_checkpoints(far) == 2 * len(keys) == len(any_store.due_checkpoints(far))
     assert any_store.measurable_requests() == []
     for key in keys:
-        service.record(first.id, key, result_data() if key != keys[0] else result_data(None, "nobody answered"),
-                       ACTOR)
+        data = result_data() if key != keys[0] else result_data(None, "nobody answered")
+        record_when_due(service, first.id, key, data, ACTOR)
     assert any_store.measurable_requests() == [first.id]
     assert any_store.measurable_requests(after_id=first.id) == []
     assert any_store.measurable_requests(limit=0) == []
     assert any_store.count_due_checkpoints(far) == len(keys)
     for key in (c.key for c in second.checkpoints):
-        service.record(second.id, key, result_data(), ACTOR)
+        record_when_due(service, second.id, key, result_data(), ACTOR)
     assert any_store.measurable_requests() == [first.id, second.id]
     assert any_store.measurable_requests(limit=1) == [first.id]
     service.measure(first.id, ACTOR)

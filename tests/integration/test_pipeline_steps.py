@@ -13,7 +13,7 @@ import pytest
 from flows import events
 from flows.clock import FixedClock
 from flows.settings import Settings
-from tests.builders import ACTOR, drive_to, result_data
+from tests.builders import ACTOR, drive_to, record_when_due, result_data
 
 LATENESS = timedelta(days=14)
 # delivery_data(): end date 2026-04-20, checkpoints m2:P1D (04-21), m1:P30D (05-20), m1:P90D (07-19), 09:00 UTC
@@ -77,7 +77,7 @@ def test_advance_measures_requests_whose_checkpoints_are_all_closed(rt: Any) -> 
 
     done = drive_to(rt.service, "delivered")
     for c in done.checkpoints:
-        rt.service.record(done.id, c.key, result_data(74.0), ACTOR)
+        record_when_due(rt.service, done.id, c.key, result_data(74.0), ACTOR)
     open_one = drive_to(rt.service, "delivered")
     rt.service.record(open_one.id, "m2:P1D", result_data(None, missed_reason="survey tool down"), ACTOR)
     designed = drive_to(rt.service, "designed")

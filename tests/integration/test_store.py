@@ -172,7 +172,7 @@ def test_list_summaries_carry_the_columns(any_service: Service, clock: FixedCloc
 def test_due_checkpoints_across_requests(any_service: Service, clock: FixedClock) -> None:
     first = drive_to(any_service, "delivered")  # ends 2026-04-20
     second = drive_to(any_service, "delivered")
-    any_service.record(second.id, "m2:P1D", {"value": 4.0}, ACTOR)  # closed: no longer due
+    any_service.record(second.id, "m2:P1D", {"value": 4.0, "early_reason": "test"}, ACTOR)  # closed: no longer due
     end = datetime(2026, 4, 20, 9, tzinfo=UTC)
     store = any_service.store
     assert store.due_checkpoints(end) == []

@@ -21,7 +21,7 @@ from connectors.email.render import (
     message_id_for,
     render,
 )
-from states import responses
+from states import responses, stalls
 from states.models import (
     Acknowledgement,
     CheckpointResult,
@@ -103,9 +103,13 @@ def domain_notifications() -> tuple[Notification, ...]:
         first = request.checkpoints[0]
         assert request.remind_checkpoint(first.key, first.due_at + timedelta(days=3), timedelta(days=3), 2)
         out += _commit(request)
+        assert stalls.close_unanswered(request, first.key, first.due_at + timedelta(days=10), timedelta(days=7), 1)
+        out += _commit(request)
         at = max(c.due_at for c in request.checkpoints) + timedelta(days=1)
         for checkpoint in request.checkpoints:
             value = RESULTS[checkpoint.item_id]
+            if checkpoint.closed:
+                continue
             request.record_result(checkpoint.key, parse(CheckpointResult, result_data(value)), at)
         request.measure(at)
         request.acknowledge(parse(Acknowledgement, ack_data()), at)
@@ -162,6 +166,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "request_declined": {},
     "redirect_assigned": {},
     "plan_changes_requested": {"plan_version": 1, "comment": "Add churn.", "by": "pat@example.org"},
+    "checkpoint_missed": {"item": {}, "checkpoint": {}},
 }
 
 

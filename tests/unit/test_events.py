@@ -22,6 +22,7 @@ from tests.builders import (
     drive_to,
     plan_data,
     reason_data,
+    record_when_due,
     result_data,
 )
 
@@ -74,7 +75,7 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     assert memory_service.send_due_checkpoints(ACTOR, timedelta(days=14))["flagged"] == 1
     clock.advance(timedelta(days=4))
     assert memory_service.send_reminders(ACTOR, timedelta(days=3), 2) == 1
-    memory_service.record(followed.id, "m2:P1D", result_data(None, "nobody answered"), ACTOR)
+    record_when_due(memory_service, followed.id, "m2:P1D", result_data(None, "nobody answered"), ACTOR)
     declined = drive_to(memory_service, "received")
     memory_service.decline(declined.id, reason_data(), ACTOR)
     memory_service.reopen(declined.id, reason_data("the budget came through"), ACTOR)

@@ -15,7 +15,7 @@ from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
 from states.errors import Conflict
-from tests.builders import ACTOR, drive_to, result_data
+from tests.builders import ACTOR, drive_to, record_when_due, result_data
 
 LATENESS = timedelta(days=14)
 # delivery_data(): end date 2026-04-20, checkpoints m2:P1D (04-21), m1:P30D (05-20), m1:P90D (07-19), 09:00 UTC
@@ -101,7 +101,7 @@ def test_an_answered_survey_gets_no_reminder(memory_service: Service, clock: Fix
     r = drive_to(memory_service, "delivered")
     clock.set(END + timedelta(days=1))
     memory_service.send_due_checkpoints(ACTOR, LATENESS)
-    memory_service.record(r.id, "m2:P1D", result_data(4.5), ACTOR)
+    record_when_due(memory_service, r.id, "m2:P1D", result_data(4.5), ACTOR)
     clock.advance(timedelta(days=10))
     assert memory_service.send_reminders(ACTOR, timedelta(days=3), 2) == 0
 

@@ -24,6 +24,7 @@ from tests.builders import (
     intake_data,
     plan_data,
     plan_item,
+    record_when_due,
     result_data,
     run_step,
 )
@@ -110,7 +111,7 @@ def test_diagnosis_completes_the_business_goal_given_at_intake(memory_service: S
 def test_measure_passes_when_checkpoints_are_closed_as_missed(memory_service: Service) -> None:
     request = drive_to(memory_service, "delivered")
     for c in request.checkpoints:
-        memory_service.record(request.id, c.key, result_data(None, "survey tool was down"), ACTOR)
+        record_when_due(memory_service, request.id, c.key, result_data(None, "survey tool was down"), ACTOR)
     measured = memory_service.measure(request.id, ACTOR)
     assert measured.state == State.MEASURED
     assert {r.outcome.value for r in measured.results} == {"no_data"}

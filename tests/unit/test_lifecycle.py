@@ -21,6 +21,7 @@ from tests.builders import (
     diagnosis_data,
     drive_to,
     reason_data,
+    record_when_due,
     redirect_data,
     result_data,
 )
@@ -131,7 +132,7 @@ def _request_in(service: Service, state: State) -> int:
     request = drive_to(service, state.value, path=path)
     if state == State.DELIVERED:  # measure needs every checkpoint closed
         for c in request.checkpoints:
-            request = service.record(request.id, c.key, result_data(), ACTOR)
+            request = record_when_due(service, request.id, c.key, result_data(), ACTOR)
     return int(request.id)
 
 
@@ -196,8 +197,8 @@ EXPECTED_COMMANDS: dict[State, set[Command]] = {
                       *_OPEN},
     State.REDIRECTED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_OPEN},
     State.DESIGNED: {C.DELIVER, C.CANCEL, C.SCHEDULE_SESSION, C.DRAFT_PLAN, C.APPROVE_PLAN, *_OPEN},
-    State.DELIVERED: {C.MEASURE, C.CANCEL, C.RECORD_RESULT, C.SEND_CHECKPOINT, C.REMIND_CHECKPOINT, C.DRAFT_PLAN,
-                      C.APPROVE_PLAN, *_OPEN},
+    State.DELIVERED: {C.MEASURE, C.CANCEL, C.RECORD_RESULT, C.SEND_CHECKPOINT, C.REMIND_CHECKPOINT,
+                      C.CLOSE_UNANSWERED, C.DRAFT_PLAN, C.APPROVE_PLAN, *_OPEN},
     State.MEASURED: {C.ACKNOWLEDGE, C.CANCEL, C.REPORT, *_OPEN},
     State.ACKNOWLEDGED: {C.REPORT, *_EVERY_STATE},
     State.DECLINED: {C.REOPEN, *_EVERY_STATE},

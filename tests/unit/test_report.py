@@ -8,13 +8,13 @@ from connectors.testing import InMemoryStore
 from flows import report
 from flows.service import Service
 from states.errors import TransitionRefused
-from tests.builders import ACTOR, ack_data, drive_to, plan_data
+from tests.builders import ACTOR, ack_data, drive_to, plan_data, record_when_due
 
 
 def _measured(service: Service, values: dict[str, float]) -> int:
     r = drive_to(service, "delivered")
     for c in r.checkpoints:
-        service.record(r.id, c.key, {"value": values[f"{c.item_id}:{c.offset}"], "note": "CRM"}, ACTOR)
+        record_when_due(service, r.id, c.key, {"value": values[f"{c.item_id}:{c.offset}"], "note": "CRM"}, ACTOR)
     service.measure(r.id, ACTOR)
     return r.id
 
@@ -38,8 +38,8 @@ def test_partly_met_and_no_roi_without_costs(memory_service: Service) -> None:
     rid = r.id
     memory_service.approve_plan(rid, {"approver": r.intake.sponsor.email}, r.intake.sponsor.email)
     drive_to(memory_service, "delivered", request_id=rid)
-    for key, value in (("m1:P30D", 66.0), ("m1:P90D", 68.0), ("m2:P1D", 4.5)):
-        memory_service.record(rid, key, {"value": value}, ACTOR)
+    for key, value in (("m1:P30D", 66.0), ("m1:P90D", 69.0), ("m2:P1D", 4.5)):
+        record_when_due(memory_service, rid, key, {"value": value}, ACTOR)
     memory_service.measure(rid, ACTOR)
     request = memory_service.show(rid)
     assert request.roi is None

@@ -26,6 +26,7 @@ from tests.builders import (
     drive_to,
     plan_data,
     plan_item,
+    record_when_due,
     redirect_data,
     result_data,
 )
@@ -156,8 +157,8 @@ def test_redirect_works_on_the_approved_version_while_a_revision_waits(memory_se
 def test_a_revision_approved_on_a_delivered_request_reschedules_its_checkpoints(memory_service: Service,
                                                                                 memory_store: InMemoryStore) -> None:
     rid = _in(memory_service, State.DELIVERED)
-    memory_service.record(rid, "m1:P30D", result_data(70.0), ACTOR)
-    memory_service.record(rid, "m2:P1D", result_data(4.4), ACTOR)
+    record_when_due(memory_service, rid, "m1:P30D", result_data(70.0), ACTOR)
+    record_when_due(memory_service, rid, "m2:P1D", result_data(4.4), ACTOR)
     waiting = memory_service.draft_plan(rid, V2, ACTOR)
     assert {c.key.split(":", 1)[1] for c in waiting.checkpoints} == {"m1:P30D", "m1:P90D", "m2:P1D"}  # untouched
     request = memory_service.approve_plan(rid, approval_data(), SPONSOR)
@@ -177,7 +178,7 @@ def test_a_revision_approved_on_a_delivered_request_reschedules_its_checkpoints(
     assert (rid, f"{rid}:m3:P7D") in due and (rid, f"{rid}:m1:P90D") not in due
     with pytest.raises(TransitionRefused, match="is not closed"):
         memory_service.measure(rid, ACTOR)
-    memory_service.record(rid, "m3:P7D", result_data(4.1), ACTOR)
+    record_when_due(memory_service, rid, "m3:P7D", result_data(4.1), ACTOR)
     measured = memory_service.measure(rid, ACTOR)  # the superseded checkpoint counts as closed
     assert measured.state == State.MEASURED
     assert [r.item_id for r in measured.results] == ["m1", "m3"]

@@ -22,6 +22,7 @@ from tests.builders import (
     drive_to,
     intake_data,
     plan_data,
+    record_when_due,
     result_data,
 )
 
@@ -72,9 +73,9 @@ def test_redirect_path(memory_service: Service) -> None:
 def test_measure_compares_results_with_targets_and_computes_roi(memory_service: Service) -> None:
     request = drive_to(memory_service, "delivered")
     rid = request.id
-    memory_service.record(rid, "m1:P30D", result_data(66.0), ACTOR)
-    memory_service.record(rid, "m1:P90D", result_data(77.0), ACTOR)  # the latest result counts
-    memory_service.record(rid, "m2:P1D", result_data(None, "survey tool down"), ACTOR)
+    record_when_due(memory_service, rid, "m1:P30D", result_data(66.0), ACTOR)
+    record_when_due(memory_service, rid, "m1:P90D", result_data(77.0), ACTOR)  # the latest result counts
+    record_when_due(memory_service, rid, "m2:P1D", result_data(None, "survey tool down"), ACTOR)
     measured = memory_service.measure(rid, ACTOR)
     results = {r.item_id: r for r in measured.results}
     assert (results["m1"].result, results["m1"].outcome.value) == (77.0, "met")
@@ -119,16 +120,16 @@ def test_unknown_request_is_not_found(memory_service: Service) -> None:
 def test_unknown_checkpoint_is_not_found_and_names_the_known_ones(memory_service: Service) -> None:
     rid = drive_to(memory_service, "delivered").id
     with pytest.raises(NotFound) as info:
-        memory_service.record(rid, "m7:P30D", result_data(), ACTOR)
+        record_when_due(memory_service, rid, "m7:P30D", result_data(), ACTOR)
     assert "m7:P30D" in str(info.value) and "1:m1:P30D" in str(info.value)
 
 
 def test_a_checkpoint_is_recorded_once(memory_service: Service) -> None:
     rid = drive_to(memory_service, "delivered").id
-    memory_service.record(rid, "m1:P30D", result_data(70), ACTOR)
+    record_when_due(memory_service, rid, "m1:P30D", result_data(70), ACTOR)
     version = memory_service.show(rid).version
     with pytest.raises(TransitionRefused) as info:
-        memory_service.record(rid, "1:m1:P30D", result_data(80), ACTOR)
+        record_when_due(memory_service, rid, "1:m1:P30D", result_data(80), ACTOR)
     assert "already closed" in str(info.value)
     assert memory_service.show(rid).version == version
     assert memory_service.show(rid).checkpoint("m1:P30D").value == 70
@@ -193,13 +194,13 @@ def test_reminders_follow_unanswered_surveys_up_to_the_limit(memory_service: Ser
     assert c.reminders_sent == 2
     assert {"1:survey_reminder:m2:P1D:1", "1:survey_reminder:m2:P1D:2"} <= set(outbox(memory_service))
     assert memory_service.store.unanswered_checkpoints(clock.now(), max_reminders=2) == []
-    memory_service.record(rid, "m2:P1D", result_data(4.5), ACTOR)
+    record_when_due(memory_service, rid, "m2:P1D", result_data(4.5), ACTOR)
     assert memory_service.store.unanswered_checkpoints(clock.now()) == []
 
 
 def test_cancel_closes_open_checkpoints(memory_service: Service, clock: FixedClock) -> None:
     rid = drive_to(memory_service, "delivered").id
-    memory_service.record(rid, "m2:P1D", result_data(4.4), ACTOR)
+    record_when_due(memory_service, rid, "m2:P1D", result_data(4.4), ACTOR)
     with pytest.raises(TransitionRefused):
         memory_service.cancel(rid, {"reason": " "}, ACTOR)
     request = memory_service.cancel(rid, {"reason": "team reorganised"}, ACTOR)

@@ -9,7 +9,7 @@ import pytest
 
 from flows import xapi
 from flows.service import Service
-from tests.builders import ACTOR, drive_to
+from tests.builders import ACTOR, drive_to, record_when_due
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -18,7 +18,7 @@ ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2
 def _measured(service: Service) -> int:
     r = drive_to(service, "delivered")
     for c in r.checkpoints:
-        service.record(r.id, c.key, {"value": 80.0}, ACTOR)
+        record_when_due(service, r.id, c.key, {"value": 80.0}, ACTOR)
     service.measure(r.id, "ldflow-pipeline")
     return r.id
 
@@ -93,7 +93,7 @@ def test_a_redirect_is_a_performance_activity(memory_service: Service) -> None:
 def test_not_measured_all_met_is_not_success(memory_service: Service) -> None:
     r = drive_to(memory_service, "delivered")
     for c in r.checkpoints:
-        memory_service.record(r.id, c.key, {"value": 1.0}, ACTOR)
+        record_when_due(memory_service, r.id, c.key, {"value": 1.0}, ACTOR)
     memory_service.measure(r.id, ACTOR)
     measured = xapi.statements(memory_service, r.id)[-1]
     assert measured["result"]["success"] is False and measured["result"]["score"]["raw"] == 0

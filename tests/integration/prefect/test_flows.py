@@ -84,6 +84,10 @@ def test_pipeline_does_the_work_once(rt: Any, captured: list[dict[str, Any]]) ->
     assert all(rt.service.show(i).state.value == "delivered" for i in delivered)
 
 
+# Results recorded before their checkpoints are due, so that the flows find them at the test's time.
+EARLY = "recorded ahead for the test"
+
+
 @pytest.mark.parametrize("name", ["intake", "followups", "advance", "dispatch"])
 def test_each_flow_run_twice_changes_nothing_the_second_time(rt: Any, name: str,
                                                                captured: list[dict[str, Any]]) -> None:
@@ -92,10 +96,10 @@ def test_each_flow_run_twice_changes_nothing_the_second_time(rt: Any, name: str,
     r = drive_to(rt.service, "delivered")
     for c in r.checkpoints:
         if c.offset != "P90D":
-            rt.service.record(r.id, c.key, {"value": 70.0}, ACTOR)
+            rt.service.record(r.id, c.key, {"value": 70.0, "early_reason": EARLY}, ACTOR)
     ready = drive_to(rt.service, "delivered")
     for c in ready.checkpoints:
-        rt.service.record(ready.id, c.key, {"value": 76.0}, ACTOR)
+        rt.service.record(ready.id, c.key, {"value": 76.0, "early_reason": EARLY}, ACTOR)
     drop = rt.settings.drop_dir
     drop.mkdir(parents=True)
     (drop / "a.yaml").write_text("title: Coaching for team leads\nrequester: {name: Rita, email: rita@example.org}\n"
@@ -136,7 +140,7 @@ def test_the_pipeline_measures_a_request_once_its_checkpoints_are_closed(rt: Any
 
     r = drive_to(rt.service, "delivered")
     for c in r.checkpoints:
-        rt.service.record(r.id, c.key, {"value": 80.0}, ACTOR)
+        rt.service.record(r.id, c.key, {"value": 80.0, "early_reason": EARLY}, ACTOR)
     result = pipeline()
     assert {s["step"]: s["counts"] for s in result["steps"]}["advance"] == {"measured": 1}
     assert rt.service.show(r.id).state.value == "measured"

@@ -1,0 +1,51 @@
+"""No silent stalls: a survey still unanswered after its last reminder is closed as missed.
+
+``close_unanswered`` (called by the service for the pipeline's follow-ups, like
+:mod:`states.amendments` a function over the aggregate) closes the checkpoint as ``missed`` with the
+reason in the history (``CheckpointMissed``), and tells the item's owner and the sponsor
+(``checkpoint_missed``). Once every checkpoint is closed the request can be measured, and the
+results report lists the missed checkpoints (:mod:`states.report`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from states import events as ev
+from states import lifecycle, wording
+from states.checkpoints import CheckpointStatus
+from states.lifecycle import Command
+from states.notifications import recipient, recipients
+
+if TYPE_CHECKING:
+    from states.request import TrainingRequest
+
+CHECKPOINT_MISSED: Final = "checkpoint_missed"  # the template
+
+
+def close_unanswered(request: TrainingRequest, key: str, at: datetime, window: timedelta,
+                     max_reminders: int) -> bool:
+    """Close the checkpoint as missed when it is still unanswered ``window`` after its last reminder
+    (``max_reminders`` sent); returns True when it was closed."""
+    c = request.checkpoint(key)
+    if not c.may_close_unanswered(at, window, max_reminders) or \
+            not lifecycle.allows(Command.CLOSE_UNANSWERED, request.state):
+        return False
+    assert request.plan is not None
+    item = next(i for i in request.plan.items if i.id == c.item_id)
+    last = c.last_reminder_at or c.sent_at
+    assert last is not None
+    reason = (f"no answer after the survey of {c.due_at:%Y-%m-%d} and "
+              f"{wording.plural(c.reminders_sent, 'reminder')} (the last on {last:%Y-%m-%d})")
+    c.status, c.missed_reason, c.closed_at = CheckpointStatus.MISSED, reason, at
+    request.updated_at = at
+    people = recipients([item.owner]) if item.owner.email == request.intake.sponsor.email else \
+        [recipient(item.owner), recipient(request.intake.sponsor)]
+    open_left = sum(1 for x in request.checkpoints if not x.closed)
+    notification = request.notification(
+        f"{CHECKPOINT_MISSED}:{c.item_id}:{c.offset}", CHECKPOINT_MISSED, people,
+        f"No answer: the {wording.offset_adjective(c.offset)} result on {item.metric}",
+        {**c.context(item), "reason": reason, "open_checkpoints": open_left})
+    request._record([ev.CheckpointMissed(checkpoint=c.key, reason=reason)], [notification])
+    return True
