@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
+from flows import attribution
 from flows.clock import Clock, SystemClock
 from states import amendments, reopening, responses, stalls
 from states.amendments import Amendment
@@ -169,8 +170,9 @@ class Service:
         (``admin``: the entry point has checked the actor's role) with ``reason``, shown as such."""
         approval = parse(PlanApproval, data, source)
         who = _actor(actor)
+        person = attribution.split(who)[0]  # "Ann (via api)" approves as Ann
         return self._change(request_id, who, expect_version,
-                            lambda r, at: r.approve_plan(approval, at, who, admin))
+                            lambda r, at: r.approve_plan(approval, at, person, admin))
 
     def ask_for_approval_again(self, request_id: int, actor: str, why: str) -> TrainingRequest:
         """Send the sponsor the approval request of the plan waiting for them again, noting ``why``."""

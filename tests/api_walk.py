@@ -35,8 +35,9 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json() if "json" in response.headers.get("content-type", "") else response.text
 
 
-def design_path(client: httpx.Client, headers: dict[str, str]) -> int:
-    """Submit a request and take it to acknowledged through the API; returns its id."""
+def design_path(client: httpx.Client, headers: dict[str, str], sponsor: dict[str, str]) -> int:
+    """Submit a request and take it to acknowledged through the API (the plan approved with the
+    sponsor's own token ``sponsor``); returns its id."""
     made = ok(client.post(f"{API}/requests", json=intake_data(), headers=headers), 201)
     rid = made["id"]
     base = f"{API}/requests/{rid}"
@@ -46,7 +47,9 @@ def design_path(client: httpx.Client, headers: dict[str, str]) -> int:
     ok(client.post(f"{base}/plan/draft", json=plan_data(), headers=headers))
     plan = ok(client.get(f"{base}/plan", headers=headers))
     assert plan["approved_by"] is None and len(plan["plan"]["items"]) == 2
-    ok(client.post(f"{base}/plan/approve", json=approval_data(SPONSOR), headers=headers))
+    refused = client.post(f"{base}/plan/approve", json=approval_data(SPONSOR), headers=headers)
+    assert refused.status_code == 409 and "only an admin may record an approval" in refused.json()["missing"][0]
+    ok(client.post(f"{base}/plan/approve", json=approval_data(SPONSOR), headers=sponsor))
     assert ok(client.get(f"{base}/plan", headers=headers))["approved_by"] == SPONSOR
     designed = ok(client.post(f"{base}/design", json=brief_data(), headers=headers))
     assert designed["state"] == "designed"
@@ -61,7 +64,8 @@ def design_path(client: httpx.Client, headers: dict[str, str]) -> int:
     for key in keys:  # the full key, or the item:offset the CLI's --checkpoint takes
         short = key.split(":", 1)[1]
         ok(client.post(f"{base}/checkpoints/{short if short.startswith('m2') else key}/result",
-                       json=result_data(71.0), headers=headers))
+                       json=result_data(71.0, early_reason="recorded ahead of the due date by the walk"),
+                       headers=headers))
     measured = ok(client.post(f"{base}/measure", headers=headers))
     assert measured["state"] == "measured" and measured["results"]
     report = ok(client.get(f"{base}/report", headers=headers))
@@ -83,7 +87,8 @@ def other_commands(client: httpx.Client, headers: dict[str, str]) -> dict[str, i
     r = f"{API}/requests/{ids['redirect']}"
     ok(client.post(f"{r}/diagnose", json=diagnosis_data(skill_gap=False), headers=headers))
     ok(client.post(f"{r}/plan/draft", json=plan_data(), headers=headers))
-    ok(client.post(f"{r}/plan/approve", json=approval_data(SPONSOR), headers=headers))
+    ok(client.post(f"{r}/plan/approve", json=approval_data(SPONSOR, reason="approved in the steering meeting"),
+                   headers=headers))  # an admin token, on the sponsor's behalf
     assert ok(client.post(f"{r}/redirect", json=redirect_data(), headers=headers))["state"] == "redirected"
     d = f"{API}/requests/{ids['decline']}"
     assert ok(client.post(f"{d}/decline", json=reason_data("out of scope"), headers=headers))["state"] == "declined"

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from connectors.loader import MAX_INPUT_BYTES, parse_mapping
 from connectors.ports import OutboxStatus
 from flows.bootstrap import App
-from flows.tokens import Principal
+from flows.tokens import Principal, Role
 from flows.vocabulary import ExportFormat, ReportFormat
 from flows.web import api_schema as doc
 from flows.web.api_errors import ApiProblem, install_handlers
@@ -192,8 +192,14 @@ def _commands(api: FastAPI) -> None:  # noqa: C901 - one small function per comm
                 b.source))
     command("/plan/draft", MeasurementPlan, "Draft the measurement plan, or a new version (ldflow plan draft)",
             lambda app, i, b, who, v: app.service.draft_plan(i, b.data, who, v, b.source))
-    command("/plan/approve", PlanApproval, "Record the sponsor's approval of the plan (ldflow plan approve)",
-            lambda app, i, b, who, v: app.service.approve_plan(i, b.data, who, v, b.source))
+
+    @api.post("/requests/{request_id}/plan/approve", **_write(
+        PlanApproval, "Record the sponsor's approval of the plan (ldflow plan approve): by the sponsor's own "
+                      "token, or an admin token giving a reason (recorded on the sponsor's behalf)"))
+    def plan_approve(request_id: RequestId, who: Writer, data: Input, app: AppDep,
+                     if_version: IfVersion = None) -> JSONResponse:
+        return _document(app.service.approve_plan(request_id, data.data, who.actor, if_version, data.source,
+                                                  admin=who.role is Role.ADMIN))
     command("/design", DesignBrief, "Design (ldflow design)",
             lambda app, i, b, who, v: app.service.design(i, b.data, who, v, b.source))
     command("/redirect", Redirect, "Redirect: solve it without training (ldflow redirect)",

@@ -24,7 +24,7 @@ from flows.bootstrap import App
 from flows.settings import Settings
 from flows.web.app import create_app
 from tests.api_walk import API, bearer, design_path, ok, other_commands
-from tests.builders import diagnosis_data, intake_data
+from tests.builders import SPONSOR, diagnosis_data, intake_data
 
 
 @dataclass
@@ -70,7 +70,8 @@ def test_the_whole_path_through_uvicorn_with_tokens_from_the_database(served: Se
     assert stored.secret_hash == hashlib.sha256(made.secret.encode()).hexdigest() and made.secret not in stored
     with httpx.Client(base_url=served.url, timeout=30) as client:
         assert client.get(f"{API}/openapi.json").json()["info"]["title"] == "ldflow API"
-        rid = design_path(client, bearer(made.secret))
+        sponsor = bearer(served.app.tokens.create("sponsor", "partner", SPONSOR, "ops").secret)
+        rid = design_path(client, bearer(made.secret), sponsor)
         other_commands(client, bearer(made.secret))
         assert ok(client.get(f"{API}/requests/{rid}", headers=bearer(viewer)))["state"] == "acknowledged"
         refused = client.post(f"{API}/requests", json=intake_data(), headers=bearer(viewer))

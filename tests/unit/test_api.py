@@ -19,7 +19,7 @@ from flows.queries import request_filter
 from flows.settings import Settings
 from flows.web.app import create_app
 from tests.api_walk import API, bearer, design_path, ok, other_commands
-from tests.builders import T0, brief_data, diagnosis_data, drive_to, intake_data, plan_data
+from tests.builders import SPONSOR, T0, brief_data, diagnosis_data, drive_to, intake_data, plan_data
 
 
 @dataclass
@@ -57,11 +57,13 @@ def api(tmp_path: Path) -> Iterator[Api]:
 # --- every endpoint ----------------------------------------------------------------------------------
 
 def test_the_design_path_and_every_other_command_through_the_api(api: Api) -> None:
-    rid = design_path(api.client, api.headers["partner"])
+    sponsor = bearer(api.app.tokens.create("sponsor", "partner", SPONSOR, "test").secret)
+    rid = design_path(api.client, api.headers["partner"], sponsor)
     ids = other_commands(api.client, api.headers["admin"])
     history = ok(api.client.get(f"{API}/requests/{rid}/history", headers=api.headers["viewer"]))
     # every write is the token owner's, via the API, in the history
-    assert {e["actor"] for e in history if e["type"] not in ("email_sent",)} == {"Partner Person (via api)"}
+    assert {e["actor"] for e in history if e["type"] not in ("email_sent",)} == {"Partner Person (via api)",
+                                                                               f"{SPONSOR} (via api)"}
     assert ok(api.client.get(f"{API}/requests/{ids['cancel']}/history",
                              headers=api.headers["viewer"]))[-1]["actor"] == "Admin Person (via api)"
     shown = ok(api.client.get(f"{API}/requests/{rid}", headers=api.headers["viewer"]))
@@ -87,7 +89,8 @@ def test_list_filters_sorts_and_pages_like_the_cli(api: Api) -> None:
 
 
 def test_export_outbox_and_report_reads(api: Api) -> None:
-    rid = design_path(api.client, api.headers["partner"])
+    rid = design_path(api.client, api.headers["partner"],
+                      bearer(api.app.tokens.create("sponsor", "partner", SPONSOR, "test").secret))
     viewer = api.headers["viewer"]
     exported = ok(api.client.get(f"{API}/export", headers=viewer))
     assert [x["request"]["id"] for x in exported] == [rid] and exported[0]["history"]
@@ -245,3 +248,17 @@ def test_the_openapi_document_covers_every_operation_with_the_cli_models(api: Ap
         {"$ref": "#/components/schemas/Diagnosis"}
     assert set(diagnose["responses"]) == {"200", "400", "401", "403", "404", "409"}
     assert all("422" not in op["responses"] for ops in document["paths"].values() for op in ops.values())
+
+
+def test_an_admin_token_records_the_sponsors_approval_on_their_behalf_only_with_a_reason(api: Api) -> None:
+    rid = api.app.service.submit(intake_data(), "ops").id
+    api.app.service.diagnose(rid, diagnosis_data(), "ops")
+    api.app.service.draft_plan(rid, plan_data(), "ops")
+    url = f"{API}/requests/{rid}/plan/approve"
+    without = api.client.post(url, json={"approver": SPONSOR}, headers=api.headers["admin"])
+    assert without.status_code == 409 and "reason" in without.json()["missing"][0]
+    assert api.app.service.show(rid).plan_approved_by is None
+    ok(api.client.post(url, json={"approver": SPONSOR, "reason": "approved in the steering meeting"},
+                       headers=api.headers["admin"]))
+    shown = api.app.service.show(rid)
+    assert shown.plan_approved_by == SPONSOR and shown.plan_approval_recorded_by == "Admin Person"
