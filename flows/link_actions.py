@@ -4,7 +4,7 @@ link pages (``flows/web/links.py``).
 Each action opens one write transaction (``uow.transaction()``): it reads the link
 (``flows.links``), refuses a used single-use link, records the use (``tx.links``) and runs the
 command through the service in that transaction (``service.within(tx)``), as done by the person
-``via link``. The use and the action commit together; when the command refuses (or the link was
+``(via link)``. The use and the action commit together; when the command refuses (or the link was
 used meanwhile), neither is written.
 """
 

@@ -28,6 +28,7 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from connectors.keys import secret_key
 from connectors.ports import OutboxRow
+from flows.attribution import attributed
 from flows.settings import Settings
 from states.errors import LdflowError
 from states.notifications import Notification
@@ -113,7 +114,7 @@ class Link:
     @property
     def actor(self) -> str:
         """Who acted, as the history records it: the person, through the link."""
-        return f"{self.person} via link"
+        return attributed(self.person, "link")  # "ann@example.org (via link)"
 
     @property
     def single_use(self) -> bool:

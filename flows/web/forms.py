@@ -77,7 +77,8 @@ ACTIONS: dict[Command, Action] = {a.command: a for a in (
         Field("notes", "Notes", "textarea"))),
     Action(Command.RECORD_RESULT, "Record a result", (
         Field("checkpoint", "Checkpoint", "select"), Field("value", "Value", "number"),
-        Field("note", "Note"), Field("missed_reason", "…or close it as missed, with this reason"))),
+        Field("note", "Note"), Field("early_reason", "Before it is due? Say why (a correction, an early figure)"),
+        Field("missed_reason", "…or close it as missed, with this reason"))),
     Action(Command.MEASURE, "Measure (compare the results with the targets)", ()),
     Action(Command.ACKNOWLEDGE, "Acknowledge and send the report",
            (Field(_YAML, "The three touchpoints (YAML, as `ldflow acknowledge -f`)", "yaml"),),

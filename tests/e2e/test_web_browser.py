@@ -168,7 +168,8 @@ def test_a_request_from_received_to_acknowledged_in_the_browser(served: tuple[st
     assert _state(page) == "delivered"
     for checkpoint, value in (("reaction:P1D", "88"), ("discovery:P30D", "52"), ("discovery:P90D", "74"),
                               ("win-rate:P90D", "22.5")):
-        _act(page, "record_result", {"value": value, "note": "from the browser"},
+        _act(page, "record_result", {"value": value, "note": "from the browser",
+                                     "early_reason": "the walk records ahead of the due date"},
              select={"checkpoint": f"{rid}:{checkpoint}"})
         assert "Done: record result" in page.inner_text("main")
     _act(page, "measure")

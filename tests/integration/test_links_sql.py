@@ -70,7 +70,7 @@ def test_the_approval_and_its_use_commit_together(app: bootstrap.App) -> None:
     actions.approve(path2.rsplit("/", 1)[1], rid2, "fine")
     assert _count(app, link_uses, request_id=rid2, action="approved") == 1
     assert _count(app, audit_events, request_id=rid2, type="plan_approved",
-                  actor="sam.sponsor@example.org via link") == 1
+                  actor="sam.sponsor@example.org (via link)") == 1
 
 
 def test_two_concurrent_posts_of_one_approval_link_approve_once(app: bootstrap.App) -> None:

@@ -123,7 +123,7 @@ def test_the_sponsor_approves_once_by_link_recorded_as_them_via_link(world: Worl
     request = world.app.service.show(world.approving)
     assert request.plan_approved_by == "sam.sponsor@example.org"
     last = world.app.service.history(world.approving)[-1]
-    assert (last.type, last.actor) == ("plan_approved", "sam.sponsor@example.org via link")
+    assert (last.type, last.actor) == ("plan_approved", "sam.sponsor@example.org (via link)")
     assert last.payload["comment"] == "Looks right."
     used = world.client.get(path)
     assert used.status_code == 410 and "used" in used.text
@@ -142,7 +142,7 @@ def test_asking_for_changes_needs_a_comment_then_tells_the_owners(world: World) 
     assert asked.status_code == 200
     last = world.app.service.history(world.approving)[-1]
     assert (last.type, last.actor, last.payload["comment"]) == ("plan_changes_requested",
-                                                                "sam.sponsor@example.org via link",
+                                                                "sam.sponsor@example.org (via link)",
                                                                 "Add the churn rate.")
     told = [r for r in world.app.uow.outbox.rows() if r.template == "plan_changes_requested"]
     assert [r.email for r in told[0].notification.to] == ["olga.owner@example.org"]
@@ -151,7 +151,8 @@ def test_asking_for_changes_needs_a_comment_then_tells_the_owners(world: World) 
 
 def test_a_link_for_plan_version_1_cannot_approve_version_2(world: World) -> None:
     path = world.links["sponsor"]
-    world.app.service.approve_plan(world.approving, {"approver": "sam.sponsor@example.org"}, "ops")
+    world.app.service.approve_plan(world.approving, {"approver": "sam.sponsor@example.org"},
+                                   "sam.sponsor@example.org")
     world.app.service.draft_plan(world.approving, plan_data(items=plan_data()["items"][:1]), "ops")  # version 2
     before = world.history(world.approving)
     stale = world.client.get(path)
@@ -183,7 +184,7 @@ def test_a_respondent_answers_and_changes_the_answer_until_the_window_closes(wor
     assert changed.status_code == 200
     history = world.app.service.history(world.following)
     assert [h.type for h in history[-2:]] == ["result_recorded", "answer_changed"]
-    assert history[-1].actor.endswith(" via link") and history[-1].payload["before"] == 4.0
+    assert history[-1].actor.endswith(" (via link)") and history[-1].payload["before"] == 4.0
     world.clock.advance(timedelta(days=world.app.settings.link_survey_days + 1))
     assert world.client.get(path).status_code == 410
 
@@ -205,7 +206,7 @@ def test_an_owner_records_a_result_with_source_and_date_once(world: World) -> No
                                            "measured_on": "2026-04-20"})
     assert done.status_code == 200, done.text
     last = world.app.service.history(world.following)[-1]
-    assert last.type == "result_recorded" and last.actor == "olga.owner@example.org via link"
+    assert last.type == "result_recorded" and last.actor == "olga.owner@example.org (via link)"
     assert "CRM weekly report" in last.payload["note"] and "2026-04-20" in last.payload["note"]
     assert world.client.get(path).status_code == 410
 
@@ -300,7 +301,7 @@ def test_a_survey_closes_when_the_request_is_measured(world: World) -> None:
     service = world.app.service
     for c in service.show(world.following).checkpoints:
         if not c.closed:
-            service.record(world.following, c.key, {"value": 4.0}, "ops")
+            service.record(world.following, c.key, {"value": 4.0, "early_reason": "closing the test early"}, "ops")
     service.measure(world.following, "ops")
     page = world.client.get(world.links["respondent"])
     assert page.status_code == 410 and "closed" in page.text
