@@ -72,7 +72,7 @@ def test_the_whole_path_through_uvicorn_with_tokens_from_the_database(served: Se
         assert client.get(f"{API}/openapi.json").json()["info"]["title"] == "ldflow API"
         sponsor = bearer(served.app.tokens.create("sponsor", "partner", SPONSOR, "ops").secret)
         rid = design_path(client, bearer(made.secret), sponsor)
-        other_commands(client, bearer(made.secret))
+        other_commands(client, bearer(served.app.tokens.create("admin", "admin", "Ada Admin", "ops").secret))
         assert ok(client.get(f"{API}/requests/{rid}", headers=bearer(viewer)))["state"] == "acknowledged"
         refused = client.post(f"{API}/requests", json=intake_data(), headers=bearer(viewer))
         assert refused.status_code == 403
@@ -80,7 +80,8 @@ def test_the_whole_path_through_uvicorn_with_tokens_from_the_database(served: Se
         assert client.get(f"{API}/requests", headers=bearer(made.secret)).status_code == 401
     with served.app.engine.connect() as conn:
         actors = set(conn.execute(select(audit_events.c.actor).where(audit_events.c.request_id == rid)).scalars())
-    assert actors == {"Ann Partner (via api)"}  # every write of the path, by the token's owner via the API
+    # every write of the path by the token's owner via the API; the approval by the sponsor's own token
+    assert actors == {"Ann Partner (via api)", f"{SPONSOR} (via api)"}
     assert served.app.tokens.list()[0].last_used_at is not None
 
 

@@ -38,7 +38,7 @@ SALES_PLAN: dict[str, Any] = {
 def _delivered(service: Service) -> int:
     r = drive_to(service, "diagnosed")
     service.draft_plan(r.id, SALES_PLAN, ACTOR)
-    service.approve_plan(r.id, approval_data(r.intake.sponsor.email), ACTOR)
+    service.approve_plan(r.id, approval_data(r.intake.sponsor.email), r.intake.sponsor.email)
     return int(drive_to(service, "delivered", request_id=r.id).id)
 
 

@@ -35,6 +35,7 @@ from states.validation import (
 )
 from tests.builders import (
     ACTOR,
+    SPONSOR,
     T0,
     approval_data,
     brief_data,
@@ -195,11 +196,11 @@ def test_the_largest_allowed_numbers_give_a_finite_roi(app: App) -> None:
     request = app.service.submit(intake_data(), ACTOR)
     app.service.diagnose(request.id, diagnosis_data(), ACTOR)
     app.service.draft_plan(request.id, plan, ACTOR)
-    app.service.approve_plan(request.id, approval_data(), ACTOR)
+    app.service.approve_plan(request.id, approval_data(), SPONSOR)
     app.service.design(request.id, brief_data(), ACTOR)
     request = app.service.deliver(request.id, delivery_data(), ACTOR)
     for c in request.checkpoints:
-        request = app.service.record(request.id, c.key, result_data(MAX_MEASURE), ACTOR)
+        request = app.service.record(request.id, c.key, result_data(MAX_MEASURE, early_reason="at once"), ACTOR)
     measured = app.service.measure(request.id, ACTOR)
     assert measured.roi is not None
     assert all(math.isfinite(x) for x in (measured.roi.benefits, measured.roi.benefit_cost_ratio,

@@ -179,7 +179,7 @@ def surveyed(app: App, sender: InMemorySender) -> tuple[int, list[EmailMessage]]
     assert r.id is not None
     app.service.diagnose(r.id, diagnosis_data(), ACTOR)
     app.service.draft_plan(r.id, plan, ACTOR)
-    app.service.approve_plan(r.id, {"approver": SPONSOR}, ACTOR)
+    app.service.approve_plan(r.id, {"approver": SPONSOR}, SPONSOR)
     drive_to(app.service, "delivered", request_id=r.id)
     app.clock.set(T0.replace(month=4, day=21, hour=10))  # type: ignore[attr-defined]
     fire_followups(app)
