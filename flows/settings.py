@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     organizer: str | None = Field(
         default=None, description="ORGANIZER of invites and to-dos, 'Name <address>' (accept/decline replies go "
                                   "there); default: Learning & Development <LDFLOW_MAIL_FROM>")
+    ops_address: str | None = Field(
+        default=None, description="the L&D ops team's 'Name <address>' (or address): daily attention digest and "
+                                  "alerts (failed runs, mail stuck unknown/failed); default: LDFLOW_MAIL_FROM")
     imap_host: str | None = None
     imap_port: int | None = None
     imap_username: str | None = None
@@ -125,7 +128,7 @@ class Settings(BaseSettings):
 
         return self.database_url or sqlite_url(self.home)
 
-    @field_validator("organizer")
+    @field_validator("organizer", "ops_address")
     @classmethod
     def _check_organizer(cls, value: str | None) -> str | None:
         if value is not None and value.strip():
@@ -138,6 +141,13 @@ class Settings(BaseSettings):
         """The ORGANIZER of what the team sends: LDFLOW_ORGANIZER, else the mail's From."""
         if self.organizer:
             return parse_organizer(self.organizer)
+        return Recipient(DEFAULT_FROM_NAME, self.mail_from)
+
+    @property
+    def ops_recipient(self) -> Recipient:
+        """Where digests and alerts for the L&D ops team go: LDFLOW_OPS_ADDRESS, else the mail's From."""
+        if self.ops_address:
+            return parse_organizer(self.ops_address)
         return Recipient(DEFAULT_FROM_NAME, self.mail_from)
 
     @property
