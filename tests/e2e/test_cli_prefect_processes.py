@@ -11,58 +11,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import statistics
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cli_support import EXAMPLES, Ldflow, Process, descendants, kill_if_alive, still_running, wait_for
-
-
-@dataclass
-class HungApi:
-    url: str
-    held: list[socket.socket]
+from tests.sockets import HungApi, refusing_url
+from tests.sockets import hung_api as hung_api_socket
 
 
 @pytest.fixture
 def hung_api() -> Iterator[HungApi]:
-    """A loopback socket that accepts connections and never answers (``held``: what it accepted)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield HungApi(f"http://127.0.0.1:{server.getsockname()[1]}/api", held)
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
-
-
-def _refusing_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api"
+    with hung_api_socket() as api:
+        yield api
 
 
 def _write_seconds(cli: Ldflow, api: str | None) -> float:
@@ -89,7 +54,7 @@ def test_a_write_costs_the_same_with_prefect_down_or_hung_as_with_none(tmp_path:
     took: dict[str, list[float]] = {"none": [], "refused": [], "hung": []}
     for _ in range(3):  # interleaved, so a busy machine slows each case alike
         took["none"].append(_write_seconds(cli, None))
-        took["refused"].append(_write_seconds(cli, _refusing_url()))
+        took["refused"].append(_write_seconds(cli, refusing_url()))
         took["hung"].append(_write_seconds(cli, hung_api.url))
     none, refused, hung = (statistics.median(took[k]) for k in ("none", "refused", "hung"))
     assert refused < none + 1.0 and hung < none + 1.0, took

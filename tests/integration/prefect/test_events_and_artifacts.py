@@ -5,8 +5,6 @@ publishes its artifacts."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,42 +16,16 @@ import yaml
 from flows import events
 from flows.steps import publish_events
 from tests.builders import ACTOR, intake_data
+from tests.sockets import hung_api as hung_api_socket
+from tests.sockets import refusing_url
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def hung_api() -> Iterator[str]:
-    """A loopback socket that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/api"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
-
-
-def _refusing_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api"  # nothing listens there any more
+    with hung_api_socket() as api:
+        yield api.url
 
 
 def _prefect_events(ids: list[str]) -> list[dict[str, Any]]:
@@ -82,7 +54,7 @@ def test_no_event_is_lost_across_an_outage(rt: Any, hung_api: str, monkeypatch: 
         rt.service.submit(intake_data(), ACTOR)
     staged = [e.event_id for e in rt.uow.events.pending()]
     assert len(staged) == 6
-    for url in (_refusing_url(), hung_api):
+    for url in (refusing_url(), hung_api):
         monkeypatch.setenv("PREFECT_API_URL", url)
         started = time.monotonic()
         down = publish_events(rt)
