@@ -18,12 +18,16 @@ from typing import Any, Final
 from connectors.email.render import Attachment, render_document
 from states.notifications import Notification
 
-__all__ = ["FONTS", "PDF_TEMPLATES", "attachments_for", "report_filename", "report_pdf"]
+__all__ = ["FONTS", "PDF_TEMPLATES", "PdfUnavailable", "attachments_for", "report_filename", "report_pdf"]
 
 FONTS: Final = Path(__file__).resolve().parent / "fonts"
 PDF_TEMPLATES: Final = frozenset({"results_report"})  # the mails that carry their report as a PDF
 _ALLOWED: Final = tuple(f"file://{FONTS}/{name}" for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf",
                                                              "DejaVuSans-Oblique.ttf"))
+
+
+class PdfUnavailable(RuntimeError):
+    """WeasyPrint cannot run here (a system library is missing)."""
 
 
 def _fetcher() -> Any:
@@ -45,11 +49,16 @@ def report_filename(request_id: int) -> str:
 
 
 def report_pdf(notification: Notification, *, templates_dir: str | os.PathLike[str] | None = None) -> bytes:
-    """The PDF of ``notification`` (a ``results_report``): its print page rendered, then laid out by WeasyPrint.
+    """The PDF of ``notification`` (a ``results_report``): its print page rendered, then laid out by WeasyPrint
+    (about half a second for a three-page report: see bench/report_pdf.py).
 
-    Raises ``TemplateContextError`` when the page cannot be rendered."""
+    Raises ``TemplateContextError`` when the page cannot be rendered, ``PdfUnavailable`` without Pango."""
     html = render_document(notification, "print.html", templates_dir=templates_dir)
-    from weasyprint import HTML  # imported on first use: it loads Pango (about 0.3 s)
+    try:
+        from weasyprint import HTML  # imported on first use: it loads Pango
+    except OSError as exc:  # WeasyPrint is installed, the system library it needs is not
+        raise PdfUnavailable(f"the report's PDF needs Pango: install libpango-1.0-0 and libpangoft2-1.0-0 "
+                             f"({exc})") from exc
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # a refused URL is our rule, not a warning to print
     logging.getLogger("fontTools").setLevel(logging.ERROR)
