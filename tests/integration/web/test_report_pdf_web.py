@@ -65,3 +65,33 @@ def test_the_requester_downloads_the_final_report_from_the_status_link(web: WebR
     assert "1. What we take away" in text and "DRAFT" not in text
     forged = client.get(status[:-4] + "AAAA/report.pdf")
     assert forged.status_code == 403 and forged.headers["content-type"].startswith("text/html")
+
+
+def test_the_api_gives_the_report_as_pdf(tmp_path: Path) -> None:
+    from connectors.testing import InMemorySender, InMemoryUnitOfWork
+    from flows import bootstrap
+    from flows.clock import FixedClock
+    from flows.settings import Settings
+    from flows.web.app import create_app
+    from tests.api_walk import API, bearer
+    from tests.builders import T0
+
+    poppler()
+    uow = InMemoryUnitOfWork()
+    app = bootstrap.compose(Settings(home=tmp_path), store=uow.store, uow=uow, clock=FixedClock(T0),
+                            sender=InMemorySender(), sources=lambda: [])
+    viewer = bearer(app.tokens.create("reader", "viewer", "Vic Viewer", "test").secret)
+    rid = evidence_request(app.service)
+    with TestClient(create_app(app)) as client:
+        got = client.get(f"{API}/requests/{rid}/report", params={"format": "pdf"}, headers=viewer)
+        assert got.headers["content-type"] == "application/pdf"
+        assert "1. What we take away" in _is_pdf_bytes(got.content, tmp_path)
+        assert client.get(f"{API}/requests/{rid}/report", params={"format": "pdf"}).status_code == 401
+        bad = client.get(f"{API}/requests/{rid}/report", params={"format": "docx"}, headers=viewer)
+        assert bad.status_code == 400 and "json, text, html, pdf" in bad.text
+
+
+def _is_pdf_bytes(data: bytes, tmp_path: Path) -> str:
+    pdf = tmp_path / "api.pdf"
+    pdf.write_bytes(data)
+    return pdftotext(pdf)
