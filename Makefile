@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/transitions.py
 	$(PY) bench/history.py
+	$(PY) bench/report_pdf.py
 
 clean:
 	rm -rf $(VENV) .ldflow .ldflow-demo .pytest_cache .mypy_cache .ruff_cache

@@ -13,9 +13,9 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["DIR_MODE", "FILE_MODE", "atomic_write", "private_dir", "private_file"]
+__all__ = ["DIR_MODE", "FILE_MODE", "atomic_write", "atomic_write_bytes", "private_dir", "private_file"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -48,10 +48,19 @@ def private_file(path: str | os.PathLike[str]) -> Path:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[str]], object]) -> Path:
     """Write a text file through ``write(stream)`` to a 0600 temporary file beside ``path``, flushed to
     disk, then renamed over ``path``: a reader sees the old file or the whole new one, never half."""
+    return _atomic(path, lambda fd: os.fdopen(fd, "w", encoding="utf-8", newline=""), write)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """``atomic_write`` for bytes (a PDF): 0600, whole or not at all."""
+    return _atomic(path, lambda fd: os.fdopen(fd, "wb"), lambda stream: stream.write(data))
+
+
+def _atomic(path: str | os.PathLike[str], open_: Callable[[int], IO[Any]], write: Callable[[IO[Any]], object]) -> Path:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+        with open_(fd) as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())

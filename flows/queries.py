@@ -68,6 +68,12 @@ def stakeholder_report(app: App, request_id: int) -> report.Report:
     return report.build(app.service.show(request_id), templates_dir=str(templates) if templates else None)
 
 
+def stakeholder_report_pdf(app: App, request_id: int) -> bytes:
+    """The results report of a measured request as a PDF (what the acknowledgement mail attaches)."""
+    templates = app.settings.templates_dir
+    return report.build_pdf(app.service.show(request_id), templates_dir=str(templates) if templates else None)
+
+
 def xapi_statements(app: App, request_id: int | None = None) -> list[dict[str, Any]]:
     """xAPI 1.0.3 statements for the delivered and measured events of one request or of all."""
     return xapi.statements(app.service, request_id)

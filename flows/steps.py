@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.calendar.ics import with_organizer
 from connectors.db.inbound import InboundSource, ingest
+from connectors.email.pdf import attachments_for
 from connectors.email.render import render
 from connectors.email.tokens import KEY_NAME
 from connectors.keys import secret_key
@@ -241,7 +242,8 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
     while time.monotonic() - started < max_seconds:
         now = app.now()
         def render_now(n: Notification, now: datetime = now) -> EmailMessage:
-            return render_fn(with_sign_in_url(s, n), now=now)  # a sign-in mail gets its signed link here
+            n = with_sign_in_url(s, n)  # a sign-in mail gets its signed link here
+            return render_fn(n, now=now, attachments=attachments_for(n, templates_dir=s.templates_dir))
 
         result = relay_outbox(app.uow, app.sender, render_now, now, owner, batch=batch,
                               lease=timedelta(seconds=lease_seconds), on_outcome=hook, calendar=calendar,

@@ -33,7 +33,22 @@ def report_context(request: TrainingRequest) -> dict[str, Any]:
                           "recorded_by": request.plan_approval_recorded_by or "",
                           "reason": request.plan_approval_reason or ""},
         "missed": missed_checkpoints(request),
+        # for the PDF's page (the mails do not show them): the goal, the delivery, each item's level and sources
+        "business_goal": _business_goal(request),
+        "delivery": request.delivery.model_dump(mode="json") if request.delivery is not None else None,
+        "plan_items": {i.id: {"framework": i.framework.value, "level": i.level,
+                              "baseline_source": i.baseline.source if i.baseline else "",
+                              "baseline_date": i.baseline.date.isoformat() if i.baseline else None,
+                              "target_date": i.target.date.isoformat()}
+                       for i in (request.plan.items if request.plan is not None else [])},
     }
+
+
+def _business_goal(request: TrainingRequest) -> dict[str, Any] | None:
+    """The business goal as diagnosed (else as asked for), or None when it names no metric."""
+    goal = request.diagnosis.business_goal if request.diagnosis is not None else None
+    goal = goal if goal is not None and goal.metric else request.intake.business_goal
+    return goal.model_dump(mode="json") if goal.metric else None
 
 
 def missed_checkpoints(request: TrainingRequest) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jinja2
 
+from connectors.email.charts import result_chart
 from states import evidence, wording
 
 __all__ = ["install"]
@@ -138,4 +139,5 @@ def install(env: jinja2.Environment) -> None:
         "goal": goal,
         "target_words": _target_words,
         "costs_total": _costs_total,
+        "result_chart": result_chart,
     })

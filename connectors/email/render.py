@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
@@ -49,12 +50,14 @@ from states.notifications import CalendarItem, Notification, Recipient
 
 __all__ = [
     "PACKAGED_TEMPLATES",
+    "Attachment",
     "TEMPLATE_NAMES",
     "TemplateContextError",
     "message_id_for",
     "parse_request_tag",
     "render",
     "render_bodies",
+    "render_document",
     "request_tag",
 ]
 
@@ -111,6 +114,15 @@ def _fold_at_spaces(name: str, text: str, width: int, linesep: str) -> str:
 
 
 MAIL_POLICY: Final = _Policy()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file a mail carries besides its bodies (e.g. the results report as ``application/pdf``)."""
+
+    filename: str
+    content_type: str
+    data: bytes
 
 
 class TemplateContextError(ValueError):
@@ -193,16 +205,8 @@ def _derive(context: dict[str, Any]) -> None:
             context["question"] = "How are things going since the programme?"
 
 
-def render_bodies(
-    notification: Notification,
-    *,
-    templates_dir: str | os.PathLike[str] | None = None,
-) -> tuple[str, str]:
-    """Render the (text, html) bodies of ``notification``'s template."""
-    name = notification.template
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,59}", name or ""):
-        raise TemplateContextError(f"invalid template name {name!r}")
-    text_env, html_env = _environments(_templates_dir(templates_dir))
+def _context(notification: Notification) -> dict[str, Any]:
+    """What every template of ``notification`` sees: the base keys, its calendar, its context, the derived keys."""
     context = _base_context(notification)
     if notification.calendar is not None:
         cal = notification.calendar
@@ -216,18 +220,53 @@ def render_bodies(
         }
     context.update(notification.context)
     _derive(context)
-    bodies = []
-    for env, suffix in ((text_env, "txt"), (html_env, "html")):
-        try:
-            template = env.get_template(f"{name}.{suffix}.j2")
-            bodies.append(template.render(context))
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateContextError(f"no template {name}.{suffix}.j2") from exc
-        except jinja2.UndefinedError as exc:
-            raise TemplateContextError(f"template {name}.{suffix}.j2: {exc.message}") from exc
-        except jinja2.TemplateError as exc:
-            raise TemplateContextError(f"template {name}.{suffix}.j2 failed: {exc}") from exc
-    return bodies[0], bodies[1]
+    return context
+
+
+def _render_one(env: jinja2.Environment, filename: str, context: dict[str, Any]) -> str:
+    try:
+        return env.get_template(filename).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateContextError(f"no template {filename}") from exc
+    except jinja2.UndefinedError as exc:
+        raise TemplateContextError(f"template {filename}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise TemplateContextError(f"template {filename} failed: {exc}") from exc
+
+
+def _checked_name(notification: Notification) -> str:
+    name = notification.template
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,59}", name or ""):
+        raise TemplateContextError(f"invalid template name {name!r}")
+    return name
+
+
+def render_bodies(
+    notification: Notification,
+    *,
+    templates_dir: str | os.PathLike[str] | None = None,
+) -> tuple[str, str]:
+    """Render the (text, html) bodies of ``notification``'s template."""
+    name = _checked_name(notification)
+    text_env, html_env = _environments(_templates_dir(templates_dir))
+    context = _context(notification)
+    return (_render_one(text_env, f"{name}.txt.j2", context), _render_one(html_env, f"{name}.html.j2", context))
+
+
+def render_document(
+    notification: Notification,
+    kind: str,
+    *,
+    templates_dir: str | os.PathLike[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Render ``<template>.<kind>.j2`` (e.g. ``results_report.print.html.j2``, the PDF's page) with the HTML
+    environment (autoescaped, the same filters and context as the mail), plus ``extra``."""
+    name = _checked_name(notification)
+    if not re.fullmatch(r"[a-z]+(\.[a-z]+)?", kind):
+        raise TemplateContextError(f"invalid document kind {kind!r}")
+    _, html_env = _environments(_templates_dir(templates_dir))
+    return _render_one(html_env, f"{name}.{kind}.j2", {**_context(notification), **(extra or {})})
 
 
 def _cte_for(text: str) -> str:
@@ -248,6 +287,7 @@ def render(
     organizer: Recipient | None = None,
     reply_key: bytes | None = None,
     plus_addressing: bool = True,
+    attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
     """Build the e-mail for ``notification``.
 
@@ -261,6 +301,9 @@ def render(
     recipient carries that recipient's reply code (``connectors.email.tokens``): as its Message-ID,
     in a plus-addressed Reply-To (unless ``plus_addressing`` is off or ``mail_from`` cannot take a
     tag) and as the body's ``Reply code:`` line (the templates' ``reply_code``).
+
+    ``attachments`` are added after the bodies (the message becomes multipart/mixed): the results report's
+    PDF (``connectors.email.pdf.attachments_for``).
     """
     if not notification.to:
         raise HeaderValueError("To", "a notification needs at least one recipient")
@@ -304,6 +347,9 @@ def render(
     if notification.calendar is not None:
         chosen = organizer or Recipient(from_name, mail_from)
         _attach_calendar(msg, with_organizer(notification.calendar, chosen), when)
+    for attachment in attachments:
+        maintype, subtype = attachment.content_type.split("/", 1)
+        msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     _stable_boundaries(msg, notification.key)
     return msg
 

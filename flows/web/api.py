@@ -301,16 +301,19 @@ def _queries(api: FastAPI) -> None:
     @api.get("/requests/{request_id}/report", summary="The stakeholder report of a measured request (ldflow report)",
              tags=read, responses=doc.responses(
                  {"type": "object", "additionalProperties": True}, 400, 401, 404, 409,
-                 description="The report's data (format json), its text or its HTML.",
-                 more={"text/plain": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}))
+                 description="The report's data (format json), its text, its HTML or its PDF.",
+                 more={"text/plain": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}},
+                       "application/pdf": {"schema": {"type": "string", "format": "binary"}}}))
     def report(request_id: RequestId, who: Caller, app: AppDep,
-               format: Annotated[str, Query(description="json (the data), text or html.",
-                                            json_schema_extra={"enum": ["json", "text", "html"]})] = "json",
+               format: Annotated[str, Query(description="json (the data), text, html or pdf.",
+                                            json_schema_extra={"enum": ["json", "text", "html", "pdf"]})] = "json",
                ) -> Response:
-        from flows.queries import stakeholder_report
+        from flows.queries import stakeholder_report, stakeholder_report_pdf
 
-        if format not in ("json", ReportFormat.TEXT, ReportFormat.HTML):
-            raise InvalidInput([FieldError("format", f"{format!r} is not one of json, text, html")])
+        if format not in ("json", ReportFormat.TEXT, ReportFormat.HTML, "pdf"):
+            raise InvalidInput([FieldError("format", f"{format!r} is not one of json, text, html, pdf")])
+        if format == "pdf":
+            return Response(stakeholder_report_pdf(app, request_id), media_type="application/pdf")
         built = stakeholder_report(app, request_id)
         if format == "json":
             return JSONResponse(built.data)

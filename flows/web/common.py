@@ -33,6 +33,15 @@ def page(request: Request, name: str, context: dict[str, Any] | None = None, sta
     return write_cookie(request, response)
 
 
+def pdf_response(data: bytes, request_id: int) -> Response:
+    """A report's PDF as a download, never cached (it names people and their results)."""
+    from connectors.email.pdf import report_filename
+
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{report_filename(request_id)}"',
+                             "Cache-Control": "no-store"})
+
+
 def see_other(request: Request, url: str) -> Response:
     """A 303 to ``url`` (after a POST: the browser GETs it), with the session cookie when it changed."""
     return write_cookie(request, RedirectResponse(url, status_code=303))

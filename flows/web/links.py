@@ -1,7 +1,8 @@
 """The pages people outside L&D reach through the signed links in their mails (no sign-in).
 
 ``/l/approve/<id>/<token>`` the sponsor's plan approval, ``/l/survey/…`` a respondent's answer,
-``/l/result/…`` an owner's result, ``/l/status/…`` the requester's status page. Each GET shows the
+``/l/result/…`` an owner's result, ``/l/status/…`` the requester's status page (and, once the request is
+acknowledged, ``/l/status/…/report.pdf`` the results report they were sent). Each GET shows the
 page; each POST carries the page's form token (``flows.web.form_tokens``) and runs one command of
 ``flows.link_actions`` (the use and the action in one transaction). A link that cannot be used
 shows why with 403 (forged, for another request or page) or 410 (expired, used, out of date) and
@@ -21,12 +22,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from flows import report
 from flows.bootstrap import App
 from flows.link_actions import LinkResponses, Opened, status_words
 from flows.links import LinkRefused, Purpose
+from flows.web.common import pdf_response
 from flows.web.form_tokens import FormTokens
 from states import responses, wording
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
+from states.request import TrainingRequest
 
 router = APIRouter(prefix="/l", include_in_schema=False)
 _TOKEN_IN_PATH = re.compile(r"(/l/[a-z]+/\d+/)[^/?\s]+")
@@ -238,7 +242,28 @@ def status_page(request: Request, request_id: int, token: str,
     if isinstance(opened, HTMLResponse):
         return opened
     where, next_step = status_words(opened.request)
-    return _page(request, "links/status.html", {"req": opened.request, "where": where, "next_step": next_step})
+    return _page(request, "links/status.html", {"req": opened.request, "where": where, "next_step": next_step,
+                                                "report_pdf": _final_report(opened.request)})
+
+
+def _final_report(r: TrainingRequest) -> bool:
+    """The requester may download the results report once it is final (acknowledged: they were sent it)."""
+    return r.acknowledgement is not None
+
+
+@router.get("/status/{request_id}/{token}/report.pdf")
+def status_report_pdf(request: Request, request_id: int, token: str, actions: Actions) -> Response:
+    """The final results report as a PDF, for the holder of the requester's status link (404 before it is final)."""
+    opened = _opened(request, actions, token, Purpose.STATUS, request_id)
+    if isinstance(opened, HTMLResponse):
+        return opened
+    if not _final_report(opened.request):
+        return _page(request, "links/problem.html", {"title": "No report yet", "message":
+                                                     "The results report is sent once the results are in and "
+                                                     "discussed; this page will offer it then."}, 404)
+    templates_dir = actions.app.settings.templates_dir
+    data = report.build_pdf(opened.request, templates_dir=str(templates_dir) if templates_dir else None)
+    return pdf_response(data, request_id)
 
 
 def _date(text: str) -> date | None:

@@ -3,7 +3,8 @@ action forms (``POST /requests/{id}/{command}``).
 
 Routes stay thin: the board comes from :func:`flows.board.board`, a request and its history from
 the ``Service``, the report from :func:`flows.queries.stakeholder_report`, the timeline's words from
-:func:`flows.timeline.summarize`; a form runs the same ``Service`` method as the CLI command
+:func:`flows.timeline.summarize`, the report's PDF (``GET /requests/{id}/report.pdf``) from
+:func:`flows.queries.stakeholder_report_pdf`; a form runs the same ``Service`` method as the CLI command
 (:mod:`flows.web.forms`), as the signed-in account, ``via: web``. A refusal, bad input or a stale
 form re-renders the page with what went wrong next to the form, and nothing is written.
 """
@@ -22,7 +23,7 @@ from flows.bootstrap import App
 from flows.timeline import summarize
 from flows.web import forms
 from flows.web.auth import check_csrf, require_user, require_writer
-from flows.web.common import StaffRoute, page, see_other
+from flows.web.common import StaffRoute, page, pdf_response, see_other
 from states.errors import (
     Conflict,
     FieldError,
@@ -97,6 +98,21 @@ def _place(action: forms.Action, exc: InvalidInput) -> tuple[dict[str, list[str]
         else:
             placed.setdefault(field, []).append(str(e) if e.field and e.field != field else e.message)
     return placed, loose
+
+
+@router.get("/requests/{request_id}/report.pdf", include_in_schema=False)
+def report_pdf(request: Request, request_id: int) -> Response:
+    """The results report as the PDF the acknowledgement mail attaches (any signed-in account; 404 for no
+    request, 409 before measurement)."""
+    require_user(request)
+    try:
+        data = queries.stakeholder_report_pdf(_app(request), request_id)
+    except NotFound:
+        return page(request, "message.html", {"title": "Not found", "message": f"There is no request {request_id}."},
+                    404)
+    except TransitionRefused as exc:
+        return page(request, "message.html", {"title": "No report yet", "message": str(exc)}, 409)
+    return pdf_response(data, request_id)
 
 
 @router.post("/requests/{request_id}/{command}", include_in_schema=False)
