@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from states import lifecycle
+from states import companions, lifecycle
 from states.checkpoints import CheckpointStatus
 from states.lifecycle import Command
 from states.notifications import Notification, recipients
@@ -33,6 +33,8 @@ def report_context(request: TrainingRequest) -> dict[str, Any]:
                           "recorded_by": request.plan_approval_recorded_by or "",
                           "reason": request.plan_approval_reason or ""},
         "missed": missed_checkpoints(request),
+        # the solution mix's companion pieces (states/companions.py): the open ones are listed as such
+        "companions": [companions.summary(c) for c in request.companions],
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any, Final
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "amount",
     "brief_quantity",
     "change",
+    "day",
     "goal",
     "greeting_name",
     "is_group",
@@ -319,3 +321,13 @@ def article(word: str) -> str:
 def with_article(word: str) -> str:
     """``an acknowledged``, ``a received``."""
     return f"{article(word)} {word}"
+
+
+def day(value: Any) -> str:
+    """A date for people: ``13 Mar 2026`` (a ``date``, or an ISO date string)."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return str(value)
+    return f"{value.day} {value.strftime('%b %Y')}" if isinstance(value, date) else str(value)
