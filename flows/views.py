@@ -286,7 +286,7 @@ def companions_table(r: TrainingRequest) -> Table:
         t.add_column(name, overflow="fold")
     for c in r.companions:
         status = c.status.value + (f": {c.reason}" if c.reason else "") + (f": {c.outcome}" if c.outcome else "")
-        t.add_row(_t(c.id), _t(wording.path_label(c.kind.value)), _t(c.what), _t(_person(c.owner)), str(c.due),
+        t.add_row(_t(c.id), _t(wording.piece_kind(c.kind.value)), _t(c.what), _t(_person(c.owner)), str(c.due),
                   _t(status))
     return t
 

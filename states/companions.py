@@ -80,9 +80,9 @@ class Companion(CompanionPiece):
 def _context(request: TrainingRequest, piece: Companion) -> dict[str, Any]:
     main = ("design" if request.brief is not None else
             (request.redirect_record.kind.value if request.redirect_record and request.redirect_record.kind else ""))
-    return {"piece": {"id": piece.id, "kind": piece.kind.value, "kind_label": wording.path_label(piece.kind.value),
+    return {"piece": {"id": piece.id, "kind": piece.kind.value, "kind_label": wording.piece_kind(piece.kind.value),
                       "what": piece.what, "due": piece.due.isoformat(), "note": piece.note},
-            "kind_label": wording.path_label(piece.kind.value), "due": piece.due.isoformat(),
+            "kind_label": wording.piece_kind(piece.kind.value), "due": piece.due.isoformat(),
             "main_path": wording.path_label(main) if main else "",
             "business_goal": request.intake.business_goal.model_dump(mode="json"),
             "others": [{"what": c.what, "owner": c.owner.name, "due": c.due.isoformat()}
@@ -193,7 +193,7 @@ def open_pieces(request: TrainingRequest) -> list[Companion]:
 
 def summary(piece: Companion) -> dict[str, Any]:
     """A piece for the report, the export and the API: its words and its status."""
-    return {"id": piece.id, "kind": piece.kind.value, "kind_label": wording.path_label(piece.kind.value),
+    return {"id": piece.id, "kind": piece.kind.value, "kind_label": wording.piece_kind(piece.kind.value),
             "what": piece.what, "owner": {"name": piece.owner.name, "email": piece.owner.email},
             "due": piece.due.isoformat(), "status": piece.status.value,
             "reason": piece.reason, "outcome": piece.outcome}

@@ -30,6 +30,7 @@ __all__ = [
     "offset_words",
     "offsets_after_delivery",
     "path_label",
+    "piece_kind",
     "printable",
     "quantity",
     "unit_label",
@@ -232,6 +233,20 @@ _PATHS: Final = {
     "communication": "Communicate the change",
     "job_redesign": "Redesign the job",
 }
+
+
+_PIECES: Final = {
+    "design": "a designed piece", "job_aid": "a job aid", "process_change": "a process change",
+    "tool_fix": "a tool fix", "expectations_feedback": "expectations and feedback", "coaching": "coaching",
+    "incentive_change": "a change to the consequences", "task_simplification": "a simpler task",
+    "communication": "communication", "job_redesign": "a job redesign",
+}
+
+
+def piece_kind(kind: Any) -> str:
+    """A companion piece's kind in words, as a noun (``incentive_change`` -> ``a change to the consequences``)."""
+    key = str(kind or "").strip()
+    return _PIECES.get(key, key.replace("_", " "))
 
 
 def path_label(path: Any) -> str:
