@@ -48,7 +48,8 @@ def _unchanged(service: Service, rid: int, attempt: Any) -> Exception:
 
 def _mail(service: Service, key: str) -> Any:
     row = service.store.outbox[key]  # type: ignore[attr-defined]
-    message = render(decode_notification(json.dumps(row.notification, default=str)), "ld-team@example.org", "ldflow.example.org",
+    notification = decode_notification(json.dumps(row.notification, default=str))
+    message = render(notification, "ld-team@example.org", "ldflow.example.org",
                      now=datetime(2026, 11, 2, 9, tzinfo=UTC))
     return message_from_bytes(message.as_bytes(), policy=default_policy)
 
@@ -95,7 +96,8 @@ def test_a_mix_design_plus_companions_each_owner_told_the_main_path_delivers_and
     request = memory_service.measure(rid, ACTOR)
     shown = report.build(request)
     assert "The other pieces of the solution:" in shown.text
-    assert "fix the bonus scheme (a change to the consequences), Sales Managers: still open, due Wed 30 Jun 2027" in shown.text
+    assert ("fix the bonus scheme (a change to the consequences), Sales Managers: still open, due Wed 30 Jun 2027"
+            in shown.text)
     assert "a decision card for discounts (a job aid), Ana Lopez: done (printed and handed out)" in shown.text
     assert "a 30-minute practice (a designed piece), Ana Lopez: dropped (the managers coach it instead)" in shown.text
     assert "still open, due Wed 30 Jun 2027" in shown.html
@@ -201,7 +203,8 @@ def test_bad_companion_input_names_the_field_and_writes_nothing(
 
 def test_companion_refusals_list_what_is_missing_and_write_nothing(memory_service: Service) -> None:
     received = drive_to(memory_service, "received").id
-    error = _unchanged(memory_service, received, lambda: memory_service.add_companion(received, companion_data(), ACTOR))
+    error = _unchanged(memory_service, received,
+                       lambda: memory_service.add_companion(received, companion_data(), ACTOR))
     assert error.exit_code == 3 and "cannot add a companion piece to a received request" in str(error)
     rid = drive_to(memory_service, "diagnosed").id
     memory_service.add_companion(rid, companion_data(id="card"), ACTOR)
