@@ -299,6 +299,7 @@ class TrainingRequest(BaseModel):
             self.checkpoints.append(c)
             self._events.append(ev.CheckpointScheduled(checkpoint=c.key, item=c.item_id, offset=c.offset,
                                                        due_at=c.due_at.isoformat()))
+        self._outgoing.append(mails.request_delivered(self))
 
     def checkpoint(self, key: str) -> Checkpoint:
         for c in self.checkpoints:

@@ -77,6 +77,7 @@ TEMPLATE_NAMES = (
     "companion_reminder",
     "action_step_assigned",
     "action_step_reminder",
+    "request_delivered",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 

@@ -217,3 +217,21 @@ def test_companion_refusals_list_what_is_missing_and_write_nothing(memory_servic
     memory_service.decline(rid, reason_data(), ACTOR)
     error = _unchanged(memory_service, rid, lambda: memory_service.complete_companion(rid, "card", "", ACTOR))
     assert "cannot mark a companion piece done on a declined request" in str(error)
+
+
+def test_the_requester_and_the_sponsor_are_told_of_the_delivery_and_what_comes_next(memory_service: Service) -> None:
+    rid = drive_to(memory_service, "designed").id
+    memory_service.add_companion(rid, companion_data(), ACTOR)
+    memory_service.deliver(rid, delivery_data(), ACTOR)
+    msg = _mail(memory_service, f"{rid}:request_delivered")
+    assert [a.addr_spec for a in msg["To"].addresses] == ["rita.requester@example.org", "sam.sponsor@example.org"]
+    assert msg["Cc"] is None and msg["Bcc"] is None
+    assert msg["Subject"] == f"[ldflow #{rid}] Delivered: Objection handling course"
+    text, html = _text(msg)
+    assert text.startswith("Hello team,\n")  # two people: greeted together
+    for body in (text, html):
+        assert "is delivered" in body and "design a learning solution" in body
+        assert "Mon 06 Apr 2026" in body and "38 people" in body
+        assert "relevance rating, 1 day after delivery (Tue 21 Apr 2026)" in body  # by date, in words
+        assert body.index("1 day after") < body.index("30 days after delivery (Wed 20 May 2026)")
+        assert "a decision card for discounts (Ana Lopez, by Fri 31 Dec 2027)" in body

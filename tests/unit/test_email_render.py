@@ -201,6 +201,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "companion_reminder": {"piece": {"what": "a decision card", "kind_label": "Job aid", "due": "2027-01-15"}},
     "action_step_assigned": {"step": {"step": "add LAER to onboarding"}},
     "action_step_reminder": {"step": {"step": "add LAER to onboarding", "due": "2027-01-15"}},
+    "request_delivered": {},
 }
 
 
