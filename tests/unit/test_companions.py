@@ -16,7 +16,7 @@ from rich.console import Console
 
 from connectors.email.render import render
 from connectors.notification_codec import decode_notification
-from flows import exports, report, timeline, views
+from flows import board, exports, report, timeline, views
 from flows.clock import FixedClock
 from flows.service import Service
 from states.errors import InvalidInput, NotFound, TransitionRefused
@@ -235,3 +235,14 @@ def test_the_requester_and_the_sponsor_are_told_of_the_delivery_and_what_comes_n
         assert "relevance rating, 1 day after delivery (Tue 21 Apr 2026)" in body  # by date, in words
         assert body.index("1 day after") < body.index("30 days after delivery (Wed 20 May 2026)")
         assert "a decision card for discounts (Ana Lopez, by Fri 31 Dec 2027)" in body
+
+
+def test_an_overdue_open_piece_needs_attention_on_the_board(memory_service: Service, clock: FixedClock) -> None:
+    rid = drive_to(memory_service, "diagnosed").id
+    memory_service.add_companion(rid, companion_data(due="2026-03-20"), ACTOR)
+    request = memory_service.show(rid)
+    assert board.attention(request, datetime(2026, 3, 20, 18, tzinfo=UTC)) == []
+    assert board.attention(request, datetime(2026, 3, 21, 9, tzinfo=UTC)) == [
+        "companion piece c1 (a decision card for discounts, Ana Lopez) overdue since 2026-03-20"]
+    request = memory_service.complete_companion(rid, "c1", "", ACTOR)
+    assert board.attention(request, datetime(2026, 3, 21, 9, tzinfo=UTC)) == []
