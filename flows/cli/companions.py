@@ -30,14 +30,14 @@ app = typer.Typer(help="A solution mix: companion pieces next to the main path (
                        "each with a kind, an owner, a due date and a status.", no_args_is_help=True)
 
 PieceArg = Annotated[str, typer.Argument(metavar="PIECE", help="The piece's id (c1, c2 …; see `ldflow show ID`).")]
-KINDS = "|".join(k.value for k in CompanionKind)
+KINDS = ", ".join(k.value for k in CompanionKind)
 
 
 @app.command("add", cls=WriteCommand)
 def add(
     request_id: IdArg,
     file: FileOpt = None,
-    kind: Annotated[str | None, typer.Option(metavar=KINDS, help="What kind of piece.")] = None,
+    kind: Annotated[str | None, typer.Option(metavar="KIND", help=f"What kind of piece: {KINDS}.")] = None,
     what: Annotated[str | None, typer.Option(help="The piece in a few words ('a decision card').")] = None,
     owner_name: Annotated[str | None, typer.Option(help="The owner's name.")] = None,
     owner_email: Annotated[str | None, typer.Option(help="The owner's e-mail (they are told).")] = None,
