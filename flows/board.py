@@ -154,6 +154,8 @@ def attention(request: TrainingRequest, now: datetime) -> list[str]:
     reasons += [f"checkpoint {c.item_id}:{c.offset} unanswered since {c.sent_at:%Y-%m-%d}"
                 for c in request.checkpoints
                 if c.status == CheckpointStatus.SENT and c.sent_at is not None and c.sent_at < late]
+    reasons += [f"companion piece {c.id} ({c.what}, {c.owner.name}) overdue since {c.due.isoformat()}"
+                for c in request.companions if c.status.value == "open" and c.due < now.date()]
     return reasons
 
 

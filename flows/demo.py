@@ -33,7 +33,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flows.demo_data import ACKS, DELIVERY_END, DIAGNOSES, INTAKES, OPS, OPS_LEAD, PLANS, RESULTS, START, person
+from flows.demo_data import (
+    ACKS,
+    DELIVERY_END,
+    DIAGNOSES,
+    INTAKES,
+    OPS,
+    OPS_LEAD,
+    PLANS,
+    RESULTS,
+    START,
+    WAREHOUSE,
+    person,
+)
 from states.lifecycle import State
 from states.request import CheckpointStatus
 from states.wording import plural
@@ -142,7 +154,10 @@ class Demo:
         s.redirect(self.ids["complaints"], {
             "kind": "process_change", "rationale": "Agents lost the right to issue return labels; restore it.",
             "owner": OPS_LEAD}, OPS)
-        self.say("declined 1, designed 1 (practice), redirected 2 (job aid, process change)")
+        s.add_companion(self.ids["complaints"], {  # a solution mix: the process change, and a script with it
+            "kind": "expectations_feedback", "what": "a two-line script for offering a return label",
+            "owner": WAREHOUSE, "due": "2026-09-30"}, OPS)
+        self.say("declined 1, designed 1 (practice), redirected 2 (job aid, process change + a companion piece)")
 
     def deliver(self) -> None:
         formats = {"sales": "practice sessions", "expenses": "job aid", "complaints": "process change"}

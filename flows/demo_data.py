@@ -135,7 +135,7 @@ ACKS: dict[str, dict[str, Any]] = {
         "recap": ["discovery questions per call rose from 1.2 to 3.1",
                   "win rate rose from 18% to 21.5%: most of the way to 24%"],
         "action_plan": [{"step": "monthly objection-handling practice in team meetings", "owner": "Marco Ruiz",
-                         "due": "2026-10-31"},
+                         "email": "marco.ruiz@northwind.example", "due": "2026-10-31"},
                         {"step": "add the discovery checklist to the CRM opportunity page", "owner": "Priya Shah"}],
         "contributions": [{"stakeholder": "Elena Novak", "contribution": "protected an hour a week for practice"},
                           {"stakeholder": "Marco Ruiz", "contribution": "coached every rep on a recorded call"}],
@@ -148,7 +148,8 @@ ACKS: dict[str, dict[str, Any]] = {
     },
     "complaints": {
         "recap": ["complaints fell from 9.5 to 4.8 per 1,000 orders once agents could issue labels again"],
-        "action_plan": [{"step": "review the returns queue SLA monthly", "owner": "Aisha Karim"}],
+        "action_plan": [{"step": "review the returns queue SLA monthly", "owner": "Aisha Karim",
+                         "email": "aisha.karim@northwind.example"}],
         "contributions": [{"stakeholder": "Aisha Karim", "contribution": "changed the process within a week"}],
     },
 }

@@ -46,7 +46,8 @@ def export_json(stream: IO[str], requests: Iterable[TrainingRequest],
 
 CSV_COLUMNS = ("id", "title", "state", "version", "requester", "sponsor", "created_at", "updated_at",
                "recommended_paths", "chosen_path", "delivered_start", "delivered_end", "audience_reached",
-               "results", "roi_percent", "roi_isolated_benefits", "roi_not_isolated_benefits", "costs")
+               "results", "roi_percent", "roi_isolated_benefits", "roi_not_isolated_benefits", "costs",
+               "companions")
 
 
 def csv_row(r: TrainingRequest) -> dict[str, Any]:
@@ -71,6 +72,9 @@ def csv_row(r: TrainingRequest) -> dict[str, Any]:
         "roi_isolated_benefits": _blank(r.roi.isolated_benefits if r.roi else None),
         "roi_not_isolated_benefits": _blank(r.roi.not_isolated_benefits if r.roi else None),
         "costs": r.plan.costs.total if r.plan is not None and r.plan.costs else "",
+        # the solution mix: each companion piece as "id kind: what (owner email, due date, status)"
+        "companions": "; ".join(f"{c.id} {c.kind.value}: {c.what} ({c.owner.email}, due {c.due.isoformat()}, "
+                                f"{c.status.value})" for c in r.companions),
     }
 
 

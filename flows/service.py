@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
 from flows import attribution
 from flows.clock import Clock, SystemClock
-from states import amendments, reopening, responses, stalls
+from states import amendments, companions, followups, reopening, responses, stalls
 from states.amendments import Amendment
 from states.errors import Conflict, FieldError, InvalidInput, NotFound
 from states.events import CheckpointFlagged
@@ -261,6 +261,22 @@ class Service:
         amendment = parse(Amendment, data, source)
         return self._change(request_id, actor, expect_version, lambda r, at: amendments.amend(r, amendment, at))
 
+    def add_companion(self, request_id: int, data: Data | companions.CompanionPiece, actor: str,
+                      expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        """A companion piece next to the main path (kind, what, owner, due); its owner is told."""
+        piece = parse(companions.CompanionPiece, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: companions.add(r, piece, at))
+
+    def complete_companion(self, request_id: int, piece: str, outcome: str, actor: str,
+                           expect_version: int | None = None) -> TrainingRequest:
+        return self._change(request_id, actor, expect_version, lambda r, at: companions.done(r, piece, outcome, at))
+
+    def drop_companion(self, request_id: int, piece: str, data: Data | Reason, actor: str,
+                       expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        why = parse(Reason, data, source)
+        return self._change(request_id, actor, expect_version,
+                            lambda r, at: companions.drop(r, piece, why.reason, at))
+
     def add_note(self, request_id: int, text: str, actor: str, source: str = "",
                  expect_version: int | None = None) -> TrainingRequest:
         return self._change(request_id, actor, expect_version, lambda r, at: r.add_note(text, at, source))
@@ -312,6 +328,20 @@ class Service:
                                       if stalls.close_unanswered(request, key, now, window, max_reminders))}
             self._retry_on_conflict(request_id, actor, close, counts)
         return counts["closed"]
+
+    def remind_owners(self, actor: str, before: timedelta, limit: int = 500) -> dict[str, int]:
+        """Remind the owners of companion pieces and action steps due within ``before`` (each once,
+        states.followups); the store names the requests with a reminder still pending."""
+        now, last = self._now(), 0
+        counts = {"reminded": 0, "conflicts": 0}
+        while True:
+            ids = self.store.requests_owing_reminders(last, limit)
+            for request_id in ids:
+                self._retry_on_conflict(request_id, actor,
+                                        lambda r: {"reminded": followups.remind(r, now, before)}, counts)
+            if len(ids) < limit:
+                return counts
+            last = ids[-1]
 
     def _retry_on_conflict(self, request_id: int, actor: str,
                            apply: Callable[[TrainingRequest], dict[str, int]], counts: dict[str, int],

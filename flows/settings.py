@@ -62,6 +62,8 @@ class Settings(BaseSettings):
                                        description="delivery dates must be within this many years of today")
     close_after_days: int = Field(default=7, ge=1, description="days after the last reminder (or the survey, "
                                   "without reminders) an unanswered checkpoint is closed as missed")
+    owner_reminder_days: int = Field(default=3, ge=0, description="days before its due date the owner of a "
+                                     "companion piece or an action step is reminded")
 
     # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
     smtp_host: str | None = None

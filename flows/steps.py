@@ -125,14 +125,16 @@ def fire_followups(app: App, batch: int = 500, lateness_days: int | None = None,
                    reminder_after_days: int | None = None, max_reminders: int | None = None,
                    close_after_days: int | None = None) -> StepSummary:
     """Queue every due checkpoint's survey and owner reminder (once); flag the far-too-late ones;
-    remind unanswered surveys; close as missed those still unanswered after the last reminder. Settings
+    remind unanswered surveys; close as missed those still unanswered after the last reminder; remind the
+    owners of companion pieces and action steps before their dates (once). Settings
     give the defaults (14 days, 3 days, 2 reminders, closed 7 days after the last one)."""
     s = app.settings
     lateness = timedelta(days=s.lateness_days if lateness_days is None else lateness_days)
     after = timedelta(days=s.reminder_after_days if reminder_after_days is None else reminder_after_days)
     most = s.max_reminders if max_reminders is None else max_reminders
     close_after = timedelta(days=s.close_after_days if close_after_days is None else close_after_days)
-    summary = _summary("followups", "sent", "flagged", "reminded", "closed_unanswered", "conflicts")
+    summary = _summary("followups", "sent", "flagged", "reminded", "closed_unanswered", "owners_reminded",
+                       "conflicts")
     total = app.store.count_due_checkpoints(app.now())
     app.report_progress("followups", 0, total)
     # Rounds are bounded: a run that keeps losing conflicts (another run is doing the same work)
@@ -157,6 +159,10 @@ def fire_followups(app: App, batch: int = 500, lateness_days: int | None = None,
         summary.add("closed_unanswered", closed)
         if closed < batch:
             break
+    # the owners of companion pieces and action steps, LDFLOW_OWNER_REMINDER_DAYS before the date (once)
+    owners = app.service.remind_owners(ACTOR, timedelta(days=s.owner_reminder_days), limit=batch)
+    summary.add("owners_reminded", owners["reminded"])
+    summary.add("conflicts", owners["conflicts"])
     return summary
 
 

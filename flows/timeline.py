@@ -136,6 +136,14 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
     ev.Reopened: lambda e, key: f"re-opened: {e.reason}",
     ev.Amended: _amended,
     ev.NoteAdded: lambda e, key: str(e.text) + (f" (from {e.source})" if e.source else ""),
+    ev.CompanionAdded: lambda e, key: (f"companion piece {e.piece.get('id')}: {e.piece.get('what')} "
+                                       f"({str(e.piece.get('kind', '')).replace('_', ' ')}), owner "
+                                       f"{(e.piece.get('owner') or {}).get('name', '')} "
+                                       f"<{(e.piece.get('owner') or {}).get('email', '')}>, due {e.piece.get('due')}"),
+    ev.CompanionDone: lambda e, key: f"companion piece {e.piece} done" + (f": {e.outcome}" if e.outcome else ""),
+    ev.CompanionDropped: lambda e, key: f"companion piece {e.piece} dropped: {e.reason}",
+    ev.CompanionReminded: lambda e, key: f"the owner of companion piece {e.piece} reminded (due {e.due})",
+    ev.ActionStepReminded: lambda e, key: f"the owner of action step {e.step} reminded (due {e.due})",
     ev.SessionScheduled: _session,
     ev.SessionRescheduled: _session,
     ev.SessionCancelled: lambda e, key: f"{e.session} cancelled; the attendees are sent the cancellation",

@@ -118,6 +118,8 @@ def request_view(r: TrainingRequest) -> RenderableType:
         parts.append(Panel(_kv([("kind", rd.kind.value if rd.kind else ""), ("rationale", rd.rationale),
                                 ("owner", _person(rd.owner) if rd.owner else "")]),
                            title="Redirect", title_align="left"))
+    if r.companions:
+        parts.append(companions_table(r))
     if r.delivery is not None:
         dl = r.delivery
         parts.append(Panel(_kv([("dates", f"{dl.start_date} – {dl.end_date}"), ("format", dl.format),
@@ -277,10 +279,23 @@ def _goal(item: PlanItem) -> str:
     return wording.goal(evidence.direction_of(item).value, t.value, item.unit, t.low, t.high)
 
 
+def companions_table(r: TrainingRequest) -> Table:
+    """The solution mix's companion pieces: id, kind, what, owner, due, status (and why dropped)."""
+    t = Table(title="Companion pieces (the solution mix)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("id", "kind", "what", "owner", "due", "status"):
+        t.add_column(name, overflow="fold")
+    for c in r.companions:
+        status = c.status.value + (f": {c.reason}" if c.reason else "") + (f": {c.outcome}" if c.outcome else "")
+        t.add_row(_t(c.id), _t(wording.piece_kind(c.kind.value)), _t(c.what), _t(_person(c.owner)), str(c.due),
+                  _t(status))
+    return t
+
+
 def acknowledgement_panel(r: TrainingRequest) -> Panel:
     a = r.acknowledgement
     assert a is not None
-    steps = "\n".join(f"• {s.step} — {s.owner}" + (f" by {s.due}" if s.due else "") for s in a.action_plan)
+    steps = "\n".join(f"• {s.step} — {s.owner}" + (f" <{s.email}>" if s.email else "")
+                      + (f" by {s.due}" if s.due else "") for s in a.action_plan)
     return Panel(_kv([("recap", "\n".join(f"• {x}" for x in a.recap)), ("action plan", steps),
                       ("thanks", "\n".join(f"• {c.stakeholder}: {c.contribution}" for c in a.contributions)),
                       ("message", a.message)]), title="Closing the loop", title_align="left")

@@ -229,6 +229,46 @@ class NoteAdded(Fact):
     source: str = _optional("")
 
 
+# --- a solution mix (states/companions.py) -------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class CompanionAdded(Fact):
+    """A companion piece next to the main path: ``piece`` is its id, kind, what, owner, due date, note."""
+
+    type = "companion_added"
+    piece: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompanionDone(Fact):
+    type = "companion_done"
+    piece: str
+    outcome: str = _optional("")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompanionDropped(Fact):
+    type = "companion_dropped"
+    piece: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompanionReminded(Fact):
+    type = "companion_reminded"
+    piece: str
+    due: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionStepReminded(Fact):
+    """The owner of action step ``step`` (1-based) reminded of it (states/followups.py)."""
+
+    type = "action_step_reminded"
+    step: int
+    due: str
+
+
 # --- sessions --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,7 +408,8 @@ FACTS: Final[tuple[type[Fact], ...]] = (
     Submitted, PlanDrafted, PlanApproved, Amended, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
     CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
     EmailSent, EmailBounced, InviteSent, Rediagnosed, PlanRevised, PlanRevisionApproved, CheckpointSuperseded,
-    PlanChangesRequested, AnswerChanged,
+    PlanChangesRequested, AnswerChanged, CompanionAdded, CompanionDone, CompanionDropped, CompanionReminded,
+    ActionStepReminded,
 )
 EVENTS: Final[dict[str, type[Fact] | type[TransitionEvent]]] = {
     **{cls.type: cls for cls in TRANSITION_EVENTS.values()}, **{cls.type: cls for cls in FACTS},

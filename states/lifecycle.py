@@ -71,6 +71,10 @@ class Command(StrEnum):
     REDIAGNOSE = "rediagnose"
     AMEND = "amend"
     CLOSE_UNANSWERED = "close_unanswered"
+    ADD_COMPANION = "add_companion"
+    COMPLETE_COMPANION = "complete_companion"
+    DROP_COMPANION = "drop_companion"
+    REMIND_OWNER = "remind_owner"
 
 
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
@@ -120,6 +124,10 @@ class Rule:
 _FOLLOWING_UP: Final = frozenset({State.DELIVERED})
 # The plan can be revised (a new version, approved again) while the request is open, until it is measured.
 _PLAN_OPEN: Final = frozenset({State.RECEIVED, State.DIAGNOSED, State.DESIGNED, State.REDIRECTED, State.DELIVERED})
+# A solution mix: companion pieces are added once the request is diagnosed and until it is measured,
+# and closed (done, dropped) or their owners reminded until it is acknowledged and after (states/companions.py).
+_MIX_OPEN: Final = frozenset({State.DIAGNOSED, State.DESIGNED, State.REDIRECTED, State.DELIVERED, State.MEASURED})
+_MIX_FOLLOW: Final = _MIX_OPEN | {State.ACKNOWLEDGED}
 
 RULES: Final[dict[Command, Rule]] = {
     Command.DRAFT_PLAN: Rule(_PLAN_OPEN, "draft a measurement plan for",
@@ -144,6 +152,14 @@ RULES: Final[dict[Command, Rule]] = {
     Command.AMEND: Rule(frozenset(NON_TERMINAL), "amend",
                         "an open request (acknowledged, declined and cancelled requests are closed; "
                         "re-open a declined or cancelled one first)"),
+    Command.ADD_COMPANION: Rule(_MIX_OPEN, "add a companion piece to",
+                                "a diagnosed request not yet measured (companion pieces go with its main path)"),
+    Command.COMPLETE_COMPANION: Rule(_MIX_FOLLOW, "mark a companion piece done on",
+                                     "a request with a solution mix (diagnosed, and not declined or cancelled)"),
+    Command.DROP_COMPANION: Rule(_MIX_FOLLOW, "drop a companion piece of",
+                                 "a request with a solution mix (diagnosed, and not declined or cancelled)"),
+    Command.REMIND_OWNER: Rule(_MIX_FOLLOW, "remind an owner of",
+                               "owners are reminded while the request is diagnosed and not declined or cancelled"),
 }
 
 TRIGGER_OF: Final[dict[Command, Trigger]] = {Command(t.value): t for t in Trigger}

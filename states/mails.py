@@ -6,8 +6,11 @@ transaction of the transition (like :mod:`states.report` for the results report)
 * ``redirect_assigned`` - to the redirect's owner: what they own (the kind and the rationale), the
   result it serves and by when (the business goal's target date).
 
+* ``request_delivered`` - to the requester (and the sponsor): what was delivered, the companion
+  pieces still open, and when each measurement checkpoint comes, in words.
+
 The keys are the template names, so the outbox holds one of each per request
-(``<id>:request_declined``, ``<id>:redirect_assigned``).
+(``<id>:request_declined``, ``<id>:redirect_assigned``, ``<id>:request_delivered``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from states import wording
-from states.notifications import Notification, recipient
+from states.notifications import Notification, recipient, recipients
 
 if TYPE_CHECKING:
     from states.models import Redirect
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 
 REQUEST_DECLINED: Final = "request_declined"
 REDIRECT_ASSIGNED: Final = "redirect_assigned"
+REQUEST_DELIVERED: Final = "request_delivered"
 
 
 def request_declined(request: TrainingRequest, reason: str) -> Notification:
@@ -48,3 +52,21 @@ def redirect_assigned(request: TrainingRequest, redirect: Redirect) -> Notificat
          "owner": {"name": redirect.owner.name, "email": redirect.owner.email},
          "business_goal": goal.model_dump(mode="json"),
          "due": goal.target_date.isoformat() if goal.target_date else None})
+
+
+def request_delivered(request: TrainingRequest) -> Notification:
+    """The requester (and the sponsor) told that the request is delivered and what comes next."""
+    delivery = request.delivery
+    main = "design" if request.brief is not None else (
+        request.redirect_record.kind.value if request.redirect_record and request.redirect_record.kind else "")
+    metrics = {i.id: i.metric for i in request.plan.items} if request.plan is not None else {}
+    return request.notification(
+        REQUEST_DELIVERED, REQUEST_DELIVERED, recipients([request.intake.requester, request.intake.sponsor]),
+        f"Delivered: {request.intake.title}",
+        {"delivery": delivery.model_dump(mode="json") if delivery else {},
+         "main_path": wording.path_label(main) if main else "",
+         "checkpoints": [{"metric": metrics.get(c.item_id, c.item_id), "offset": c.offset,
+                          "due": c.due_at.date().isoformat()}
+                         for c in sorted(request.checkpoints, key=lambda c: c.due_at) if not c.closed],
+         "open_pieces": [{"what": c.what, "owner": c.owner.name, "due": c.due.isoformat()}
+                         for c in request.companions if c.status.value == "open"]})

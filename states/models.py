@@ -363,6 +363,7 @@ class CheckpointResult(Model):
 class ActionStep(Model):
     step: Line = Field(min_length=1)
     owner: Line = ""
+    email: Email | None = Field(default=None, description="the owner's address: told their step, reminded of its date")
     due: date | None = None
 
 

@@ -34,6 +34,7 @@ def reopen(request: TrainingRequest, reason: Reason, at: datetime) -> None:
     request.recommendations = []
     request.brief = None
     request.redirect_record = None
+    request.companions = []  # the earlier pass's solution mix, like its redirect: in the history
     request.delivery = None
     request.checkpoints = []  # every one closed by the cancellation; their timers stay closed in the store
     request.results = []

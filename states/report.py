@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from states import lifecycle
+from states import companions, lifecycle
 from states.checkpoints import CheckpointStatus
 from states.lifecycle import Command
 from states.notifications import Notification, recipients
@@ -41,6 +41,8 @@ def report_context(request: TrainingRequest) -> dict[str, Any]:
                               "baseline_date": i.baseline.date.isoformat() if i.baseline else None,
                               "target_date": i.target.date.isoformat()}
                        for i in (request.plan.items if request.plan is not None else [])},
+        # the solution mix's companion pieces (states/companions.py): the open ones are listed as such
+        "companions": [companions.summary(c) for c in request.companions],
     }
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from states import companions as mix
 from states import events as ev
-from states import guards, lifecycle, mails, results, revisions, wording
+from states import followups, guards, lifecycle, mails, results, revisions, wording
 from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
@@ -79,12 +80,14 @@ class TrainingRequest(BaseModel):
     plan_approval_reason: str | None = None  # and why
     brief: DesignBrief | None = None
     redirect_record: Redirect | None = None
+    companions: list[mix.Companion] = Field(default_factory=list)  # a solution mix (states/companions.py)
     delivery: Delivery | None = None
     sessions: list[Session] = Field(default_factory=list)
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     results: list[ItemResult] = Field(default_factory=list)
     roi: RoiSummary | None = None
     acknowledgement: Acknowledgement | None = None
+    step_reminders: list[followups.StepReminder] = Field(default_factory=list)  # owed to action-step owners
     closing_reason: str = ""
     reopened: int = 0  # how many times the request was re-opened (states/reopening.py)
 
@@ -296,6 +299,7 @@ class TrainingRequest(BaseModel):
             self.checkpoints.append(c)
             self._events.append(ev.CheckpointScheduled(checkpoint=c.key, item=c.item_id, offset=c.offset,
                                                        due_at=c.due_at.isoformat()))
+        self._outgoing.append(mails.request_delivered(self))
 
     def checkpoint(self, key: str) -> Checkpoint:
         for c in self.checkpoints:
@@ -347,7 +351,7 @@ class TrainingRequest(BaseModel):
         self._move(ev.Acknowledged(from_state=self.state, acknowledgement=ack.model_dump(mode="json")),
                    guards.acknowledge(self, ack), at)
         self.acknowledgement = ack
-        self._outgoing.append(results_report(self))
+        self._outgoing.extend([results_report(self), *followups.steps_assigned(self)])
 
     def decline(self, reason: Reason, at: datetime) -> None:
         self._require(Command.DECLINE)
@@ -359,6 +363,7 @@ class TrainingRequest(BaseModel):
         self._require(Command.CANCEL)
         self._move(ev.Cancelled(from_state=self.state, reason=reason.reason), guards.reason("cancel", reason), at)
         self.closing_reason = reason.reason
+        mix.close_all(self, reason.reason, at)
         self._notify("request_cancelled", "request_cancelled", self._stakeholders(),
                      f"Cancelled: {self.intake.title}", {"reason": reason.reason})
         for session in self.sessions:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any, Final
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "amount",
     "brief_quantity",
     "change",
+    "day",
     "goal",
     "greeting_name",
     "is_group",
@@ -28,6 +30,7 @@ __all__ = [
     "offset_words",
     "offsets_after_delivery",
     "path_label",
+    "piece_kind",
     "printable",
     "quantity",
     "unit_label",
@@ -232,6 +235,20 @@ _PATHS: Final = {
 }
 
 
+_PIECES: Final = {
+    "design": "a designed piece", "job_aid": "a job aid", "process_change": "a process change",
+    "tool_fix": "a tool fix", "expectations_feedback": "expectations and feedback", "coaching": "coaching",
+    "incentive_change": "a change to the consequences", "task_simplification": "a simpler task",
+    "communication": "communication", "job_redesign": "a job redesign",
+}
+
+
+def piece_kind(kind: Any) -> str:
+    """A companion piece's kind in words, as a noun (``incentive_change`` -> ``a change to the consequences``)."""
+    key = str(kind or "").strip()
+    return _PIECES.get(key, key.replace("_", " "))
+
+
 def path_label(path: Any) -> str:
     """A recommendation's path in words (``design`` -> ``Design a learning solution``); other values
     ``job_aid``-style -> ``Job aid``."""
@@ -319,3 +336,13 @@ def article(word: str) -> str:
 def with_article(word: str) -> str:
     """``an acknowledged``, ``a received``."""
     return f"{article(word)} {word}"
+
+
+def day(value: Any) -> str:
+    """A date for people: ``13 Mar 2026`` (a ``date``, or an ISO date string)."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return str(value)
+    return f"{value.day} {value.strftime('%b %Y')}" if isinstance(value, date) else str(value)

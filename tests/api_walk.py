@@ -13,6 +13,7 @@ from tests.builders import (
     ack_data,
     approval_data,
     brief_data,
+    companion_data,
     delivery_data,
     diagnosis_data,
     intake_data,
@@ -90,6 +91,13 @@ def other_commands(client: httpx.Client, headers: dict[str, str]) -> dict[str, i
     ok(client.post(f"{r}/plan/approve", json=approval_data(SPONSOR, reason="approved in the steering meeting"),
                    headers=headers))  # an admin token, on the sponsor's behalf
     assert ok(client.post(f"{r}/redirect", json=redirect_data(), headers=headers))["state"] == "redirected"
+    mix = ok(client.post(f"{r}/companions", json=companion_data(), headers=headers))  # a solution mix
+    mix = ok(client.post(f"{r}/companions", json=companion_data(what="a second card"), headers=headers))
+    assert [c["id"] for c in mix["companions"]] == ["c1", "c2"]
+    ok(client.post(f"{r}/companions/c1/done", json={"note": "printed"}, headers=headers))
+    mix = ok(client.post(f"{r}/companions/c2/drop", json=reason_data("one card is enough"), headers=headers))
+    assert [(c["status"], c["outcome"], c["reason"]) for c in mix["companions"]] == [
+        ("done", "printed", ""), ("dropped", "", "one card is enough")]
     d = f"{API}/requests/{ids['decline']}"
     assert ok(client.post(f"{d}/decline", json=reason_data("out of scope"), headers=headers))["state"] == "declined"
     assert ok(client.post(f"{d}/reopen", json=reason_data("back in scope"), headers=headers))["state"] == "received"

@@ -154,6 +154,20 @@ def ack_data(**overrides: Any) -> Data:
     }, overrides)
 
 
+def companion_data(**overrides: Any) -> Data:
+    """A companion piece of a solution mix (``ldflow companion add -f``), due at the end of 2027."""
+    return _merge({"kind": "job_aid", "what": "a decision card for discounts",
+                   "owner": person("Ana Lopez", "ana.lopez@example.org", "Sales ops"), "due": "2027-12-31"}, overrides)
+
+
+def emailed_steps() -> Data:
+    """An acknowledgement whose action step owners have addresses (told their step, reminded of its date)."""
+    return ack_data(action_plan=[
+        {"step": "add LAER to the onboarding path", "owner": "Olga Owner", "email": "olga.owner@example.org",
+         "due": "2027-12-31"},
+        {"step": "review the call-recording library", "owner": "the sales managers"}])
+
+
 def reason_data(reason: str = "budget frozen") -> Data:
     return {"reason": reason}
 

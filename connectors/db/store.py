@@ -39,6 +39,7 @@ from connectors.ports import AuditRecord, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
 from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
+from states.companions import REMINDER_PENDING
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
 from states.lifecycle import State
@@ -312,6 +313,14 @@ class SqlStore:
             return list(conn.execute(select(requests.c.id).where(
                 requests.c.state == State.DELIVERED.value, requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
                 .order_by(requests.c.id).limit(limit)).scalars())
+
+    def requests_owing_reminders(self, after_id: int = 0, limit: int = 500) -> list[int]:
+        """Ids above ``after_id`` of requests whose document holds a pending reminder (ascending)."""
+        pattern = f"%{REMINDER_PENDING}%"
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(requests.c.id).where(
+                requests.c.id > after_id, requests.c.document.like(pattern)).order_by(requests.c.id).limit(limit)).all()
+        return [int(r.id) for r in rows]
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None,

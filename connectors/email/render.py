@@ -76,6 +76,11 @@ TEMPLATE_NAMES = (
     "redirect_assigned",
     "plan_changes_requested",
     "checkpoint_missed",
+    "companion_assigned",
+    "companion_reminder",
+    "action_step_assigned",
+    "action_step_reminder",
+    "request_delivered",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 

@@ -127,6 +127,12 @@ class RequestStore(Protocol):
         checkpoints and none of them still open: what the pipeline measures."""
         ...
 
+    def requests_owing_reminders(self, after_id: int = 0, limit: int = 500) -> list[int]:
+        """Ids above ``after_id`` (ascending, at most ``limit``) of requests, in any state, whose document
+        holds a reminder still pending (``states.companions.REMINDER_PENDING``): the candidates the
+        follow-ups look at; the aggregate decides which reminder is due."""
+        ...
+
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
                                max_reminders: int | None = None,
                                min_reminders: int | None = None) -> list[tuple[int, str]]:

@@ -20,6 +20,7 @@ from connectors.ports import (
 )
 from connectors.prefect_events import change_events
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
+from states.companions import REMINDER_PENDING
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
 from states.lifecycle import State
@@ -288,6 +289,12 @@ class InMemoryStore:
             ids = [rid for rid, row in self._rows.items()
                    if rid > after_id and row.state == State.DELIVERED.value and timers.get(rid)
                    and all(status in closed for status in timers[rid])]
+        return sorted(ids)[:limit]
+
+    def requests_owing_reminders(self, after_id: int = 0, limit: int = 500) -> builtins.list[int]:
+        """Requests above ``after_id`` whose document holds a pending reminder (ascending)."""
+        with self._lock:
+            ids = [rid for rid, row in self._rows.items() if rid > after_id and REMINDER_PENDING in row.document]
         return sorted(ids)[:limit]
 
     def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,

@@ -34,6 +34,7 @@ from flows.vocabulary import ExportFormat, ReportFormat
 from flows.web import api_schema as doc
 from flows.web.api_errors import ApiProblem, install_handlers
 from states.amendments import Amendment
+from states.companions import CompanionOutcome, CompanionPiece
 from states.errors import FieldError, InvalidInput
 from states.models import (
     Acknowledgement,
@@ -49,6 +50,7 @@ from states.models import (
     SessionPlan,
 )
 from states.request import Session, TrainingRequest
+from states.validation import parse
 
 MAX_ID = 2**31 - 1  # the database's integer
 DESCRIPTION = """Every request command and query of the `ldflow` CLI, for programs.
@@ -218,6 +220,23 @@ def _commands(api: FastAPI) -> None:  # noqa: C901 - one small function per comm
             lambda app, i, b, who, v: app.service.reopen(i, b.data, who, v, b.source))
     command("/amend", Amendment, "Correct an open request, with a reason (ldflow amend)",
             lambda app, i, b, who, v: app.service.amend(i, b.data, who, v, b.source))
+    command("/companions", CompanionPiece, "Add a companion piece to the solution mix; its owner is told "
+                                           "(ldflow companion add)",
+            lambda app, i, b, who, v: app.service.add_companion(i, b.data, who, v, b.source))
+
+    @api.post("/requests/{request_id}/companions/{piece}/done",
+              **_write(CompanionOutcome, "Mark a companion piece done (ldflow companion done)"))
+    def companion_done(request_id: RequestId, piece: str, who: Writer, data: Input, app: AppDep,
+                       if_version: IfVersion = None) -> JSONResponse:
+        outcome = parse(CompanionOutcome, data.data, data.source)
+        return _document(app.service.complete_companion(request_id, piece, outcome.note, who.actor, if_version))
+
+    @api.post("/requests/{request_id}/companions/{piece}/drop",
+              **_write(Reason, "Drop a companion piece, with a reason (ldflow companion drop)"))
+    def companion_drop(request_id: RequestId, piece: str, who: Writer, data: Input, app: AppDep,
+                       if_version: IfVersion = None) -> JSONResponse:
+        return _document(app.service.drop_companion(request_id, piece, data.data, who.actor, if_version, data.source))
+
     command("/notes", doc.NoteInput, "Add a note (ldflow note)",
             lambda app, i, b, who, v: app.service.add_note(i, _note(b), who, b.source, expect_version=v))
 

@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from connectors.ports import OutboxStatus
 from states.amendments import Amendment
+from states.companions import CompanionOutcome, CompanionPiece
 from states.models import (
     Acknowledgement,
     CheckpointResult,
@@ -149,7 +150,8 @@ class OutboxItem(BaseModel):
 
 INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, MeasurementPlan, PlanApproval,
                                        DesignBrief, Redirect, SessionPlan, Delivery, CheckpointResult,
-                                       Acknowledgement, Reason, Amendment, NoteInput)
+                                       Acknowledgement, Reason, Amendment, NoteInput, CompanionPiece,
+                                       CompanionOutcome)
 OUTPUTS: tuple[type[BaseModel], ...] = (TrainingRequest, Session, RequestPage, HistoryEntry, PlanView, ExportItem,
                                         OutboxItem, ApiError)
 

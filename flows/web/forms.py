@@ -16,7 +16,7 @@ from typing import Any
 from connectors.loader import parse_mapping
 from flows.service import Service
 from states.errors import FieldError, InvalidInput, LdflowError
-from states.kinds import RedirectKind
+from states.kinds import CompanionKind, RedirectKind
 from states.lifecycle import Command
 from states.request import TrainingRequest
 
@@ -87,6 +87,15 @@ ACTIONS: dict[Command, Action] = {a.command: a for a in (
     Action(Command.ADD_NOTE, "Add a note", (Field("text", "Note", "textarea"),)),
     Action(Command.AMEND, "Amend", (Field(_YAML, "Corrections with a reason (YAML, as `ldflow amend -f`)", "yaml"),),
            example="# as examples/amendment.yaml: the fields to correct, and why\nreason: ''\n"),
+    Action(Command.ADD_COMPANION, "Add a companion piece (the solution mix)", (
+        Field("kind", "Kind", "select", tuple(k.value for k in CompanionKind)),
+        Field("what", "What (a few words: 'a decision card for discounts')"), Field("owner.name", "Owner's name"),
+        Field("owner.email", "Owner's e-mail (they are told, and reminded before the date)"),
+        Field("due", "Due date", "date"), Field("note", "Note for the owner", "textarea"))),
+    Action(Command.COMPLETE_COMPANION, "Mark a companion piece done", (
+        Field("piece", "Piece id (c1, c2 …)"), Field("note", "What was done"))),
+    Action(Command.DROP_COMPANION, "Drop a companion piece", (
+        Field("piece", "Piece id (c1, c2 …)"), Field("reason", "Reason", "textarea"))),
     Action(Command.DECLINE, "Decline", (_reason(),), danger=True),
     Action(Command.CANCEL, "Cancel", (_reason(),), danger=True),
     Action(Command.REOPEN, "Re-open", (_reason(),)),
@@ -169,6 +178,11 @@ RUNNERS: dict[Command, Runner] = {
     Command.ACKNOWLEDGE: lambda s, rid, d, a, v, admin: s.acknowledge(rid, d, a, v, "the form"),
     Command.ADD_NOTE: _note,
     Command.AMEND: lambda s, rid, d, a, v, admin: s.amend(rid, d, a, v, "the form"),
+    Command.ADD_COMPANION: lambda s, rid, d, a, v, admin: s.add_companion(rid, d, a, v, "the form"),
+    Command.COMPLETE_COMPANION: lambda s, rid, d, a, v, admin: s.complete_companion(
+        rid, str(d.get("piece", "")), str(d.get("note", "")), a, v),
+    Command.DROP_COMPANION: lambda s, rid, d, a, v, admin: s.drop_companion(
+        rid, str(d.get("piece", "")), {k: x for k, x in d.items() if k != "piece"}, a, v, "the form"),
     Command.DECLINE: lambda s, rid, d, a, v, admin: s.decline(rid, d, a, v, "the form"),
     Command.CANCEL: lambda s, rid, d, a, v, admin: s.cancel(rid, d, a, v, "the form"),
     Command.REOPEN: lambda s, rid, d, a, v, admin: s.reopen(rid, d, a, v, "the form"),

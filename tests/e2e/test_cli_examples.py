@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from connectors.loader import load_file
 from states.amendments import Amendment
+from states.companions import CompanionPiece
 from states.errors import InvalidInput
 from states.models import (
     Acknowledgement,
@@ -48,6 +49,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "cancel.yaml": Reason,
     "reopen.yaml": Reason,
     "amendment.yaml": Amendment,
+    "companion.yaml": CompanionPiece,
 }
 
 

@@ -19,7 +19,7 @@ from states.errors import Conflict, NotFound
 from states.models import Intake
 from states.request import TrainingRequest
 from states.validation import parse
-from tests.builders import ACTOR, T0, drive_to, intake_data, record_when_due, result_data
+from tests.builders import ACTOR, T0, companion_data, drive_to, intake_data, record_when_due, result_data
 
 
 def new_request(title: str = "Objection handling course") -> TrainingRequest:
@@ -181,3 +181,22 @@ def test_due_counts_and_measurable_requests_follow_the_checkpoints(any_store: Re
     assert any_store.measurable_requests(limit=1) == [first.id]
     service.measure(first.id, ACTOR)
     assert any_store.measurable_requests() == [second.id]  # measured: no longer delivered
+
+
+def test_requests_owing_reminders_are_those_with_a_pending_reminder(any_store: RequestStore, clock: FixedClock) -> None:
+    service = Service(any_store, clock)
+    plain = drive_to(service, "diagnosed")
+    mixed = drive_to(service, "diagnosed")
+    other = drive_to(service, "redirected", path="redirect")
+    assert any_store.requests_owing_reminders() == []
+    service.add_companion(mixed.id, companion_data(due="2026-03-20"), ACTOR)
+    service.add_companion(other.id, companion_data(due="2026-04-30"), ACTOR)
+    assert any_store.requests_owing_reminders() == [mixed.id, other.id]
+    assert any_store.requests_owing_reminders(after_id=mixed.id) == [other.id]
+    assert any_store.requests_owing_reminders(limit=1) == [mixed.id]
+    clock.set(datetime(2026, 3, 18, 9, tzinfo=UTC))
+    assert service.remind_owners(ACTOR, timedelta(days=3)) == {"reminded": 1, "conflicts": 0}
+    assert any_store.requests_owing_reminders() == [other.id]  # reminded once: nothing owed any more
+    service.drop_companion(other.id, "c1", {"reason": "not needed"}, ACTOR)
+    assert any_store.requests_owing_reminders() == []
+    assert plain.id not in any_store.requests_owing_reminders()

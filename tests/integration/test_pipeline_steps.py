@@ -117,9 +117,10 @@ def test_every_committed_change_is_staged_with_it_and_published_once(rt: Any, ca
     history = [f"ldflow.request.{h.trigger or h.type}" for h in rt.service.history(r.id)]
     assert "ldflow.request.submitted" in history and "ldflow.request.deliver" in history
     assert [e["event"] for e in captured] == [*history, "ldflow.outbox.enqueued"]  # every history event, in order
-    assert published == len(history) + 3  # + one wake-up row per commit that queued mail (3), sent as one
+    assert published == len(history) + 4  # + one wake-up row per commit that queued mail (4), sent as one
     wakeup = captured[-1]
-    assert wakeup["payload"]["count"] == 3  # intake ack, diagnosis summary, plan approval request: one wake-up
+    # intake ack, diagnosis summary, plan approval request, the delivery told to the requester: one wake-up
+    assert wakeup["payload"]["count"] == 4
     deliver = next(e for e in captured if e["event"] == "ldflow.request.deliver")
     assert deliver["resource"]["prefect.resource.id"] == f"ldflow.request.{r.id}"
     assert deliver["payload"]["to_state"] == "delivered"

@@ -187,7 +187,8 @@ WRITES: list[tuple[str, Any]] = [
     ("/requests/2/checkpoints/m1:P30D/result", {"value": 1}), ("/requests/2/measure", None),
     ("/requests/2/acknowledge", {}), ("/requests/2/decline", {"reason": "r"}), ("/requests/2/cancel", {"reason": "r"}),
     ("/requests/2/reopen", {"reason": "r"}), ("/requests/2/amend", {"reason": "r", "title": "New title"}),
-    ("/requests/2/notes", {"text": "hello"}),
+    ("/requests/2/notes", {"text": "hello"}), ("/requests/2/companions", {"kind": "job_aid"}),
+    ("/requests/2/companions/c1/done", {}), ("/requests/2/companions/c1/drop", {"reason": "r"}),
 ]
 
 
@@ -236,7 +237,8 @@ def test_the_openapi_document_covers_every_operation_with_the_cli_models(api: Ap
     document = ok(api.client.get(f"{API}/openapi.json"))
     operations = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     assert {("GET", p.split("?")[0].replace("/1", "/{request_id}")) for p in READS} <= operations
-    assert {("POST", p.replace("/2", "/{request_id}").replace("m1:P30D", "{key}")) for p, _ in WRITES} <= operations
+    assert {("POST", p.replace("/2", "/{request_id}").replace("m1:P30D", "{key}").replace("/c1/", "/{piece}/"))
+            for p, _ in WRITES} <= operations
     schemas = document["components"]["schemas"]
     assert {"Intake", "Diagnosis", "MeasurementPlan", "Amendment", "TrainingRequest", "ApiError"} <= set(schemas)
     assert "HTTPValidationError" not in schemas

@@ -21,7 +21,7 @@ from connectors.email.render import (
     message_id_for,
     render,
 )
-from states import responses, stalls
+from states import companions, followups, responses, stalls
 from states.models import (
     Acknowledgement,
     CheckpointResult,
@@ -43,8 +43,10 @@ from tests.builders import (
     ack_data,
     approval_data,
     brief_data,
+    companion_data,
     delivery_data,
     diagnosis_data,
+    emailed_steps,
     intake_data,
     plan_data,
     reason_data,
@@ -143,6 +145,34 @@ def _declined_and_redirected() -> tuple[Notification, ...]:
         _commit(request)
     responses.request_plan_changes(request, 1, request.intake.sponsor.email, "Add the churn rate.", T0)
     out += _commit(request)
+    return tuple(out) + _mixed()
+
+
+def _mixed() -> tuple[Notification, ...]:
+    """Request 8: redirected with two companion pieces, measured, acknowledged with an emailed action
+    step, then a follow-up pass after every date: each owner told, then reminded once."""
+    out: list[Notification] = []
+    request = TrainingRequest.submit(parse(Intake, intake_data()), T0)
+    request.id = 8
+    _commit(request)
+    for command, model, data in [*APPROVED, ("redirect", Redirect, redirect_data())]:
+        getattr(request, command)(parse(model, data), T0)
+        _commit(request)
+    for data in (companion_data(), companion_data(kind="design", what="a 30-minute practice",
+                                                  owner={"name": "Bea Brown", "email": "bea.brown@example.org"})):
+        companions.add(request, parse(companions.CompanionPiece, data), T0)
+        out += _commit(request)
+    request.deliver(parse(Delivery, delivery_data()), T0)
+    _commit(request)
+    at = max(c.due_at for c in request.checkpoints) + timedelta(days=1)
+    for checkpoint in request.checkpoints:
+        request.record_result(checkpoint.key, parse(CheckpointResult, result_data(RESULTS[checkpoint.item_id])), at)
+    request.measure(at)
+    request.acknowledge(parse(Acknowledgement, emailed_steps()), at)
+    out += [n for n in _commit(request) if n.template != "results_report"]
+    assert followups.remind(request, datetime(2028, 1, 2, 9, tzinfo=UTC), timedelta(days=3)) == 3
+    out += _commit(request)
+    assert followups.remind(request, datetime(2028, 1, 3, 9, tzinfo=UTC), timedelta(days=3)) == 0
     return tuple(out)
 
 
@@ -167,6 +197,11 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "redirect_assigned": {},
     "plan_changes_requested": {"plan_version": 1, "comment": "Add churn.", "by": "pat@example.org"},
     "checkpoint_missed": {"item": {}, "checkpoint": {}},
+    "companion_assigned": {"piece": {"what": "a decision card", "kind_label": "Job aid", "due": "2027-01-15"}},
+    "companion_reminder": {"piece": {"what": "a decision card", "kind_label": "Job aid", "due": "2027-01-15"}},
+    "action_step_assigned": {"step": {"step": "add LAER to onboarding"}},
+    "action_step_reminder": {"step": {"step": "add LAER to onboarding", "due": "2027-01-15"}},
+    "request_delivered": {},
 }
 
 

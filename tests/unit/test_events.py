@@ -17,9 +17,11 @@ from tests.builders import (
     SPONSOR,
     approval_data,
     brief_data,
+    companion_data,
     delivery_data,
     diagnosis_data,
     drive_to,
+    emailed_steps,
     plan_data,
     reason_data,
     record_when_due,
@@ -94,8 +96,17 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     answered = drive_to(memory_service, "delivered")
     memory_service.record(answered.id, "m2:P1D", result_data(4.0), ACTOR)
     memory_service.change_answer(answered.id, "m2:P1D", result_data(4.5), ACTOR)
+    mixed = drive_to(memory_service, "redirected", path="redirect")  # a solution mix
+    for what in ("a decision card", "a 30-minute practice", "a bonus-scheme fix"):
+        memory_service.add_companion(mixed.id, companion_data(what=what), ACTOR)
+    memory_service.complete_companion(mixed.id, "c1", "printed and handed out", ACTOR)
+    memory_service.drop_companion(mixed.id, "c2", reason_data("the card covers it"), ACTOR)
+    stepped = drive_to(memory_service, "measured")
+    memory_service.acknowledge(stepped.id, emailed_steps(), ACTOR)
+    clock.set(datetime(2027, 12, 30, 9, tzinfo=UTC))
+    assert memory_service.remind_owners(ACTOR, timedelta(days=3)) == {"reminded": 2, "conflicts": 0}
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id,
-                             asked.id, answered.id)
+                             asked.id, answered.id, mixed.id, stepped.id)
                for r in memory_service.history(rid)]
     seen = set()
     for record in records:

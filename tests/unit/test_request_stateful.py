@@ -8,7 +8,9 @@ unless re-opened by the documented transition (acknowledged never), the
 sponsor of the moment (after any amendment) is the one who may approve a
 pending plan, a successful command adds exactly 1 to the version, and a
 refused one changes nothing at all; one approved plan version is in force at a time (approved
-versions only grow; a revision waits beside it) and the open checkpoints follow the plan in force.
+versions only grow; a revision waits beside it) and the open checkpoints follow the plan in force;
+the pieces of a solution mix are unique, closed once (a dropped one with its reason), none open in a
+cancelled request, each added and reminded at most once in its pass, and none in a received request.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from connectors.testing import InMemoryStore
-from states import amendments, lifecycle, reopening
+from states import amendments, companions, followups, lifecycle, reopening
 from states.amendments import Amendment
 from states.errors import InvalidInput, InvalidTransition, LdflowError, NotFound, TransitionRefused
 from states.lifecycle import EVENT_OF, TERMINAL, TRANSITIONS, State, Trigger
@@ -49,8 +51,10 @@ from tests.builders import (
     ack_data,
     brief_data,
     cause_checks,
+    companion_data,
     delivery_data,
     diagnosis_data,
+    emailed_steps,
     intake_data,
     plan_data,
     plan_item,
@@ -81,7 +85,15 @@ DELIVERIES = st.sampled_from([delivery_data(), {}, delivery_data(days=0), {"star
 RESULTS = st.sampled_from([result_data(70.0), result_data(55.5, note="manager estimate"),
                            result_data(None, "nobody answered", note="two reminders sent"), {}])
 ACKS = st.sampled_from([ack_data(), {}, ack_data(recap=[]),
-                        ack_data(action_plan=[{"step": "follow up in Q3"}])])
+                        ack_data(action_plan=[{"step": "follow up in Q3"}]), emailed_steps()])
+# Companion pieces: valid ones (an id given or not, a near due date), an unknown kind, an invalid owner address.
+PIECES = st.sampled_from([
+    companion_data(), companion_data(kind="design", what="a 30-minute practice", due="2026-03-10"),
+    companion_data(id="card", kind="incentive_change", what="fix the bonus scheme"),
+    companion_data(kind="webinar"),  # invalid input: unknown kind
+    companion_data(owner={"name": "Ana", "email": "ana lopez"}),  # invalid input: the owner's address
+])
+PIECE_IDS = st.sampled_from(["c1", "c2", "card", "c9"])
 REASONS = st.sampled_from([{"reason": "budget frozen"}, {"reason": "merged with another request"}, {},
                            {"reason": ""}, {"reason": "   "}, {"why": "x"}])
 _NEW_SPONSOR = {"name": "Lee Park", "email": "lee.park@example.org"}
@@ -226,6 +238,10 @@ class RequestLifecycle(RuleBasedStateMachine):
     def time_passes(self, days: int) -> None:
         self.now += timedelta(days=days)
 
+    @rule(days=st.integers(1, 6))
+    def a_few_days_pass(self, days: int) -> None:  # so that a piece's reminder window is reached
+        self.now += timedelta(days=days)
+
     @rule()
     def send_due_checkpoints(self) -> None:
         for c in self.store.get(self.rid).due_checkpoints(self.now):
@@ -256,6 +272,24 @@ class RequestLifecycle(RuleBasedStateMachine):
     def amend(self, data: dict[str, Any]) -> None:
         if self.run(lambda r, at: amendments.amend(r, parse(Amendment, data), at)):
             event("amended")
+
+    @rule(data=PIECES)
+    def add_companion(self, data: dict[str, Any]) -> None:
+        if self.run(lambda r, at: companions.add(r, parse(companions.CompanionPiece, data), at)):
+            event("companion piece added")
+
+    @rule(piece=PIECE_IDS, outcome=st.sampled_from(["", "printed"]))
+    def complete_companion(self, piece: str, outcome: str) -> None:
+        self.run(lambda r, at: companions.done(r, piece, outcome, at))
+
+    @rule(piece=PIECE_IDS, why=st.sampled_from(["not needed after all", "", "  "]))
+    def drop_companion(self, piece: str, why: str) -> None:
+        self.run(lambda r, at: companions.drop(r, piece, why, at))
+
+    @rule()
+    def remind_owners(self) -> None:
+        if self.run(lambda r, at: followups.remind(r, at, timedelta(days=3)) > 0):
+            event("an owner reminded")
 
     @rule(text=st.sampled_from(["Sponsor called: budget confirmed.", "   ", ""]))
     def add_note(self, text: str) -> None:
@@ -323,6 +357,26 @@ class RequestLifecycle(RuleBasedStateMachine):
             pairs = {(i.id, o) for i in request.plan.items for o in i.checkpoints}
             assert all((c.item_id, c.offset) in pairs for c in request.checkpoints if not c.closed)
 
+
+        # a solution mix: pieces unique, closed once, none open once cancelled, none before the diagnosis
+        pieces = request.companions
+        assert len({c.id for c in pieces}) == len(pieces)
+        for c in pieces:
+            assert (c.status == companions.CompanionStatus.OPEN) == (c.closed_at is None)
+            assert c.status != companions.CompanionStatus.DROPPED or c.reason
+            assert c.reminder == "none" if c.status != companions.CompanionStatus.OPEN else c.reminder != "none"
+        if request.state == State.CANCELLED:
+            assert not companions.open_pieces(request)
+        if request.state == State.RECEIVED:
+            assert pieces == []
+        this_pass = history[max((i for i, e in enumerate(history) if e.type == "reopened"), default=-1) + 1:]
+        added = [e.payload["piece"]["id"] for e in this_pass if e.type == "companion_added"]
+        assert sorted(added) == sorted(c.id for c in pieces)
+        reminded = [e.payload["piece"] for e in this_pass if e.type == "companion_reminded"]
+        assert len(reminded) == len(set(reminded)) and set(reminded) == {c.id for c in pieces if c.reminder == "sent"
+                                                                             or (c.closed_at and c.id in reminded)}
+        steps = [e.payload["step"] for e in this_pass if e.type == "action_step_reminded"]
+        assert len(steps) == len(set(steps))
 
         # the one who may approve a pending plan is the sponsor of the moment, and nobody else
         if request.plan is not None and request.plan_approved_by is None and request.state in (

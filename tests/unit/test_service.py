@@ -54,7 +54,8 @@ def test_design_path_history_and_messages(memory_service: Service) -> None:
                      "checkpoint_scheduled", "checkpoint_scheduled", "checkpoint_scheduled",
                      "result_recorded", "result_recorded", "result_recorded", "measured", "acknowledged"]
     assert sorted(outbox(memory_service).values()) == ["diagnosis_summary", "intake_acknowledgement",
-                                                         "plan_approval_request", "results_report"]
+                                                         "plan_approval_request", "request_delivered",
+                                                         "results_report"]
     report = memory_service.store.outbox["1:results_report"].notification  # type: ignore[attr-defined]
     assert {r["email"] for r in report["to"]} == {"sam.sponsor@example.org", "rita.requester@example.org",
                                                   "hana.hr@example.org"}

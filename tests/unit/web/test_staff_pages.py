@@ -183,3 +183,25 @@ def test_next_step_reads_the_guards() -> None:
     action, missing = boards.next_step(request)
     assert action == "diagnose" and any("observable action" in m for m in missing)
     assert boards.attention(request, datetime.now(UTC)) == []
+
+
+def test_a_solution_mix_through_the_forms_and_on_the_page(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "diagnosed").id
+    client = web.client("partner")
+    html = client.get(f"/requests/{rid}").text
+    shown = re.findall(rf'<form method="post" action="/requests/{rid}/(\w+)"', html)
+    assert {"add_companion", "complete_companion", "drop_companion"} <= set(shown)
+    version = web.app.service.show(rid).version
+    piece = {"version": str(version), "kind": "job_aid", "what": "a decision card", "owner.name": "Ana Lopez",
+             "owner.email": "ana.lopez@example.org", "due": "2027-12-31"}
+    bad = post_form(client, f"/requests/{rid}/add_companion", {**piece, "kind": "webinar"})
+    assert bad.status_code == 400 and "kind" in bad.text and web.app.service.show(rid).version == version
+    assert post_form(client, f"/requests/{rid}/add_companion", piece).status_code in (200, 303)
+    version += 1
+    assert post_form(client, f"/requests/{rid}/drop_companion",
+                     {"version": str(version), "piece": "c1", "reason": ""}).status_code == 409
+    assert post_form(client, f"/requests/{rid}/complete_companion",
+                     {"version": str(version), "piece": "c1", "note": "printed"}).status_code in (200, 303)
+    page = client.get(f"/requests/{rid}").text
+    assert ">Companion pieces (the solution mix)" in page and "a decision card" in page and "printed" in page
+    assert [c.status.value for c in web.app.service.show(rid).companions] == ["done"]
