@@ -13,7 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
+from connectors.ports import (
+    AuditRecord,
+    BoardPage,
+    BoardQuery,
+    ListFilter,
+    RequestStore,
+    RequestSummary,
+    VerifyReport,
+)
 from flows import attribution
 from flows.clock import Clock, SystemClock
 from states import amendments, reopening, responses, stalls
@@ -339,6 +347,13 @@ class Service:
 
     def history(self, request_id: int) -> list[AuditRecord]:
         return self.store.history(_known(request_id))
+
+    def recent_history(self, request_id: int, limit: int) -> tuple[list[AuditRecord], int]:
+        """The newest ``limit`` events (oldest first) and the length of the whole history."""
+        return self.store.recent_history(_known(request_id), limit)
+
+    def board(self, query: BoardQuery) -> BoardPage:
+        return self.store.board(query)
 
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
         return self.store.list(flt)

@@ -32,12 +32,14 @@ from sqlalchemy import (
 )
 
 from connectors.db import audit, event_outbox
+from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
-from connectors.ports import AuditRecord, OutboxStatus, VerifyReport
+from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
+from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
@@ -58,10 +60,14 @@ _GET_FOR_UPDATE = (select(requests.c.version, requests.c.document, audit.HEAD_SE
 _EXISTS = select(requests.c.id).where(requests.c.id == bindparam("request_id"))
 _HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("request_id"))
             .order_by(audit_events.c.seq))
+# The card columns are derived from the document (states/card.py); in_state_since moves only on a transition.
 _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
-                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document")))
+                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document"),
+                 in_state_since=func.coalesce(bindparam("b_since", type_=requests.c.in_state_since.type),
+                                              requests.c.in_state_since),
+                 owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -157,6 +163,7 @@ class SqlStore:
             title=request.intake.title, state=request.state.value, version=1,
             requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
             created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
+            in_state_since=request.created_at,
         ).returning(requests.c.id)).scalar_one()
         self._write_effects(conn, request, actor, new=True)
         return request
@@ -185,9 +192,13 @@ class SqlStore:
             select(requests.c.head_seq).where(requests.c.id == request.id)).scalar() or 0
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
+        card = facts(request)
+        moved = any(e.to_state for e in request.pending_events())
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
-                                      "b_document": document})
+                                      "b_document": document, "b_since": at if moved else None,
+                                      "b_owners": json.dumps(list(card.owners)), "b_next": card.next_action,
+                                      "b_missing": json.dumps(list(card.missing))})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -255,6 +266,16 @@ class SqlStore:
                 raise NotFound(f"request {request_id}")
             rows = conn.execute(_HISTORY, {"request_id": request_id}).all()
         return [audit.to_record(r) for r in rows]
+
+    def recent_history(self, request_id: int, limit: int) -> tuple[list[AuditRecord], int]:
+        with read_transaction(self.engine) as conn:
+            if conn.execute(_EXISTS, {"request_id": request_id}).first() is None:
+                raise NotFound(f"request {request_id}")
+            return boards.recent_history(conn, request_id, limit)
+
+    def board(self, query: BoardQuery) -> BoardPage:
+        with read_transaction(self.engine) as conn:
+            return boards.board(conn, query)
 
     def counts_by_state(self) -> dict[str, int]:
         with read_transaction(self.engine) as conn:

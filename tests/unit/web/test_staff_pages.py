@@ -89,6 +89,11 @@ def test_actions_shown_are_the_ones_the_lifecycle_allows(web: WebRig) -> None:
     rid = drive_to(web.app.service, "received").id
     html = web.client("partner").get(f"/requests/{rid}").text
     shown = re.findall(rf'<form method="post" action="/requests/{rid}/(\w+)"', html)
+    # the table allows approve_plan too, but with no plan drafted there is nothing to approve
+    assert shown == ["diagnose", "decline", "cancel", "draft_plan", "add_note", "amend"]
+    web.app.service.draft_plan(rid, plan_data(), ACTOR)
+    html = web.client("partner").get(f"/requests/{rid}").text
+    shown = re.findall(rf'<form method="post" action="/requests/{rid}/(\w+)"', html)
     assert shown == ["diagnose", "decline", "cancel", "draft_plan", "approve_plan", "add_note", "amend"]
 
 
@@ -183,3 +188,16 @@ def test_next_step_reads_the_guards() -> None:
     action, missing = boards.next_step(request)
     assert action == "diagnose" and any("observable action" in m for m in missing)
     assert boards.attention(request, datetime.now(UTC)) == []
+
+
+def test_a_long_history_shows_its_newest_entries_and_links_to_the_whole(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    for n in range(60):
+        web.app.service.add_note(rid, f"note number {n}", ACTOR)
+    client = web.client("viewer")
+    html = client.get(f"/requests/{rid}").text
+    assert "61 entries" in html and "The newest 50 are shown; 11 earlier entries are not." in html
+    assert "note number 59" in html and "note number 9<" not in html and "note number 10" in html
+    assert html.count('<li><span class="when">') == 50
+    whole = client.get(f"/requests/{rid}?history=all").text
+    assert whole.count('<li><span class="when">') == 61 and "earlier entr" not in whole
