@@ -18,7 +18,7 @@ from states.card import next_step as next_step
 from states.card import owners as owners
 from states.checkpoints import CheckpointStatus
 from states.errors import FieldError, InvalidInput
-from states.lifecycle import State
+from states.lifecycle import TERMINAL, State
 from states.request import TrainingRequest
 
 if TYPE_CHECKING:
@@ -110,6 +110,9 @@ class Board:
     pages: int
     filter: BoardFilter
     sponsors: list[str]
+    #: the terminal states' counts, shown as one narrow column of links when no state is filtered
+    #: (their cards are a filter away); empty when states are filtered (each gets its own column)
+    closed: list[Column] = field(default_factory=list)
 
 
 def attention(request: TrainingRequest, now: datetime) -> list[str]:
@@ -148,19 +151,22 @@ def board(app: App, flt: BoardFilter) -> Board:
     One store read (``RequestStore.board``): counts per column, the page's cards from the facts kept on
     each request's row, the sponsors; no document and no history is loaded."""
     now = app.now()
-    order = [s.value for s in ORDER]
+    collapse = not flt.states  # the terminal columns hold most requests and no work: counts only
+    order = [s.value for s in ORDER if not (collapse and s in TERMINAL)]
     query = BoardQuery(order=order, states=flt.states, requester=flt.requester or None, sponsor=flt.sponsor or None,
                        owner=flt.owner or None, text=flt.q or None,
                        needs_attention_before=now - timedelta(days=UNANSWERED_DAYS) if flt.attention else None,
                        limit=flt.per_page, offset=(flt.page - 1) * flt.per_page)
     found = app.service.board(query)
     total = sum(found.counts.values())
-    pages = max(1, -(-total // flt.per_page))
+    pages = max(1, -(-sum(found.counts.get(s, 0) for s in order) // flt.per_page))
     if flt.page > pages:  # past the end: the last page, as before
         found = app.service.board(replace(query, offset=(pages - 1) * flt.per_page))
     cards: dict[str, list[Card]] = {}
     for row in found.rows:
         cards.setdefault(row.state, []).append(_card(row, now))
-    states = [s for s in ORDER if not flt.states or s.value in flt.states]
+    states = [s for s in ORDER if s.value in order and (not flt.states or s.value in flt.states)]
+    closed = [Column(s.value, found.counts.get(s.value, 0)) for s in ORDER if collapse and s in TERMINAL]
     return Board(columns=[Column(s.value, found.counts.get(s.value, 0), cards.get(s.value, [])) for s in states],
-                 total=total, page=min(flt.page, pages), pages=pages, filter=flt, sponsors=found.sponsors)
+                 total=total, page=min(flt.page, pages), pages=pages, filter=flt, sponsors=found.sponsors,
+                 closed=closed)

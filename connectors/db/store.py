@@ -82,6 +82,9 @@ def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequen
     return stmt.bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
+# Requests per state (the board's counts): +1 on add, -1/+1 on a state change, in the change's transaction.
+_COUNT = text('INSERT INTO request_counts (state, n) VALUES (:state, :d) '
+              'ON CONFLICT (state) DO UPDATE SET n = request_counts.n + excluded.n')
 _INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], TextClause] = {}
 _CHECKPOINT_UPSERT = _insert_or(
     checkpoints, ["key", "request_id", "item_id", "offset", "due_at", "status", "sent_at", "reminders_sent",
@@ -165,6 +168,7 @@ class SqlStore:
             created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
             in_state_since=request.created_at,
         ).returning(requests.c.id)).scalar_one()
+        conn.execute(_COUNT, {"state": request.state.value, "d": 1})
         self._write_effects(conn, request, actor, new=True)
         return request
 
@@ -193,7 +197,8 @@ class SqlStore:
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
         card = facts(request)
-        moved = any(e.to_state for e in request.pending_events())
+        moves = [e for e in request.pending_events() if e.to_state]
+        moved = bool(moves)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
                                       "b_document": document, "b_since": at if moved else None,
@@ -203,6 +208,9 @@ class SqlStore:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
             raise Conflict(request.id, expected, actual)
+        if moves and not new and moves[0].from_state != moves[-1].to_state:
+            conn.execute(_COUNT, [{"state": State(moves[0].from_state).value, "d": -1},
+                                  {"state": State(moves[-1].to_state).value, "d": 1}])
         if request.checkpoints:  # no statement for a request without checkpoints (most transitions)
             rows = _timer_rows(request.id, request.checkpoints)
             changed = rows if timers is None else [r for r in rows if r not in timers]

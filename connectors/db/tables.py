@@ -54,6 +54,15 @@ requests = Table(
     Index("ix_requests_sponsor", "sponsor_email"),
 )
 
+# How many requests are in each state, kept by the store in the transaction of every add and state change
+# (the board's column counts without counting 100,000 rows; migration 0007 fills it).
+request_counts = Table(
+    "request_counts",
+    metadata,
+    Column("state", String(20), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 # Append-only, hash-chained history. UPDATE and DELETE are refused by triggers
 # (see migrations); `seq` is assigned by the writer holding the chain lock, so
 # the primary key itself forbids a fork.

@@ -199,6 +199,11 @@ def test_the_board_and_its_filters(served: tuple[str, App, Path], browser: Any) 
     page = _page(browser)
     _sign_in(page, base, PARTNER)
     page.screenshot(path=str(shots / "05-board-1280.png"), full_page=True)
+    # every column fits at 1280 px: no horizontal scroll of the page or of the columns
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate("(() => { const c = document.querySelector('.columns'); "
+                         "return c.scrollWidth <= c.clientWidth; })()")
+    assert page.locator("section.column.closed li").count() == 3
     assert page.locator("script:has-text('board')").count() == 0
     assert "<script>alert('board')</script>" in page.inner_text(f"article[data-id='{ids['c']}'] h3")
     page.fill("#f-q", "expense")

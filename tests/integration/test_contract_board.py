@@ -101,3 +101,15 @@ def test_recent_history_is_the_newest_events_oldest_first(any_store, clock: Fixe
     everything = any_store.history(rid)
     assert any_store.recent_history(rid, 3) == (everything[-3:], 7)
     assert any_store.recent_history(rid, 50) == (everything, 7)
+
+
+def test_the_kept_counts_follow_every_transition_and_reopening(any_store, clock: FixedClock) -> None:
+    """Unfiltered, SqlStore reads the counts it keeps per state; they must equal the rows counted."""
+    service = Service(any_store, clock)
+    ids = _fill(service, clock)
+    drive_to(service, "acknowledged", request_id=ids["d1"])
+    service.reopen(ids["x1"], {"reason": "budget found"}, ACTOR)
+    expected = any_store.counts_by_state()
+    assert any_store.board(BoardQuery(order=ORDER)).counts == expected
+    assert any_store.board(BoardQuery(order=ORDER, states=("received",))).counts == {"received": expected["received"]}
+    assert sum(expected.values()) == 4

@@ -51,6 +51,8 @@ def test_the_backfill_writes_what_the_store_writes(tmp_path: Path) -> None:
     migrated = _select(old, CARD)
     assert migrated[:2] == _select(scratch, CARD)
     assert migrated[2][0] == 9 and migrated[2][2:] == (None, None, None)
+    with old.connect() as conn:
+        assert dict(conn.execute(text("SELECT state, n FROM request_counts")).all()) == {"received": 2, "delivered": 1}
 
     store = SqlStore(old)
     page = store.board(BoardQuery(order=[s.value for s in State]))

@@ -26,14 +26,33 @@ def test_the_board_shows_columns_in_the_lifecycle_order_and_a_card_per_request(w
     delivered = drive_to(web.app.service, "delivered").id
     html = web.client("viewer").get("/").text
     columns = re.findall(r'<section class="column state-(\w+)[" ]', html)
-    assert columns == ["received", "diagnosed", "redirected", "designed", "delivered", "measured", "acknowledged",
-                       "declined", "cancelled"]
+    assert columns == ["received", "diagnosed", "redirected", "designed", "delivered", "measured"]
     assert set(_cards(html)) == {received, delivered}
     card = html[html.index(f'data-id="{received}"'):]
     card = card[:card.index("</article>")]
     assert "Coaching for new managers" in card and SPONSOR in card and "rita.requester@example.org" in card
     assert "<strong>Next:</strong> diagnose" in card and "at least one observable action" in card
     assert "In state" in card and "just now" in card
+    # the missing items collapsed to a count, each one inside the <details>
+    missing = web.app.service.show(received)
+    action, items = boards.next_step(missing)
+    assert f"<summary>{len(items)} still missing</summary>" in card and card.count("<li>") == len(items)
+
+
+def test_the_terminal_states_are_one_column_of_counts_linking_to_their_cards(web: WebRig) -> None:
+    done = drive_to(web.app.service, "acknowledged").id
+    declined = drive_to(web.app.service, "declined").id
+    open_one = web.app.service.submit(intake_data(), ACTOR).id
+    client = web.client("viewer")
+    html = client.get("/").text
+    assert _cards(html) == [open_one] and "3 requests" in html
+    closed = html[html.index('aria-label="closed"'):]
+    closed = closed[:closed.index("</section>")]
+    for state, n in (("acknowledged", 1), ("declined", 1), ("cancelled", 0)):
+        assert re.search(rf'href="/\?state={state}">{state.title()}</a> <span class="count">{n}</span>', closed)
+    assert _cards(client.get("/?state=acknowledged").text) == [done]
+    both = client.get("/?state=acknowledged,declined").text
+    assert set(_cards(both)) == {done, declined} and 'aria-label="closed"' not in both
 
 
 def test_board_filters_state_sponsor_owner_requester_text_and_attention(web: WebRig) -> None:

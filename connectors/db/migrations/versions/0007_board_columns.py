@@ -4,7 +4,8 @@ Revision ID: 0007_board_columns
 Revises: 0006_web_users
 
 Adds ``in_state_since``, ``owners``, ``next_action`` and ``missing`` to ``requests`` (kept by the store on
-every save, see ``states/card.py``) and backfills them for the existing rows: the facts from each
+every save, see ``states/card.py``) and the ``request_counts`` table (requests per state, kept by the
+store on every add and state change), and backfills both for the existing rows: the facts from each
 document, the time of the newest transition from the history (else the creation). The history is
 only read; a row whose document cannot be read keeps NULLs (the board shows it without them).
 """
@@ -30,6 +31,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('owners', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('next_action', sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column('missing', sa.Text(), nullable=True))
+    op.create_table('request_counts',
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('state')
+    )
+    op.execute("INSERT INTO request_counts (state, n) SELECT state, count(*) FROM requests GROUP BY state")
     _backfill(op.get_bind())
 
 
@@ -74,6 +81,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('request_counts')
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_column('missing')
         batch_op.drop_column('next_action')
