@@ -20,7 +20,7 @@ from connectors.loader import load_file
 from flows import bootstrap
 from flows.bootstrap import App
 from flows.settings import Settings
-from tests.builders import ACTOR, intake_data
+from tests.builders import ACTOR, drive_to, intake_data
 from tests.web_support import CHEAP, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
@@ -196,6 +196,9 @@ def test_the_board_and_its_filters(served: tuple[str, App, Path], browser: Any) 
            for name, title, sponsor in (("a", "Objection handling for renewals", "ann@northwind.example"),
                                         ("b", "Expense policy refresher", "bo@northwind.example"),
                                         ("c", "<script>alert('board')</script>", "bo@northwind.example"))}
+    for state, path in (("diagnosed", "design"), ("redirected", "redirect"), ("designed", "design"),
+                        ("delivered", "design"), ("measured", "design"), ("declined", "design")):
+        drive_to(s, state, path=path, intake=intake_data(title=f"Coaching request now {state}"))
     page = _page(browser)
     _sign_in(page, base, PARTNER)
     page.screenshot(path=str(shots / "05-board-1280.png"), full_page=True)
