@@ -178,7 +178,7 @@ class Service:
         (``admin``: the entry point has checked the actor's role) with ``reason``, shown as such."""
         approval = parse(PlanApproval, data, source)
         who = _actor(actor)
-        person = attribution.split(who)[0]  # "Ann (via api)" approves as Ann
+        person = attribution.person(who)  # the channel is the events' via; an old-style "Ann (via api)" is Ann
         return self._change(request_id, who, expect_version,
                             lambda r, at: r.approve_plan(approval, at, person, admin))
 

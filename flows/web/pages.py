@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from connectors.ports import User
 from flows import board as boards
 from flows import queries
+from flows.attribution import shown
 from flows.bootstrap import App
 from flows.timeline import summarize
 from flows.web import forms
@@ -68,7 +69,7 @@ def _request_context(app: App, request_id: int, user: User, whole_history: bool 
         total = len(records)
     else:
         records, total = app.service.recent_history(request_id, HISTORY_SHOWN)
-    history = [(rec, summarize(rec), str(rec.payload.get("via", ""))) for rec in records]
+    history = [(rec, summarize(rec), shown(rec.actor, rec.payload.get("via"))) for rec in records]
     report = queries.stakeholder_report(app, request_id, r) if allows(Command.REPORT, r.state) else None
     action, missing = boards.next_step(r)
     return {"r": r, "history": history, "report": report, "actions": forms.shown(r), "next_action": action,

@@ -178,7 +178,7 @@ def test_a_request_from_received_to_acknowledged_in_the_browser(served: tuple[st
     assert _state(page) == "acknowledged"
     page.screenshot(path=str(shots / "03-request-1280.png"), full_page=True)
     history = page.inner_text("ol.timeline")
-    assert f"by {PARTNER} via web" in history and "acknowledged (measured → acknowledged)" in history
+    assert f"by {PARTNER} (via web)" in history and "acknowledged (measured → acknowledged)" in history
     r = app.service.show(rid)
     assert r.state.value == "acknowledged" and r.plan_approval_recorded_by == ADMIN
     narrow = _page(browser, 390)

@@ -164,7 +164,7 @@ def test_a_web_write_is_the_signed_in_users_via_web(web: WebRig) -> None:
     assert response.status_code == 303 and response.headers["location"] == f"/requests/{rid}?done=add_note"
     last = web.app.service.history(rid)[-1]
     assert (last.actor, last.payload["via"], last.payload["text"]) == (PARTNER, "web", "Called the sponsor.")
-    assert f"by {PARTNER} via web" in client.get(f"/requests/{rid}").text
+    assert f"by {PARTNER} (via web)" in client.get(f"/requests/{rid}").text
 
 
 def _ready_to_approve(web: WebRig) -> int:
