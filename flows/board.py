@@ -2,23 +2,23 @@
 
 Each card says where the request stands: its people, how long it has been in its state, the next
 action and what that action still needs — the guards' own words, asked with nothing given (what
-the next command would refuse for today). The web app's board renders :func:`board`; nothing here
-writes.
+the next command would refuse for today; :mod:`states.card`, kept on the request's row by the
+store). The web app's board renders :func:`board`; nothing here writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from connectors.ports import ListFilter, RequestSummary
-from states import guards
+from connectors.ports import BoardQuery, BoardRow
+from states.card import next_step as next_step
+from states.card import owners as owners
 from states.checkpoints import CheckpointStatus
 from states.errors import FieldError, InvalidInput
-from states.lifecycle import State
-from states.models import Acknowledgement, Delivery, DesignBrief, Diagnosis, Redirect
+from states.lifecycle import TERMINAL, State
 from states.request import TrainingRequest
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 ORDER: tuple[State, ...] = tuple(State)  # the lifecycle's order: received … acknowledged, then declined, cancelled
 UNANSWERED_DAYS = 14  # a survey sent this long ago and still open needs someone's attention
 MAX_PER_PAGE = 200
-_SCAN = 500  # summaries read per round while filtering
 
 
 @dataclass(frozen=True)
@@ -111,51 +110,25 @@ class Board:
     pages: int
     filter: BoardFilter
     sponsors: list[str]
-
-
-def owners(request: TrainingRequest) -> tuple[str, ...]:
-    """Who owns the work: the redirect's owner and the owners of the plan's items, each once."""
-    found: list[str] = []
-    if request.redirect_record is not None and request.redirect_record.owner is not None:
-        found.append(request.redirect_record.owner.email)
-    if request.plan is not None:
-        found += [item.owner.email for item in request.plan.items]
-    return tuple(dict.fromkeys(e.lower() for e in found))
-
-
-def next_step(request: TrainingRequest) -> tuple[str, list[str]]:
-    """The next action on the main path and what its guard still misses today."""
-    state = request.state
-    if state == State.RECEIVED:
-        return "diagnose", guards.diagnose(request, Diagnosis())
-    if state == State.DIAGNOSED:
-        if request.plan is None or request.plan_approved_by is None:
-            unapproved = [m for m in guards.redirect(request, Redirect()) if m.startswith("an approved")]
-            verb = "draft" if request.plan is None else "approve"
-            return f"{verb} the measurement plan", unapproved
-        wants_redirect = bool(request.recommendations) and all(r.path != "design" for r in request.recommendations)
-        if wants_redirect:
-            return "redirect", guards.redirect(request, Redirect())
-        return "design", guards.design(request, DesignBrief())
-    if state in (State.DESIGNED, State.REDIRECTED):
-        return "deliver", guards.deliver(request, Delivery())
-    if state == State.DELIVERED:
-        return "measure", guards.measure(request)
-    if state == State.MEASURED:
-        return "acknowledge", guards.acknowledge(request, Acknowledgement())
-    return "", []
+    #: the terminal states' counts, shown as one narrow column of links when no state is filtered
+    #: (their cards are a filter away); empty when states are filtered (each gets its own column)
+    closed: list[Column] = field(default_factory=list)
 
 
 def attention(request: TrainingRequest, now: datetime) -> list[str]:
     """Why a person should look at this request now (empty when nothing is waiting on them)."""
-    reasons = [f"checkpoint {c.item_id}:{c.offset} needs review (too late to send)"
-               for c in request.checkpoints if c.status == CheckpointStatus.NEEDS_REVIEW]
+    reasons = _reasons([(c.item_id, c.offset, c.status.value, c.sent_at) for c in request.checkpoints], now)
+    return reasons + [f"companion piece {c.id} ({c.what}, {c.owner.name}) overdue since {c.due.isoformat()}"
+                      for c in request.companions if c.status.value == "open" and c.due < now.date()]
+
+
+def _reasons(open_checkpoints: Sequence[tuple[str, str, str, datetime | None]], now: datetime) -> list[str]:
     late = now - timedelta(days=UNANSWERED_DAYS)
-    reasons += [f"checkpoint {c.item_id}:{c.offset} unanswered since {c.sent_at:%Y-%m-%d}"
-                for c in request.checkpoints
-                if c.status == CheckpointStatus.SENT and c.sent_at is not None and c.sent_at < late]
-    reasons += [f"companion piece {c.id} ({c.what}, {c.owner.name}) overdue since {c.due.isoformat()}"
-                for c in request.companions if c.status.value == "open" and c.due < now.date()]
+    reasons = [f"checkpoint {item}:{offset} needs review (too late to send)"
+               for item, offset, status, _ in open_checkpoints if status == CheckpointStatus.NEEDS_REVIEW.value]
+    reasons += [f"checkpoint {item}:{offset} unanswered since {sent:%Y-%m-%d}"
+                for item, offset, status, sent in open_checkpoints
+                if status == CheckpointStatus.SENT.value and sent is not None and sent < late]
     return reasons
 
 
@@ -167,69 +140,35 @@ def _age(since: datetime, now: datetime) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}" if hours >= 1 else "just now"
 
 
-def in_state_since(app: App, request: TrainingRequest) -> datetime:
-    """When the request entered its state: its newest transition in the history (else its creation)."""
-    assert request.id is not None
-    for record in reversed(app.service.history(request.id)):
-        if record.to_state:
-            return datetime.fromisoformat(record.at.replace("Z", "+00:00"))
-    return request.created_at
-
-
-def card(app: App, request: TrainingRequest, now: datetime) -> Card:
-    assert request.id is not None
-    since = in_state_since(app, request)
-    action, missing = next_step(request)
-    return Card(id=request.id, title=request.intake.title, state=request.state.value, version=request.version,
-                requester=request.intake.requester.email, sponsor=request.intake.sponsor.email,
-                owners=owners(request), since=since, age=_age(since, now), next_action=action,
-                missing=tuple(missing), attention=tuple(attention(request, now)))
-
-
-def _candidates(app: App, flt: BoardFilter) -> list[RequestSummary]:
-    found: list[RequestSummary] = []
-    offset = 0
-    while True:
-        rows, total = app.service.list(ListFilter(states=flt.states, requester=flt.requester or None,
-                                                  sponsor=flt.sponsor or None, sort="-updated", limit=_SCAN,
-                                                  offset=offset))
-        found += rows
-        offset += len(rows)
-        if not rows or offset >= total:
-            return found
+def _card(row: BoardRow, now: datetime) -> Card:
+    reasons = _reasons(row.open_checkpoints, now)
+    return Card(id=row.id, title=row.title, state=row.state, version=row.version, requester=row.requester,
+                sponsor=row.sponsor, owners=row.owners, since=row.in_state_since, age=_age(row.in_state_since, now),
+                next_action=row.next_action, missing=row.missing, attention=tuple(reasons))
 
 
 def board(app: App, flt: BoardFilter) -> Board:
-    """The board for ``flt``: every matching request counted in its state's column, the page's cards shown."""
+    """The board for ``flt``: every matching request counted in its state's column, the page's cards shown.
+
+    One store read (``RequestStore.board``): counts per column, the page's cards from the facts kept on
+    each request's row, the sponsors; no document and no history is loaded."""
     now = app.now()
-    rows = _candidates(app, flt)
-    sponsors = sorted({r.sponsor for r in rows})
-    if flt.q:
-        needle = flt.q.lower()
-        rows = [r for r in rows if needle in r.title.lower() or needle == str(r.id)]
-    loaded: dict[int, TrainingRequest] = {}
-    if flt.owner or flt.attention:
-        kept = []
-        for r in rows:
-            request = loaded[r.id] = app.service.show(r.id)
-            if flt.owner and flt.owner not in owners(request):
-                continue
-            if flt.attention and not attention(request, now):
-                continue
-            kept.append(r)
-        rows = kept
-    rank = {s.value: i for i, s in enumerate(ORDER)}
-    rows.sort(key=lambda r: (rank[r.state], -r.updated_at.timestamp(), r.id))
-    pages = max(1, -(-len(rows) // flt.per_page))
-    page = min(flt.page, pages)
-    shown = rows[(page - 1) * flt.per_page: page * flt.per_page]
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.state] = counts.get(r.state, 0) + 1
+    collapse = not flt.states  # the terminal columns hold most requests and no work: counts only
+    order = [s.value for s in ORDER if not (collapse and s in TERMINAL)]
+    query = BoardQuery(order=order, states=flt.states, requester=flt.requester or None, sponsor=flt.sponsor or None,
+                       owner=flt.owner or None, text=flt.q or None,
+                       needs_attention_before=now - timedelta(days=UNANSWERED_DAYS) if flt.attention else None,
+                       limit=flt.per_page, offset=(flt.page - 1) * flt.per_page)
+    found = app.service.board(query)
+    total = sum(found.counts.values())
+    pages = max(1, -(-sum(found.counts.get(s, 0) for s in order) // flt.per_page))
+    if flt.page > pages:  # past the end: the last page, as before
+        found = app.service.board(replace(query, offset=(pages - 1) * flt.per_page))
     cards: dict[str, list[Card]] = {}
-    for r in shown:
-        request = loaded.get(r.id) or app.service.show(r.id)
-        cards.setdefault(r.state, []).append(card(app, request, now))
-    states = [s for s in ORDER if not flt.states or s.value in flt.states]
-    return Board(columns=[Column(s.value, counts.get(s.value, 0), cards.get(s.value, [])) for s in states],
-                 total=len(rows), page=page, pages=pages, filter=flt, sponsors=sponsors)
+    for row in found.rows:
+        cards.setdefault(row.state, []).append(_card(row, now))
+    states = [s for s in ORDER if s.value in order and (not flt.states or s.value in flt.states)]
+    closed = [Column(s.value, found.counts.get(s.value, 0)) for s in ORDER if collapse and s in TERMINAL]
+    return Board(columns=[Column(s.value, found.counts.get(s.value, 0), cards.get(s.value, [])) for s in states],
+                 total=total, page=min(flt.page, pages), pages=pages, filter=flt, sponsors=found.sponsors,
+                 closed=closed)

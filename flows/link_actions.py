@@ -3,8 +3,8 @@ link pages (``flows/web/links.py``).
 
 Each action opens one write transaction (``uow.transaction()``): it reads the link
 (``flows.links``), refuses a used single-use link, records the use (``tx.links``) and runs the
-command through the service in that transaction (``service.within(tx)``), as done by the person
-``(via link)``. The use and the action commit together; when the command refuses (or the link was
+command through the service in that transaction (``service.within(tx)``), as done by the person,
+``via`` ``link``. The use and the action commit together; when the command refuses (or the link was
 used meanwhile), neither is written.
 """
 
@@ -61,7 +61,7 @@ class LinkResponses:
         self.links = Links(app.settings)
 
     def _service(self, tx: Transaction) -> Service:
-        return self.app.service.within(tx)
+        return self.app.service.via("link").within(tx)
 
     def _open(self, read: Callable[[int], TrainingRequest], uses: Callable[[str], list[LinkUse]],
               token: str, purpose: Purpose, request_id: int) -> Opened:

@@ -28,7 +28,6 @@ from itsdangerous import BadData, URLSafeSerializer
 
 from connectors.keys import secret_key
 from connectors.ports import OutboxRow
-from flows.attribution import attributed
 from flows.settings import Settings
 from states.errors import LdflowError
 from states.notifications import Notification
@@ -113,8 +112,8 @@ class Link:
 
     @property
     def actor(self) -> str:
-        """Who acted, as the history records it: the person, through the link."""
-        return attributed(self.person, "link")  # "ann@example.org (via link)"
+        """Who acted, as the history records it: the person (the entries' ``via`` says ``link``)."""
+        return self.person
 
     @property
     def single_use(self) -> bool:

@@ -62,10 +62,12 @@ def requests_to_export(app: App, request_id: int | None = None) -> Iterator[Trai
     return requests
 
 
-def stakeholder_report(app: App, request_id: int) -> report.Report:
-    """The results report of a measured request: what ``acknowledge`` sends to the stakeholders."""
+def stakeholder_report(app: App, request_id: int, loaded: TrainingRequest | None = None) -> report.Report:
+    """The results report of a measured request: what ``acknowledge`` sends to the stakeholders
+    (of ``loaded`` when the caller has the request already, e.g. the request page)."""
     templates = app.settings.templates_dir
-    return report.build(app.service.show(request_id), templates_dir=str(templates) if templates else None)
+    request = loaded if loaded is not None and loaded.id == request_id else app.service.show(request_id)
+    return report.build(request, templates_dir=str(templates) if templates else None)
 
 
 def stakeholder_report_pdf(app: App, request_id: int) -> bytes:

@@ -13,7 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from connectors.ports import AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
+from connectors.ports import (
+    AuditRecord,
+    BoardPage,
+    BoardQuery,
+    ListFilter,
+    RequestStore,
+    RequestSummary,
+    VerifyReport,
+)
 from flows import attribution
 from flows.clock import Clock, SystemClock
 from states import amendments, companions, followups, reopening, responses, stalls
@@ -170,7 +178,7 @@ class Service:
         (``admin``: the entry point has checked the actor's role) with ``reason``, shown as such."""
         approval = parse(PlanApproval, data, source)
         who = _actor(actor)
-        person = attribution.split(who)[0]  # "Ann (via api)" approves as Ann
+        person = attribution.person(who)  # the channel is the events' via; an old-style "Ann (via api)" is Ann
         return self._change(request_id, who, expect_version,
                             lambda r, at: r.approve_plan(approval, at, person, admin))
 
@@ -369,6 +377,13 @@ class Service:
 
     def history(self, request_id: int) -> list[AuditRecord]:
         return self.store.history(_known(request_id))
+
+    def recent_history(self, request_id: int, limit: int) -> tuple[list[AuditRecord], int]:
+        """The newest ``limit`` events (oldest first) and the length of the whole history."""
+        return self.store.recent_history(_known(request_id), limit)
+
+    def board(self, query: BoardQuery) -> BoardPage:
+        return self.store.board(query)
 
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:
         return self.store.list(flt)

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.db.audit import AuditRecord
+from flows.attribution import shown
 from flows.views import STATE_STYLE, span, utc
 from states import events as ev
 from states.wording import plural, printable
@@ -185,8 +186,8 @@ def timeline(request_id: int, records: list[AuditRecord]) -> RenderableType:
         head.add_column(justify="right", no_wrap=True, min_width=5)
         head.add_column(no_wrap=True)
         head.add_column(overflow="fold")
-        via = f" [dim]via[/] {_t(rec.payload['via'])}" if rec.payload.get("via") else ""
-        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {_t(rec.actor)}{via}"))
+        who = _t(shown(rec.actor, rec.payload.get("via")))  # "Ann (via link)", old "(via api)" actors alike
+        head.add_row(str(rec.seq), utc(rec.at), Text.from_markup(f"{event}  [dim]by[/] {who}"))
         lines.append(head)
         what = summarize(rec)
         if what.strip():

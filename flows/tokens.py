@@ -4,7 +4,7 @@
 A token is ``ldf_`` and 32 random bytes (URL-safe base64). It is shown once, when it is made; the
 store keeps its SHA-256 only (the secret has 256 bits, so a fast hash is enough: nobody can guess
 one from its hash), its first characters to tell it apart in a list, the role it acts with and
-the owner recorded as the actor of its writes (``"<owner> (via api)"``).
+the owner recorded as the actor of its writes (their events' ``via`` is ``api``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from connectors.ports import ApiToken, TokenStore
-from flows.attribution import attributed
 from flows.clock import Clock
 from flows.service import valid_actor
 from states.errors import FieldError, InvalidInput, NotFound
@@ -65,8 +64,9 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """The actor recorded on the history entries of this caller's writes."""
-        return attributed(self.token.owner, "api")
+        """The actor recorded on the history entries of this caller's writes (the channel, ``api``, is
+        the entries' ``via``: the API's service is ``Service.via("api")``)."""
+        return self.token.owner
 
 
 class TokenService:

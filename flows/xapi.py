@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from flows import attribution
 from states import lifecycle
 from states.events import Delivered, Measured
 from states.lifecycle import State
@@ -102,7 +103,7 @@ def statement(request: TrainingRequest, event: Any, base: str | None = None) -> 
     payload = event.payload or {}
     out: dict[str, Any] = {
         "id": str(uuid.uuid5(NAMESPACE, f"statement:{event.hash}")),
-        "actor": _agent(event.actor, base),
+        "actor": _agent(attribution.person(event.actor), base),  # an old "Ann (via api)" is Ann
         "object": _activity(request, base),
         "context": _context(request, base),
         "timestamp": _timestamp(event.at),

@@ -32,12 +32,14 @@ from sqlalchemy import (
 )
 
 from connectors.db import audit, event_outbox
+from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
-from connectors.ports import AuditRecord, OutboxStatus, VerifyReport
+from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
+from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
 from states.companions import REMINDER_PENDING
 from states.errors import Conflict, NotFound
@@ -59,10 +61,14 @@ _GET_FOR_UPDATE = (select(requests.c.version, requests.c.document, audit.HEAD_SE
 _EXISTS = select(requests.c.id).where(requests.c.id == bindparam("request_id"))
 _HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("request_id"))
             .order_by(audit_events.c.seq))
+# The card columns are derived from the document (states/card.py); in_state_since moves only on a transition.
 _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
-                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document")))
+                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document"),
+                 in_state_since=func.coalesce(bindparam("b_since", type_=requests.c.in_state_since.type),
+                                              requests.c.in_state_since),
+                 owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -77,6 +83,9 @@ def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequen
     return stmt.bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
+# Requests per state (the board's counts): +1 on add, -1/+1 on a state change, in the change's transaction.
+_COUNT = text('INSERT INTO request_counts (state, n) VALUES (:state, :d) '
+              'ON CONFLICT (state) DO UPDATE SET n = request_counts.n + excluded.n')
 _INSERTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], TextClause] = {}
 _CHECKPOINT_UPSERT = _insert_or(
     checkpoints, ["key", "request_id", "item_id", "offset", "due_at", "status", "sent_at", "reminders_sent",
@@ -158,7 +167,9 @@ class SqlStore:
             title=request.intake.title, state=request.state.value, version=1,
             requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
             created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
+            in_state_since=request.created_at,
         ).returning(requests.c.id)).scalar_one()
+        conn.execute(_COUNT, {"state": request.state.value, "d": 1})
         self._write_effects(conn, request, actor, new=True)
         return request
 
@@ -186,13 +197,21 @@ class SqlStore:
             select(requests.c.head_seq).where(requests.c.id == request.id)).scalar() or 0
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
+        card = facts(request)
+        moves = [e for e in request.pending_events() if e.to_state]
+        moved = bool(moves)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
-                                      "b_document": document})
+                                      "b_document": document, "b_since": at if moved else None,
+                                      "b_owners": json.dumps(list(card.owners)), "b_next": card.next_action,
+                                      "b_missing": json.dumps(list(card.missing))})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
             raise Conflict(request.id, expected, actual)
+        if moves and not new and moves[0].from_state != moves[-1].to_state:
+            conn.execute(_COUNT, [{"state": State(moves[0].from_state).value, "d": -1},
+                                  {"state": State(moves[-1].to_state).value, "d": 1}])
         if request.checkpoints:  # no statement for a request without checkpoints (most transitions)
             rows = _timer_rows(request.id, request.checkpoints)
             changed = rows if timers is None else [r for r in rows if r not in timers]
@@ -256,6 +275,16 @@ class SqlStore:
                 raise NotFound(f"request {request_id}")
             rows = conn.execute(_HISTORY, {"request_id": request_id}).all()
         return [audit.to_record(r) for r in rows]
+
+    def recent_history(self, request_id: int, limit: int) -> tuple[list[AuditRecord], int]:
+        with read_transaction(self.engine) as conn:
+            if conn.execute(_EXISTS, {"request_id": request_id}).first() is None:
+                raise NotFound(f"request {request_id}")
+            return boards.recent_history(conn, request_id, limit)
+
+    def board(self, query: BoardQuery) -> BoardPage:
+        with read_transaction(self.engine) as conn:
+            return boards.board(conn, query)
 
     def counts_by_state(self) -> dict[str, int]:
         with read_transaction(self.engine) as conn:

@@ -40,10 +40,27 @@ requests = Table(
     # request whose newest events were cut off the end of the chain.
     Column("head_seq", BigInteger, nullable=False),
     Column("document", Text, nullable=False),
+    # The board's card, derived from the document by the store on every save (states/card.py), so the
+    # board reads no document: when the state last changed, the work's owners and the next action
+    # with what it still misses (JSON lists). NULL only on a row whose document could not be read
+    # when migration 0007 backfilled it.
+    Column("in_state_since", DateTime(timezone=True), nullable=True),
+    Column("owners", Text, nullable=True),
+    Column("next_action", String(40), nullable=True),
+    Column("missing", Text, nullable=True),
     Index("ix_requests_state_updated", "state", "updated_at"),
     Index("ix_requests_created", "created_at"),
     Index("ix_requests_requester", "requester_email"),
     Index("ix_requests_sponsor", "sponsor_email"),
+)
+
+# How many requests are in each state, kept by the store in the transaction of every add and state change
+# (the board's column counts without counting 100,000 rows; migration 0007 fills it).
+request_counts = Table(
+    "request_counts",
+    metadata,
+    Column("state", String(20), primary_key=True),
+    Column("n", Integer, nullable=False),
 )
 
 # Append-only, hash-chained history. UPDATE and DELETE are refused by triggers

@@ -39,14 +39,24 @@ from connectors.ports.outbox import (
     Transaction,
     UnitOfWork,
 )
-from connectors.ports.store import SORT_KEYS, AuditRecord, ListFilter, RequestStore, RequestSummary, VerifyReport
+from connectors.ports.store import (
+    SORT_KEYS,
+    AuditRecord,
+    BoardPage,
+    BoardQuery,
+    BoardRow,
+    ListFilter,
+    RequestStore,
+    RequestSummary,
+    VerifyReport,
+)
 from connectors.ports.tokens import ApiToken, TokenStore
 from connectors.ports.users import ROLES, User, UserStore
 
 __all__ = [
     "RETRYABLE", "ROLES", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem",
     "InboundLog", "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog",
-    "ListFilter",
+    "ListFilter", "BoardPage", "BoardQuery", "BoardRow",
     "OutboxLog", "OutboxRow", "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore",
     "RequestSummary", "SendError", "SendResult", "Sender", "ServerUnavailableError", "StagedEvent",
     "TemporarySendError", "TokenStore", "Transaction", "UnitOfWork", "UnknownOutcomeError", "User", "UserStore",

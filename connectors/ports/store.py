@@ -79,6 +79,52 @@ class ListFilter:
     offset: int = 0
 
 
+@dataclass(frozen=True)
+class BoardQuery:
+    """Which requests ``RequestStore.board`` shows: the filters, the column order and one page of cards.
+
+    The cards run through the columns in ``order`` (each column newest change first), and the page is
+    ``limit`` cards from ``offset`` in that run; ``needs_attention_before`` keeps only requests with a
+    checkpoint needing review or sent before then and still unanswered.
+    """
+
+    order: Sequence[str]
+    states: Sequence[str] = ()
+    requester: str | None = None
+    sponsor: str | None = None
+    owner: str | None = None
+    text: str | None = None  # a piece of the title (any case), or the id
+    needs_attention_before: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One card's facts, kept on the request's row by the store on every save (``states.card``)."""
+
+    id: int
+    title: str
+    state: str
+    version: int
+    requester: str
+    sponsor: str
+    updated_at: datetime
+    in_state_since: datetime
+    owners: tuple[str, ...]
+    next_action: str
+    missing: tuple[str, ...]
+    #: (item, offset, status, sent at) of the request's checkpoints that are sent or need review
+    open_checkpoints: tuple[tuple[str, str, str, datetime | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class BoardPage:
+    counts: dict[str, int]  # matching requests per state (states with none are absent)
+    rows: list[BoardRow]  # the page's cards in board order
+    sponsors: list[str]  # the sponsors of every matching request, sorted
+
+
 class RequestStore(Protocol):
     """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
 
@@ -108,6 +154,15 @@ class RequestStore(Protocol):
 
     def history(self, request_id: int) -> list[AuditRecord]:
         """The request's events, oldest first; ``NotFound`` for an unknown id."""
+        ...
+
+    def recent_history(self, request_id: int, limit: int) -> tuple[list[AuditRecord], int]:
+        """The request's newest ``limit`` events (oldest first) and how many it has in all; ``NotFound``
+        for an unknown id."""
+        ...
+
+    def board(self, query: BoardQuery) -> BoardPage:
+        """The board's counts per state and one page of cards, without loading a document."""
         ...
 
     def counts_by_state(self) -> dict[str, int]:

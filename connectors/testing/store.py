@@ -13,12 +13,16 @@ from connectors import audit_chain as audit
 from connectors.ports import (
     SORT_KEYS,
     AuditRecord,
+    BoardPage,
+    BoardQuery,
+    BoardRow,
     ListFilter,
     RequestSummary,
     StagedEvent,
     VerifyReport,
 )
 from connectors.prefect_events import change_events
+from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.companions import REMINDER_PENDING
 from states.errors import Conflict, NotFound
@@ -59,6 +63,7 @@ class _Row:
     updated_at: datetime
     head_seq: int
     document: str
+    in_state_since: datetime
 
 
 @dataclasses.dataclass
@@ -193,9 +198,11 @@ class InMemoryStore:
                               [n.key for n in request.pending_notifications()], at)
 
         created = self._rows[request.id].created_at if not new else request.created_at
+        since = (request.created_at if new else at if any(e.to_state for e in request.pending_events())
+                 else self._rows[request.id].in_state_since)
         self._rows[request.id] = _Row(request.id, request.intake.title, request.state.value, version,
                                       request.intake.requester.email, request.intake.sponsor.email,
-                                      created, at, head, document)
+                                      created, at, head, document, since)
         self._events.extend(records)
         self._timers.update(timers)
         self.outbox.update(messages)
@@ -231,6 +238,31 @@ class InMemoryStore:
             if request_id not in self._rows:
                 raise NotFound(f"request {request_id}")
             return [e for e in self._events if e.request_id == request_id]
+
+    def recent_history(self, request_id: int, limit: int) -> tuple[builtins.list[AuditRecord], int]:
+        events = self.history(request_id)
+        return events[-limit:] if limit > 0 else [], len(events)
+
+    def board(self, query: BoardQuery) -> BoardPage:
+        """The board as ``SqlStore.board`` reads it, derived from the documents on the fly."""
+        with self._lock:
+            rows = builtins.list(self._rows.values())
+        cards = []
+        for r in rows:
+            request = TrainingRequest.from_stored(r.document)
+            card = facts(request)
+            opened = tuple((c.item_id, c.offset, c.status.value, c.sent_at) for c in request.checkpoints
+                           if c.status in (CheckpointStatus.SENT, CheckpointStatus.NEEDS_REVIEW))
+            cards.append(BoardRow(r.id, r.title, r.state, r.version, r.requester, r.sponsor, r.updated_at,
+                                  r.in_state_since, card.owners, card.next_action, card.missing, opened))
+        cards = [c for c in cards if _on_board(c, query)]
+        rank = {s: i for i, s in enumerate(query.order)}
+        cards.sort(key=lambda c: (rank.get(c.state, len(rank)), -c.updated_at.timestamp(), -c.id))
+        counts: dict[str, int] = {}
+        for c in cards:
+            counts[c.state] = counts.get(c.state, 0) + 1
+        shown = [c for c in cards if c.state in rank][query.offset:query.offset + query.limit]
+        return BoardPage(counts=counts, rows=shown, sponsors=sorted({c.sponsor for c in cards}))
 
     def list(self, flt: ListFilter) -> tuple[builtins.list[RequestSummary], int]:
         """One page of request summaries and the total that match the filter."""
@@ -328,6 +360,17 @@ class InMemoryStore:
                     return VerifyReport(False, len(self._events), len(self._rows), r.head_seq, req_id,
                                         f"request {req_id}: its newest event is missing")
             return VerifyReport(True, len(self._events), len(self._rows))
+
+
+def _on_board(c: BoardRow, q: BoardQuery) -> bool:
+    text = (q.text or "").lower()
+    late = q.needs_attention_before
+    return ((not q.states or c.state in q.states) and (not q.requester or c.requester == q.requester.lower())
+            and (not q.sponsor or c.sponsor == q.sponsor.lower()) and (not q.owner or q.owner.lower() in c.owners)
+            and (not text or text in c.title.lower() or text == str(c.id))
+            and (late is None or any(status == CheckpointStatus.NEEDS_REVIEW.value
+                                     or (status == CheckpointStatus.SENT.value and sent is not None and sent < late)
+                                     for _, _, status, sent in c.open_checkpoints)))
 
 
 if TYPE_CHECKING:  # mypy checks the fake against its port, parameter and return types included

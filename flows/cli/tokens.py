@@ -31,7 +31,7 @@ def tokens_create(
     name: Annotated[str, typer.Option(help="A name for the token (letters, digits, . _ -), e.g. ci-reports.")],
     role: Annotated[str, typer.Option(metavar="partner|viewer|admin", help="What the token may do.")],
     owner: Annotated[str, typer.Option(help="The person the token acts as: recorded as the actor of its "
-                                            "writes, '(via api)'.")],
+                                            "writes, through the channel 'api'.")],
     who: MakerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -7,7 +7,7 @@ field named), 409 refused (every missing item) or conflict (``if_version``), 404
 or a bad token, 403 the token's role may not write. Nothing is written when a call fails.
 
 Callers authenticate with a personal access token (``Authorization: Bearer ldf_…``, made by
-``ldflow tokens create``); a write is recorded as done by the token's owner ``(via api)``.
+``ldflow tokens create``); a write is recorded as done by the token's owner, its events' ``via`` ``api``.
 
 The routes hold no business logic: they read the body with the one input loader and call the same
 :class:`flows.service.Service` methods and :mod:`flows.queries` as the CLI commands.
@@ -15,6 +15,7 @@ The routes hold no business logic: they read the body with the one input loader 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import asdict
@@ -57,7 +58,8 @@ DESCRIPTION = """Every request command and query of the `ldflow` CLI, for progra
 
 Authenticate with a personal access token (`ldflow tokens create --name NAME --role partner|viewer|admin
 --owner PERSON`): `Authorization: Bearer <token>`. A `viewer` token reads; `partner` and `admin` tokens also
-write, and each write is recorded in the request's history as done by the token's owner `(via api)`.
+write, and each write is recorded in the request's history as done by the token's owner, with `via: api`
+on its events (the history shows "<owner> (via api)").
 
 A write takes the same fields as the CLI command's `-f FILE`, as JSON or YAML (`Content-Type:
 application/yaml`); `if_version` is the CLI's `--if-version`. Errors carry the CLI's exit code: 400 invalid
@@ -155,7 +157,8 @@ def create_api(app: App) -> FastAPI:
     """The ``/api/v1`` sub-application over ``app``."""
     api = FastAPI(title="ldflow API", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description=DESCRIPTION)
-    api.state.ldflow = app
+    api.state.ldflow = copy.copy(app)
+    api.state.ldflow.service = app.service.via("api")  # each write's events say they came through the API
     install_handlers(api)
     _commands(api)
     _queries(api)

@@ -109,7 +109,8 @@ class HistoryEntry(BaseModel):
     from_state: str | None
     to_state: str | None
     version: int
-    actor: str = Field(description="who acted; through the API '<token owner> (via api)'")
+    actor: str = Field(description="who acted: the person (through the API the token's owner); the channel is "
+                                   "payload.via (entries from before it had its field: '<owner> (via api)')")
     at: str
     payload: dict[str, Any]
     prev_hash: str

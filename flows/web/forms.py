@@ -103,8 +103,11 @@ ACTIONS: dict[Command, Action] = {a.command: a for a in (
 
 
 def shown(request: TrainingRequest) -> list[Action]:
-    """The forms the lifecycle table allows now, in its order (the pipeline's own commands aside)."""
-    return [ACTIONS[c] for c in request.allowed_commands() if c in ACTIONS]
+    """The forms the lifecycle table allows now, in its order (the pipeline's own commands aside);
+    "Approve the plan" only while a drafted plan waits for its approval (the table allows the
+    command from receipt on, when there is often nothing to approve yet)."""
+    waiting = request.plan is not None and request.plan_approved_by is None
+    return [ACTIONS[c] for c in request.allowed_commands() if c in ACTIONS and (c != Command.APPROVE_PLAN or waiting)]
 
 
 def find(name: str) -> Action | None:

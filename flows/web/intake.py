@@ -162,7 +162,8 @@ async def ask_post(request: Request, app: AppDep) -> Response:
     try:
         if not data["requester"]["email"]:
             raise InvalidInput([FieldError("requester.email", "give your e-mail address: we answer there")])
-        created = app.service.submit(data, f"{data['requester']['email']} via web form", source="web form")
+        # the requester is the actor, the web the channel: the history shows "rita@example.org (via web)"
+        created = app.service.via("web").submit(data, data["requester"]["email"], source="web form")
     except InvalidInput as exc:
         errors: dict[str, str] = {}
         defaulted = not (form.get("sponsor.name", "").strip() or form.get("sponsor.email", "").strip())

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from connectors.ports import User
 from flows import board as boards
 from flows import queries
+from flows.attribution import shown
 from flows.bootstrap import App
 from flows.timeline import summarize
 from flows.web import forms
@@ -59,21 +60,31 @@ def board_page(request: Request) -> Response:
     return page(request, "board.html", {"board": result, "errors": {}, "params": params})
 
 
-def _request_context(app: App, request_id: int, user: User) -> dict[str, Any]:
-    r = app.service.show(request_id)
-    history = [(rec, summarize(rec), str(rec.payload.get("via", ""))) for rec in app.service.history(request_id)]
-    report = queries.stakeholder_report(app, request_id) if allows(Command.REPORT, r.state) else None
+HISTORY_SHOWN = 50  # newest history entries on a request's page; ?history=all shows every one
+
+
+def _request_context(app: App, request_id: int, user: User, whole_history: bool = False) -> dict[str, Any]:
+    r = app.service.show(request_id)  # the one read of the document: the report below uses it too
+    if whole_history:
+        records = app.service.history(request_id)
+        total = len(records)
+    else:
+        records, total = app.service.recent_history(request_id, HISTORY_SHOWN)
+    history = [(rec, summarize(rec), shown(rec.actor, rec.payload.get("via"))) for rec in records]
+    report = queries.stakeholder_report(app, request_id, r) if allows(Command.REPORT, r.state) else None
     action, missing = boards.next_step(r)
     return {"r": r, "history": history, "report": report, "actions": forms.shown(r), "next_action": action,
             "missing": missing, "attention": boards.attention(r, app.now()), "owners": boards.owners(r),
-            "open_checkpoints": [c for c in r.checkpoints if not c.closed], "is_admin": user.role == "admin"}
+            "open_checkpoints": [c for c in r.checkpoints if not c.closed], "is_admin": user.role == "admin",
+            "history_total": total, "history_hidden": total - len(records)}
 
 
 @router.get("/requests/{request_id}", include_in_schema=False)
 def request_page(request: Request, request_id: int) -> Response:
     user = require_user(request)
     try:
-        context = _request_context(_app(request), request_id, user)
+        context = _request_context(_app(request), request_id, user,
+                                   whole_history=request.query_params.get("history") == "all")
     except NotFound:
         return page(request, "message.html", {"title": "Not found", "message": f"There is no request {request_id}."},
                     404)

@@ -65,4 +65,4 @@ def test_approving_for_the_sponsor_from_the_cli(cli: Ldflow) -> None:
     assert last["payload"] == {"approver": SPONSOR, "comment": "", "recorded_by": ADMIN,
                                "reason": "Approved in the steering group.", "via": "cli"}
     words = cli("history", rid).out
-    assert f"recorded on their behalf by the admin {ADMIN}" in words and f"by {ADMIN} via cli" in words
+    assert f"recorded on their behalf by the admin {ADMIN}" in words and f"by {ADMIN} (via cli)" in words

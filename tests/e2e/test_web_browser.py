@@ -20,7 +20,7 @@ from connectors.loader import load_file
 from flows import bootstrap
 from flows.bootstrap import App
 from flows.settings import Settings
-from tests.builders import ACTOR, intake_data
+from tests.builders import ACTOR, drive_to, intake_data
 from tests.web_support import CHEAP, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
@@ -178,7 +178,7 @@ def test_a_request_from_received_to_acknowledged_in_the_browser(served: tuple[st
     assert _state(page) == "acknowledged"
     page.screenshot(path=str(shots / "03-request-1280.png"), full_page=True)
     history = page.inner_text("ol.timeline")
-    assert f"by {PARTNER} via web" in history and "acknowledged (measured → acknowledged)" in history
+    assert f"by {PARTNER} (via web)" in history and "acknowledged (measured → acknowledged)" in history
     r = app.service.show(rid)
     assert r.state.value == "acknowledged" and r.plan_approval_recorded_by == ADMIN
     narrow = _page(browser, 390)
@@ -196,9 +196,17 @@ def test_the_board_and_its_filters(served: tuple[str, App, Path], browser: Any) 
            for name, title, sponsor in (("a", "Objection handling for renewals", "ann@northwind.example"),
                                         ("b", "Expense policy refresher", "bo@northwind.example"),
                                         ("c", "<script>alert('board')</script>", "bo@northwind.example"))}
+    for state, path in (("diagnosed", "design"), ("redirected", "redirect"), ("designed", "design"),
+                        ("delivered", "design"), ("measured", "design"), ("declined", "design")):
+        drive_to(s, state, path=path, intake=intake_data(title=f"Coaching request now {state}"))
     page = _page(browser)
     _sign_in(page, base, PARTNER)
     page.screenshot(path=str(shots / "05-board-1280.png"), full_page=True)
+    # every column fits at 1280 px: no horizontal scroll of the page or of the columns
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate("(() => { const c = document.querySelector('.columns'); "
+                         "return c.scrollWidth <= c.clientWidth; })()")
+    assert page.locator("section.column.closed li").count() == 3
     assert page.locator("script:has-text('board')").count() == 0
     assert "<script>alert('board')</script>" in page.inner_text(f"article[data-id='{ids['c']}'] h3")
     page.fill("#f-q", "expense")

@@ -86,13 +86,17 @@ def test_upgrading_to_0006_keeps_the_requests_and_their_history(tmp_path: object
     from flows.clock import FixedClock
     from flows.service import Service
     from tests.builders import drive_to
+    from tests.integration.old_schema import seed_old
 
     engine = make_engine(f"sqlite:///{Path(str(tmp_path)) / 'old.db'}")
-    schema.upgrade(engine, "0005_event_outbox")  # the revision before the accounts' tables
+    # the revision before the accounts' tables
+    seed_old(engine, "0005_event_outbox", Path(str(tmp_path)) / "scratch.db",
+             lambda store: drive_to(Service(store, FixedClock(T0)), "delivered"))
     assert schema.current_revision(engine) == "0005_event_outbox"
-    rid = drive_to(Service(SqlStore(engine), FixedClock(T0)), "delivered").id
+    rid = 1
     history = SqlStore(engine).history(rid)
-    assert schema.upgrade(engine) == schema.HEAD == "0006_web_users"
+    assert schema.upgrade(engine, "0006_web_users") == schema.current_revision(engine) == "0006_web_users"
+    assert schema.upgrade(engine) == schema.HEAD
     store = SqlStore(engine)
     assert store.get(rid).state.value == "delivered" and store.history(rid) == history
     assert store.verify().ok

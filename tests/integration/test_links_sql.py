@@ -69,8 +69,8 @@ def test_the_approval_and_its_use_commit_together(app: bootstrap.App) -> None:
     rid2, path2 = _approving(app)
     actions.approve(path2.rsplit("/", 1)[1], rid2, "fine")
     assert _count(app, link_uses, request_id=rid2, action="approved") == 1
-    assert _count(app, audit_events, request_id=rid2, type="plan_approved",
-                  actor="sam.sponsor@example.org (via link)") == 1
+    assert _count(app, audit_events, request_id=rid2, type="plan_approved", actor="sam.sponsor@example.org") == 1
+    assert app.service.history(rid2)[-1].payload["via"] == "link"  # the person is the actor, the link the channel
 
 
 def test_two_concurrent_posts_of_one_approval_link_approve_once(app: bootstrap.App) -> None:

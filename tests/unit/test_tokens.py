@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from connectors.testing import InMemoryTokens
-from flows.attribution import attributed, split
+from flows.attribution import person, shown, split
 from flows.clock import FixedClock
 from flows.tokens import Role, TokenService
 from states.errors import InvalidInput, NotFound
@@ -37,7 +37,7 @@ def test_authenticate_gives_the_owner_and_role_until_revoked(tokens: TokenServic
     secret = tokens.create("ci", "viewer", "Ann Lee", "ops").secret
     who = tokens.authenticate(secret)
     assert who is not None and who.role is Role.VIEWER and not who.role.writes
-    assert who.actor == "Ann Lee (via api)"
+    assert who.actor == "Ann Lee"  # the person; the API's service stamps via: api on the events
     for wrong in ("", "ldf_", secret[:-1] + ("A" if secret[-1] != "A" else "B"), secret + "x", "Bearer " + secret):
         assert tokens.authenticate(wrong) is None, wrong
     token, now = tokens.revoke("ci")
@@ -77,10 +77,12 @@ def test_bad_input_names_every_field_and_stores_nothing(tokens: TokenService) ->
         tokens.revoke("nope")
 
 
-def test_an_actor_names_its_channel() -> None:
-    assert attributed(" Ann Lee ", "api") == "Ann Lee (via api)"
+def test_an_entry_shows_the_person_and_the_channel_from_its_two_fields() -> None:
+    assert shown("Ann Lee", "link") == "Ann Lee (via link)" and shown("ops@example.org", "") == "ops@example.org"
+    # an entry written before the channel had its field: the channel is read from the actor text
+    assert shown("Ann Lee (via api)") == "Ann Lee (via api)" and person("Ann Lee (via api)") == "Ann Lee"
+    assert shown("Ann Lee (via api)", "api") == "Ann Lee (via api)"
     assert split("Ann Lee (via api)") == ("Ann Lee", "api")
     assert split("ops@example.org") == ("ops@example.org", None)
     assert split("Ann (via carrier pigeon)") == ("Ann (via carrier pigeon)", None)
-    with pytest.raises(ValueError):
-        attributed("Ann", "fax")
+    assert person("Ann (via carrier pigeon)") == "Ann (via carrier pigeon)"

@@ -58,7 +58,7 @@ def test_a_request_asked_on_the_form_is_received_and_acknowledged_with_its_statu
     assert request.intake.behaviour_change == ["ask two discovery questions before quoting"]
     assert request.intake.business_goal.target_value == 25.0 and request.intake.success_signs
     first = app.service.history(request.id)[0]
-    assert (first.type, first.actor) == ("submitted", "rita@example.org via web form")
+    assert (first.type, first.actor, first.payload["via"]) == ("submitted", "rita@example.org", "web")
     [status] = mail_links(app, "intake_acknowledgement", request.id)
     assert status in done.text  # type: ignore[attr-defined]
     assert client.get(status).status_code == 200

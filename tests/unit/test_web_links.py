@@ -123,7 +123,7 @@ def test_the_sponsor_approves_once_by_link_recorded_as_them_via_link(world: Worl
     request = world.app.service.show(world.approving)
     assert request.plan_approved_by == "sam.sponsor@example.org"
     last = world.app.service.history(world.approving)[-1]
-    assert (last.type, last.actor) == ("plan_approved", "sam.sponsor@example.org (via link)")
+    assert (last.type, last.actor, last.payload["via"]) == ("plan_approved", "sam.sponsor@example.org", "link")
     assert last.payload["comment"] == "Looks right."
     used = world.client.get(path)
     assert used.status_code == 410 and "used" in used.text
@@ -141,9 +141,8 @@ def test_asking_for_changes_needs_a_comment_then_tells_the_owners(world: World) 
     asked = post_form(world.client, path, {"decision": "changes", "comment": "Add the churn rate."})
     assert asked.status_code == 200
     last = world.app.service.history(world.approving)[-1]
-    assert (last.type, last.actor, last.payload["comment"]) == ("plan_changes_requested",
-                                                                "sam.sponsor@example.org (via link)",
-                                                                "Add the churn rate.")
+    assert (last.type, last.actor, last.payload["comment"], last.payload["via"]) == (
+        "plan_changes_requested", "sam.sponsor@example.org", "Add the churn rate.", "link")
     told = [r for r in world.app.uow.outbox.rows() if r.template == "plan_changes_requested"]
     assert [r.email for r in told[0].notification.to] == ["olga.owner@example.org"]
     assert world.client.get(path).status_code == 410  # the link worked once
@@ -184,7 +183,7 @@ def test_a_respondent_answers_and_changes_the_answer_until_the_window_closes(wor
     assert changed.status_code == 200
     history = world.app.service.history(world.following)
     assert [h.type for h in history[-2:]] == ["result_recorded", "answer_changed"]
-    assert history[-1].actor.endswith(" (via link)") and history[-1].payload["before"] == 4.0
+    assert history[-1].payload["via"] == "link" and history[-1].payload["before"] == 4.0
     world.clock.advance(timedelta(days=world.app.settings.link_survey_days + 1))
     assert world.client.get(path).status_code == 410
 
@@ -206,7 +205,7 @@ def test_an_owner_records_a_result_with_source_and_date_once(world: World) -> No
                                            "measured_on": "2026-04-20"})
     assert done.status_code == 200, done.text
     last = world.app.service.history(world.following)[-1]
-    assert last.type == "result_recorded" and last.actor == "olga.owner@example.org (via link)"
+    assert last.type == "result_recorded" and (last.actor, last.payload["via"]) == ("olga.owner@example.org", "link")
     assert "CRM weekly report" in last.payload["note"] and "2026-04-20" in last.payload["note"]
     assert world.client.get(path).status_code == 410
 

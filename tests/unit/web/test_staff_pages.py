@@ -26,14 +26,33 @@ def test_the_board_shows_columns_in_the_lifecycle_order_and_a_card_per_request(w
     delivered = drive_to(web.app.service, "delivered").id
     html = web.client("viewer").get("/").text
     columns = re.findall(r'<section class="column state-(\w+)[" ]', html)
-    assert columns == ["received", "diagnosed", "redirected", "designed", "delivered", "measured", "acknowledged",
-                       "declined", "cancelled"]
+    assert columns == ["received", "diagnosed", "redirected", "designed", "delivered", "measured"]
     assert set(_cards(html)) == {received, delivered}
     card = html[html.index(f'data-id="{received}"'):]
     card = card[:card.index("</article>")]
     assert "Coaching for new managers" in card and SPONSOR in card and "rita.requester@example.org" in card
     assert "<strong>Next:</strong> diagnose" in card and "at least one observable action" in card
     assert "In state" in card and "just now" in card
+    # the missing items collapsed to a count, each one inside the <details>
+    missing = web.app.service.show(received)
+    action, items = boards.next_step(missing)
+    assert f"<summary>{len(items)} still missing</summary>" in card and card.count("<li>") == len(items)
+
+
+def test_the_terminal_states_are_one_column_of_counts_linking_to_their_cards(web: WebRig) -> None:
+    done = drive_to(web.app.service, "acknowledged").id
+    declined = drive_to(web.app.service, "declined").id
+    open_one = web.app.service.submit(intake_data(), ACTOR).id
+    client = web.client("viewer")
+    html = client.get("/").text
+    assert _cards(html) == [open_one] and "3 requests" in html
+    closed = html[html.index('aria-label="closed"'):]
+    closed = closed[:closed.index("</section>")]
+    for state, n in (("acknowledged", 1), ("declined", 1), ("cancelled", 0)):
+        assert re.search(rf'href="/\?state={state}">{state.title()}</a> <span class="count">{n}</span>', closed)
+    assert _cards(client.get("/?state=acknowledged").text) == [done]
+    both = client.get("/?state=acknowledged,declined").text
+    assert set(_cards(both)) == {done, declined} and 'aria-label="closed"' not in both
 
 
 def test_board_filters_state_sponsor_owner_requester_text_and_attention(web: WebRig) -> None:
@@ -89,6 +108,11 @@ def test_actions_shown_are_the_ones_the_lifecycle_allows(web: WebRig) -> None:
     rid = drive_to(web.app.service, "received").id
     html = web.client("partner").get(f"/requests/{rid}").text
     shown = re.findall(rf'<form method="post" action="/requests/{rid}/(\w+)"', html)
+    # the table allows approve_plan too, but with no plan drafted there is nothing to approve
+    assert shown == ["diagnose", "decline", "cancel", "draft_plan", "add_note", "amend"]
+    web.app.service.draft_plan(rid, plan_data(), ACTOR)
+    html = web.client("partner").get(f"/requests/{rid}").text
+    shown = re.findall(rf'<form method="post" action="/requests/{rid}/(\w+)"', html)
     assert shown == ["diagnose", "decline", "cancel", "draft_plan", "approve_plan", "add_note", "amend"]
 
 
@@ -140,7 +164,7 @@ def test_a_web_write_is_the_signed_in_users_via_web(web: WebRig) -> None:
     assert response.status_code == 303 and response.headers["location"] == f"/requests/{rid}?done=add_note"
     last = web.app.service.history(rid)[-1]
     assert (last.actor, last.payload["via"], last.payload["text"]) == (PARTNER, "web", "Called the sponsor.")
-    assert f"by {PARTNER} via web" in client.get(f"/requests/{rid}").text
+    assert f"by {PARTNER} (via web)" in client.get(f"/requests/{rid}").text
 
 
 def _ready_to_approve(web: WebRig) -> int:
@@ -205,3 +229,16 @@ def test_a_solution_mix_through_the_forms_and_on_the_page(web: WebRig) -> None:
     page = client.get(f"/requests/{rid}").text
     assert ">Companion pieces (the solution mix)" in page and "a decision card" in page and "printed" in page
     assert [c.status.value for c in web.app.service.show(rid).companions] == ["done"]
+
+
+def test_a_long_history_shows_its_newest_entries_and_links_to_the_whole(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    for n in range(60):
+        web.app.service.add_note(rid, f"note number {n}", ACTOR)
+    client = web.client("viewer")
+    html = client.get(f"/requests/{rid}").text
+    assert "61 entries" in html and "The newest 50 are shown; 11 earlier entries are not." in html
+    assert "note number 59" in html and "note number 9<" not in html and "note number 10" in html
+    assert html.count('<li><span class="when">') == 50
+    whole = client.get(f"/requests/{rid}?history=all").text
+    assert whole.count('<li><span class="when">') == 61 and "earlier entr" not in whole
