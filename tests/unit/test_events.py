@@ -24,6 +24,7 @@ from tests.builders import (
     reason_data,
     record_when_due,
     result_data,
+    roster_data,
 )
 
 
@@ -94,8 +95,15 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     answered = drive_to(memory_service, "delivered")
     memory_service.record(answered.id, "m2:P1D", result_data(4.0), ACTOR)
     memory_service.change_answer(answered.id, "m2:P1D", result_data(4.5), ACTOR)
+    grouped = drive_to(memory_service, "delivered")
+    memory_service.set_roster(grouped.id, roster_data(2), ACTOR)  # m2 asks the learners: the roster
+    clock.set(grouped.checkpoint("m2:P1D").due_at)
+    memory_service.send_due_checkpoints(ACTOR, timedelta(days=14))
+    memory_service.answer(grouped.id, "m2:P1D", "learner1@learners.example.org", {"value": 3}, ACTOR, via="reply")
+    memory_service.answer(grouped.id, "m2:P1D", "learner1@learners.example.org", {"value": 4}, ACTOR, via="reply")
+    memory_service.answer(grouped.id, "m2:P1D", "learner2@learners.example.org", {"value": 5}, ACTOR, via="link")
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id,
-                             asked.id, answered.id)
+                             asked.id, answered.id, grouped.id)
                for r in memory_service.history(rid)]
     seen = set()
     for record in records:
