@@ -147,6 +147,8 @@ def send_due(request: TrainingRequest, keys: list[str], at: datetime, lateness: 
                             f"Collect the {wording.offset_adjective(c.offset)} result: {item.metric}",
                             c.context(item), calendar=collect_todo(request.id or 0, c, item, at, owner))
         request._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(c.asked)))
+    order = {item.id: i for i, item in enumerate(request.plan.items)} if request.plan is not None else {}
+    sending.sort(key=lambda p: (order.get(p[1].id, 0), p[0].due_at))  # the questions in plan order
     for asked, people in _bundles(p for p in sending if p[2]):
         request._notify(_suffix("survey", asked), "survey", people, _subject(asked, False), _context(asked))
     return len(sending)

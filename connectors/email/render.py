@@ -185,12 +185,24 @@ def _derive(context: dict[str, Any]) -> None:
     if "checkpoint_label" not in context:
         offset = checkpoint.get("offset")
         context["checkpoint_label"] = wording.after_delivery(offset) if offset else ""
+    questions = context.get("questions")
+    context["many"] = isinstance(questions, list) and len(questions) > 1
+    if isinstance(questions, list) and context["many"]:  # several questions (states.surveys): each its own
+        context["questions"] = [{**q, "question": _question(q.get("item") or {})} for q in questions
+                                if isinstance(q, dict)]
     if not context.get("question"):
         if context["metric"]:
             unit = f", {wording.unit_phrase(context['unit'])}" if context["unit"] else ""
             context["question"] = f"{context['metric']}: where does it stand today{unit}?"
         else:
             context["question"] = "How are things going since the programme?"
+
+
+def _question(item: dict[str, Any]) -> str:
+    metric, unit = item.get("metric") or "", item.get("unit") or ""
+    if not metric:
+        return "How are things going since the programme?"
+    return f"{metric}: where does it stand today{', ' + wording.unit_phrase(unit) if unit else ''}?"
 
 
 def render_bodies(
