@@ -258,3 +258,25 @@ def test_a_roster_update_records_what_changed(app: App) -> None:
     [_, event] = [h for h in app.service.history(r.id) if h.type == "roster_set"]
     assert event.payload["added"] == [_learner(4)] and event.payload["removed"] == [_learner(1)]
     assert event.payload["changed"] == [_learner(2)] and event.payload["learners"] == 3
+
+
+def test_the_report_shows_n_and_the_response_rate_beside_a_survey_result(app: App) -> None:
+    from flows.report import build
+
+    rid = _delivered(app, learners=4)
+    app.clock.set(T0.replace(month=4, day=21, hour=10))  # type: ignore[attr-defined]
+    fire_followups(app)
+    for i, value in ((1, 5), (2, 4), (3, 2)):
+        app.service.answer(rid, "rating:P1D", _learner(i), {"value": value}, _learner(i), via="reply")
+    app.service.record(rid, "confidence:P1D", {"missed_reason": "dropped from the plan"}, ACTOR)
+    request = app.service.show(rid)
+    app.clock.set(request.checkpoint("crm:P30D").due_at)  # type: ignore[attr-defined]
+    app.service.record(rid, "crm:P30D", {"value": 70}, ACTOR)
+    for days in (4, 8, 15):  # two reminders to learner 4, then the window's end: closed with 3 of 4
+        app.clock.set(request.checkpoint("rating:P1D").due_at + timedelta(days=days))  # type: ignore[attr-defined]
+        fire_followups(app)
+    measured = app.service.measure(rid, ACTOR)
+    [rating] = [r for r in measured.results if r.item_id == "rating"]
+    assert (rating.result, rating.responses, rating.asked, rating.response_rate) == (66.7, 3, 4, 75.0)
+    text = build(measured).text
+    assert "3 of 4 answered (75% response rate)" in text
