@@ -280,3 +280,38 @@ def test_the_report_shows_n_and_the_response_rate_beside_a_survey_result(app: Ap
     assert (rating.result, rating.responses, rating.asked, rating.response_rate) == (66.7, 3, 4, 75.0)
     text = build(measured).text
     assert "3 of 4 answered (75% response rate)" in text
+
+
+def test_exports_have_a_row_per_answer_and_per_checkpoint_and_xapi_a_statement_per_answer(app: App) -> None:
+    import csv
+    import io
+
+    from flows import exports, xapi
+
+    rid = _delivered(app, learners=2)
+    app.clock.set(T0.replace(month=4, day=21, hour=10))  # type: ignore[attr-defined]
+    fire_followups(app)
+    app.service.answer(rid, "rating:P1D", _learner(1), {"value": 3, "note": "=cmd"}, _learner(1), via="reply")
+    app.service.answer(rid, "rating:P1D", _learner(1), {"value": 4}, _learner(1), via="link")
+    app.service.answer(rid, "rating:P1D", _learner(2), {"value": 5}, _learner(2), via="reply")
+    request = app.service.show(rid)
+    out = io.StringIO()
+    assert exports.export_rows(out, exports.answer_rows([request]), exports.ANSWER_COLUMNS, True) == 2
+    answers = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [(a["respondent"], a["value"], a["via"]) for a in answers] == [(_learner(1), "4.0", "link"),
+                                                                        (_learner(2), "5.0", "reply")]
+    out = io.StringIO()
+    exports.export_rows(out, exports.checkpoint_rows([request]), exports.CHECKPOINT_COLUMNS, False)
+    import json
+
+    rows = {r["checkpoint"]: r for r in json.loads(out.getvalue())}
+    rating = rows[f"{rid}:rating:P1D"]
+    assert (rating["status"], rating["responses"], rating["asked"], rating["response_rate"], rating["mean"],
+            rating["share_at_or_above"], rating["value"]) == ("closed", 2, 2, 100.0, 4.5, 100.0, 100.0)
+    assert rows[f"{rid}:confidence:P1D"]["responses"] == 0 and rows[f"{rid}:crm:P30D"]["asked"] is None
+    answered = [s for s in xapi.statements(app.service, rid) if s["verb"] == xapi.VERB_ANSWERED]
+    assert [(s["actor"]["mbox"], s["result"]["response"]) for s in answered] == [
+        (f"mailto:{_learner(1)}", "3"), (f"mailto:{_learner(1)}", "4"), (f"mailto:{_learner(2)}", "5")]
+    assert answered[1]["result"]["extensions"] == {"http://localhost/ldflow/extensions/replaces": 3}
+    assert answered[0]["result"]["score"] == {"raw": 3, "min": 1, "max": 5}
+    assert answered[0]["object"]["id"].endswith(f"/requests/{rid}/checkpoints/rating/P1D")
