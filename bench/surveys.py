@@ -2,6 +2,7 @@
 
     python bench/surveys.py                 # N=100 requests x L=1,000 learners: 100,000 survey mails
     python bench/surveys.py --n 5 --learners 200
+    python bench/surveys.py --aggregate-only   # 100,000 answers aggregated in memory (seconds)
 
 1. **Mails.** N delivered requests, each with a roster of L learners and one survey item due the day
    after delivery (set up beforehand, outside the timing). Timed: ``steps.fire_followups`` (queues
@@ -114,11 +115,44 @@ def seed_answers(app: Any, ids: list[int]) -> int:
     return total
 
 
+def aggregate_only(n: int, learners: int) -> None:
+    """Only the aggregation: ``n`` checkpoints of ``learners`` answers each, in memory (read back from
+    their JSON documents, as a store does), then every checkpoint's tally and the results compared."""
+    from datetime import date
+
+    from states import surveys
+    from states.checkpoints import Checkpoint, CheckpointStatus, schedule
+    from states.groups import SurveyAnswer
+    from states.models import MeasurementPlan
+    from states.results import compare
+
+    plan = MeasurementPlan.model_validate(PLAN)
+    item = plan.items[0]
+    checkpoints = []
+    for rid in range(n):
+        [c] = schedule(rid, plan, date(2026, 4, 24))
+        c.status, c.asked = CheckpointStatus.SENT, [f"learner{i}@sales.example.org" for i in range(learners)]
+        c.answers = [SurveyAnswer(email=e, value=float(1 + j % 5)) for j, e in enumerate(c.asked)]
+        checkpoints.append(Checkpoint.model_validate_json(c.model_dump_json()))
+    t0 = time.perf_counter()
+    for c in checkpoints:
+        t = surveys.current_tally(c, item)
+        c.tally, c.value, c.status = t, t.result, CheckpointStatus.CLOSED
+        compare(plan, [c])
+    seconds = time.perf_counter() - t0
+    print(f"aggregating {n * learners:,} answers ({n} checkpoints): {seconds:.3f} s (goal <= 1 s)")
+    emit_json("surveys-aggregate", {"env": environment(), "answers": n * learners, "aggregate_s": round(seconds, 4)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="requests (default 100)")
     parser.add_argument("--learners", type=int, default=1000, help="learners per roster (default 1,000)")
+    parser.add_argument("--aggregate-only", action="store_true", help="only the aggregation, in memory")
     args = parser.parse_args()
+    if args.aggregate_only:
+        aggregate_only(args.n, args.learners)
+        return
 
     from flows import bootstrap, steps
     from flows.clock import FixedClock
