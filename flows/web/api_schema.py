@@ -28,6 +28,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    Roster,
     SessionPlan,
     Text,
 )
@@ -149,7 +150,7 @@ class OutboxItem(BaseModel):
 
 INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, MeasurementPlan, PlanApproval,
                                        DesignBrief, Redirect, SessionPlan, Delivery, CheckpointResult,
-                                       Acknowledgement, Reason, Amendment, NoteInput)
+                                       Acknowledgement, Reason, Amendment, NoteInput, Roster)
 OUTPUTS: tuple[type[BaseModel], ...] = (TrainingRequest, Session, RequestPage, HistoryEntry, PlanView, ExportItem,
                                         OutboxItem, ApiError)
 
