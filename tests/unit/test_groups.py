@@ -315,3 +315,33 @@ def test_exports_have_a_row_per_answer_and_per_checkpoint_and_xapi_a_statement_p
     assert answered[1]["result"]["extensions"] == {"http://localhost/ldflow/extensions/replaces": 3}
     assert answered[0]["result"]["score"] == {"raw": 3, "min": 1, "max": 5}
     assert answered[0]["object"]["id"].endswith(f"/requests/{rid}/checkpoints/rating/P1D")
+
+
+def test_a_document_stored_before_groups_loads_and_its_sent_survey_keeps_its_one_answer(app: App) -> None:
+    import json
+
+    from states.request import TrainingRequest
+
+    r = drive_to(app.service, "delivered")  # plan_data: m2 asks "learner" (the audience contact or requester)
+    app.clock.set(r.checkpoint("m2:P1D").due_at)  # type: ignore[attr-defined]
+    fire_followups(app)
+    doc = json.loads(app.service.show(r.id).model_dump_json())
+    doc.pop("roster")  # as current main stored it: none of the fields groups added
+    for c in doc["checkpoints"]:
+        for key in ("asked", "answers", "tally"):
+            c.pop(key)
+    for item in doc["plan"]["items"]:
+        item.pop("stakeholders"), item.pop("survey")
+    old = TrainingRequest.from_stored(json.dumps(doc))
+    assert old.checkpoint("m2:P1D").status == CheckpointStatus.SENT and old.plan is not None
+    assert [i.respondent.value for i in old.plan.items] == ["manager", "learner"]
+
+    def as_before(request: TrainingRequest) -> None:  # the survey went out before groups: nobody listed
+        request.checkpoint("m2:P1D").asked = []
+        request.add_note("stored before groups", request.updated_at)
+
+    app.store.update(r.id, ACTOR, as_before, None)
+    app.service.answer(r.id, "m2:P1D", "rita.requester@example.org", {"value": 4.5}, "rita.requester@example.org")
+    c = app.service.show(r.id).checkpoint("m2:P1D")
+    assert (c.status, c.value, c.answers) == (CheckpointStatus.CLOSED, 4.5, [])
+    assert app.service.history(r.id)[-1].type == "result_recorded"
