@@ -364,7 +364,11 @@ def _attach_calendar(msg: EmailMessage, item: CalendarItem, when: datetime) -> N
 def _stable_boundaries(msg: EmailMessage, key: str) -> None:
     """Boundaries derived from the key: re-rendering gives the same bytes (given the same Date)."""
     digest = hashlib.sha256(f"boundary:{key}".encode()).hexdigest()[:24]
-    text = msg.as_string()
+    # the parts' encoded payloads and the headers: what a boundary could collide with (serialising the
+    # whole message here cost a third of a survey mail's rendering)
+    parts = msg.walk()
+    text = "".join(str(p.get_payload()) for p in parts if not p.is_multipart()) + \
+        "".join(f"{k}: {v}\n" for p in msg.walk() for k, v in p.items())
     for index, part in enumerate(msg.walk()):
         if part.is_multipart():
             boundary = f"=_ldflow_{digest}_{index}"
