@@ -168,7 +168,8 @@ def remind_due(request: TrainingRequest, keys: list[str], at: datetime, after: t
             continue
         item = request._item(c)
         answered = {a.email for a in c.answers}
-        people = [p for p in group(request, item) if p.email.lower() not in answered
+        # the group as it is now, among those asked (the owner, when the owner collects the number)
+        people = [p for p in group(request, item) or [recipient(item.owner)] if p.email.lower() not in answered
                   and (not c.asked or p.email.lower() in c.asked)]
         c.reminders_sent += 1
         c.last_reminder_at = at
