@@ -121,6 +121,12 @@ def _subject(asked: list[tuple[Checkpoint, PlanItem]], reminder: bool) -> str:
         f"Quick check-in ({wording.after_delivery(c.offset)}): {what}"
 
 
+def _in_plan_order(request: TrainingRequest, pairs: list[tuple[Checkpoint, PlanItem, list[Recipient]]]) -> None:
+    """The questions of a mail in the plan's order (then by due date)."""
+    order = {item.id: i for i, item in enumerate(request.plan.items)} if request.plan is not None else {}
+    pairs.sort(key=lambda p: (order.get(p[1].id, 0), p[0].due_at))
+
+
 def send_due(request: TrainingRequest, keys: list[str], at: datetime, lateness: timedelta) -> int:
     """Send the due checkpoints among ``keys`` together (see the module docstring); the far-too-late
     ones are flagged for review. Returns how many checkpoints were sent."""
@@ -147,8 +153,7 @@ def send_due(request: TrainingRequest, keys: list[str], at: datetime, lateness: 
                             f"Collect the {wording.offset_adjective(c.offset)} result: {item.metric}",
                             c.context(item), calendar=collect_todo(request.id or 0, c, item, at, owner))
         request._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(c.asked)))
-    order = {item.id: i for i, item in enumerate(request.plan.items)} if request.plan is not None else {}
-    sending.sort(key=lambda p: (order.get(p[1].id, 0), p[0].due_at))  # the questions in plan order
+    _in_plan_order(request, sending)
     for asked, people in _bundles(p for p in sending if p[2]):
         request._notify(_suffix("survey", asked), "survey", people, _subject(asked, False), _context(asked))
     return len(sending)
@@ -176,6 +181,7 @@ def remind_due(request: TrainingRequest, keys: list[str], at: datetime, after: t
         request.updated_at = at
         reminding.append((c, item, people))
         request._events.append(ev.ReminderSent(checkpoint=c.key, reminder=c.reminders_sent))
+    _in_plan_order(request, reminding)
     for asked, people in _bundles(p for p in reminding if p[2]):
         n = asked[0][0].reminders_sent
         request._notify(_suffix("survey_reminder", asked, f":{n}"), "survey_reminder", people,
