@@ -108,3 +108,60 @@ def export_csv(stream: IO[str], requests: Iterable[TrainingRequest]) -> int:
         stream.write(chunk)
         pieces += 1
     return pieces - 1
+
+
+# --- rows per survey answer and per checkpoint result (``ldflow export --rows answers|checkpoints``) -------
+
+ANSWER_COLUMNS = ("request_id", "checkpoint", "item", "metric", "offset", "respondent", "value", "note",
+                  "answered_at", "via")
+CHECKPOINT_COLUMNS = ("request_id", "checkpoint", "item", "metric", "unit", "offset", "due_at", "status", "value",
+                      "responses", "asked", "response_rate", "mean", "median", "share_at_or_above", "threshold",
+                      "missed_reason", "closed_at")
+
+
+def answer_rows(requests: Iterable[TrainingRequest]) -> Iterator[dict[str, Any]]:
+    """One row per respondent's answer (the latest; earlier ones are in the history)."""
+    for r in requests:
+        metrics = {i.id: i.metric for i in r.plan.items} if r.plan is not None else {}
+        for c in r.checkpoints:
+            for a in c.answers:
+                yield {"request_id": r.id, "checkpoint": c.key, "item": c.item_id, "metric": metrics.get(c.item_id, ""),
+                       "offset": c.offset, "respondent": a.email, "value": a.value, "note": a.note,
+                       "answered_at": a.at, "via": a.via}
+
+
+def checkpoint_rows(requests: Iterable[TrainingRequest]) -> Iterator[dict[str, Any]]:
+    """One row per checkpoint: its result, and for a survey n, asked, response rate, mean, median, share."""
+    from states.surveys import current_tally
+
+    for r in requests:
+        items = {i.id: i for i in r.plan.items} if r.plan is not None else {}
+        for c in r.checkpoints:
+            item = items.get(c.item_id)
+            t = c.tally if c.tally is not None else (current_tally(c, item) if c.asked and item is not None else None)
+            yield {"request_id": r.id, "checkpoint": c.key, "item": c.item_id,
+                   "metric": item.metric if item else "", "unit": item.unit if item else "", "offset": c.offset,
+                   "due_at": c.due_at.isoformat(), "status": c.status.value, "value": c.value,
+                   "responses": t.n if t else None, "asked": t.asked if t else None,
+                   "response_rate": t.response_rate if t else None, "mean": t.mean if t else None,
+                   "median": t.median if t else None, "share_at_or_above": t.share_at_or_above if t else None,
+                   "threshold": t.threshold if t else None, "missed_reason": c.missed_reason,
+                   "closed_at": c.closed_at.isoformat() if c.closed_at else None}
+
+
+def export_rows(stream: IO[str], rows: Iterable[dict[str, Any]], columns: tuple[str, ...], as_csv: bool) -> int:
+    """Write ``rows`` as CSV (a header, blank cells for None, formulas defused) or a JSON array; the count."""
+    count = 0
+    if as_csv:
+        writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(_blank(row.get(k))) for k in columns})
+            count += 1
+        return count
+    stream.write("[")
+    for row in rows:
+        stream.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False, default=str))
+        count += 1
+    stream.write("\n]\n" if count else "]\n")
+    return count

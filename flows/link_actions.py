@@ -124,10 +124,8 @@ class LinkResponses:
         """A survey answer (``value``, ``note``), or a changed one while the survey is open."""
         def run(service: Service, o: Opened) -> TrainingRequest:
             assert o.checkpoint is not None
-            key = o.checkpoint.key
-            if o.checkpoint.status == CheckpointStatus.CLOSED:
-                return service.change_answer(request_id, key, data, o.link.actor, source="link")
-            return service.record(request_id, key, data, o.link.actor, source="link")
+            return service.answer(request_id, o.checkpoint.key, o.link.person, data, o.link.actor, via="link",
+                                  source="link")
         return self._act(token, Purpose.SURVEY, request_id, "answered", run)
 
     # --- an owner ----------------------------------------------------------------------------------

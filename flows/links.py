@@ -193,7 +193,16 @@ class Links:
             extra = {"checkpoint": str(key)}
         links = []
         expires = (row.created_at + self.lifetimes[purpose]).date().isoformat()
+        questions = context.get("questions")
+        keys = [str(q["checkpoint"]["key"]) for q in questions if isinstance(q, dict)] \
+            if purpose == Purpose.SURVEY and isinstance(questions, list) and len(questions) > 1 else []
         for recipient in n.to:
+            if keys:  # a survey of several questions: each question its own link (its own answer channel)
+                for number, key in enumerate(keys, start=1):
+                    token = self.issue(purpose, n.request_id, recipient.email, row.created_at, checkpoint=key)
+                    links.append({"name": recipient.name, "email": recipient.email, "expires": expires,
+                                  "url": self.url(purpose, n.request_id, token), "question": number})
+                continue
             token = self.issue(purpose, n.request_id, recipient.email, row.created_at, **extra)
             links.append({"name": recipient.name, "email": recipient.email, "expires": expires,
                           "url": self.url(purpose, n.request_id, token)})

@@ -227,10 +227,13 @@ class _Row:
         run = self.run
         notification = run.prepare(self.row) if run.prepare is not None else self.row.notification
         messages: list[tuple[str, EmailMessage]] = []
+        seen: set[str] = set()
+        links = _links_by_recipient(notification)  # once per row: a roster's survey has a thousand recipients
         try:
             for recipient in notification.to:
-                if recipient.email.lower() not in (m[0].lower() for m in messages):
-                    messages.append((recipient.email, render_fn(_for_one(notification, recipient))))
+                if recipient.email.lower() not in seen:
+                    seen.add(recipient.email.lower())
+                    messages.append((recipient.email, render_fn(_for_one(notification, recipient, links))))
         except Exception as exc:  # an unrenderable message will not render better later
             self.fail(f"cannot render {self.row.template}: {type(exc).__name__}: {exc}")
             return
@@ -306,11 +309,24 @@ class _Row:
             self.fail(note or "no recipient accepted the message", done_now)
 
 
-def _for_one(notification: Notification, recipient: Recipient) -> Notification:
-    """``notification`` addressed to ``recipient`` alone, with only that recipient's signed link
+def _links_by_recipient(notification: Notification) -> dict[str, list[Any]] | None:
+    """The row's signed links by recipient address (None when it has none)."""
+    links = notification.context.get("links")
+    if not isinstance(links, list):
+        return None
+    found: dict[str, list[Any]] = {}
+    for link in links:
+        found.setdefault(str(link.get("email", "")).lower(), []).append(link)
+    return found
+
+
+def _for_one(notification: Notification, recipient: Recipient,
+             links: dict[str, list[Any]] | None = None) -> Notification:
+    """``notification`` addressed to ``recipient`` alone, with only that recipient's signed link(s)
     (a link acts as the person it was issued to: nobody is sent another's)."""
     context = dict(notification.context)
-    if isinstance(context.get("links"), list):
-        context["links"] = [link for link in context["links"]
-                            if str(link.get("email", "")).lower() == recipient.email.lower()]
+    if links is None and isinstance(context.get("links"), list):
+        links = _links_by_recipient(notification)
+    if links is not None:
+        context["links"] = links.get(recipient.email.lower(), [])
     return replace(notification, to=(recipient,), context=context)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from connectors.db.inbound import Handled, Quarantine
 from connectors.email.authresults import SenderCheck
 from connectors.email.inbound import InboundMessage
-from connectors.email.replies import IssuedCode, RequestMatch, interpret_reply, issued_codes
+from connectors.email.replies import IssuedCode, RequestMatch, interpret_answers, interpret_reply, issued_codes
 from connectors.email.tokens import parse_code
 from connectors.ports import InboundStatus, Transaction
 from flows.service import Service
@@ -163,12 +163,28 @@ class ReplyHandler:
                 if key is None or value is None:
                     raise Quarantine(f"request {request_id}: a number ({value}) in a reply to a {row.template} "
                                      "mail, which does not ask for one")
-                self.service.record(request_id, key, {"value": float(str(value)), "note": note[:2000]}, sender)
+                if row.template == "checkpoint_reminder":  # the owner's to-do: the result itself
+                    self.service.record(request_id, key, {"value": float(str(value)), "note": note[:2000]}, sender)
+                else:
+                    self._answer(request_id, key, row.notification.context, message, sender,
+                                 float(str(value)), note)
             else:
                 return self._note(request_id, note or message.subject, sender, "")
         except (LdflowError, ValueError) as exc:
             raise Quarantine(f"request {request_id}: {exc}") from None
         return Handled(InboundStatus.PROCESSED, request_id)
+
+    def _answer(self, request_id: int, key: str, context: dict[str, object], message: InboundMessage,
+                sender: str, value: float, note: str) -> None:
+        """A survey answer (each of the mail's questions, one number a line), as the respondent, by reply;
+        one from someone not asked is refused by the domain and quarantined with that reason."""
+        questions = context.get("questions")
+        keys = [str(q["checkpoint"]["key"]) for q in questions if isinstance(q, dict)] \
+            if isinstance(questions, list) and len(questions) > 1 else [key]
+        answers = interpret_answers(message.body_text, len(keys)) if len(keys) > 1 else [(value, note)]
+        for checkpoint, (number, text) in zip(keys, answers, strict=False):
+            self.service.answer(request_id, checkpoint, sender, {"value": float(str(number)), "note": text[:2000]},
+                                sender, via="reply")
 
     def _note(self, request_id: int, text: str, sender: str, how: str) -> Handled:
         try:

@@ -24,8 +24,9 @@ from connectors.ports import (
 )
 from flows import attribution
 from flows.clock import Clock, SystemClock
-from states import amendments, companions, followups, reopening, responses, stalls
+from states import amendments, companions, followups, reopening, responses, stalls, surveys
 from states.amendments import Amendment
+from states.checkpoints import CheckpointStatus
 from states.errors import Conflict, FieldError, InvalidInput, NotFound
 from states.events import CheckpointFlagged
 from states.models import (
@@ -39,6 +40,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    Roster,
     SessionPlan,
 )
 from states.request import TrainingRequest
@@ -241,6 +243,32 @@ class Service:
         return self._change(request_id, actor, expect_version,
                             lambda r, at: r.record_result(checkpoint, result, at))
 
+    def answer(self, request_id: int, checkpoint: str, respondent: str, data: Data | CheckpointResult, actor: str,
+               via: str = "", source: str = "") -> TrainingRequest:
+        """A respondent's survey answer (by reply or link). A group survey keeps one answer per respondent
+        (a second replaces the first) and closes when everyone asked answered (states.surveys); a survey
+        sent before groups is recorded as its result, or changes it, as then."""
+        result = parse(CheckpointResult, data, source)
+        if result.value is None:
+            raise InvalidInput([FieldError("value", "give the answer as a number")])
+        value = result.value
+
+        def apply(r: TrainingRequest, at: datetime) -> None:
+            c = r.checkpoint(checkpoint)
+            if surveys.is_group_survey(c):
+                r.answer(checkpoint, respondent, value, result.note, at, via)
+            elif c.status == CheckpointStatus.CLOSED and c.value is not None:
+                responses.change_answer(r, checkpoint, value, result.note, at)
+            else:
+                r.record_result(checkpoint, result, at)
+        return self._change(request_id, actor, None, apply)
+
+    def set_roster(self, request_id: int, data: Data | Roster, actor: str,
+                   expect_version: int | None = None, source: str = "") -> TrainingRequest:
+        """Give or change the delivery's roster (``ldflow roster ID -f roster.csv``)."""
+        roster = parse(Roster, data, source)
+        return self._change(request_id, actor, expect_version, lambda r, at: r.set_roster(roster, at))
+
     def measure(self, request_id: int, actor: str, expect_version: int | None = None) -> TrainingRequest:
         return self._change(request_id, actor, expect_version, lambda r, at: r.measure(at))
 
@@ -306,7 +334,7 @@ class Service:
         counts = {"sent": 0, "flagged": 0, "conflicts": 0, "checked": len(rows)}
         for request_id, keys in _by_request(rows).items():
             def fire(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
-                sent = sum(1 for key in keys if request.send_checkpoint(key, now, lateness))
+                sent = request.send_checkpoints(keys, now, lateness)  # one mail per respondent (states.surveys)
                 flagged = sum(1 for e in request.pending_events() if isinstance(e, CheckpointFlagged))
                 return {"sent": sent, "flagged": flagged}
             self._retry_on_conflict(request_id, actor, fire, counts)
@@ -319,8 +347,7 @@ class Service:
         counts = {"reminded": 0, "conflicts": 0}
         for request_id, keys in _by_request(rows).items():
             def remind(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
-                return {"reminded": sum(1 for key in keys
-                                        if request.remind_checkpoint(key, now, after, max_reminders))}
+                return {"reminded": surveys.remind_due(request, keys, now, after, max_reminders)}
             self._retry_on_conflict(request_id, actor, remind, counts)
         return counts["reminded"]
 

@@ -31,6 +31,12 @@ def _state(state: str) -> str:
     return f"[{STATE_STYLE.get(state, 'white')}]{_t(state)}[/]"
 
 
+def _some(addresses: tuple[str, ...] | list[str], shown: int = 3) -> str:
+    """A few addresses, and how many more (a roster's survey goes to hundreds)."""
+    listed = ", ".join(addresses[:shown])
+    return listed + (f" and {len(addresses) - shown} more" if len(addresses) > shown else "")
+
+
 def _num_any(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
@@ -118,7 +124,15 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
     ev.Delivered: lambda e, key: (f"{e.delivery.get('start_date')} – {e.delivery.get('end_date')}, "
                                   f"{e.delivery.get('audience_reached')} reached, {e.delivery.get('format')}"),
     ev.CheckpointScheduled: lambda e, key: f"{e.item}:{e.offset} due {utc(e.due_at)}",
-    ev.SurveySent: lambda e, key: f"{key(e.checkpoint)} to {', '.join(e.to)}",
+    ev.SurveySent: lambda e, key: f"{key(e.checkpoint)} to {_some(e.to)}",
+    ev.SurveyAnswered: lambda e, key: (f"{key(e.checkpoint)} answered {_num_any(e.value)} by {e.respondent}"
+                                       + (f" (replaces {_num_any(e.replaces)})" if e.replaces is not None else "")
+                                       + (f": {e.note}" if e.note else "")),
+    ev.SurveyClosed: lambda e, key: (f"{key(e.checkpoint)} closed with {e.responses} of {e.asked} answers "
+                                     f"({e.response_rate:g}%) = {_num_any(e.value)}"),
+    ev.RosterSet: lambda e, key: (f"{plural(e.learners, 'learner')}" + "".join(
+        f", {len(v)} {name}" for name, v in (("added", e.added), ("removed", e.removed), ("changed", e.changed))
+        if v)),
     ev.ReminderSent: lambda e, key: f"{key(e.checkpoint)} reminder {e.reminder}",
     ev.CheckpointFlagged: lambda e, key: f"{key(e.checkpoint)} {plural(e.late_by_days, 'day')} late: needs review",
     ev.ResultRecorded: lambda e, key: (f"{key(e.checkpoint)} = {_num_any(e.value)}"

@@ -248,6 +248,8 @@ def checkpoints_table(r: TrainingRequest) -> Table:
             result = f"missed: {_t(c.missed_reason)}"
         else:
             result = ""
+        if c.asked:  # a group survey: how many of those asked have answered
+            result = f"{result} ({len(c.answers)} of {len(c.asked)} answered)".strip()
         table.add_row(f"{_t(c.item_id)}:{_t(c.offset)}", utc(c.due_at), _t(c.status.value), utc(c.sent_at),
                       result, _t(c.note))
     return table

@@ -18,6 +18,14 @@ class FlowName(StrEnum):
     DISPATCH = "dispatch"
 
 
+class ExportRows(StrEnum):
+    """``ldflow export --rows``: one row per request (with its document), per survey answer, per checkpoint."""
+
+    REQUESTS = "requests"
+    ANSWERS = "answers"
+    CHECKPOINTS = "checkpoints"
+
+
 class ExportFormat(StrEnum):
     """``ldflow export``: documents with their history, or one row per request."""
 

@@ -8,6 +8,11 @@ Record Store:
 * delivered: ``<actor> delivered <the programme>`` — verb
   ``http://activitystrea.ms/schema/1.0/deliver``; ``result.extensions`` hold
   the audience reached and the format.
+* survey_answered: ``<respondent> answered <the checkpoint's question>`` — verb
+  ``http://adlnet.gov/expapi/verbs/answered``, the actor the respondent's ``mbox``, the object the
+  question (``<base>/requests/<id>/checkpoints/<item>/<offset>``, its parent the programme),
+  ``result.response`` and ``result.score.raw`` the answer (``min``/``max`` the item's scale);
+  an answer that replaces an earlier one says so in ``result.extensions``.
 * measured: ``<actor> evaluated <the programme>`` — verb
   ``http://www.tincanapi.co.uk/verbs/evaluated``; ``result.success`` is true
   when every plan item met its target, ``result.score.scaled`` the share of
@@ -30,7 +35,7 @@ from typing import Any
 
 from flows import attribution
 from states import lifecycle
-from states.events import Delivered, Measured
+from states.events import Delivered, Measured, SurveyAnswered
 from states.lifecycle import State
 from states.request import TrainingRequest
 from states.results import Outcome
@@ -42,7 +47,9 @@ VERB_DELIVERED = {"id": "http://activitystrea.ms/schema/1.0/deliver", "display":
 VERB_MEASURED = {"id": "http://www.tincanapi.co.uk/verbs/evaluated", "display": {"en-US": "evaluated"}}
 ACTIVITY_COURSE = "http://adlnet.gov/expapi/activities/course"
 ACTIVITY_PERFORMANCE = "http://adlnet.gov/expapi/activities/performance"
-EVENTS = (Delivered.type, Measured.type)
+VERB_ANSWERED = {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}}
+ACTIVITY_QUESTION = "http://adlnet.gov/expapi/activities/question"
+EVENTS = (Delivered.type, Measured.type, SurveyAnswered.type)
 # Only a request that reached delivery has statements: it is delivered or in a state after it.
 _DELIVERED_OR_LATER = tuple(s.value for s in State if s in lifecycle.reachable(State.DELIVERED))
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -118,6 +125,8 @@ def statement(request: TrainingRequest, event: Any, base: str | None = None) -> 
             f"{base}/extensions/start-date": delivery.get("start_date"),
             f"{base}/extensions/end-date": delivery.get("end_date"),
         }}
+    elif event.type == SurveyAnswered.type:
+        out.update(_answered(request, payload, base))
     elif event.type == Measured.type:
         results = payload.get("results") or []
         met = sum(1 for r in results if r.get("outcome") == Outcome.MET)
@@ -135,6 +144,29 @@ def statement(request: TrainingRequest, event: Any, base: str | None = None) -> 
     else:
         raise ValueError(f"no xAPI statement for {article(event.type)} {event.type!r} event (only {', '.join(EVENTS)})")
     return out
+
+
+def _answered(request: TrainingRequest, payload: dict[str, Any], base: str) -> dict[str, Any]:
+    """The actor, verb, object, result and context of a survey answer's statement."""
+    key = str(payload.get("checkpoint", ""))
+    _, item_id, offset = (key.split(":") + ["", "", ""])[:3]
+    item = next((i for i in request.plan.items if i.id == item_id), None) if request.plan is not None else None
+    value = payload.get("value")
+    score: dict[str, Any] = {"raw": value}
+    if item is not None and item.survey is not None:
+        score.update(min=item.survey.scale_min, max=item.survey.scale_max)
+    result: dict[str, Any] = {"response": f"{value:g}" if isinstance(value, (int, float)) else str(value),
+                              "score": score, "completion": True}
+    if payload.get("replaces") is not None:
+        result["extensions"] = {f"{base}/extensions/replaces": payload["replaces"]}
+    context = _context(request, base)
+    context["contextActivities"] = {"parent": [{"objectType": "Activity", "id": f"{base}/requests/{request.id}"}]}
+    name = item.metric if item is not None else key
+    return {"actor": _agent(str(payload.get("respondent", "")), base), "verb": VERB_ANSWERED, "result": result,
+            "context": context,
+            "object": {"objectType": "Activity", "id": f"{base}/requests/{request.id}/checkpoints/{item_id}/{offset}",
+                       "definition": {"name": _lang(name), "type": ACTIVITY_QUESTION,
+                                      "interactionType": "numeric"}}}
 
 
 def _requests(service: Any, request_id: int | None) -> Iterator[TrainingRequest]:

@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from states import wording
 from states.durations import parse_duration
+from states.groups import SurveyAnswer, Tally
 from states.models import MeasurementPlan, PlanItem
 from states.notifications import CalendarItem, Recipient
 
@@ -56,6 +57,10 @@ class Checkpoint(BaseModel):
     missed_reason: str = ""
     comparison_value: float | None = None  # the comparison group's value (isolation: control_group)
     early_reason: str = ""  # why the result was recorded before the checkpoint was due
+    # a survey to a respondent group (states.surveys): who was asked, their answers, the aggregate at close
+    asked: list[str] = Field(default_factory=list)
+    answers: list[SurveyAnswer] = Field(default_factory=list)
+    tally: Tally | None = None
 
     def early(self, at: datetime) -> bool:
         """Whether ``at`` is before the checkpoint is due (a result then needs a stated reason)."""

@@ -373,6 +373,41 @@ class AnswerChanged(Fact):
     note: str = _optional("")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SurveyAnswered(Fact):
+    """A respondent answered a group survey (states.surveys); ``replaces`` their earlier answer, if any."""
+
+    type = "survey_answered"
+    checkpoint: str
+    respondent: str
+    value: float
+    note: str = _optional("")
+    replaces: float | None = _optional(None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurveyClosed(Fact):
+    """A group survey closed with its aggregate: everyone answered, or its response window ended."""
+
+    type = "survey_closed"
+    checkpoint: str
+    responses: int
+    asked: int
+    response_rate: float
+    value: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RosterSet(Fact):
+    """The delivery's roster was given or changed: how many learners, the addresses added, removed, changed."""
+
+    type = "roster_set"
+    learners: int
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+
 # --- mail (recorded by the outbox relay and the operator's outbox commands) --------------------------
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,7 +444,7 @@ FACTS: Final[tuple[type[Fact], ...]] = (
     CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
     EmailSent, EmailBounced, InviteSent, Rediagnosed, PlanRevised, PlanRevisionApproved, CheckpointSuperseded,
     PlanChangesRequested, AnswerChanged, CompanionAdded, CompanionDone, CompanionDropped, CompanionReminded,
-    ActionStepReminded,
+    ActionStepReminded, SurveyAnswered, SurveyClosed, RosterSet,
 )
 EVENTS: Final[dict[str, type[Fact] | type[TransitionEvent]]] = {
     **{cls.type: cls for cls in TRANSITION_EVENTS.values()}, **{cls.type: cls for cls in FACTS},

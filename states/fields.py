@@ -50,3 +50,9 @@ class Model(BaseModel):
     # allow_inf_nan=False: NaN/Infinity (JSON "NaN", YAML .inf) would be stored as null and make the
     # request unreadable.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, allow_inf_nan=False)
+
+
+class Person(Model):
+    name: Line = Field(min_length=1)
+    email: Email
+    role: Line = ""

@@ -75,6 +75,7 @@ class Command(StrEnum):
     COMPLETE_COMPANION = "complete_companion"
     DROP_COMPANION = "drop_companion"
     REMIND_OWNER = "remind_owner"
+    SET_ROSTER = "set_roster"
 
 
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
@@ -145,6 +146,8 @@ RULES: Final[dict[Command, Rule]] = {
                                     "reminders go out while the request is delivered"),
     Command.CLOSE_UNANSWERED: Rule(_FOLLOWING_UP, "close an unanswered checkpoint of",
                                    "unanswered checkpoints are closed as missed while the request is delivered"),
+    Command.SET_ROSTER: Rule(frozenset({State.DESIGNED, State.REDIRECTED, State.DELIVERED}), "give a roster for",
+                             "a designed, redirected or delivered request (the roster is of its delivery)"),
     Command.REDIAGNOSE: Rule(frozenset({State.DIAGNOSED}), "re-diagnose",
                              "a diagnosed request not yet designed or redirected (re-diagnose before either)"),
     Command.REPORT: Rule(frozenset({State.MEASURED, State.ACKNOWLEDGED}), "report on",

@@ -19,8 +19,12 @@ from states.durations import MAX_YEARS, parse_duration
 from states.fields import Email as Email  # re-exported: the field types of every input model
 from states.fields import Line as Line
 from states.fields import Model as Model
+from states.fields import Person as Person
 from states.fields import Text as Text
 from states.fields import single_line
+from states.groups import Respondent as Respondent  # re-exported: respondent groups (states/groups.py)
+from states.groups import Roster as Roster
+from states.groups import SurveyRules as SurveyRules
 from states.kinds import RedirectKind as RedirectKind  # re-exported: part of the input models
 from states.measures import CostCategory as CostCategory
 from states.measures import CostLine as CostLine
@@ -31,12 +35,6 @@ from states.measures import IsolationMethod as IsolationMethod
 from states.observable import VAGUE_VERBS as VAGUE_VERBS  # re-exported
 from states.observable import check_observable
 from states.validation import Count, Measure, ValuePerUnit, from_store
-
-
-class Person(Model):
-    name: Line = Field(min_length=1)
-    email: Email
-    role: Line = ""
 
 
 class BusinessGoal(Model):
@@ -169,12 +167,6 @@ class Instrument(StrEnum):
     INTERVIEW = "interview"
 
 
-class Respondent(StrEnum):
-    LEARNER = "learner"
-    MANAGER = "manager"
-    STAKEHOLDER = "stakeholder"
-
-
 class Baseline(Model):
     value: Measure
     date: date
@@ -225,6 +217,9 @@ class PlanItem(Model):
     direction: Direction | None = Field(default=None, description="default: from baseline and target")
     guardrail: bool = Field(default=False, description="must not get worse while the main metric improves")
     isolation: Isolation | None = Field(default=None, description="how the training's effect is isolated")
+    stakeholders: list[Person] = Field(default_factory=list, description="respondent stakeholders: who answers "
+                                                                         "(default: the request's stakeholders)")
+    survey: SurveyRules | None = Field(default=None, description="scale, threshold, minimum answers, window")
 
     @model_validator(mode="after")
     def _level_in_range(self) -> PlanItem:
@@ -295,6 +290,7 @@ class Delivery(Model):
     audience_reached: Count | None = None
     format: Line = ""
     notes: Text = ""
+    roster: Roster | None = Field(default=None, description="the learners (and their managers) surveyed")
 
     @field_validator("start_date", "end_date")
     @classmethod

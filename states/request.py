@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from states import companions as mix
 from states import events as ev
-from states import followups, guards, lifecycle, mails, results, revisions, wording
+from states import followups, guards, lifecycle, mails, results, revisions, surveys, wording
 from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
@@ -37,7 +37,7 @@ from states.models import (
     Reason,
     Recommendation,
     Redirect,
-    Respondent,
+    Roster,
     SessionPlan,
 )
 from states.notifications import CalendarItem, Notification, Recipient, recipient, recipients
@@ -82,6 +82,7 @@ class TrainingRequest(BaseModel):
     redirect_record: Redirect | None = None
     companions: list[mix.Companion] = Field(default_factory=list)  # a solution mix (states/companions.py)
     delivery: Delivery | None = None
+    roster: Roster | None = None  # the learners surveyed and their managers (states.groups)
     sessions: list[Session] = Field(default_factory=list)
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     results: list[ItemResult] = Field(default_factory=list)
@@ -291,9 +292,11 @@ class TrainingRequest(BaseModel):
     def deliver(self, delivery: Delivery, at: datetime) -> None:
         """Record delivery; schedule every checkpoint of the plan from the end date."""
         self._require(Command.DELIVER)
-        self._move(ev.Delivered(from_state=self.state, delivery=delivery.model_dump(mode="json")),
+        self._move(ev.Delivered(from_state=self.state, delivery=delivery.model_dump(mode="json", exclude={"roster"})),
                    guards.deliver(self, delivery), at)
-        self.delivery = delivery
+        self.delivery = delivery.model_copy(update={"roster": None})
+        if delivery.roster is not None:
+            self.set_roster(delivery.roster, at)
         assert self.plan is not None and delivery.end_date is not None and self.id is not None
         for c in schedule(self.id, self.plan, delivery.end_date):
             self.checkpoints.append(c)
@@ -390,56 +393,32 @@ class TrainingRequest(BaseModel):
         return [c for c in self.checkpoints if c.is_due(now)]
 
     def send_checkpoint(self, key: str, at: datetime, lateness: timedelta) -> bool:
-        """Queue the survey for a due checkpoint (once); flag it for review when far too late.
+        """Queue the survey for a due checkpoint (once); flag it for review when far too late. Returns
+        True when a survey was queued. ``send_checkpoints`` sends several due ones in one mail per person."""
+        return self.send_checkpoints([key], at, lateness) == 1
 
-        Returns True when a survey was queued.
-        """
-        c = self.checkpoint(key)
-        if not c.is_due(at) or not lifecycle.allows(Command.SEND_CHECKPOINT, self.state):
-            return False
-        item = self._item(c)
-        self.updated_at = at
-        if c.too_late(at, lateness):
-            c.status = CheckpointStatus.NEEDS_REVIEW
-            self._events.append(ev.CheckpointFlagged(checkpoint=c.key, due_at=c.due_at.isoformat(),
-                                                     late_by_days=(at - c.due_at).days))
-            return False
-        c.status = CheckpointStatus.SENT
-        c.sent_at = at
-        respondents = self._respondents(item.respondent)
-        context = c.context(item)
-        self._notify(f"survey:{c.item_id}:{c.offset}", "survey", respondents,
-                     f"Quick check-in ({wording.after_delivery(c.offset)}): {item.metric}", context)
-        owner = recipient(item.owner)
-        self._notify(f"checkpoint_reminder:{c.item_id}:{c.offset}", "checkpoint_reminder", [owner],
-                     f"Collect the {wording.offset_adjective(c.offset)} result: {item.metric}", context,
-                     calendar=collect_todo(self.id or 0, c, item, at, owner))
-        self._events.append(ev.SurveySent(checkpoint=c.key, to=tuple(r.email for r in respondents)))
-        return True
+    def send_checkpoints(self, keys: list[str], at: datetime, lateness: timedelta) -> int:
+        return surveys.send_due(self, keys, at, lateness)
 
     def remind_checkpoint(self, key: str, at: datetime, after: timedelta, max_reminders: int) -> bool:
-        """Send a reminder for an unanswered survey (``after`` since the last one, at most ``max_reminders``)."""
-        c = self.checkpoint(key)
-        if not c.may_remind(at, after, max_reminders) or not lifecycle.allows(Command.REMIND_CHECKPOINT,
-                                                                                self.state):
-            return False
-        item = self._item(c)
-        c.reminders_sent += 1
-        c.last_reminder_at = at
-        self.updated_at = at
-        self._notify(f"survey_reminder:{c.item_id}:{c.offset}:{c.reminders_sent}", "survey_reminder",
-                     self._respondents(item.respondent), f"Reminder: quick check-in on {item.metric}",
-                     {**c.context(item), "reminder_number": c.reminders_sent})
-        self._events.append(ev.ReminderSent(checkpoint=c.key, reminder=c.reminders_sent))
-        return True
+        """Remind who has not answered a survey (``after`` since the last reminder, at most ``max_reminders``)."""
+        return surveys.remind_due(self, [key], at, after, max_reminders) == 1
+
+    def answer(self, key: str, email: str, value: float, note: str, at: datetime, via: str = "") -> None:
+        """A respondent's answer to a group survey (states.surveys)."""
+        surveys.answer(self, key, email, value, note, at, via)
+
+    def set_roster(self, roster: Roster, at: datetime) -> None:
+        """Give or change the delivery's roster; the event says what changed."""
+        self._require(Command.SET_ROSTER)
+        empty = Roster.model_construct(learners=[], teams=[])
+        changes = (self.roster or empty).changes(roster)
+        if self.roster is not None and roster == self.roster:
+            return
+        self.roster, self.updated_at = roster, at
+        self._events.append(ev.RosterSet(learners=len(roster.learners), added=tuple(changes["added"]),
+                                         removed=tuple(changes["removed"]), changed=tuple(changes["changed"])))
 
     def _item(self, c: Checkpoint) -> PlanItem:
         assert self.plan is not None
         return next(i for i in self.plan.items if i.id == c.item_id)
-
-    def _respondents(self, respondent: Respondent) -> list[Recipient]:
-        if respondent == Respondent.MANAGER:
-            return [recipient(self.intake.sponsor)]
-        if respondent == Respondent.LEARNER:
-            return [recipient(self.intake.audience.contact or self.intake.requester)]
-        return self._stakeholders()

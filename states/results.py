@@ -43,6 +43,9 @@ class ItemResult(BaseModel):
     isolation_note: str = ""  # how it was isolated (or why not), in words
     isolated: bool = False
     raw_benefit: float | None = None  # the raw change in money, before isolation
+    responses: int | None = None  # a survey result: how many answered, of how many asked, the rate (%)
+    asked: int | None = None
+    response_rate: float | None = None
 
 
 class RoiSummary(BaseModel):
@@ -81,6 +84,9 @@ def _item_result(item: PlanItem, checkpoints: Sequence[Checkpoint]) -> ItemResul
         fields = {"raw_change": raw, "effect": isolated.effect, "isolation": isolated.method.value,
                   "isolation_note": isolated.note, "isolated": isolated.effect is not None,
                   "raw_benefit": _round(raw_benefit), "monetary_benefit": _round(benefit)}
+        if latest.tally is not None:
+            fields.update(responses=latest.tally.n, asked=latest.tally.asked,
+                          response_rate=latest.tally.response_rate)
     return ItemResult(item_id=item.id, metric=item.metric, unit=item.unit, baseline=baseline, target=target.value,
                       result=value, outcome=verdict(direction, target, baseline, value), direction=direction.value,
                       guardrail=item.guardrail, target_low=target.low, target_high=target.high,

@@ -1,4 +1,4 @@
-"""No silent stalls: a survey still unanswered after its last reminder is closed as missed.
+"""No silent stalls: a survey closes at the end of its response window, as missed when unanswered.
 
 ``close_unanswered`` (called by the service for the pipeline's follow-ups, like
 :mod:`states.amendments` a function over the aggregate) closes the checkpoint as ``missed`` with the
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from states import events as ev
-from states import lifecycle, wording
+from states import lifecycle, surveys, wording
 from states.checkpoints import CheckpointStatus
 from states.lifecycle import Command
 from states.notifications import recipient, recipients
@@ -26,18 +26,28 @@ CHECKPOINT_MISSED: Final = "checkpoint_missed"  # the template
 
 def close_unanswered(request: TrainingRequest, key: str, at: datetime, window: timedelta,
                      max_reminders: int) -> bool:
-    """Close the checkpoint as missed when it is still unanswered ``window`` after its last reminder
-    (``max_reminders`` sent); returns True when it was closed."""
+    """Close a survey at the end of its response window: one rule for every survey. The window ends at
+    the item's ``survey.window`` after the due date (default 14 days), and never before ``window``
+    after its last reminder (``max_reminders`` sent). A group survey then closes with what its answers
+    give, or as missed when below the item's minimum n or response rate; without an answer, missed.
+    Returns True when it was closed (either way)."""
     c = request.checkpoint(key)
     if not c.may_close_unanswered(at, window, max_reminders) or \
             not lifecycle.allows(Command.CLOSE_UNANSWERED, request.state):
         return False
     assert request.plan is not None
     item = next(i for i in request.plan.items if i.id == c.item_id)
+    if at < surveys.window_end(c, item):
+        return False
     last = c.last_reminder_at or c.sent_at
     assert last is not None
+    short = surveys.close_at_window(request, c, item, at)
+    if short is None:
+        request.updated_at = at
+        return True
     reason = (f"no answer after the survey of {c.due_at:%Y-%m-%d} and "
-              f"{wording.plural(c.reminders_sent, 'reminder')} (the last on {last:%Y-%m-%d})")
+              f"{wording.plural(c.reminders_sent, 'reminder')} (the last on {last:%Y-%m-%d})"
+              if short == "no answer" else f"{short} by the end of its response window")
     c.status, c.missed_reason, c.closed_at = CheckpointStatus.MISSED, reason, at
     request.updated_at = at
     people = recipients([item.owner]) if item.owner.email == request.intake.sponsor.email else \

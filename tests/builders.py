@@ -342,3 +342,12 @@ def run_step(service: Any, request_id: int, command: str, data: Any, actor: str 
     if command == "approve_plan" and isinstance(data, dict):
         actor = data.get("approver", actor)  # the approver approves in person (on-behalf: test_on_behalf)
     return getattr(service, command)(request_id, data, actor)
+
+
+def roster_data(n: int = 3, *, managers: int = 1, domain: str = "learners.example.org") -> Data:
+    """A roster of ``n`` learners in ``managers`` teams, each team with its manager."""
+    teams = [{"team": f"team-{t}", "manager": {"name": f"Manager {t}", "email": f"manager{t}@{domain}"}}
+             for t in range(1, managers + 1)]
+    learners = [{"name": f"Learner {i}", "email": f"learner{i}@{domain}", "team": f"team-{i % managers + 1}"}
+                for i in range(1, n + 1)]
+    return {"learners": learners, "teams": teams}

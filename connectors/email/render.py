@@ -202,12 +202,24 @@ def _derive(context: dict[str, Any]) -> None:
     if "checkpoint_label" not in context:
         offset = checkpoint.get("offset")
         context["checkpoint_label"] = wording.after_delivery(offset) if offset else ""
+    questions = context.get("questions")
+    context["many"] = isinstance(questions, list) and len(questions) > 1
+    if isinstance(questions, list) and context["many"]:  # several questions (states.surveys): each its own
+        context["questions"] = [{**q, "question": _question(q.get("item") or {})} for q in questions
+                                if isinstance(q, dict)]
     if not context.get("question"):
         if context["metric"]:
             unit = f", {wording.unit_phrase(context['unit'])}" if context["unit"] else ""
             context["question"] = f"{context['metric']}: where does it stand today{unit}?"
         else:
             context["question"] = "How are things going since the programme?"
+
+
+def _question(item: dict[str, Any]) -> str:
+    metric, unit = item.get("metric") or "", item.get("unit") or ""
+    if not metric:
+        return "How are things going since the programme?"
+    return f"{metric}: where does it stand today{', ' + wording.unit_phrase(unit) if unit else ''}?"
 
 
 def _context(notification: Notification) -> dict[str, Any]:
@@ -403,7 +415,11 @@ def _attach_calendar(msg: EmailMessage, item: CalendarItem, when: datetime) -> N
 def _stable_boundaries(msg: EmailMessage, key: str) -> None:
     """Boundaries derived from the key: re-rendering gives the same bytes (given the same Date)."""
     digest = hashlib.sha256(f"boundary:{key}".encode()).hexdigest()[:24]
-    text = msg.as_string()
+    # the parts' encoded payloads and the headers: what a boundary could collide with (serialising the
+    # whole message here cost a third of a survey mail's rendering)
+    parts = msg.walk()
+    text = "".join(str(p.get_payload()) for p in parts if not p.is_multipart()) + \
+        "".join(f"{k}: {v}\n" for p in msg.walk() for k, v in p.items())
     for index, part in enumerate(msg.walk()):
         if part.is_multipart():
             boundary = f"=_ldflow_{digest}_{index}"

@@ -118,6 +118,25 @@ def interpret_reply(body: str) -> ReplyIntent:
     return ReplyIntent(kind="note", note="\n".join(lines).strip(), first_line=first)
 
 
+def interpret_answers(body: str, count: int) -> list[tuple[Decimal, str]]:
+    """A reply to a survey of ``count`` questions: one number a line, in the questions' order (a line may
+    start "2:" or "Q2:"); each with the note on its line. Stops at the first line that is not an answer."""
+    out: list[tuple[Decimal, str]] = []
+    for line in first_meaningful_lines(body)[:count]:
+        line = re.sub(r"^\s*q?\d+\s*[:.)]\s+(?=[-+]?\d)", "", line, flags=re.IGNORECASE)
+        number = _NUMBER_RE.match(line)
+        if not number:
+            break
+        try:
+            value = Decimal(number.group("value").replace(",", "."))
+        except InvalidOperation:
+            break
+        if not value.is_finite():
+            break
+        out.append((value, (number.group("note") or "").strip()))
+    return out
+
+
 def match_request(
     message: InboundMessage,
     lookup_sent: Callable[[Iterable[str]], Mapping[str, tuple[int, str]]],

@@ -39,6 +39,7 @@ from flows.cli import (
     amend,
     clock,
     companions,
+    groups,
     mail,
     pipeline,
     plan,
@@ -68,6 +69,7 @@ app = typer.Typer(
 )
 app.add_typer(requests.app)
 app.add_typer(amend.app)
+app.add_typer(groups.app)
 app.add_typer(plan.app, name="plan", rich_help_panel="Requests")
 app.add_typer(companions.app, name="companion", rich_help_panel="Requests")
 app.add_typer(reads.app)

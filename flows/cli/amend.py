@@ -52,7 +52,8 @@ def amend(
     item_owner_name: Annotated[str | None, typer.Option(help="The item's new owner's name.")] = None,
     item_owner_email: Annotated[str | None, typer.Option(help="The item's new owner's e-mail.")] = None,
     respondent: Annotated[str | None, typer.Option(
-        metavar="learner|manager|stakeholder", help="Who answers the item's survey.")] = None,
+        metavar="learners|managers|sponsor|stakeholders|owner",
+        help="Who answers the item's survey (the older learner, manager, stakeholder are still read).")] = None,
     redirect_owner_name: Annotated[str | None, typer.Option(help="The redirect's new owner's name.")] = None,
     redirect_owner_email: Annotated[str | None, typer.Option(help="The redirect's new owner's e-mail.")] = None,
     who: ActorOpt = None,

@@ -10,7 +10,7 @@ import typer
 
 from connectors.files import atomic_write
 from flows.cli.common import IdArg, JsonOpt, choice, choices, open_app, output_file, print_json
-from flows.vocabulary import ExportFormat, SortKey
+from flows.vocabulary import ExportFormat, ExportRows, SortKey
 from states.errors import FieldError, InvalidInput
 from states.lifecycle import State
 from states.wording import plural
@@ -95,6 +95,10 @@ def export(
                                "database or an existing file of the data directory.")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="The JSON export (the same as --format json).")] = False,
+    rows: Annotated[ExportRows, typer.Option(
+        "--rows", help="What a row is: a request (its document and history), a survey answer, or a checkpoint's "
+                       "result (with n and the response rate).", parser=choice(ExportRows, "rows"))]
+    = ExportRows.REQUESTS,
 ) -> None:
     """Export one request or all: JSON (document + history) or CSV (one row per request)."""
     from flows import exports
@@ -108,6 +112,12 @@ def export(
     requests = requests_to_export(app_, request_id)
 
     def write(stream: IO[str]) -> int:
+        if rows == ExportRows.ANSWERS:
+            return exports.export_rows(stream, exports.answer_rows(requests), exports.ANSWER_COLUMNS,
+                                       format == ExportFormat.CSV)
+        if rows == ExportRows.CHECKPOINTS:
+            return exports.export_rows(stream, exports.checkpoint_rows(requests), exports.CHECKPOINT_COLUMNS,
+                                       format == ExportFormat.CSV)
         return (exports.export_json(stream, requests, app_.service.history) if format == ExportFormat.JSON
                 else exports.export_csv(stream, requests))
 
@@ -118,4 +128,5 @@ def export(
     atomic_write(target, lambda stream: counted.append(write(stream)))  # 0600, temp file + rename
     count = counted[0]
     if output is not None:
-        typer.echo(f"exported {plural(count, 'request')} to {output}", err=True)
+        what = {ExportRows.ANSWERS: "answer", ExportRows.CHECKPOINTS: "checkpoint"}.get(rows, "request")
+        typer.echo(f"exported {plural(count, what)} to {output}", err=True)

@@ -48,6 +48,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    Roster,
     SessionPlan,
 )
 from states.request import Session, TrainingRequest
@@ -213,6 +214,8 @@ def _commands(api: FastAPI) -> None:  # noqa: C901 - one small function per comm
             lambda app, i, b, who, v: app.service.schedule_session(i, b.data, who, v, b.source))
     command("/deliver", Delivery, "Record the delivery; checkpoints are scheduled (ldflow deliver)",
             lambda app, i, b, who, v: app.service.deliver(i, b.data, who, v, b.source))
+    command("/roster", Roster, "Give or change the delivery's roster: the learners surveyed (ldflow roster)",
+            lambda app, i, b, who, v: app.service.set_roster(i, b.data, who, v, b.source))
     command("/acknowledge", Acknowledgement, "Close the loop; the report goes out (ldflow acknowledge)",
             lambda app, i, b, who, v: app.service.acknowledge(i, b.data, who, v, b.source))
     command("/decline", Reason, "Decline, with a reason (ldflow decline)",

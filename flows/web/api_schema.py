@@ -29,6 +29,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    Roster,
     SessionPlan,
     Text,
 )
@@ -152,7 +153,7 @@ class OutboxItem(BaseModel):
 INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, MeasurementPlan, PlanApproval,
                                        DesignBrief, Redirect, SessionPlan, Delivery, CheckpointResult,
                                        Acknowledgement, Reason, Amendment, NoteInput, CompanionPiece,
-                                       CompanionOutcome)
+                                       CompanionOutcome, Roster)
 OUTPUTS: tuple[type[BaseModel], ...] = (TrainingRequest, Session, RequestPage, HistoryEntry, PlanView, ExportItem,
                                         OutboxItem, ApiError)
 

@@ -75,6 +75,11 @@ ACTIONS: dict[Command, Action] = {a.command: a for a in (
         Field("start_date", "Start date", "date"), Field("end_date", "End date", "date"),
         Field("audience_reached", "Audience reached (people)", "number"), Field("format", "Format"),
         Field("notes", "Notes", "textarea"))),
+    Action(Command.SET_ROSTER, "Give or change the roster", (
+        Field(_YAML, "Roster (YAML, as `ldflow roster -f roster.yaml`; a CSV file goes through the CLI)", "yaml"),),
+           example="# the learners surveyed, with their team and manager\n"
+                   "learners:\n  - {name: '', email: '', team: ''}\n"
+                   "teams:\n  - {team: '', manager: {name: '', email: ''}}\n"),
     Action(Command.RECORD_RESULT, "Record a result", (
         Field("checkpoint", "Checkpoint", "select"), Field("value", "Value", "number"),
         Field("note", "Note"), Field("early_reason", "Before it is due? Say why (a correction, an early figure)"),
@@ -176,6 +181,7 @@ RUNNERS: dict[Command, Runner] = {
     Command.REDIRECT: lambda s, rid, d, a, v, admin: s.redirect(rid, d, a, v, "the form"),
     Command.SCHEDULE_SESSION: lambda s, rid, d, a, v, admin: s.schedule_session(rid, d, a, v, "the form"),
     Command.DELIVER: lambda s, rid, d, a, v, admin: s.deliver(rid, d, a, v, "the form"),
+    Command.SET_ROSTER: lambda s, rid, d, a, v, admin: s.set_roster(rid, d, a, v, "the form"),
     Command.RECORD_RESULT: _record,
     Command.MEASURE: lambda s, rid, d, a, v, admin: s.measure(rid, a, v),
     Command.ACKNOWLEDGE: lambda s, rid, d, a, v, admin: s.acknowledge(rid, d, a, v, "the form"),

@@ -1,6 +1,6 @@
-"""No silent stalls (issue 8), on the fake, SQLite and PostgreSQL: a survey still unanswered after its
-last reminder is closed as missed once (history, a mail to the owner and the sponsor), the request then
-measures, and the report names the missed checkpoint."""
+"""No silent stalls (issue 8), on the fake, SQLite and PostgreSQL: a survey still unanswered at the end
+of its response window (and after its last reminder) is closed as missed once (history, a mail to the
+owner and the sponsor), the request then measures, and the report names the missed checkpoint."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ def test_an_unanswered_survey_is_closed_as_missed_once_and_reported(any_service:
     clock.advance(WINDOW - timedelta(minutes=1))
     assert any_service.close_unanswered(ACTOR, WINDOW, MOST) == 0  # the window is not over yet
     clock.advance(timedelta(minutes=1))
+    # the grace after the last reminder is over, but not the response window (14 days after due): one rule
+    assert any_service.close_unanswered(ACTOR, WINDOW, MOST) == 0
+    clock.set(r.checkpoint("m2:P1D").due_at + timedelta(days=14))
     assert any_service.close_unanswered(ACTOR, WINDOW, MOST) == 1
     assert any_service.close_unanswered(ACTOR, WINDOW, MOST) == 0  # once, however often the pipeline runs
 
@@ -69,7 +72,9 @@ def test_the_owner_and_the_sponsor_are_told(any_service: Service, clock: FixedCl
     clock.set(END + timedelta(days=1, hours=1))
     any_service.send_due_checkpoints(ACTOR, LATENESS)
     clock.advance(WINDOW)
-    assert any_service.close_unanswered(ACTOR, WINDOW, 0) == 1  # no reminders configured: the window after the survey
+    assert any_service.close_unanswered(ACTOR, WINDOW, 0) == 0  # no reminders configured: the grace after the survey
+    clock.set(END + timedelta(days=15))  # and the response window, 14 days after due
+    assert any_service.close_unanswered(ACTOR, WINDOW, 0) == 1
     key = f"{rid}:checkpoint_missed:m2:P1D"
     mail = _outbox(any_service).by_keys([key])[key].notification
     assert [t.email for t in mail.to] == ["olga.owner@example.org", "sam.sponsor@example.org"]

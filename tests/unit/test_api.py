@@ -265,3 +265,18 @@ def test_an_admin_token_records_the_sponsors_approval_on_their_behalf_only_with_
                        headers=api.headers["admin"]))
     shown = api.app.service.show(rid)
     assert shown.plan_approved_by == SPONSOR and shown.plan_approval_recorded_by == "Admin Person"
+
+
+def test_a_roster_through_the_api_and_a_duplicate_address_is_400_naming_it(api: Api) -> None:
+    from tests.builders import roster_data
+
+    rid = drive_to(api.app.service, "designed").id
+    partner = api.headers["partner"]
+    roster = roster_data(3)
+    before = api.snapshot()
+    twice = api.client.post(f"{API}/requests/{rid}/roster", headers=partner,
+                            json={**roster, "learners": [*roster["learners"], roster["learners"][0]]})
+    assert twice.status_code == 400 and twice.json()["errors"][0]["field"] == "learners"
+    assert "listed twice" in twice.json()["errors"][0]["message"] and api.snapshot() == before
+    given = api.client.post(f"{API}/requests/{rid}/roster", headers=partner, json=roster)
+    assert given.status_code == 200 and len(given.json()["roster"]["learners"]) == 3

@@ -105,7 +105,8 @@ def domain_notifications() -> tuple[Notification, ...]:
         first = request.checkpoints[0]
         assert request.remind_checkpoint(first.key, first.due_at + timedelta(days=3), timedelta(days=3), 2)
         out += _commit(request)
-        assert stalls.close_unanswered(request, first.key, first.due_at + timedelta(days=10), timedelta(days=7), 1)
+        # closed at the end of its response window (14 days after due; 7 after the last reminder at the earliest)
+        assert stalls.close_unanswered(request, first.key, first.due_at + timedelta(days=14), timedelta(days=7), 1)
         out += _commit(request)
         at = max(c.due_at for c in request.checkpoints) + timedelta(days=1)
         for checkpoint in request.checkpoints:

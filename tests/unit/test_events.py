@@ -26,6 +26,7 @@ from tests.builders import (
     reason_data,
     record_when_due,
     result_data,
+    roster_data,
 )
 
 
@@ -105,8 +106,15 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.acknowledge(stepped.id, emailed_steps(), ACTOR)
     clock.set(datetime(2027, 12, 30, 9, tzinfo=UTC))
     assert memory_service.remind_owners(ACTOR, timedelta(days=3)) == {"reminded": 2, "conflicts": 0}
+    grouped = drive_to(memory_service, "delivered")
+    memory_service.set_roster(grouped.id, roster_data(2), ACTOR)  # m2 asks the learners: the roster
+    clock.set(grouped.checkpoint("m2:P1D").due_at)
+    memory_service.send_due_checkpoints(ACTOR, timedelta(days=14))
+    memory_service.answer(grouped.id, "m2:P1D", "learner1@learners.example.org", {"value": 3}, ACTOR, via="reply")
+    memory_service.answer(grouped.id, "m2:P1D", "learner1@learners.example.org", {"value": 4}, ACTOR, via="reply")
+    memory_service.answer(grouped.id, "m2:P1D", "learner2@learners.example.org", {"value": 5}, ACTOR, via="link")
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id,
-                             asked.id, answered.id, mixed.id, stepped.id)
+                             asked.id, answered.id, mixed.id, stepped.id, grouped.id)
                for r in memory_service.history(rid)]
     seen = set()
     for record in records:

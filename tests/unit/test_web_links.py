@@ -182,8 +182,10 @@ def test_a_respondent_answers_and_changes_the_answer_until_the_window_closes(wor
     changed = post_form(world.client, path, {"value": "4.5"})
     assert changed.status_code == 200
     history = world.app.service.history(world.following)
-    assert [h.type for h in history[-2:]] == ["result_recorded", "answer_changed"]
-    assert history[-1].payload["via"] == "link" and history[-1].payload["before"] == 4.0
+    # the one respondent's answer closed the survey; the second replaces it (in the history) and the result follows
+    assert [h.type for h in history[-4:]] == ["survey_answered", "survey_closed", "survey_answered", "survey_closed"]
+    assert history[-2].payload["via"] == "link" and history[-2].payload["replaces"] == 4.0
+    assert world.app.service.show(world.following).checkpoint(closed[0].key).value == 4.5
     world.clock.advance(timedelta(days=world.app.settings.link_survey_days + 1))
     assert world.client.get(path).status_code == 410
 
