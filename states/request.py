@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from states import companions as mix
 from states import events as ev
-from states import followups, guards, lifecycle, mails, results, revisions, surveys, wording
-from states.checkpoints import Checkpoint, CheckpointStatus, collect_todo, schedule
+from states import followups, guards, lifecycle, mails, results, revisions, surveys
+from states.checkpoints import Checkpoint, CheckpointStatus, schedule
 from states.diagnosis import recommend
 from states.errors import FieldError, InvalidInput, NotFound, TransitionRefused
 from states.lifecycle import Command, State
