@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from connectors.ports import ListFilter, RequestSummary
+from connectors.ports import AuditRecord, ListFilter, RequestSummary
+from flows import sla
+from flows.attention import checkpoint_items, owners, sla_items
 from states import guards
 from states.checkpoints import CheckpointStatus
 from states.errors import FieldError, InvalidInput
@@ -94,6 +96,7 @@ class Card:
     next_action: str
     missing: tuple[str, ...]
     attention: tuple[str, ...]
+    sla: str = ""  # the card's SLA badge: "breached", "near" or ""
 
 
 @dataclass(frozen=True)
@@ -111,16 +114,6 @@ class Board:
     pages: int
     filter: BoardFilter
     sponsors: list[str]
-
-
-def owners(request: TrainingRequest) -> tuple[str, ...]:
-    """Who owns the work: the redirect's owner and the owners of the plan's items, each once."""
-    found: list[str] = []
-    if request.redirect_record is not None and request.redirect_record.owner is not None:
-        found.append(request.redirect_record.owner.email)
-    if request.plan is not None:
-        found += [item.owner.email for item in request.plan.items]
-    return tuple(dict.fromkeys(e.lower() for e in found))
 
 
 def next_step(request: TrainingRequest) -> tuple[str, list[str]]:
@@ -146,10 +139,14 @@ def next_step(request: TrainingRequest) -> tuple[str, list[str]]:
     return "", []
 
 
-def attention(request: TrainingRequest, now: datetime) -> list[str]:
-    """Why a person should look at this request now (empty when nothing is waiting on them)."""
-    reasons = [f"checkpoint {c.item_id}:{c.offset} needs review (too late to send)"
-               for c in request.checkpoints if c.status == CheckpointStatus.NEEDS_REVIEW]
+def attention(request: TrainingRequest, now: datetime, history: list[AuditRecord] | None = None,
+              policy: sla.Policy | None = None) -> list[str]:
+    """Why a person should look at this request now (empty when nothing is waiting on them): the
+    attention list's items (``flows.attention``; the SLA clocks when given the history and the policy),
+    and surveys unanswered for a long time."""
+    reasons = [i.text for i in checkpoint_items(request)]
+    if history is not None and policy is not None:
+        reasons += [i.text for i in sla_items(request, history, policy, now)]
     late = now - timedelta(days=UNANSWERED_DAYS)
     reasons += [f"checkpoint {c.item_id}:{c.offset} unanswered since {c.sent_at:%Y-%m-%d}"
                 for c in request.checkpoints
@@ -165,23 +162,27 @@ def _age(since: datetime, now: datetime) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}" if hours >= 1 else "just now"
 
 
-def in_state_since(app: App, request: TrainingRequest) -> datetime:
+def in_state_since(app: App, request: TrainingRequest, history: list[AuditRecord] | None = None) -> datetime:
     """When the request entered its state: its newest transition in the history (else its creation)."""
     assert request.id is not None
-    for record in reversed(app.service.history(request.id)):
+    for record in reversed(history if history is not None else app.service.history(request.id)):
         if record.to_state:
             return datetime.fromisoformat(record.at.replace("Z", "+00:00"))
     return request.created_at
 
 
-def card(app: App, request: TrainingRequest, now: datetime) -> Card:
+def card(app: App, request: TrainingRequest, now: datetime, policy: sla.Policy | None = None) -> Card:
     assert request.id is not None
-    since = in_state_since(app, request)
+    history = app.service.history(request.id)
+    since = in_state_since(app, request, history)
     action, missing = next_step(request)
+    policy = policy or sla.load_policy(app.settings)
+    clocks = {i.status for i in sla_items(request, history, policy, now)}
+    badge = "breached" if "breached" in clocks else "near" if "near" in clocks else ""
     return Card(id=request.id, title=request.intake.title, state=request.state.value, version=request.version,
                 requester=request.intake.requester.email, sponsor=request.intake.sponsor.email,
                 owners=owners(request), since=since, age=_age(since, now), next_action=action,
-                missing=tuple(missing), attention=tuple(attention(request, now)))
+                missing=tuple(missing), attention=tuple(attention(request, now, history, policy)), sla=badge)
 
 
 def _candidates(app: App, flt: BoardFilter) -> list[RequestSummary]:
@@ -200,6 +201,7 @@ def _candidates(app: App, flt: BoardFilter) -> list[RequestSummary]:
 def board(app: App, flt: BoardFilter) -> Board:
     """The board for ``flt``: every matching request counted in its state's column, the page's cards shown."""
     now = app.now()
+    policy = sla.load_policy(app.settings)
     rows = _candidates(app, flt)
     sponsors = sorted({r.sponsor for r in rows})
     if flt.q:
@@ -212,7 +214,7 @@ def board(app: App, flt: BoardFilter) -> Board:
             request = loaded[r.id] = app.service.show(r.id)
             if flt.owner and flt.owner not in owners(request):
                 continue
-            if flt.attention and not attention(request, now):
+            if flt.attention and not attention(request, now, app.service.history(r.id), policy):
                 continue
             kept.append(r)
         rows = kept
@@ -227,7 +229,7 @@ def board(app: App, flt: BoardFilter) -> Board:
     cards: dict[str, list[Card]] = {}
     for r in shown:
         request = loaded.get(r.id) or app.service.show(r.id)
-        cards.setdefault(r.state, []).append(card(app, request, now))
+        cards.setdefault(r.state, []).append(card(app, request, now, policy))
     states = [s for s in ORDER if not flt.states or s.value in flt.states]
     return Board(columns=[Column(s.value, counts.get(s.value, 0), cards.get(s.value, [])) for s in states],
                  total=len(rows), page=page, pages=pages, filter=flt, sponsors=sponsors)

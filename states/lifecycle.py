@@ -70,7 +70,7 @@ class Command(StrEnum):
     REPORT = "report"
     REDIAGNOSE = "rediagnose"
     AMEND = "amend"
-    CLOSE_UNANSWERED = "close_unanswered"
+    FLAG_UNANSWERED = "flag_unanswered"
 
 
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
@@ -135,8 +135,8 @@ RULES: Final[dict[Command, Rule]] = {
                                   "surveys go out while the request is delivered"),
     Command.REMIND_CHECKPOINT: Rule(_FOLLOWING_UP, "send a survey reminder for",
                                     "reminders go out while the request is delivered"),
-    Command.CLOSE_UNANSWERED: Rule(_FOLLOWING_UP, "close an unanswered checkpoint of",
-                                   "unanswered checkpoints are closed as missed while the request is delivered"),
+    Command.FLAG_UNANSWERED: Rule(_FOLLOWING_UP, "flag an unanswered checkpoint of",
+                                  "unanswered checkpoints are flagged for review while the request is delivered"),
     Command.REDIAGNOSE: Rule(frozenset({State.DIAGNOSED}), "re-diagnose",
                              "a diagnosed request not yet designed or redirected (re-diagnose before either)"),
     Command.REPORT: Rule(frozenset({State.MEASURED, State.ACKNOWLEDGED}), "report on",

@@ -396,6 +396,7 @@ class TrainingRequest(BaseModel):
         self.updated_at = at
         if c.too_late(at, lateness):
             c.status = CheckpointStatus.NEEDS_REVIEW
+            c.review_reason = f"too late to send: {wording.plural((at - c.due_at).days, 'day')} past due"
             self._events.append(ev.CheckpointFlagged(checkpoint=c.key, due_at=c.due_at.isoformat(),
                                                      late_by_days=(at - c.due_at).days))
             return False

@@ -1,10 +1,19 @@
-"""No silent stalls: a survey still unanswered after its last reminder is closed as missed.
+"""No silent stalls: a checkpoint that cannot close by itself goes to a person (``needs_review``).
 
-``close_unanswered`` (called by the service for the pipeline's follow-ups, like
-:mod:`states.amendments` a function over the aggregate) closes the checkpoint as ``missed`` with the
-reason in the history (``CheckpointMissed``), and tells the item's owner and the sponsor
-(``checkpoint_missed``). Once every checkpoint is closed the request can be measured, and the
-results report lists the missed checkpoints (:mod:`states.report`).
+One rule for both ways a checkpoint stalls: the pipeline never closes a checkpoint as missed on its
+own; it flags it ``needs_review`` with the reason, and a person decides — records the result
+(``ldflow record``, the owner's link) or closes it as missed with a reason (``--missed``). Until
+then it is on the attention list (``ldflow attention``, the board, the daily digest) and the
+request is not measured.
+
+* **Too late to send** (``Request.send_checkpoint``): due more than ``LDFLOW_LATENESS_DAYS`` ago
+  when the pipeline first sees it — no late survey goes out (``CheckpointFlagged``).
+* **Unanswered** (:func:`flag_unanswered`, called by the service's follow-ups): sent, every
+  reminder sent, and still no result ``LDFLOW_CLOSE_AFTER_DAYS`` after the last one
+  (``CheckpointStalled`` with the reason); the item's owner and the sponsor are told once
+  (``checkpoint_needs_review``).
+
+The results report lists the checkpoints closed as missed with their reasons (:mod:`states.report`).
 """
 
 from __future__ import annotations
@@ -21,16 +30,17 @@ from states.notifications import recipient, recipients
 if TYPE_CHECKING:
     from states.request import TrainingRequest
 
-CHECKPOINT_MISSED: Final = "checkpoint_missed"  # the template
+CHECKPOINT_NEEDS_REVIEW: Final = "checkpoint_needs_review"  # the template
 
 
-def close_unanswered(request: TrainingRequest, key: str, at: datetime, window: timedelta,
-                     max_reminders: int) -> bool:
-    """Close the checkpoint as missed when it is still unanswered ``window`` after its last reminder
-    (``max_reminders`` sent); returns True when it was closed."""
+def flag_unanswered(request: TrainingRequest, key: str, at: datetime, window: timedelta,
+                    max_reminders: int) -> bool:
+    """Flag the checkpoint ``needs_review`` when it is still unanswered ``window`` after its last
+    reminder (``max_reminders`` sent); returns True when it was flagged (once: a flagged checkpoint
+    is no longer ``sent``)."""
     c = request.checkpoint(key)
     if not c.may_close_unanswered(at, window, max_reminders) or \
-            not lifecycle.allows(Command.CLOSE_UNANSWERED, request.state):
+            not lifecycle.allows(Command.FLAG_UNANSWERED, request.state):
         return False
     assert request.plan is not None
     item = next(i for i in request.plan.items if i.id == c.item_id)
@@ -38,14 +48,13 @@ def close_unanswered(request: TrainingRequest, key: str, at: datetime, window: t
     assert last is not None
     reason = (f"no answer after the survey of {c.due_at:%Y-%m-%d} and "
               f"{wording.plural(c.reminders_sent, 'reminder')} (the last on {last:%Y-%m-%d})")
-    c.status, c.missed_reason, c.closed_at = CheckpointStatus.MISSED, reason, at
+    c.status, c.review_reason = CheckpointStatus.NEEDS_REVIEW, reason
     request.updated_at = at
     people = recipients([item.owner]) if item.owner.email == request.intake.sponsor.email else \
         [recipient(item.owner), recipient(request.intake.sponsor)]
-    open_left = sum(1 for x in request.checkpoints if not x.closed)
     notification = request.notification(
-        f"{CHECKPOINT_MISSED}:{c.item_id}:{c.offset}", CHECKPOINT_MISSED, people,
-        f"No answer: the {wording.offset_adjective(c.offset)} result on {item.metric}",
-        {**c.context(item), "reason": reason, "open_checkpoints": open_left})
-    request._record([ev.CheckpointMissed(checkpoint=c.key, reason=reason)], [notification])
+        f"{CHECKPOINT_NEEDS_REVIEW}:{c.item_id}:{c.offset}", CHECKPOINT_NEEDS_REVIEW, people,
+        f"No answer: the {wording.offset_adjective(c.offset)} result on {item.metric} needs a decision",
+        {**c.context(item), "reason": reason})
+    request._record([ev.CheckpointStalled(checkpoint=c.key, reason=reason)], [notification])
     return True

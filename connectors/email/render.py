@@ -72,7 +72,7 @@ TEMPLATE_NAMES = (
     "request_declined",
     "redirect_assigned",
     "plan_changes_requested",
-    "checkpoint_missed",
+    "checkpoint_needs_review",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 

@@ -17,7 +17,8 @@ from fastapi.responses import Response
 
 from connectors.ports import User
 from flows import board as boards
-from flows import queries
+from flows import queries, sla
+from flows.attention import owners
 from flows.bootstrap import App
 from flows.timeline import summarize
 from flows.web import forms
@@ -60,11 +61,13 @@ def board_page(request: Request) -> Response:
 
 def _request_context(app: App, request_id: int, user: User) -> dict[str, Any]:
     r = app.service.show(request_id)
-    history = [(rec, summarize(rec), str(rec.payload.get("via", ""))) for rec in app.service.history(request_id)]
+    records = app.service.history(request_id)
+    history = [(rec, summarize(rec), str(rec.payload.get("via", ""))) for rec in records]
     report = queries.stakeholder_report(app, request_id) if allows(Command.REPORT, r.state) else None
     action, missing = boards.next_step(r)
+    attention = boards.attention(r, app.now(), records, sla.load_policy(app.settings))
     return {"r": r, "history": history, "report": report, "actions": forms.shown(r), "next_action": action,
-            "missing": missing, "attention": boards.attention(r, app.now()), "owners": boards.owners(r),
+            "missing": missing, "attention": attention, "owners": owners(r),
             "open_checkpoints": [c for c in r.checkpoints if not c.closed], "is_admin": user.role == "admin"}
 
 

@@ -103,7 +103,7 @@ def domain_notifications() -> tuple[Notification, ...]:
         first = request.checkpoints[0]
         assert request.remind_checkpoint(first.key, first.due_at + timedelta(days=3), timedelta(days=3), 2)
         out += _commit(request)
-        assert stalls.close_unanswered(request, first.key, first.due_at + timedelta(days=10), timedelta(days=7), 1)
+        assert stalls.flag_unanswered(request, first.key, first.due_at + timedelta(days=10), timedelta(days=7), 1)
         out += _commit(request)
         at = max(c.due_at for c in request.checkpoints) + timedelta(days=1)
         for checkpoint in request.checkpoints:
@@ -166,7 +166,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "request_declined": {},
     "redirect_assigned": {},
     "plan_changes_requested": {"plan_version": 1, "comment": "Add churn.", "by": "pat@example.org"},
-    "checkpoint_missed": {"item": {}, "checkpoint": {}},
+    "checkpoint_needs_review": {"item": {}, "checkpoint": {}},
 }
 
 

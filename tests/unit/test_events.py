@@ -94,6 +94,8 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     answered = drive_to(memory_service, "delivered")
     memory_service.record(answered.id, "m2:P1D", result_data(4.0), ACTOR)
     memory_service.change_answer(answered.id, "m2:P1D", result_data(4.5), ACTOR)
+    memory_service.send_due_checkpoints(ACTOR, timedelta(days=365))  # answered's m1:P30D goes out …
+    assert memory_service.flag_unanswered(ACTOR, timedelta(0), 0) >= 1  # … and stalls: checkpoint_stalled
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id,
                              asked.id, answered.id)
                for r in memory_service.history(rid)]
