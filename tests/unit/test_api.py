@@ -262,3 +262,19 @@ def test_an_admin_token_records_the_sponsors_approval_on_their_behalf_only_with_
                        headers=api.headers["admin"]))
     shown = api.app.service.show(rid)
     assert shown.plan_approved_by == SPONSOR and shown.plan_approval_recorded_by == "Admin Person"
+
+
+def test_plan_draft_answers_with_the_plan_review_and_attention_lists_what_waits(api: Api) -> None:
+    from datetime import timedelta
+
+    rid = api.app.service.submit(intake_data(), "ops").id
+    drafted = ok(api.client.post(f"{API}/requests/{rid}/plan/draft", json=plan_data(),
+                                 headers=api.headers["partner"]))
+    assert drafted["plan_review"][0].startswith("no item measures a business result")
+    assert ok(api.client.get(f"{API}/attention", headers=api.headers["viewer"])) == \
+        {"policy": "built-in", "total": 0, "items": []}
+    api.app.clock.advance(timedelta(days=8))  # type: ignore[attr-defined]
+    listed = ok(api.client.get(f"{API}/attention", headers=api.headers["viewer"]))
+    assert [(i["request_id"], i["kind"], i["sla"], i["status"]) for i in listed["items"]] == \
+        [(rid, "sla", "diagnose", "breached")]  # the sponsor's approval: 6 of 10 days, not near yet
+    assert api.client.get(f"{API}/attention").status_code == 401
