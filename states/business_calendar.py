@@ -9,7 +9,6 @@ day) or a DST change alike. Pure: the SLA rules (:mod:`states.sla`) use it; no I
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
@@ -44,28 +43,28 @@ class BusinessCalendar:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
         return start, end
 
-    def _days(self, start: datetime, end: datetime) -> Iterator[tuple[date, datetime, datetime]]:
-        day = start.astimezone(self.zone).date()
-        last = end.astimezone(self.zone).date()
-        for _ in range(MAX_DAYS):
-            if day > last:
-                return
-            lo, hi = self._day_bounds(day)
-            yield day, lo, hi
-            day += timedelta(days=1)
+    def _share(self, day: date, start: datetime, end: datetime) -> float:
+        """The share of local ``day`` that [start, end) covers."""
+        lo, hi = self._day_bounds(day)
+        covered = (min(hi, end) - max(lo, start)).total_seconds()
+        return max(0.0, covered) / (hi - lo).total_seconds()
 
     def business_days(self, start: datetime, end: datetime) -> float:
         """Business days between two aware instants (0 when ``end`` is not after ``start``)."""
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         if end <= start:
             return 0.0
-        total = 0.0
-        for day, lo, hi in self._days(start, end):
-            if not self.is_business_day(day):
-                continue
-            covered = (min(hi, end) - max(lo, start)).total_seconds()
-            if covered > 0:
-                total += covered / (hi - lo).total_seconds()
+        first, last = start.astimezone(self.zone).date(), end.astimezone(self.zone).date()
+        if (last - first).days > MAX_DAYS:
+            raise ValueError("a clock longer than 50 years: check the dates")
+        if first == last:
+            return self._share(first, start, end) if self.is_business_day(first) else 0.0
+        total = self._share(first, start, end) if self.is_business_day(first) else 0.0
+        total += self._share(last, start, end) if self.is_business_day(last) else 0.0
+        day = first + timedelta(days=1)
+        while day < last:  # whole days in between: one each, whatever their length in hours
+            total += self.is_business_day(day)
+            day += timedelta(days=1)
         return total
 
     def add_business_days(self, start: datetime, days: float) -> datetime:
@@ -73,13 +72,12 @@ class BusinessCalendar:
         at = start.astimezone(UTC)
         left = days
         day = at.astimezone(self.zone).date()
-        for _ in range(MAX_DAYS):
-            lo, hi = self._day_bounds(day)
+        for i in range(MAX_DAYS):
             if self.is_business_day(day):
-                begin = max(lo, at)
-                share = (hi - begin).total_seconds() / (hi - lo).total_seconds()
+                share = self._share(day, at, datetime.max.replace(tzinfo=UTC)) if i == 0 else 1.0
                 if left <= share + 1e-12:
-                    return begin + (hi - lo) * left
+                    lo, hi = self._day_bounds(day)
+                    return max(lo, at) + (hi - lo) * left
                 left -= share
             day += timedelta(days=1)
         raise ValueError("no business day within 50 years: check the calendar's weekdays and holidays")
