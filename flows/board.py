@@ -114,6 +114,7 @@ class Board:
     pages: int
     filter: BoardFilter
     sponsors: list[str]
+    sla_error: str = ""  # the SLA policy could not be read: no SLA clocks shown (flows.sla.policy_or_error)
 
 
 def next_step(request: TrainingRequest) -> tuple[str, list[str]]:
@@ -171,13 +172,12 @@ def in_state_since(app: App, request: TrainingRequest, history: list[AuditRecord
     return request.created_at
 
 
-def card(app: App, request: TrainingRequest, now: datetime, policy: sla.Policy | None = None) -> Card:
+def card(app: App, request: TrainingRequest, now: datetime, policy: sla.Policy | None) -> Card:
     assert request.id is not None
     history = app.service.history(request.id)
     since = in_state_since(app, request, history)
     action, missing = next_step(request)
-    policy = policy or sla.load_policy(app.settings)
-    clocks = {i.status for i in sla_items(request, history, policy, now)}
+    clocks = {i.status for i in sla_items(request, history, policy, now)} if policy is not None else set()
     badge = "breached" if "breached" in clocks else "near" if "near" in clocks else ""
     return Card(id=request.id, title=request.intake.title, state=request.state.value, version=request.version,
                 requester=request.intake.requester.email, sponsor=request.intake.sponsor.email,
@@ -201,7 +201,7 @@ def _candidates(app: App, flt: BoardFilter) -> list[RequestSummary]:
 def board(app: App, flt: BoardFilter) -> Board:
     """The board for ``flt``: every matching request counted in its state's column, the page's cards shown."""
     now = app.now()
-    policy = sla.load_policy(app.settings)
+    policy, sla_error = sla.policy_or_error(app.settings)
     rows = _candidates(app, flt)
     sponsors = sorted({r.sponsor for r in rows})
     if flt.q:
@@ -232,4 +232,4 @@ def board(app: App, flt: BoardFilter) -> Board:
         cards.setdefault(r.state, []).append(card(app, request, now, policy))
     states = [s for s in ORDER if not flt.states or s.value in flt.states]
     return Board(columns=[Column(s.value, counts.get(s.value, 0), cards.get(s.value, [])) for s in states],
-                 total=len(rows), page=page, pages=pages, filter=flt, sponsors=sponsors)
+                 total=len(rows), page=page, pages=pages, filter=flt, sponsors=sponsors, sla_error=sla_error)

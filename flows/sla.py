@@ -68,6 +68,15 @@ def load_policy(settings: Settings) -> Policy:
     return policy_from(_read(path, SETTING), base=path.parent, source=str(path))
 
 
+def policy_or_error(settings: Settings) -> tuple[Policy | None, str]:
+    """The policy, or None and the error's words when the policy or its holidays file is invalid (the
+    web pages then show the error and no SLA clocks; the CLI refuses with exit 2 instead)."""
+    try:
+        return load_policy(settings), ""
+    except InvalidInput as exc:
+        return None, str(exc)
+
+
 def request_breaches(request_id: int, history: list[AuditRecord], policy: Policy, now: datetime) -> list[sla.Breach]:
     """The breaches and near-breaches of one request's stored history under ``policy``."""
     return sla.breaches(request_id, sla.entries(history), policy.rules, policy.calendar, now)

@@ -65,7 +65,10 @@ def _request_context(app: App, request_id: int, user: User) -> dict[str, Any]:
     history = [(rec, summarize(rec), str(rec.payload.get("via", ""))) for rec in records]
     report = queries.stakeholder_report(app, request_id) if allows(Command.REPORT, r.state) else None
     action, missing = boards.next_step(r)
-    attention = boards.attention(r, app.now(), records, sla.load_policy(app.settings))
+    policy, sla_error = sla.policy_or_error(app.settings)
+    attention = boards.attention(r, app.now(), records, policy)
+    if sla_error:
+        attention = [*attention, f"SLA clocks not shown: {sla_error}"]
     return {"r": r, "history": history, "report": report, "actions": forms.shown(r), "next_action": action,
             "missing": missing, "attention": attention, "owners": owners(r),
             "open_checkpoints": [c for c in r.checkpoints if not c.closed], "is_admin": user.role == "admin"}

@@ -211,3 +211,16 @@ def test_the_request_page_shows_the_plan_review_while_the_plan_awaits_approval(w
     assert "<strong>Plan review</strong>" in page and "no item measures a business result" in page
     web.app.service.approve_plan(rid, {"approver": SPONSOR}, SPONSOR)
     assert "<strong>Plan review</strong>" not in web.client("viewer").get(f"/requests/{rid}").text
+
+
+def test_a_bad_sla_policy_is_named_on_the_board_and_the_pages_still_work(web: WebRig, tmp_path: Path) -> None:
+    policy = tmp_path / "sla.yaml"
+    policy.write_text("slas:\n  diagnose: {start: [recieved], stop: [diagnosed], within: 5}\n", encoding="utf-8")
+    web.app.settings.sla_policy = policy
+    rid = web.app.service.submit(intake_data(), ACTOR).id
+    client = web.client("viewer")
+    board = client.get("/")
+    assert board.status_code == 200 and _cards(board.text) == [rid]
+    assert "SLA clocks not shown" in board.text and "slas.diagnose.start" in board.text
+    page = client.get(f"/requests/{rid}")
+    assert page.status_code == 200 and "slas.diagnose.start" in page.text
