@@ -15,7 +15,7 @@
 2. **Aggregation.** N x L answers (one per learner, seeded into the documents outside the timing).
    Timed: (a) the pure aggregate (``surveys.current_tally`` of every checkpoint: n, response rate,
    mean, median, share at the threshold); (b) the pipeline's window close for all N requests
-   (``Service.close_unanswered``: load each request from SQLite, aggregate, close, commit with its
+   (``Service.flag_unanswered``: load each request from SQLite, aggregate, close, commit with its
    audit event). Goal: (a) <= 1 s for 100,000 answers.
 
 Scratch files live in ``.bench/`` and are removed. The last line is JSON.
@@ -204,7 +204,7 @@ def main() -> None:
         remind_s = time.perf_counter() - t0
         app.clock.set(datetime(2026, 6, 25, 10, tzinfo=UTC))
         t0 = time.perf_counter()
-        closed = app.service.close_unanswered(OPS, window, settings.max_reminders)
+        closed = app.service.flag_unanswered(OPS, window, settings.max_reminders)
         close_s = time.perf_counter() - t0
         assert closed == args.n, closed
         assert all(app.service.show(rid).checkpoints[0].tally is not None for rid in ids[:3])

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from connectors.ports import BoardQuery, BoardRow
+from connectors.ports import AuditRecord, BoardQuery, BoardRow
+from flows import sla
+from flows.attention import checkpoint_items, sla_items
 from states.card import next_step as next_step
 from states.card import owners as owners
 from states.checkpoints import CheckpointStatus
@@ -93,6 +95,7 @@ class Card:
     next_action: str
     missing: tuple[str, ...]
     attention: tuple[str, ...]
+    sla: str = ""  # the card's SLA badge: "breached", "near" or ""
 
 
 @dataclass(frozen=True)
@@ -113,19 +116,28 @@ class Board:
     #: the terminal states' counts, shown as one narrow column of links when no state is filtered
     #: (their cards are a filter away); empty when states are filtered (each gets its own column)
     closed: list[Column] = field(default_factory=list)
+    sla_error: str = ""  # the SLA policy could not be read: no SLA clocks shown (flows.sla.policy_or_error)
 
 
-def attention(request: TrainingRequest, now: datetime) -> list[str]:
-    """Why a person should look at this request now (empty when nothing is waiting on them)."""
-    reasons = _reasons([(c.item_id, c.offset, c.status.value, c.sent_at) for c in request.checkpoints], now)
+def attention(request: TrainingRequest, now: datetime, history: list[AuditRecord] | None = None,
+              policy: sla.Policy | None = None) -> list[str]:
+    """Why a person should look at this request now (empty when nothing is waiting on them): the
+    attention list's items (``flows.attention``; the SLA clocks when given the history and the policy),
+    surveys unanswered for a long time, and companion pieces past their date."""
+    reasons = [i.text for i in checkpoint_items(request)]
+    if history is not None and policy is not None:
+        reasons += [i.text for i in sla_items(request, history, policy, now)]
+    reasons += _reasons([(c.item_id, c.offset, c.status.value, c.sent_at) for c in request.checkpoints], now,
+                        review=False)
     return reasons + [f"companion piece {c.id} ({c.what}, {c.owner.name}) overdue since {c.due.isoformat()}"
                       for c in request.companions if c.status.value == "open" and c.due < now.date()]
 
 
-def _reasons(open_checkpoints: Sequence[tuple[str, str, str, datetime | None]], now: datetime) -> list[str]:
+def _reasons(open_checkpoints: Sequence[tuple[str, str, str, datetime | None]], now: datetime,
+             review: bool = True) -> list[str]:
     late = now - timedelta(days=UNANSWERED_DAYS)
-    reasons = [f"checkpoint {item}:{offset} needs review (too late to send)"
-               for item, offset, status, _ in open_checkpoints if status == CheckpointStatus.NEEDS_REVIEW.value]
+    reasons = [f"checkpoint {item}:{offset} needs review" for item, offset, status, _ in open_checkpoints
+               if review and status == CheckpointStatus.NEEDS_REVIEW.value]
     reasons += [f"checkpoint {item}:{offset} unanswered since {sent:%Y-%m-%d}"
                 for item, offset, status, sent in open_checkpoints
                 if status == CheckpointStatus.SENT.value and sent is not None and sent < late]
@@ -140,11 +152,20 @@ def _age(since: datetime, now: datetime) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}" if hours >= 1 else "just now"
 
 
-def _card(row: BoardRow, now: datetime) -> Card:
+def _card(row: BoardRow, now: datetime, badge: str) -> Card:
     reasons = _reasons(row.open_checkpoints, now)
     return Card(id=row.id, title=row.title, state=row.state, version=row.version, requester=row.requester,
                 sponsor=row.sponsor, owners=row.owners, since=row.in_state_since, age=_age(row.in_state_since, now),
-                next_action=row.next_action, missing=row.missing, attention=tuple(reasons))
+                next_action=row.next_action, missing=row.missing, attention=tuple(reasons), sla=badge)
+
+
+def _sla_badge(app: App, request_id: int, policy: sla.Policy | None, now: datetime) -> str:
+    """The card's SLA badge ("breached", "near" or ""): its running clocks, from its history."""
+    if policy is None:
+        return ""
+    request = app.service.show(request_id)
+    clocks = {i.status for i in sla_items(request, app.service.history(request_id), policy, now)}
+    return "breached" if "breached" in clocks else "near" if "near" in clocks else ""
 
 
 def board(app: App, flt: BoardFilter) -> Board:
@@ -153,6 +174,7 @@ def board(app: App, flt: BoardFilter) -> Board:
     One store read (``RequestStore.board``): counts per column, the page's cards from the facts kept on
     each request's row, the sponsors; no document and no history is loaded."""
     now = app.now()
+    policy, sla_error = sla.policy_or_error(app.settings)
     collapse = not flt.states  # the terminal columns hold most requests and no work: counts only
     order = [s.value for s in ORDER if not (collapse and s in TERMINAL)]
     query = BoardQuery(order=order, states=flt.states, requester=flt.requester or None, sponsor=flt.sponsor or None,
@@ -166,9 +188,9 @@ def board(app: App, flt: BoardFilter) -> Board:
         found = app.service.board(replace(query, offset=(pages - 1) * flt.per_page))
     cards: dict[str, list[Card]] = {}
     for row in found.rows:
-        cards.setdefault(row.state, []).append(_card(row, now))
+        cards.setdefault(row.state, []).append(_card(row, now, _sla_badge(app, row.id, policy, now)))
     states = [s for s in ORDER if s.value in order and (not flt.states or s.value in flt.states)]
     closed = [Column(s.value, found.counts.get(s.value, 0)) for s in ORDER if collapse and s in TERMINAL]
     return Board(columns=[Column(s.value, found.counts.get(s.value, 0), cards.get(s.value, [])) for s in states],
                  total=total, page=min(flt.page, pages), pages=pages, filter=flt, sponsors=found.sponsors,
-                 closed=closed)
+                 closed=closed, sla_error=sla_error)

@@ -52,6 +52,12 @@ def advance_task(batch: int = 500) -> dict[str, Any]:
     return steps.advance_requests(current(), batch).as_dict()
 
 
+@task(name="queue-digest", retries=2, retry_delay_seconds=5,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
+def digest_task() -> dict[str, Any]:
+    return steps.queue_digest(current()).as_dict()
+
+
 @task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=7200,
       persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
@@ -139,13 +145,14 @@ def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
 def pipeline(intake_batch: int = 200, followups_batch: int = 500, dispatch_batch: int = 100,
              lateness_days: int | None = None, reminder_after_days: int | None = None,
              max_reminders: int | None = None, lease_seconds: int = 300) -> dict[str, Any]:
-    """One pass of the whole pipeline: intake, followups, advance, dispatch (sending last, so what
+    """One pass of the whole pipeline: intake, followups, advance, the daily digest, dispatch (sending last, so what
     this pass queued goes out in this pass), then the events published. Returns each step's summary
     and publishes the pass's artifacts (counts per step, what needs attention)."""
     done = [
         _log(take_in_task(intake_batch)),
         _log(followups_task(followups_batch, lateness_days, reminder_after_days, max_reminders)),
         _log(advance_task()),
+        _log(digest_task()),
         _log(dispatch_task(dispatch_batch, lease_seconds)),
     ]
     done.append(_log(publish_events_task()))

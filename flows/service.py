@@ -351,18 +351,19 @@ class Service:
             self._retry_on_conflict(request_id, actor, remind, counts)
         return counts["reminded"]
 
-    def close_unanswered(self, actor: str, window: timedelta, max_reminders: int, limit: int = 1000) -> int:
-        """Close as missed the surveys still unanswered ``window`` after their last reminder (every one of
-        ``max_reminders`` sent), telling the owner and the sponsor (states.stalls)."""
+    def flag_unanswered(self, actor: str, window: timedelta, max_reminders: int, limit: int = 1000) -> int:
+        """Flag ``needs_review`` the surveys still unanswered ``window`` after their last reminder (every one
+        of ``max_reminders`` sent), telling the owner and the sponsor (states.stalls); a person then records
+        the result or closes it as missed."""
         now = self._now()
         rows = self.store.unanswered_checkpoints(now - window, limit, min_reminders=max_reminders)
-        counts = {"closed": 0, "conflicts": 0}
+        counts = {"flagged": 0, "conflicts": 0}
         for request_id, keys in _by_request(rows).items():
-            def close(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
-                return {"closed": sum(1 for key in keys
-                                      if stalls.close_unanswered(request, key, now, window, max_reminders))}
-            self._retry_on_conflict(request_id, actor, close, counts)
-        return counts["closed"]
+            def flag(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
+                return {"flagged": sum(1 for key in keys
+                                       if stalls.flag_unanswered(request, key, now, window, max_reminders))}
+            self._retry_on_conflict(request_id, actor, flag, counts)
+        return counts["flagged"]
 
     def remind_owners(self, actor: str, before: timedelta, limit: int = 500) -> dict[str, int]:
         """Remind the owners of companion pieces and action steps due within ``before`` (each once,

@@ -6,6 +6,8 @@
 ``fire_followups``     due measurement checkpoints queue their survey and the owner's reminder (far
                        too late ones are flagged ``needs_review``); unanswered surveys get reminders
 ``advance_requests``   delivered requests whose checkpoints are all closed are measured
+``queue_digest``       the daily attention digest (stalled checkpoints, SLA breaches) to the L&D
+                       owners and the ops address, once per recipient and day (``flows.attention``)
 ``send_outbox``        the outbox relay sends what the outbox holds
 ``publish_events``     the event outbox's Prefect events go to the Prefect API, in batches
 =====================  ===========================================================================
@@ -44,7 +46,7 @@ from flows.intake import InboundHandler, MailTrust
 from flows.links import Links
 from flows.relay import Outcome, OutcomeHook, relay_outbox
 from flows.users import with_sign_in_url
-from states.errors import Conflict, TransitionRefused
+from states.errors import Conflict, LdflowError, TransitionRefused
 from states.events import EmailBounced, EmailSent
 from states.notifications import CalendarItem, Notification, Recipient
 
@@ -125,16 +127,16 @@ def fire_followups(app: App, batch: int = 500, lateness_days: int | None = None,
                    reminder_after_days: int | None = None, max_reminders: int | None = None,
                    close_after_days: int | None = None) -> StepSummary:
     """Queue every due checkpoint's survey and owner reminder (once); flag the far-too-late ones;
-    remind unanswered surveys; close as missed those still unanswered after the last reminder; remind the
-    owners of companion pieces and action steps before their dates (once). Settings
-    give the defaults (14 days, 3 days, 2 reminders, closed 7 days after the last one)."""
+    remind unanswered surveys; at the end of a survey's response window close it with its answers, as
+    missed below its minimum, or flag it ``needs_review`` without any (states.stalls); remind the owners of
+    companion pieces and action steps before their dates (once). Settings give the defaults (14 days,
+    3 days, 2 reminders, the window's end at least 7 days after the last one)."""
     s = app.settings
     lateness = timedelta(days=s.lateness_days if lateness_days is None else lateness_days)
     after = timedelta(days=s.reminder_after_days if reminder_after_days is None else reminder_after_days)
     most = s.max_reminders if max_reminders is None else max_reminders
     close_after = timedelta(days=s.close_after_days if close_after_days is None else close_after_days)
-    summary = _summary("followups", "sent", "flagged", "reminded", "closed_unanswered", "owners_reminded",
-                       "conflicts")
+    summary = _summary("followups", "sent", "flagged", "reminded", "stalled", "owners_reminded", "conflicts")
     total = app.store.count_due_checkpoints(app.now())
     app.report_progress("followups", 0, total)
     # Rounds are bounded: a run that keeps losing conflicts (another run is doing the same work)
@@ -155,9 +157,9 @@ def fire_followups(app: App, batch: int = 500, lateness_days: int | None = None,
             if reminded < batch:
                 break
     while True:
-        closed = app.service.close_unanswered(ACTOR, close_after, most, limit=batch)
-        summary.add("closed_unanswered", closed)
-        if closed < batch:
+        stalled = app.service.flag_unanswered(ACTOR, close_after, most, limit=batch)
+        summary.add("stalled", stalled)
+        if stalled < batch:
             break
     # the owners of companion pieces and action steps, LDFLOW_OWNER_REMINDER_DAYS before the date (once)
     owners = app.service.remind_owners(ACTOR, timedelta(days=s.owner_reminder_days), limit=batch)
@@ -188,6 +190,22 @@ def advance_requests(app: App, batch: int = 500) -> StepSummary:
                 summary.errors.append(f"request {request_id}: {exc}")
         app.report_progress("advance", summary.counts["measured"], None)
         last = ids[-1]
+    return summary
+
+
+def queue_digest(app: App) -> StepSummary:
+    """Queue today's attention digests (``flows.attention``): once per recipient and day, so a second
+    pass the same day queues nothing; sent by ``send_outbox`` in the same pass."""
+    from flows import attention as attention_list  # the list reads the SLA policy: only this step needs it
+
+    summary = _summary("digest", "queued", "already", "items")
+    try:
+        counts = attention_list.queue_digests(app)
+    except LdflowError as exc:  # a bad LDFLOW_SLA_POLICY: the rest of the pass still runs
+        summary.errors.append(f"{type(exc).__name__}: {exc}")
+        return summary
+    for name, value in counts.items():
+        summary.add(name, value)
     return summary
 
 
@@ -289,10 +307,11 @@ def attention(app: App, done: list[dict[str, Any]], limit: int = 20) -> list[str
     from connectors.ports import OutboxStatus
 
     lines = [f"{s['step']}: {error}" for s in done for error in s["errors"][:10]]
-    flagged = sum(s["counts"].get("flagged", 0) for s in done if s["step"] == "followups")
+    flagged = sum(s["counts"].get("flagged", 0) + s["counts"].get("stalled", 0)
+                  for s in done if s["step"] == "followups")
     if flagged:
-        lines.append(f"{flagged} checkpoint(s) flagged needs_review: too late to send; record a result "
-                     "(`ldflow record`) or mark it missed")
+        lines.append(f"{flagged} checkpoint(s) flagged needs_review (too late to send, or unanswered after the "
+                     "last reminder): record a result (`ldflow record`) or close it as missed; `ldflow attention`")
     for status in (OutboxStatus.UNKNOWN, OutboxStatus.FAILED):
         rows = app.uow.outbox.rows(status, limit=limit)
         for row in rows:
@@ -314,6 +333,7 @@ def run_in_process(app: App, flow: str, batch: int | None = None) -> dict[str, A
         "intake": lambda: take_in(app, batch or 200),
         "followups": lambda: fire_followups(app, batch or 500),
         "advance": lambda: advance_requests(app, batch or 500),
+        "digest": lambda: queue_digest(app),
         "dispatch": lambda: send_outbox(app, batch or 100),
     }
     if flow != "pipeline":  # as the Prefect flow: its step's summary; the events are published after it

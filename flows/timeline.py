@@ -141,6 +141,7 @@ _SUMMARIES: Final[dict[type[ev.Fact] | type[ev.TransitionEvent], Callable[[Any, 
                                        + (f" ({e.note})" if e.note else "")
                                        + (f"; early, due {utc(e.due_at)}: {e.early_reason}" if e.early_reason else "")),
     ev.CheckpointMissed: lambda e, key: f"{key(e.checkpoint)} missed: {e.reason}",
+    ev.CheckpointStalled: lambda e, key: f"{key(e.checkpoint)} needs review: {e.reason}",
     ev.PlanChangesRequested: lambda e, key: f"changes to plan v{e.version} asked for by {e.by}: {e.comment}",
     ev.AnswerChanged: lambda e, key: (f"{key(e.checkpoint)} answer changed from {_num_any(e.before)} to "
                                       f"{_num_any(e.value)}" + (f" ({e.note})" if e.note else "")),

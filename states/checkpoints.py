@@ -55,6 +55,7 @@ class Checkpoint(BaseModel):
     value: float | None = None
     note: str = ""
     missed_reason: str = ""
+    review_reason: str = ""  # why it needs a person's decision (needs_review: too late, or unanswered)
     comparison_value: float | None = None  # the comparison group's value (isolation: control_group)
     early_reason: str = ""  # why the result was recorded before the checkpoint was due
     # a survey to a respondent group (states.surveys): who was asked, their answers, the aggregate at close
@@ -86,7 +87,7 @@ class Checkpoint(BaseModel):
 
     def may_close_unanswered(self, at: datetime, window: timedelta, max_reminders: int) -> bool:
         """Sent, unanswered after every reminder, and ``window`` since the last one (or the survey):
-        closed as missed instead of staying open for ever (states.stalls)."""
+        flagged ``needs_review`` instead of staying open for ever (states.stalls)."""
         last = self.last_reminder_at or self.sent_at
         return (self.status == CheckpointStatus.SENT and last is not None and self.reminders_sent >= max_reminders
                 and at - last >= window)

@@ -335,6 +335,15 @@ class CheckpointFlagged(Fact):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CheckpointStalled(Fact):
+    """A survey still unanswered after its last reminder and response window: needs review (states.stalls)."""
+
+    type = "checkpoint_stalled"
+    checkpoint: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ResultRecorded(Fact):
     type = "result_recorded"
     checkpoint: str
@@ -441,7 +450,8 @@ TRANSITION_EVENTS: Final[dict[Trigger, type[TransitionEvent]]] = {
 }
 FACTS: Final[tuple[type[Fact], ...]] = (
     Submitted, PlanDrafted, PlanApproved, Amended, NoteAdded, SessionScheduled, SessionRescheduled, SessionCancelled,
-    CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, ResultRecorded, CheckpointMissed,
+    CheckpointScheduled, SurveySent, ReminderSent, CheckpointFlagged, CheckpointStalled, ResultRecorded,
+    CheckpointMissed,
     EmailSent, EmailBounced, InviteSent, Rediagnosed, PlanRevised, PlanRevisionApproved, CheckpointSuperseded,
     PlanChangesRequested, AnswerChanged, CompanionAdded, CompanionDone, CompanionDropped, CompanionReminded,
     ActionStepReminded, SurveyAnswered, SurveyClosed, RosterSet,

@@ -70,12 +70,12 @@ class Command(StrEnum):
     REPORT = "report"
     REDIAGNOSE = "rediagnose"
     AMEND = "amend"
-    CLOSE_UNANSWERED = "close_unanswered"
     ADD_COMPANION = "add_companion"
     COMPLETE_COMPANION = "complete_companion"
     DROP_COMPANION = "drop_companion"
     REMIND_OWNER = "remind_owner"
     SET_ROSTER = "set_roster"
+    FLAG_UNANSWERED = "flag_unanswered"
 
 
 TERMINAL: Final = frozenset({State.ACKNOWLEDGED, State.DECLINED, State.CANCELLED})
@@ -144,8 +144,8 @@ RULES: Final[dict[Command, Rule]] = {
                                   "surveys go out while the request is delivered"),
     Command.REMIND_CHECKPOINT: Rule(_FOLLOWING_UP, "send a survey reminder for",
                                     "reminders go out while the request is delivered"),
-    Command.CLOSE_UNANSWERED: Rule(_FOLLOWING_UP, "close an unanswered checkpoint of",
-                                   "unanswered checkpoints are closed as missed while the request is delivered"),
+    Command.FLAG_UNANSWERED: Rule(_FOLLOWING_UP, "flag an unanswered checkpoint of",
+                                  "unanswered checkpoints are flagged for review while the request is delivered"),
     Command.SET_ROSTER: Rule(frozenset({State.DESIGNED, State.REDIRECTED, State.DELIVERED}), "give a roster for",
                              "a designed, redirected or delivered request (the roster is of its delivery)"),
     Command.REDIAGNOSE: Rule(frozenset({State.DIAGNOSED}), "re-diagnose",

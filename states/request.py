@@ -78,6 +78,7 @@ class TrainingRequest(BaseModel):
     plan_approved_at: datetime | None = None
     plan_approval_recorded_by: str | None = None  # an admin who recorded the approval on the sponsor's behalf
     plan_approval_reason: str | None = None  # and why
+    plan_review: list[str] = Field(default_factory=list)  # the last drafted version's warnings (states.plan_review)
     brief: DesignBrief | None = None
     redirect_record: Redirect | None = None
     companions: list[mix.Companion] = Field(default_factory=list)  # a solution mix (states/companions.py)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from states import events as ev
-from states import guards, lifecycle
+from states import guards, lifecycle, plan_review
 from states.checkpoints import CheckpointStatus, schedule
 from states.diagnosis import recommend
 from states.lifecycle import Command
@@ -82,7 +82,8 @@ def draft(request: TrainingRequest, plan: MeasurementPlan, at: datetime) -> Chan
     lifecycle.require(Command.DRAFT_PLAN, request.state)
     request.updated_at = at
     subject = f"Please approve the measurement plan: {request.intake.title}"
-    context: dict[str, object] = {"plan": plan.model_dump(mode="json")}
+    request.plan_review = plan_review.review(plan)
+    context: dict[str, object] = {"plan": plan.model_dump(mode="json"), "warnings": list(request.plan_review)}
     event: ev.DomainEvent
     if not approved(request):
         request.plan, request.plan_version = plan, max(request.plan_version, 1)
@@ -114,7 +115,8 @@ def ask_again(request: TrainingRequest, at: datetime, why: str) -> Changes:
     pending = request.plan_draft
     plan = pending.plan if pending is not None else request.plan
     assert plan is not None
-    context: dict[str, object] = {"plan": plan.model_dump(mode="json"), "asked_again": True}
+    context: dict[str, object] = {"plan": plan.model_dump(mode="json"), "asked_again": True,
+                                  "warnings": plan_review.review(plan)}
     subject = f"Please approve the measurement plan: {request.intake.title}"
     if pending is not None:
         context["plan_version"] = pending.version

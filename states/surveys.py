@@ -140,6 +140,7 @@ def send_due(request: TrainingRequest, keys: list[str], at: datetime, lateness: 
         request.updated_at = at
         if c.too_late(at, lateness):
             c.status = CheckpointStatus.NEEDS_REVIEW
+            c.review_reason = f"too late to send: {wording.plural((at - c.due_at).days, 'day')} past due"
             request._events.append(ev.CheckpointFlagged(checkpoint=c.key, due_at=c.due_at.isoformat(),
                                                         late_by_days=(at - c.due_at).days))
             continue

@@ -48,15 +48,19 @@ import json
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, case, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import outbox
-from connectors.notification_codec import decode_notification
+from connectors.notification_codec import decode_notification, notification_json
 from connectors.ports import RETRYABLE, OutboxRow, OutboxStatus
 from connectors.ports.outbox import MAX_BACKOFF, stranded_after
+
+if TYPE_CHECKING:
+    from states.notifications import Notification
 
 __all__ = [
     "OutboxRow",
@@ -375,3 +379,17 @@ class SqlOutbox:
     def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
         with self._read() as conn:
             return rows_for_request(conn, request_id, templates)
+
+    def enqueue(self, notification: Notification, now: datetime) -> bool:
+        with self._write() as conn:
+            if conn.execute(select(outbox.c.id).where(outbox.c.key == notification.key)).first() is not None:
+                return False
+            try:
+                with conn.begin_nested():  # a concurrent pass queued the same key: that row stands
+                    conn.execute(insert(outbox).values(
+                        key=notification.key, request_id=notification.request_id, template=notification.template,
+                        notification=notification_json(notification), created_at=_db_time(conn, now),
+                        status=OutboxStatus.PENDING, attempts=0))
+            except IntegrityError:
+                return False
+            return True

@@ -81,6 +81,7 @@ TEMPLATE_NAMES = (
     "action_step_assigned",
     "action_step_reminder",
     "request_delivered",
+    "checkpoint_needs_review",
 )
 _TAG_RE = re.compile(r"\[ldflow #(\d+)\]", re.IGNORECASE)
 

@@ -23,9 +23,10 @@ from connectors.ports import (
     StagedEvent,
 )
 from connectors.ports.outbox import stranded_after
-from connectors.testing.store import InMemoryStore
+from connectors.testing.store import InMemoryStore, OutboxMessage
 from states.errors import Conflict
 from states.events import DomainEvent
+from states.notifications import Notification
 from states.request import TrainingRequest
 
 __all__ = ["InMemoryEventLog", "InMemoryInbound", "InMemoryLinkUses", "InMemoryOutbox", "InMemoryTransaction",
@@ -176,6 +177,15 @@ class InMemoryOutbox:
         with self._lock:
             entries = self._sync()
             return {k: entries[k].row for k in keys if k in entries}
+
+    def enqueue(self, notification: Notification, now: datetime) -> bool:
+        with self._lock:
+            if notification.key in self._sync():
+                return False
+            self._store.outbox[notification.key] = OutboxMessage(
+                notification.key, notification.request_id, notification.template,
+                dataclasses.asdict(notification), _utc(now))
+            return True
 
     def sent_as(self, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
         wanted = set(message_ids)

@@ -37,6 +37,7 @@ import typer
 from flows.cli import (
     admin,
     amend,
+    attention,
     clock,
     companions,
     groups,
@@ -73,6 +74,7 @@ app.add_typer(groups.app)
 app.add_typer(plan.app, name="plan", rich_help_panel="Requests")
 app.add_typer(companions.app, name="companion", rich_help_panel="Requests")
 app.add_typer(reads.app)
+app.add_typer(attention.app)
 app.add_typer(reports.app)
 app.add_typer(admin.app)
 app.add_typer(admin.audit_app, name="audit", rich_help_panel="Other")

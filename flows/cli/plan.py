@@ -39,14 +39,21 @@ def plan_draft(
     data, source = merge_input(file)
     request = open_app().service.draft_plan(request_id, data, actor(who), if_version, source)
     sponsor = request.intake.sponsor.email
+    warnings = list(request.plan_review)
     if request.plan_draft is not None:
         items = plural(len(request.plan_draft.plan.items), "item")
         done(request, as_json, f"measurement plan v{request.plan_draft.version} drafted ({items}); awaiting "
-             f"approval by {sponsor}; v{request.plan_version} stays in force until then")
-        return
-    assert request.plan is not None
-    items = plural(len(request.plan.items), "item")
-    done(request, as_json, f"measurement plan drafted ({items}); awaiting approval by {sponsor}")
+             f"approval by {sponsor}; v{request.plan_version} stays in force until then", warnings=warnings)
+    else:
+        assert request.plan is not None
+        items = plural(len(request.plan.items), "item")
+        done(request, as_json, f"measurement plan drafted ({items}); awaiting approval by {sponsor}",
+             warnings=warnings)
+    if warnings and not as_json:  # warnings, not refusals: the plan is drafted; the sponsor sees them too
+        typer.echo(f"plan review: {plural(len(warnings), 'warning')} (also in the sponsor's approval request):",
+                   err=True)
+        for warning in warnings:
+            typer.echo(f"  - warning: {warning}", err=True)
 
 
 @app.command("approve", cls=WriteCommand)

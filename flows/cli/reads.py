@@ -45,6 +45,8 @@ def list_requests(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per page.")] = 20,
     page: Annotated[int, typer.Option(min=1, help="Page number (from 1).")] = 1,
     offset: Annotated[int | None, typer.Option(min=0, help="Skip this many rows (instead of --page).")] = None,
+    attention: Annotated[bool, typer.Option(
+        "--attention", help="Only requests with an attention item (see `ldflow attention`).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List requests: filter by state, requester, sponsor, creation dates; sorted; paged."""
@@ -53,7 +55,13 @@ def list_requests(
     start = offset if offset is not None else (page - 1) * limit
     flt = request_filter(states=state or (), requester=requester, sponsor=sponsor, created_from=date_from,
                          created_to=date_to, sort=sort, limit=limit, offset=start)
-    rows, total = open_app().service.list(flt)
+    app_ = open_app()
+    if attention:
+        from flows.attention import attention_rows
+
+        rows, total = attention_rows(app_, flt)
+    else:
+        rows, total = app_.service.list(flt)
     pages = max(1, -(-total // limit))
     current = start // limit + 1
     if as_json:

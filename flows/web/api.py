@@ -318,6 +318,15 @@ def _queries(api: FastAPI) -> None:
             "approved_at": r.plan_approved_at.isoformat() if r.plan_approved_at else None,
             "draft": r.plan_draft.model_dump(mode="json") if r.plan_draft else None})
 
+    @api.get("/attention", summary="What waits on a person: needs-review checkpoints, SLA breaches (ldflow attention)",
+             tags=read, responses=doc.responses(doc.ref(doc.AttentionList), 400, 401))
+    def attention_list(who: Caller, app: AppDep) -> JSONResponse:
+        from flows import attention, sla
+
+        policy = sla.load_policy(app.settings)
+        items = attention.attention_list(app, policy=policy)
+        return JSONResponse({"policy": policy.source, "total": len(items), "items": [i.as_dict() for i in items]})
+
     @api.get("/requests/{request_id}/sessions", summary="The request's delivery sessions", tags=read,
              responses=doc.responses(doc.array(Session), 400, 401, 404))
     def sessions(request_id: RequestId, who: Caller, app: AppDep) -> JSONResponse:

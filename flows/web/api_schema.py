@@ -148,6 +148,27 @@ class OutboxItem(BaseModel):
     message_id: str | None
 
 
+class AttentionItem(BaseModel):
+    """One thing that waits on a person (as an item of ``ldflow attention --json``)."""
+
+    request_id: int
+    title: str
+    kind: Literal["checkpoint", "sla"]
+    status: Literal["needs_review", "breached", "near"]
+    text: str
+    owners: list[str]
+    checkpoint: str
+    sla: str
+
+
+class AttentionList(BaseModel):
+    """The attention list (as ``ldflow attention --json``): the SLA policy in force and the items."""
+
+    policy: str
+    total: int
+    items: list[AttentionItem]
+
+
 # --- the components ---------------------------------------------------------------------------------
 
 INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, MeasurementPlan, PlanApproval,
@@ -155,7 +176,7 @@ INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, Measu
                                        Acknowledgement, Reason, Amendment, NoteInput, CompanionPiece,
                                        CompanionOutcome, Roster)
 OUTPUTS: tuple[type[BaseModel], ...] = (TrainingRequest, Session, RequestPage, HistoryEntry, PlanView, ExportItem,
-                                        OutboxItem, ApiError)
+                                        OutboxItem, ApiError, AttentionList)
 
 _REFS, _DEFS = models_json_schema([(m, "validation") for m in INPUTS] + [(m, "serialization") for m in OUTPUTS],
                                   ref_template="#/components/schemas/{model}")

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from connectors.ports import User
 from flows import board as boards
-from flows import queries
+from flows import queries, sla
 from flows.attribution import shown
 from flows.bootstrap import App
 from flows.timeline import summarize
@@ -73,8 +73,14 @@ def _request_context(app: App, request_id: int, user: User, whole_history: bool 
     history = [(rec, summarize(rec), shown(rec.actor, rec.payload.get("via"))) for rec in records]
     report = queries.stakeholder_report(app, request_id, r) if allows(Command.REPORT, r.state) else None
     action, missing = boards.next_step(r)
+    policy, sla_error = sla.policy_or_error(app.settings)
+    # the SLA clocks run from the request's whole history (the page shows only its newest entries)
+    whole = records if whole_history or total == len(records) else app.service.history(request_id)
+    attention = boards.attention(r, app.now(), whole, policy)
+    if sla_error:
+        attention = [*attention, f"SLA clocks not shown: {sla_error}"]
     return {"r": r, "history": history, "report": report, "actions": forms.shown(r), "next_action": action,
-            "missing": missing, "attention": boards.attention(r, app.now()), "owners": boards.owners(r),
+            "missing": missing, "attention": attention, "owners": boards.owners(r),
             "open_checkpoints": [c for c in r.checkpoints if not c.closed], "is_admin": user.role == "admin",
             "history_total": total, "history_hidden": total - len(records)}
 

@@ -303,3 +303,20 @@ def test_every_port_method_is_implemented_with_its_signature(protocol: type, imp
                 assert isinstance(actual, property), f"{implementation.__name__}.{name} is not a property"
                 continue
             assert _shape(actual) == _shape(member), f"{implementation.__name__}.{name}"
+
+
+def test_enqueue_queues_a_mail_about_no_request_once_per_key(backend: Backend) -> None:
+    from states.notifications import Notification, Recipient
+
+    note = Notification(key="attention_digest:2026-04-21:ops@example.org", request_id=0, template="attention_digest",
+                        to=(Recipient("Ops", "ops@example.org", "ops"),), subject="Attention: 1 item",
+                        context={"items": [{"request_id": 7, "text": "x"}]})
+    outbox = backend.uow.outbox
+    assert outbox.enqueue(note, T0) is True
+    assert outbox.enqueue(note, T0 + timedelta(hours=1)) is False  # the same key: nothing written
+    [row] = [r for r in outbox.rows(OutboxStatus.PENDING) if r.key == note.key]
+    assert row.request_id == 0 and row.template == "attention_digest"
+    assert row.notification.context["items"] == [{"request_id": 7, "text": "x"}]
+    assert row.notification.to[0].email == "ops@example.org"
+    with backend.uow.transaction() as tx:  # inside a transaction it joins it
+        assert tx.outbox.enqueue(note, T0) is False

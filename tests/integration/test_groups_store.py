@@ -37,7 +37,7 @@ def test_a_rosters_survey_aggregates_its_answers_in_the_store(any_service: Servi
         clock.advance(timedelta(days=3))
         assert any_service.send_reminders(ACTOR, timedelta(days=3), 2) == 1
     clock.set(END + timedelta(days=16))
-    assert any_service.close_unanswered(ACTOR, timedelta(days=7), 2) == 1
+    assert any_service.flag_unanswered(ACTOR, timedelta(days=7), 2) == 1
     c = any_service.show(r.id).checkpoint("m2:P1D")
     assert c.status == CheckpointStatus.CLOSED and c.tally is not None
     assert (c.tally.n, c.tally.asked, c.tally.response_rate, c.tally.mean, c.tally.median, c.value) == (

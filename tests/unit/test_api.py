@@ -280,3 +280,19 @@ def test_a_roster_through_the_api_and_a_duplicate_address_is_400_naming_it(api: 
     assert "listed twice" in twice.json()["errors"][0]["message"] and api.snapshot() == before
     given = api.client.post(f"{API}/requests/{rid}/roster", headers=partner, json=roster)
     assert given.status_code == 200 and len(given.json()["roster"]["learners"]) == 3
+
+
+def test_plan_draft_answers_with_the_plan_review_and_attention_lists_what_waits(api: Api) -> None:
+    from datetime import timedelta
+
+    rid = api.app.service.submit(intake_data(), "ops").id
+    drafted = ok(api.client.post(f"{API}/requests/{rid}/plan/draft", json=plan_data(),
+                                 headers=api.headers["partner"]))
+    assert drafted["plan_review"][0].startswith("no item measures a business result")
+    assert ok(api.client.get(f"{API}/attention", headers=api.headers["viewer"])) == \
+        {"policy": "built-in", "total": 0, "items": []}
+    api.app.clock.advance(timedelta(days=8))  # type: ignore[attr-defined]
+    listed = ok(api.client.get(f"{API}/attention", headers=api.headers["viewer"]))
+    assert [(i["request_id"], i["kind"], i["sla"], i["status"]) for i in listed["items"]] == \
+        [(rid, "sla", "diagnose", "breached")]  # the sponsor's approval: 6 of 10 days, not near yet
+    assert api.client.get(f"{API}/attention").status_code == 401

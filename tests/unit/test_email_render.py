@@ -106,7 +106,7 @@ def domain_notifications() -> tuple[Notification, ...]:
         assert request.remind_checkpoint(first.key, first.due_at + timedelta(days=3), timedelta(days=3), 2)
         out += _commit(request)
         # closed at the end of its response window (14 days after due; 7 after the last reminder at the earliest)
-        assert stalls.close_unanswered(request, first.key, first.due_at + timedelta(days=14), timedelta(days=7), 1)
+        assert stalls.flag_unanswered(request, first.key, first.due_at + timedelta(days=14), timedelta(days=7), 1)
         out += _commit(request)
         at = max(c.due_at for c in request.checkpoints) + timedelta(days=1)
         for checkpoint in request.checkpoints:
@@ -203,6 +203,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "action_step_assigned": {"step": {"step": "add LAER to onboarding"}},
     "action_step_reminder": {"step": {"step": "add LAER to onboarding", "due": "2027-01-15"}},
     "request_delivered": {},
+    "checkpoint_needs_review": {"item": {}, "checkpoint": {}},
 }
 
 

@@ -242,3 +242,44 @@ def test_a_long_history_shows_its_newest_entries_and_links_to_the_whole(web: Web
     assert html.count('<li><span class="when">') == 50
     whole = client.get(f"/requests/{rid}?history=all").text
     assert whole.count('<li><span class="when">') == 61 and "earlier entr" not in whole
+
+
+def test_an_sla_breach_shows_a_badge_on_the_card_and_puts_it_under_attention(web: WebRig) -> None:
+    from datetime import timedelta
+
+    late = web.app.service.submit(intake_data(title="Waiting too long"), ACTOR).id
+    web.clock.advance(timedelta(days=6))  # 4-5 business days of 5 (a weekend between): near its breach
+    client = web.client("viewer")
+    html = client.get("/").text
+    card = html[html.index(f'data-id="{late}"'):]
+    card = card[:card.index("</article>")]
+    assert '<span class="sla sla-near"' in card and "SLA diagnose near breach: 4." in card
+    fresh = web.app.service.submit(intake_data(title="Just in"), ACTOR).id
+    web.clock.advance(timedelta(days=2))  # 6 business days for the first: breached; the second: 2 of 5
+    html = client.get("/?attention=1").text
+    assert _cards(html) == [late] and fresh not in _cards(html)
+    assert '<span class="sla sla-breached"' in html and "SLA breached" in html
+    page = client.get(f"/requests/{late}").text
+    assert re.search(r"SLA diagnose breached: 6\.\d of 5 business days", page)
+
+
+def test_the_request_page_shows_the_plan_review_while_the_plan_awaits_approval(web: WebRig) -> None:
+    rid = web.app.service.submit(intake_data(), ACTOR).id
+    web.app.service.draft_plan(rid, plan_data(), ACTOR)
+    page = web.client("viewer").get(f"/requests/{rid}").text
+    assert "<strong>Plan review</strong>" in page and "no item measures a business result" in page
+    web.app.service.approve_plan(rid, {"approver": SPONSOR}, SPONSOR)
+    assert "<strong>Plan review</strong>" not in web.client("viewer").get(f"/requests/{rid}").text
+
+
+def test_a_bad_sla_policy_is_named_on_the_board_and_the_pages_still_work(web: WebRig, tmp_path: Path) -> None:
+    policy = tmp_path / "sla.yaml"
+    policy.write_text("slas:\n  diagnose: {start: [recieved], stop: [diagnosed], within: 5}\n", encoding="utf-8")
+    web.app.settings.sla_policy = policy
+    rid = web.app.service.submit(intake_data(), ACTOR).id
+    client = web.client("viewer")
+    board = client.get("/")
+    assert board.status_code == 200 and _cards(board.text) == [rid]
+    assert "SLA clocks not shown" in board.text and "slas.diagnose.start" in board.text
+    page = client.get(f"/requests/{rid}")
+    assert page.status_code == 200 and "slas.diagnose.start" in page.text

@@ -1,0 +1,149 @@
+"""The attention list: what waits on a person, and the daily digest mail of it.
+
+An item is a checkpoint flagged ``needs_review`` (too late to send, or unanswered after its last
+reminder and response window: :mod:`states.stalls`) or a running SLA clock that breached or is near
+its breach (:mod:`flows.sla`). ``ldflow attention``, ``ldflow list --attention``, the board's
+attention filter and the digest read :func:`attention_list`; nothing here writes but
+:func:`queue_digests`, which queues one digest per recipient and day (outbox key
+``attention_digest:<day>:<address>``: a second pass that day queues nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from connectors.ports import AuditRecord, ListFilter, RequestSummary
+from flows import sla
+from states.checkpoints import CheckpointStatus
+from states.lifecycle import NON_TERMINAL
+from states.notifications import Notification, Recipient
+from states.request import TrainingRequest
+
+if TYPE_CHECKING:
+    from flows.bootstrap import App
+
+DIGEST_TEMPLATE = "attention_digest"
+_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing that waits on a person."""
+
+    request_id: int
+    title: str
+    kind: Literal["checkpoint", "sla"]
+    status: str  # needs_review | breached | near
+    text: str
+    owners: tuple[str, ...]  # the L&D owners (item owners, the redirect's owner) the digest goes to
+    checkpoint: str = ""
+    sla: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "title": self.title, "kind": self.kind, "status": self.status,
+                "text": self.text, "owners": list(self.owners), "checkpoint": self.checkpoint, "sla": self.sla}
+
+
+def owners(request: TrainingRequest) -> tuple[str, ...]:
+    """Who owns the work: the redirect's owner and the owners of the plan's items, each once."""
+    found: list[str] = []
+    if request.redirect_record is not None and request.redirect_record.owner is not None:
+        found.append(request.redirect_record.owner.email)
+    if request.plan is not None:
+        found += [item.owner.email for item in request.plan.items]
+    return tuple(dict.fromkeys(e.lower() for e in found))
+
+
+def checkpoint_items(request: TrainingRequest) -> list[Item]:
+    """The request's checkpoints that need a person's decision."""
+    found = []
+    for c in request.checkpoints:
+        if c.status != CheckpointStatus.NEEDS_REVIEW:
+            continue
+        item = next((i for i in (request.plan.items if request.plan else []) if i.id == c.item_id), None)
+        who = (item.owner.email.lower(),) if item is not None else owners(request)
+        reason = c.review_reason or "too late to send"
+        metric = f" ({item.metric})" if item is not None else ""
+        found.append(Item(request.id or 0, request.intake.title, "checkpoint", "needs_review",
+                          f"checkpoint {c.item_id}:{c.offset}{metric} needs review: {reason}; record the result "
+                          f"or close it as missed", who, checkpoint=c.key))
+    return found
+
+
+def sla_items(request: TrainingRequest, history: list[AuditRecord], policy: sla.Policy, now: datetime) -> list[Item]:
+    """The request's running SLA clocks that breached or are near it."""
+    assert request.id is not None
+    return [Item(request.id, request.intake.title, "sla", b.status, f"SLA {b.words()}", owners(request),
+                 checkpoint=b.checkpoint, sla=b.sla)
+            for b in sla.request_breaches(request.id, history, policy, now) if b.running]
+
+
+def items_for(app: App, request: TrainingRequest, policy: sla.Policy, now: datetime) -> list[Item]:
+    assert request.id is not None
+    return checkpoint_items(request) + sla_items(request, app.service.history(request.id), policy, now)
+
+
+def attention_list(app: App, now: datetime | None = None, policy: sla.Policy | None = None) -> list[Item]:
+    """Every attention item of the open requests, by request id."""
+    now = now or app.now()
+    policy = policy or sla.load_policy(app.settings)
+    found: list[Item] = []
+    offset = 0
+    while True:
+        rows, total = app.service.list(ListFilter(states=tuple(s.value for s in NON_TERMINAL), sort="id",
+                                                  limit=_PAGE, offset=offset))
+        for row in rows:
+            found += items_for(app, app.service.show(row.id), policy, now)
+        offset += len(rows)
+        if not rows or offset >= total:
+            return found
+
+
+def digests(items: list[Item], ops: Recipient, day: str, web_url: str = "") -> list[Notification]:
+    """One digest per recipient of ``items`` (ops gets every item, each owner theirs), each item once in it."""
+    per: dict[str, tuple[Recipient, list[Item]]] = {ops.email.lower(): (ops, list(items))}
+    for item in items:
+        for email in item.owners:
+            if email != ops.email.lower():
+                per.setdefault(email, (Recipient("", email, "owner"), []))[1].append(item)
+    notes = []
+    for email, (person, mine) in sorted(per.items()):
+        if not mine:
+            continue
+        requests = len({i.request_id for i in mine})
+        subject = (f"Attention: {len(mine)} item{'s' if len(mine) != 1 else ''} on "
+                   f"{requests} request{'s' if requests != 1 else ''} ({day})")
+        notes.append(Notification(key=f"{DIGEST_TEMPLATE}:{day}:{email}", request_id=0, template=DIGEST_TEMPLATE,
+                                  to=(person,), subject=subject,
+                                  context={"day": day, "items": [i.as_dict() for i in mine],
+                                           "for_ops": email == ops.email.lower(), "web_url": web_url}))
+    return notes
+
+
+def queue_digests(app: App, now: datetime | None = None) -> dict[str, int]:
+    """Queue today's digests (once per recipient and day, in the policy's time zone): ``queued``,
+    ``already`` (queued by an earlier pass today), ``items``."""
+    now = now or app.now()
+    policy = sla.load_policy(app.settings)
+    items = attention_list(app, now, policy)
+    day = now.astimezone(policy.calendar.zone).date().isoformat()
+    counts = {"queued": 0, "already": 0, "items": len(items)}
+    for note in digests(items, app.settings.ops_recipient, day, app.settings.web_url):
+        counts["queued" if app.uow.outbox.enqueue(note, now) else "already"] += 1
+    return counts
+
+
+def attention_rows(app: App, flt: ListFilter) -> tuple[list[RequestSummary], int]:
+    """``flt``'s page of the requests that have an attention item (``ldflow list --attention``), and their number."""
+    wanted = {i.request_id for i in attention_list(app)}
+    found: list[RequestSummary] = []
+    offset = 0
+    while True:
+        rows, total = app.service.list(replace(flt, limit=_PAGE, offset=offset))
+        found += [r for r in rows if r.id in wanted]
+        offset += len(rows)
+        if not rows or offset >= total:
+            break
+    return found[flt.offset: flt.offset + flt.limit], len(found)
