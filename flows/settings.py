@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     delivery_window_years: int = Field(default=5, ge=1, le=100,
                                        description="delivery dates must be within this many years of today")
     close_after_days: int = Field(default=7, ge=1, description="days after the last reminder (or the survey, "
-                                  "without reminders) a survey's response window ends at the earliest (then closed with its "
-                                  "answers, missed below its minimum, or flagged needs_review without any)")
+                                  "without reminders) a survey's response window ends at the earliest (then closed "
+                                  "with its answers, missed below its minimum, or flagged needs_review without any)")
     # attention, digest and SLAs (README "Attention, digest and SLAs")
     sla_policy: Path | None = Field(default=None, description="YAML file of the SLA policy (clocks, business "
                                     "calendar, holidays file); default: the built-in policy")
