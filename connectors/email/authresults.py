@@ -113,7 +113,9 @@ def _keyword(token: tuple[str, str], what: str) -> str:
 def _resinfo(part: list[tuple[str, str]]) -> AuthResult:
     if len(part) < 3 or part[1][0] != "=":
         raise AuthResultsError("a result is not 'method=result'")
-    method = _keyword(part[0], "method").split("/", 1)[0]
+    method, slash, version = _keyword(part[0], "method").partition("/")
+    if not method or (slash and not version.isdigit()):
+        raise AuthResultsError(f"method {part[0][1]!r} is not 'method' or 'method/version'")
     result = _keyword(part[2], "result")
     properties: dict[str, str] = {}
     rest = part[3:]

@@ -90,3 +90,11 @@ def test_any_header_is_read_or_refused_never_a_crash(value: str) -> None:
         assert parsed.authserv_id and all(r.method and r.result for r in parsed.results)
     check = check_sender([value], OURS, "sam@example.org")
     assert not (check.failed and check.authenticated)
+
+
+@pytest.mark.parametrize("value", ["mx.example.org;/=mx.example.org", "mx.example.org; dkim/=pass",
+                                   "mx.example.org; dkim/x=pass"])
+def test_a_method_without_its_name_or_with_a_bad_version_is_refused(value: str) -> None:
+    """Found by the property above: 'mx.example.org;/=x' once read as a result with an empty method."""
+    with pytest.raises(AuthResultsError):
+        parse(value)

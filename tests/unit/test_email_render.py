@@ -174,7 +174,32 @@ def _mixed() -> tuple[Notification, ...]:
     assert followups.remind(request, datetime(2028, 1, 2, 9, tzinfo=UTC), timedelta(days=3)) == 3
     out += _commit(request)
     assert followups.remind(request, datetime(2028, 1, 3, 9, tzinfo=UTC), timedelta(days=3)) == 0
-    return tuple(out)
+    return tuple(out) + _too_few_answers()
+
+
+def _too_few_answers() -> tuple[Notification, ...]:
+    """Request 9: a survey of the requester and the sponsor that wants two answers gets one by the end of
+    its window: missed."""
+    from tests.builders import plan_item
+
+    item = plan_item("m1", level=1, baseline=False, instrument="survey", respondent="stakeholder",
+                     checkpoints=["P1D"], survey={"min_responses": 2})
+    request = TrainingRequest.submit(parse(Intake, intake_data()), T0)
+    request.id = 9
+    _commit(request)
+    for command, model, data in [APPROVED[0], ("draft_plan", MeasurementPlan, plan_data(items=[item])),
+                                 APPROVED[2], ("design", DesignBrief, brief_data()),
+                                 ("deliver", Delivery, delivery_data())]:
+        getattr(request, command)(parse(model, data), T0)
+        _commit(request)
+    [c] = request.checkpoints
+    assert request.send_checkpoint(c.key, c.due_at, timedelta(days=14))
+    _commit(request)
+    request.answer(c.key, request.intake.sponsor.email, 4.0, "", c.due_at + timedelta(days=1))
+    _commit(request)
+    assert stalls.flag_unanswered(request, c.key, c.due_at + timedelta(days=14), timedelta(days=7), 0)
+    assert request.checkpoint(c.key).status.value == "missed"
+    return tuple(_commit(request))
 
 
 def domain(template: str) -> list[Notification]:
