@@ -23,9 +23,10 @@ from connectors.ports import (
     StagedEvent,
 )
 from connectors.ports.outbox import stranded_after
-from connectors.testing.store import InMemoryStore
+from connectors.testing.store import InMemoryStore, OutboxMessage
 from states.errors import Conflict
 from states.events import DomainEvent
+from states.notifications import Notification
 from states.request import TrainingRequest
 
 __all__ = ["InMemoryEventLog", "InMemoryInbound", "InMemoryLinkUses", "InMemoryOutbox", "InMemoryTransaction",
@@ -166,6 +167,23 @@ class InMemoryOutbox:
                 self._put(entry, {"status": OutboxStatus.PENDING, "attempts": 0, "lease_owner": None,
                                   "lease_until": None}, _utc(now))
             return len(chosen)
+
+    def release_held(self, owner_prefix: str, *, note: str) -> int:
+        with self._lock:
+            held = [e for e in self._sync().values() if e.row.status == OutboxStatus.SENDING
+                    and (e.row.lease_owner or "").startswith(owner_prefix)]
+            for entry in held:
+                self._put(entry, {"status": OutboxStatus.PENDING, "lease_owner": None, "lease_until": None,
+                                  "last_error": note, "attempts": max(0, entry.row.attempts - 1)})
+            return len(held)
+
+    def enqueue(self, notifications: Sequence[Notification], now: datetime) -> int:
+        with self._lock:
+            fresh = [n for n in notifications if n.key not in self._store.outbox]
+            for n in fresh:
+                self._store.outbox[n.key] = OutboxMessage(n.key, n.request_id, n.template, dataclasses.asdict(n),
+                                                          _utc(now))
+            return len(fresh)
 
     def rows(self, status: OutboxStatus | None = None, limit: int = 200) -> list[OutboxRow]:
         with self._lock:

@@ -34,7 +34,7 @@ from typing import NoReturn
 
 import typer
 
-from flows.cli import admin, amend, clock, mail, pipeline, plan, reads, reports, requests, tokens, users, web
+from flows.cli import admin, amend, clock, fleet, mail, pipeline, plan, reads, reports, requests, tokens, users, web
 from flows.cli.common import EXIT_ERROR, NothingWritten
 from states.errors import InvalidInput, InvalidTransition, LdflowError, TransitionRefused
 from states.wording import with_article
@@ -62,6 +62,7 @@ app.add_typer(admin.audit_app, name="audit", rich_help_panel="Other")
 app.add_typer(admin.db_app, name="db", rich_help_panel="Other")
 app.add_typer(clock.app, name="clock", rich_help_panel="Other")
 app.add_typer(pipeline.app)
+app.add_typer(fleet.app)
 app.add_typer(web.app)
 app.add_typer(tokens.app, name="tokens", rich_help_panel="Web")
 app.add_typer(users.app, name="users", rich_help_panel="Web")
