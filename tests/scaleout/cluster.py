@@ -199,17 +199,21 @@ class Cluster:
     # --- tear-down ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        for name in list(self.procs):
-            with contextlib.suppress(Exception):
-                self.kill(name, signal.SIGTERM)
-        for name, proc in list(self.procs.items()):
-            with contextlib.suppress(Exception):
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            self.procs.pop(name, None)
+        """Drop the databases, then stop every process group: SIGTERM to all, SIGKILL after 10 s."""
         import psycopg
 
         for name in self.databases:
             with contextlib.suppress(Exception), psycopg.connect(self.admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.databases.clear()
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for name, proc in list(self.procs.items()):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: what the process started, too
+            proc.wait(timeout=10)
+            self.procs.pop(name)
