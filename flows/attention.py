@@ -131,7 +131,7 @@ def queue_digests(app: App, now: datetime | None = None) -> dict[str, int]:
     day = now.astimezone(policy.calendar.zone).date().isoformat()
     counts = {"queued": 0, "already": 0, "items": len(items)}
     for note in digests(items, app.settings.ops_recipient, day, app.settings.web_url):
-        counts["queued" if app.uow.outbox.enqueue(note, now) else "already"] += 1
+        counts["queued" if app.uow.outbox.enqueue([note], now) == 1 else "already"] += 1
     return counts
 
 

@@ -65,6 +65,11 @@ def api_url() -> str | None:
 
 def post_to_prefect(events: list[dict[str, Any]]) -> None:
     """``POST {api}/events`` with Prefect's auth settings; raises unless Prefect answered 2xx."""
+    prefect_post("/events", events)
+
+
+def prefect_post(path: str, body: Any) -> Any:
+    """``POST {api}{path}`` with Prefect's auth settings: the JSON answer; raises unless 2xx."""
     import httpx
 
     url = api_url()
@@ -85,8 +90,9 @@ def post_to_prefect(events: list[dict[str, Any]]) -> None:
             verify = False
         elif api.ssl_cert_file:
             verify = ssl.create_default_context(cafile=api.ssl_cert_file)
-    response = httpx.post(url.rstrip("/") + "/events", json=events, headers=headers, timeout=TIMEOUT, verify=verify)
+    response = httpx.post(url.rstrip("/") + path, json=body, headers=headers, timeout=TIMEOUT, verify=verify)
     response.raise_for_status()
+    return response.json() if response.content else None
 
 
 _send: Send = post_to_prefect

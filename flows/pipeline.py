@@ -105,9 +105,34 @@ def _log(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+# --- hooks: what a stopping flow run holds is given back ------------------------------------------------
+
+def _release_held(flow: Any, flow_run: Any, state: Any) -> None:
+    """A run that failed, crashed or was cancelled gives back the outbox rows its relay claimed and
+    had not tried yet (``sending``; a ``transmitting`` row keeps its lease and becomes ``unknown``),
+    so the next dispatch sends them at once instead of after the lease. Alerts about the run come
+    from the next dispatch (``flows.alerts``), also when this process was killed and no hook ran."""
+    prefix = steps.relay_owner().rsplit(":", 1)[0] + ":"  # this process, every thread
+    try:
+        released = current().uow.outbox.release_held(prefix, note=f"flow run {flow_run.name} stopped "
+                                                                  f"({state.name}); not tried")
+    except Exception as exc:  # the database is what failed: the leases expire on their own
+        get_run_logger().warning("could not give back the claimed outbox rows: %s", exc)
+        return
+    if released:
+        get_run_logger().warning("gave back %d claimed outbox row(s) for the next dispatch", released)
+
+
+#: Every flow: retried once after a minute (each is an idempotent reconciler, so a rerun does
+#: only what is left), cut off after its timeout, and gives back what it holds when it stops.
+_HOOKS: dict[str, Any] = {"on_failure": [_release_held], "on_crashed": [_release_held],
+                          "on_cancellation": [_release_held]}
+_SAFE = {"persist_result": False, "log_prints": False, "retries": 1, "retry_delay_seconds": 60, **_HOOKS}
+
+
 # --- flows -----------------------------------------------------------------------------------------------
 
-@flow(name="intake", persist_result=False, log_prints=False)
+@flow(name="intake", timeout_seconds=1800, **_SAFE)
 def intake(batch: int = 200) -> dict[str, Any]:
     """Take in new requests from the drop folder (and replies from the inbox when configured).
 
@@ -116,7 +141,7 @@ def intake(batch: int = 200) -> dict[str, Any]:
     return _publishing(_log(take_in_task(batch)))
 
 
-@flow(name="followups", persist_result=False, log_prints=False)
+@flow(name="followups", timeout_seconds=3600, **_SAFE)
 def followups(batch: int = 500, lateness_days: int | None = None, reminder_after_days: int | None = None,
               max_reminders: int | None = None) -> dict[str, Any]:
     """Fire the measurement checkpoints that are due (each once) and remind unanswered surveys.
@@ -128,20 +153,20 @@ def followups(batch: int = 500, lateness_days: int | None = None, reminder_after
     return _publishing(_log(followups_task(batch, lateness_days, reminder_after_days, max_reminders)))
 
 
-@flow(name="advance", persist_result=False, log_prints=False)
+@flow(name="advance", timeout_seconds=3600, **_SAFE)
 def advance(batch: int = 500) -> dict[str, Any]:
     """Measure delivered requests whose checkpoints are all closed. batch: requests per round."""
     return _publishing(_log(advance_task(batch)))
 
 
-@flow(name="dispatch", persist_result=False, log_prints=False)
+@flow(name="dispatch", timeout_seconds=7800, **_SAFE)
 def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     """Send what the outbox holds. batch: rows claimed per round; lease_seconds: how long a claim
     holds before another relay may take the rows over (a relay that died)."""
     return _publishing(_log(dispatch_task(batch, lease_seconds)))
 
 
-@flow(name="pipeline", persist_result=False, log_prints=False)
+@flow(name="pipeline", timeout_seconds=14400, **_SAFE)
 def pipeline(intake_batch: int = 200, followups_batch: int = 500, dispatch_batch: int = 100,
              lateness_days: int | None = None, reminder_after_days: int | None = None,
              max_reminders: int | None = None, lease_seconds: int = 300) -> dict[str, Any]:

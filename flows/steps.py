@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -41,7 +41,7 @@ from connectors.email.render import render
 from connectors.email.tokens import KEY_NAME
 from connectors.keys import secret_key
 from connectors.ports import OutboxRow, Transaction
-from flows import events
+from flows import alerts, events
 from flows.intake import InboundHandler, MailTrust
 from flows.links import Links
 from flows.relay import Outcome, OutcomeHook, relay_outbox
@@ -259,9 +259,30 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
                         reply_key=secret_key(s.keys_dir, KEY_NAME), plus_addressing=s.reply_plus_addressing)
     calendar = _CalendarForRun(app.calendar, s.organizer_recipient) if app.calendar is not None else None
     summary = _summary("dispatch", "sent", "retried", "failed", "unknown")
+    links = Links(s)  # the recipients' signed links, issued at each row's queue time
+    try:
+        _drain(app, summary, render_fn, calendar, links, batch, lease_seconds, max_seconds)
+        # what is stuck (mail unknown/failed, flow runs failed or crashed) is told to the ops
+        # address once; the alerts go in this run
+        raised, problems = alerts.raise_alerts(app)
+        summary.errors.extend(problems)
+        if raised:
+            summary.add("alerts", raised)
+            _drain(app, summary, render_fn, calendar, links, batch, lease_seconds, max_seconds)
+    finally:  # the SMTP connection the batches shared
+        close = getattr(app.sender, "close", None)
+        if close is not None:
+            close()
+    return summary
+
+
+def _drain(app: App, summary: StepSummary, render_fn: Callable[..., EmailMessage],
+           calendar: _CalendarForRun | None, links: Links, batch: int, lease_seconds: int,
+           max_seconds: float) -> None:
+    """Claimed batches, one after the other, while rows are due (and for at most ``max_seconds``)."""
+    s = app.settings
     owner = relay_owner()
     hook = _history_hook(app)
-    links = Links(s)  # the recipients' signed links, issued at each row's queue time
     started = time.monotonic()
     while time.monotonic() - started < max_seconds:
         now = app.now()
@@ -281,7 +302,6 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
             break
         if result.claimed < batch:
             break
-    return summary
 
 
 # --- Prefect events --------------------------------------------------------------------------------------

@@ -50,8 +50,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, case, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, and_, case, or_, select, update
 
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import outbox
@@ -60,7 +59,7 @@ from connectors.ports import RETRYABLE, OutboxRow, OutboxStatus
 from connectors.ports.outbox import MAX_BACKOFF, stranded_after
 
 if TYPE_CHECKING:
-    from states.notifications import Notification
+    pass
 
 __all__ = [
     "OutboxRow",
@@ -68,6 +67,7 @@ __all__ = [
     "backoff_for",
     "claim_batch",
     "decode_notification",
+    "enqueue_new",
     "list_rows",
     "list_unknown",
     "mark_failed",
@@ -76,6 +76,7 @@ __all__ = [
     "mark_transmitting",
     "mark_unknown",
     "release",
+    "release_held",
     "record_recipients",
     "requeue",
     "rows_for_request",
@@ -240,6 +241,40 @@ def release(conn: Connection, row_id: int, owner: str, *, note: str) -> bool:
         "attempts": case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0)})
 
 
+def release_held(conn: Connection, owner_prefix: str, *, note: str) -> int:
+    """Give back the claimed rows of a relay that is stopping (a crashed or cancelled flow run's hook):
+    ``sending`` rows whose lease owner starts with ``owner_prefix`` go back to ``pending`` at once,
+    their attempt not counted, instead of waiting for the lease to expire. A ``transmitting`` row is
+    kept: its outcome is unknown and the lease's expiry makes it ``unknown``."""
+    result = conn.execute(update(outbox).where(
+        outbox.c.status == SENDING, outbox.c.lease_owner.startswith(owner_prefix, autoescape=True)).values(
+        status=PENDING, lease_owner=None, lease_until=None, last_error=note,
+        attempts=case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0)))
+    return int(result.rowcount or 0)
+
+
+def enqueue_new(conn: Connection, notifications: Sequence[Any], now: datetime) -> int:
+    """Queue the notifications whose key is not in the outbox yet (an alert raised once, however
+    often it is raised); how many were new. Concurrent callers queue each key once (the key is
+    unique: a row another transaction inserted meanwhile is skipped)."""
+    if not notifications:
+        return 0
+    existing = set(conn.execute(select(outbox.c.key).where(
+        outbox.c.key.in_([n.key for n in notifications]))).scalars())
+    fresh = {n.key: n for n in notifications if n.key not in existing}
+    if not fresh:
+        return 0
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    values = [{"key": n.key, "request_id": n.request_id, "template": n.template, "attempts": 0,
+               "notification": notification_json(n), "created_at": _db_time(conn, now), "status": PENDING}
+              for n in fresh.values()]
+    statement = (postgresql.insert(outbox).values(values).on_conflict_do_nothing(index_elements=["key"])
+                 if conn.dialect.name == "postgresql"
+                 else sqlite.insert(outbox).values(values).on_conflict_do_nothing(index_elements=["key"]))
+    return len(conn.execute(statement.returning(outbox.c.key)).all())
+
+
 def mark_unknown(conn: Connection, row_id: int, owner: str, *, reason: str,
                  recipients_done: Iterable[str] = ()) -> bool:
     """The outcome is unknown: park the row; it is not resent without ``requeue``."""
@@ -359,6 +394,14 @@ class SqlOutbox:
         with self._write() as conn:
             return mark_unknown(conn, row_id, owner, reason=reason, recipients_done=recipients_done)
 
+    def release_held(self, owner_prefix: str, *, note: str) -> int:
+        with self._write() as conn:
+            return release_held(conn, owner_prefix, note=note)
+
+    def enqueue(self, notifications: Sequence[Any], now: datetime) -> int:
+        with self._write() as conn:
+            return enqueue_new(conn, notifications, now)
+
     def requeue(self, now: datetime, *, keys: Sequence[str] | None = None,
                 statuses: Sequence[OutboxStatus] = (OutboxStatus.UNKNOWN,)) -> int:
         with self._write() as conn:
@@ -379,17 +422,3 @@ class SqlOutbox:
     def for_request(self, request_id: int, templates: Sequence[str] = ()) -> list[OutboxRow]:
         with self._read() as conn:
             return rows_for_request(conn, request_id, templates)
-
-    def enqueue(self, notification: Notification, now: datetime) -> bool:
-        with self._write() as conn:
-            if conn.execute(select(outbox.c.id).where(outbox.c.key == notification.key)).first() is not None:
-                return False
-            try:
-                with conn.begin_nested():  # a concurrent pass queued the same key: that row stands
-                    conn.execute(insert(outbox).values(
-                        key=notification.key, request_id=notification.request_id, template=notification.template,
-                        notification=notification_json(notification), created_at=_db_time(conn, now),
-                        status=OutboxStatus.PENDING, attempts=0))
-            except IntegrityError:
-                return False
-            return True

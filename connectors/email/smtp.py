@@ -35,6 +35,8 @@ import smtplib
 import socket
 import ssl
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -138,19 +140,56 @@ class _Phase:
 class SmtpSender:
     """Send through an SMTP server (``none`` | ``starttls`` | ``ssl``).
 
-    One connection per ``send``: the relay sends in batches of at most a few
-    hundred messages, where the connection set-up is noise, and a fresh
-    connection keeps the failure handling simple and exact.
+    The connection is reused from one ``send`` to the next (a relay's batch is one connection,
+    not one per message: greeting, EHLO, STARTTLS and login cost more than a message), for at
+    most ``max_messages`` messages and while it was used in the last ``max_idle`` seconds; each
+    thread has its own. Any failure drops it, so the next ``send`` connects afresh. A reused
+    connection the server closed meanwhile is noticed at ``MAIL FROM`` (nothing of the message
+    sent yet) and that one message is tried once more on a new connection. ``close()`` ends the
+    connection (the relay calls it at the end of a run).
     """
 
     idempotent = False
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, max_messages: int = 100, max_idle: float = 20.0) -> None:
         self.config = config
+        self.max_messages = max_messages
+        self.max_idle = max_idle
+        self._local = threading.local()
+
+    def _kept(self) -> smtplib.SMTP | None:
+        """This thread's open connection, if it may still be used."""
+        client: smtplib.SMTP | None = getattr(self._local, "client", None)
+        if client is None:
+            return None
+        if (self._local.count >= self.max_messages
+                or time.monotonic() - self._local.used > self.max_idle):
+            self.close()
+            return None
+        return client
+
+    def _keep(self, client: smtplib.SMTP) -> None:
+        if getattr(self._local, "client", None) is not client:
+            self._local.client, self._local.count = client, 0
+        self._local.count += 1
+        self._local.used = time.monotonic()
+
+    def _drop(self, client: smtplib.SMTP) -> None:
+        if getattr(self._local, "client", None) is client:
+            self._local.client = None
+        _quit(client)
+
+    def close(self) -> None:
+        """End this thread's connection (QUIT), if one is open."""
+        client = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            _quit(client)
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
-        context = _tls_context(cfg.cafile, cfg.allow_untrusted)
+        # loading the CA store costs ~20 ms: only for a connection that uses TLS
+        context = _tls_context(cfg.cafile, cfg.allow_untrusted) if cfg.security != "none" else None
         try:
             client: smtplib.SMTP
             if cfg.security == "ssl":
@@ -217,9 +256,22 @@ class SmtpSender:
         sender = validate_address("LDFLOW_MAIL_FROM", self.config.mail_from or _from_addr(message))
         data = _wire_bytes(message)
         phase = _Phase.BEFORE_DATA
-        client = self._connect()
+        client = self._kept()
+        if client is not None:
+            try:
+                code, reply = client.mail(sender)
+            except (OSError, smtplib.SMTPException):  # closed by the server while idle: nothing sent yet
+                self._drop(client)
+                client = None
+        if client is None:
+            client = self._connect()
+            try:
+                code, reply = client.mail(sender)
+            except BaseException:
+                self._drop(client)
+                raise
+        kept = False
         try:
-            code, reply = client.mail(sender)
             if code != 250:
                 raise _classify(code, reply, "MAIL FROM")
             accepted: list[str] = []
@@ -234,8 +286,8 @@ class SmtpSender:
                 else:
                     permanent[rcpt] = Refusal(code, _text(reply))
             if not accepted:
-                with contextlib.suppress(OSError, smtplib.SMTPException):
-                    client.rset()
+                code, _reply = client.rset()
+                kept = code == 250
                 return SendResult(message_id, (), permanent, temporary)
             code, reply = client.docmd("DATA")
             if code != 354:
@@ -247,6 +299,7 @@ class SmtpSender:
             code, reply = client.getreply()
             if code != 250:
                 raise _classify(code, reply, "end of DATA")
+            kept = True
             return SendResult(message_id, tuple(accepted), permanent, temporary)
         except SendError:
             raise
@@ -259,7 +312,12 @@ class SmtpSender:
                 ) from exc
             raise TemporarySendError(f"SMTP conversation with {where} failed: {_describe(exc)}") from exc
         finally:
-            _quit(client)
+            # kept only after a complete transaction; after any refusal or failure the next send
+            # starts on a new connection, in a known state
+            if kept:
+                self._keep(client)
+            else:
+                self._drop(client)
 
 
 def _describe(exc: BaseException) -> str:

@@ -168,6 +168,23 @@ class InMemoryOutbox:
                                   "lease_until": None}, _utc(now))
             return len(chosen)
 
+    def release_held(self, owner_prefix: str, *, note: str) -> int:
+        with self._lock:
+            held = [e for e in self._sync().values() if e.row.status == OutboxStatus.SENDING
+                    and (e.row.lease_owner or "").startswith(owner_prefix)]
+            for entry in held:
+                self._put(entry, {"status": OutboxStatus.PENDING, "lease_owner": None, "lease_until": None,
+                                  "last_error": note, "attempts": max(0, entry.row.attempts - 1)})
+            return len(held)
+
+    def enqueue(self, notifications: Sequence[Notification], now: datetime) -> int:
+        with self._lock:
+            fresh = [n for n in notifications if n.key not in self._store.outbox]
+            for n in fresh:
+                self._store.outbox[n.key] = OutboxMessage(n.key, n.request_id, n.template, dataclasses.asdict(n),
+                                                          _utc(now))
+            return len(fresh)
+
     def rows(self, status: OutboxStatus | None = None, limit: int = 200) -> list[OutboxRow]:
         with self._lock:
             rows = [e.row for e in self._sync().values() if status is None or e.row.status == status]
@@ -177,15 +194,6 @@ class InMemoryOutbox:
         with self._lock:
             entries = self._sync()
             return {k: entries[k].row for k in keys if k in entries}
-
-    def enqueue(self, notification: Notification, now: datetime) -> bool:
-        with self._lock:
-            if notification.key in self._sync():
-                return False
-            self._store.outbox[notification.key] = OutboxMessage(
-                notification.key, notification.request_id, notification.template,
-                dataclasses.asdict(notification), _utc(now))
-            return True
 
     def sent_as(self, message_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
         wanted = set(message_ids)

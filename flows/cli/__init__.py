@@ -40,6 +40,7 @@ from flows.cli import (
     attention,
     clock,
     companions,
+    fleet,
     groups,
     mail,
     pipeline,
@@ -81,6 +82,7 @@ app.add_typer(admin.audit_app, name="audit", rich_help_panel="Other")
 app.add_typer(admin.db_app, name="db", rich_help_panel="Other")
 app.add_typer(clock.app, name="clock", rich_help_panel="Other")
 app.add_typer(pipeline.app)
+app.add_typer(fleet.app)
 app.add_typer(web.app)
 app.add_typer(tokens.app, name="tokens", rich_help_panel="Web")
 app.add_typer(users.app, name="users", rich_help_panel="Web")

@@ -232,6 +232,16 @@ def _stop(server: Any) -> None:
         server.kill()
 
 
+def _install_automations(err: Any) -> None:
+    """The zombie-detection automation (``flows.fleet``); serving goes on without it, with a warning."""
+    from flows.fleet import install_automations
+
+    try:
+        install_automations()
+    except Exception as exc:  # an old server without automations: runs still run, zombies stay Running
+        err.print(f"[yellow]warning:[/] could not install the zombie-detection automation: {exc}")
+
+
 def _serve_deployments(interval: int, dispatch_interval: int) -> None:
     from prefect import serve as prefect_serve
 
@@ -304,7 +314,10 @@ def serve(
     advance on demand). Without PREFECT_API_URL a local Prefect server is started for the purpose
     (and stopped on exit). Stop with Ctrl-C."""
     from flows import prefect_settings
+    from flows.fleet import HEARTBEAT_SECONDS
 
+    # served runs report they are alive, so the zombie automation can tell a dead one
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     prefect_settings.apply(logging_level="INFO")
     from flows import bootstrap
     from flows.settings import load_settings
@@ -316,6 +329,7 @@ def serve(
         if not os.environ.get("PREFECT_API_URL") else None
     try:
         bootstrap.current(settings)  # fail early, with a clear message, on bad settings or an unreachable database
+        _install_automations(err)
         _serve_deployments(interval, dispatch_interval)  # returns once Prefect has taken the Ctrl-C
         err.print("stopped.")
     except KeyboardInterrupt:

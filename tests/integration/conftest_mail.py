@@ -68,6 +68,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: Any = None  # the client's (host, port): one per connection
 
     @property
     def message(self) -> EmailMessage:
@@ -107,10 +108,12 @@ class ScriptedHandler:
         if self.data_replies:
             return self.data_replies.pop(0)
         if self.data_delay:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                                          session.peer))
             await asyncio.sleep(self.data_delay)
             return "250 OK queued (late)"
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                                      session.peer))
         return "250 OK queued"
 
     def deliveries(self, address: str) -> list[Received]:

@@ -312,11 +312,42 @@ def test_enqueue_queues_a_mail_about_no_request_once_per_key(backend: Backend) -
                         to=(Recipient("Ops", "ops@example.org", "ops"),), subject="Attention: 1 item",
                         context={"items": [{"request_id": 7, "text": "x"}]})
     outbox = backend.uow.outbox
-    assert outbox.enqueue(note, T0) is True
-    assert outbox.enqueue(note, T0 + timedelta(hours=1)) is False  # the same key: nothing written
+    assert outbox.enqueue([note], T0) == 1
+    assert outbox.enqueue([note], T0 + timedelta(hours=1)) == 0  # the same key: nothing written
     [row] = [r for r in outbox.rows(OutboxStatus.PENDING) if r.key == note.key]
     assert row.request_id == 0 and row.template == "attention_digest"
     assert row.notification.context["items"] == [{"request_id": 7, "text": "x"}]
     assert row.notification.to[0].email == "ops@example.org"
     with backend.uow.transaction() as tx:  # inside a transaction it joins it
-        assert tx.outbox.enqueue(note, T0) is False
+        assert tx.outbox.enqueue([note], T0) == 0
+
+
+def test_enqueue_queues_each_key_once(backend: Backend) -> None:
+    from states.notifications import Notification, Recipient
+
+    def alert(key: str) -> Notification:
+        return Notification(key=key, request_id=0, template="ops_alert", to=(Recipient("Ops", "ops@example.org"),),
+                            subject="ldflow alert", context={"kind": "mail"})
+
+    assert backend.uow.outbox.enqueue([alert("alert:a"), alert("alert:b")], T0) == 2
+    assert backend.uow.outbox.enqueue([alert("alert:a"), alert("alert:c")], T0 + LEASE) == 1
+    rows = backend.uow.outbox.by_keys(["alert:a", "alert:b", "alert:c"])
+    assert sorted(rows) == ["alert:a", "alert:b", "alert:c"]
+    assert {r.status for r in rows.values()} == {OutboxStatus.PENDING}
+    assert rows["alert:a"].notification.to[0].email == "ops@example.org"
+
+
+def test_release_held_gives_back_a_stopping_relays_claims_not_its_transmitting_row(backend: Backend) -> None:
+    ids = [submit(backend.uow, f"Course {i}") for i in range(4)]
+    outbox = backend.uow.outbox
+    mine = outbox.claim("host:42:1", T0, LEASE, limit=3)
+    other = outbox.claim("host:420:1", T0, LEASE, limit=1)
+    assert len(mine) == 3 and len(other) == 1
+    assert outbox.mark_transmitting(mine[0].id, "host:42:1", "<m@x>")
+    assert outbox.release_held("host:42:", note="flow run crashed") == 2
+    rows = outbox.by_keys([ack(i) for i in ids])
+    statuses = {r.key: (r.status, r.attempts) for r in rows.values()}
+    assert statuses[mine[0].key] == (OutboxStatus.TRANSMITTING, 1)
+    assert statuses[mine[1].key] == statuses[mine[2].key] == (OutboxStatus.PENDING, 0)
+    assert statuses[other[0].key] == (OutboxStatus.SENDING, 1)
+    assert [r.key for r in outbox.claim("host:7:1", T0, LEASE)] == [mine[1].key, mine[2].key]
