@@ -31,13 +31,14 @@ from sqlalchemy import (
     update,
 )
 
-from connectors.db import audit, event_outbox
+from connectors.db import analytics, audit, event_outbox
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
 from connectors.ports import AuditRecord, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
+from states.analytics import Track
 from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
@@ -61,7 +62,10 @@ _HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("r
 _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
-                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document")))
+                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document"),
+                 # the listing's copies follow an amended intake (title, requester, sponsor)
+                 title=bindparam("b_title"), requester_email=bindparam("b_requester"),
+                 sponsor_email=bindparam("b_sponsor")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -187,7 +191,9 @@ class SqlStore:
         document = request.model_dump_json(exclude={"id", "version"})
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
-                                      "b_document": document})
+                                      "b_document": document, "b_title": request.intake.title,
+                                      "b_requester": request.intake.requester.email,
+                                      "b_sponsor": request.intake.sponsor.email})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -329,6 +335,14 @@ class SqlStore:
             rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
                                 .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
+
+    def analytics_tracks(self) -> list[Track]:
+        """The tracks computed by SQL aggregates (``connectors/db/analytics.py``)."""
+        return analytics.tracks(self.engine)
+
+    def audit_head(self) -> int:
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.coalesce(func.max(audit_events.c.seq), 0))).scalar_one())
 
     def verify(self) -> VerifyReport:
         return audit.verify(self.engine)

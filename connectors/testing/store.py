@@ -19,6 +19,7 @@ from connectors.ports import (
     VerifyReport,
 )
 from connectors.prefect_events import change_events
+from states.analytics import Track, walk
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
@@ -305,6 +306,17 @@ class InMemoryStore:
                     and (min_reminders is None or t.reminders_sent >= min_reminders)]
         sent.sort(key=lambda t: (last(t), t.key))
         return [(t.request_id, t.key) for t in sent[:limit]]
+
+    def analytics_tracks(self) -> builtins.list[Track]:
+        """The tracks by walking the events (``states.analytics.walk``, the oracle of the SQL)."""
+        with self._lock:
+            events = builtins.list(self._events)
+            now = set(self._rows)
+        return [t for t in walk(events) if t.request_id in now]
+
+    def audit_head(self) -> int:
+        with self._lock:
+            return self._events[-1].seq if self._events else 0
 
     def verify(self) -> VerifyReport:
         """Walk the chain as ``connectors.db.audit.verify`` does (it is always intact here)."""
