@@ -4,7 +4,8 @@ Funnel (requests that ever reached each stage, and the conversion from the stage
 rate (by kind, by diagnosed cause), cycle times (median and p90 of the days spent in each state, time to
 plan approval, delivery to the last result), the trend by month of receipt, measurement (checkpoint
 response rate: answered of answered or missed; missed, needs review, delivered requests with every
-checkpoint closed), outcomes per level and per sponsor, and the ROI portfolio (isolated benefits apart from those not isolated).
+checkpoint closed), outcomes per level and per sponsor, and the ROI portfolio (isolated benefits apart
+from those not isolated).
 """
 
 from __future__ import annotations
