@@ -34,7 +34,7 @@ from typing import NoReturn
 
 import typer
 
-from flows.cli import admin, amend, clock, mail, pipeline, plan, reads, reports, requests, tokens, users, web
+from flows.cli import admin, amend, analytics, clock, mail, pipeline, plan, reads, reports, requests, tokens, users, web
 from flows.cli.common import EXIT_ERROR, NothingWritten
 from states.errors import InvalidInput, InvalidTransition, LdflowError, TransitionRefused
 from states.wording import with_article
@@ -57,6 +57,7 @@ app.add_typer(amend.app)
 app.add_typer(plan.app, name="plan", rich_help_panel="Requests")
 app.add_typer(reads.app)
 app.add_typer(reports.app)
+app.add_typer(analytics.app)
 app.add_typer(admin.app)
 app.add_typer(admin.audit_app, name="audit", rich_help_panel="Other")
 app.add_typer(admin.db_app, name="db", rich_help_panel="Other")
