@@ -5,10 +5,12 @@ inverted date range naming ``to``); ``figures`` computes them from the store's t
 (``RequestStore.analytics_tracks``: SQL aggregates over the audit history, or the walk on the fakes);
 ``sponsor_view`` adds a sponsor's requests, where each stands and their results.
 
-The cache: tracks and figures are kept per store, keyed on the audit head (``RequestStore.audit_head``,
-the newest event's seq). Every change to a request appends an audit event, and a track is computed from
-the events only (the sponsor and state columns change with an event too), so while the head is the same
-the figures are; a new event makes the next call recompute. Nothing here writes.
+The cache: tracks and figures are kept per store (per process), keyed on the audit head
+(``RequestStore.audit_head``, the newest event's seq). Every change to a request appends an audit event,
+and a track is computed from its events only (the sponsor and state columns change with an event too),
+so while the head is the same the figures are. A new head refreshes only the requests whose newest event
+is after the cached head (``analytics_tracks(since=)``, by ``requests.head_seq``) and drops the figures.
+Nothing here writes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import datetime as dt
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.ports import ListFilter
@@ -60,10 +62,12 @@ def analytics_filter(*, date_from: str | None = None, date_to: str | None = None
 
 @dataclass
 class _Cached:
-    head: int = -1
-    tracks: list[Track] | None = None
+    head: int = 0
+    by_id: dict[int, Track] = field(default_factory=dict)
+    tracks: list[Track] = field(default_factory=list)
+    owned: dict[int, tuple[str, ...]] | None = None  # request id -> its owners (flows.board.owners)
     owners: dict[str, frozenset[int]] | None = None
-    figures: OrderedDict[Filter, dict[str, Any]] | None = None
+    figures: OrderedDict[Filter, dict[str, Any]] = field(default_factory=OrderedDict)
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
@@ -71,38 +75,58 @@ _LOCK = threading.Lock()
 
 
 def _cached(store: RequestStore) -> _Cached:
-    head = store.audit_head()
+    """The store's tracks as of its audit head: a new head refreshes only the requests with newer events."""
     with _LOCK:
+        head = store.audit_head()
         entry = _CACHES.get(store)
-        if entry is None or entry.head != head:
-            entry = _CACHES[store] = _Cached(head=head, figures=OrderedDict())
-    if entry.tracks is None:
-        entry.tracks = store.analytics_tracks()
-    return entry
+        if entry is None:
+            entry = _CACHES[store] = _Cached()
+            changed = store.analytics_tracks()
+        elif entry.head == head:
+            return entry
+        else:
+            changed = store.analytics_tracks(since=entry.head)
+        entry.by_id.update((t.request_id, t) for t in changed)
+        entry.tracks = [entry.by_id[k] for k in sorted(entry.by_id)]
+        if entry.owned is not None:
+            for t in changed:
+                entry.owned[t.request_id] = _owners_of(store, t.request_id)
+            entry.owners = None
+        entry.head = head
+        entry.figures = OrderedDict()
+        return entry
+
+
+def _owners_of(store: RequestStore, request_id: int) -> tuple[str, ...]:
+    from flows.board import owners
+
+    return owners(store.get(request_id))
 
 
 def _owners(store: RequestStore, entry: _Cached) -> dict[str, frozenset[int]]:
     """owner's address -> the requests they own (the redirect's owner, the plan items' owners)."""
-    if entry.owners is None:
+    if entry.owned is None:
         from flows.board import owners
 
+        entry.owned = {int(r.id or 0): owners(r) for r in store.iter_requests()}  # type: ignore[attr-defined]
+    if entry.owners is None:
         found: dict[str, set[int]] = {}
-        for request in store.iter_requests():  # type: ignore[attr-defined]
-            for person in owners(request):
-                found.setdefault(person, set()).add(int(request.id or 0))
+        for request_id, people in entry.owned.items():
+            for person in people:
+                found.setdefault(person, set()).add(request_id)
         entry.owners = {k: frozenset(v) for k, v in found.items()}
     return entry.owners
 
 
 def tracks(store: RequestStore) -> list[Track]:
-    return list(_cached(store).tracks or [])
+    return list(_cached(store).tracks)
 
 
 def figures(store: RequestStore, flt: Filter | None = None) -> dict[str, Any]:
     """Every figure for ``flt``; an unknown sponsor or owner is InvalidInput naming the field."""
     flt = flt or Filter()
     entry = _cached(store)
-    all_tracks = entry.tracks or []
+    all_tracks = entry.tracks
     if flt.sponsor and not any(t.sponsor == flt.sponsor for t in all_tracks):
         raise InvalidInput([FieldError("sponsor", f"no request has the sponsor {flt.sponsor}")])
     if flt.owner:
@@ -110,7 +134,7 @@ def figures(store: RequestStore, flt: Filter | None = None) -> dict[str, Any]:
         if owned is None:
             raise InvalidInput([FieldError("owner", f"no request is owned by {flt.owner}")])
         flt = replace(flt, owner_ids=owned)
-    cache = entry.figures if entry.figures is not None else OrderedDict()
+    cache = entry.figures
     found = cache.get(flt)
     if found is None:
         found = cache[flt] = compute(all_tracks, flt)
@@ -122,7 +146,7 @@ def figures(store: RequestStore, flt: Filter | None = None) -> dict[str, Any]:
 def sponsor_view(store: RequestStore, flt: Filter) -> dict[str, Any]:
     """A sponsor's page: the figures of their requests, and each request with where it stands and its results."""
     numbers = figures(store, flt)
-    by_id = {t.request_id: t for t in _cached(store).tracks or [] if flt.keeps(t)}
+    by_id = {t.request_id: t for t in _cached(store).tracks if flt.keeps(t)}
     rows, _total = store.list(ListFilter(sponsor=flt.sponsor, sort="id", limit=1000))
     requests = []
     for row in rows:

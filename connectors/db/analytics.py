@@ -51,6 +51,10 @@ def _quoted(names: Any) -> str:
     return ", ".join(f"'{n}'" for n in sorted(names))
 
 
+# the requests whose newest event is after :since (all of them for since = 0)
+_SCOPE = "request_id IN (SELECT id FROM requests WHERE head_seq > :since)"
+
+
 def _main(d: _Dialect) -> str:
     ck = _get(d, "e.payload", "checkpoint")
     stages = ",\n".join(f"MAX(CASE WHEN e.to_state = '{s.value}' THEN 1 ELSE 0 END) AS r_{s.value}" for s in STAGES)
@@ -67,7 +71,7 @@ SELECT e.request_id AS id,
   MAX(CASE WHEN e.type = 'result_recorded' THEN e.at END) AS last_result_at,
   {counts},
   COUNT(DISTINCT CASE WHEN e.type IN ({_quoted(CLOSING_TYPES)}) THEN {ck} END) AS closed
-FROM audit_events e GROUP BY e.request_id"""
+FROM audit_events e WHERE e.{_SCOPE} GROUP BY e.request_id"""
 
 
 def _stays(d: _Dialect) -> str:
@@ -77,11 +81,11 @@ SELECT s.request_id, s.state, SUM({secs}) AS secs FROM (
   SELECT request_id, at, COALESCE(to_state, 'received') AS state,
          LEAD(at) OVER (PARTITION BY request_id ORDER BY seq) AS next_at
   FROM audit_events
-  WHERE type = 'submitted' OR (type IN ({_quoted(TRANSITION_TYPES)}) AND to_state IS NOT NULL)
+  WHERE {_SCOPE} AND (type = 'submitted' OR (type IN ({_quoted(TRANSITION_TYPES)}) AND to_state IS NOT NULL))
 ) s WHERE s.next_at IS NOT NULL GROUP BY s.request_id, s.state"""
 
 
-_LATEST = """SELECT MAX(seq) AS s FROM audit_events WHERE type IN ({types})
+_LATEST = """SELECT MAX(seq) AS s FROM audit_events WHERE type IN ({types}) AND """ + _SCOPE + """
              GROUP BY request_id, CASE WHEN type = 'rediagnosed' THEN 'diagnosed' ELSE type END"""
 
 
@@ -112,7 +116,7 @@ def _levels(d: _Dialect) -> str:
 SELECT e.request_id, e.seq, {d.item_text.format(key='id')} AS item, {d.item_text.format(key='framework')} AS fw,
        {d.item_text.format(key='level')} AS level
 FROM audit_events e CROSS JOIN {d.items.format(col=_get_plan(d), path='plan.items' if d is _SQLITE else 'items')}
-WHERE e.type IN ('plan_drafted', 'plan_revised')
+WHERE e.type IN ('plan_drafted', 'plan_revised') AND e.{_SCOPE}
 ORDER BY e.seq"""
 
 
@@ -124,32 +128,34 @@ def _money(value: Any) -> float:
     return round(float(value), 2) if value is not None else 0.0
 
 
-def tracks(engine: Engine) -> list[Track]:
-    """Every request's track, computed by the database (one read transaction)."""
+def tracks(engine: Engine, since: int = 0) -> list[Track]:
+    """The tracks of the requests whose newest event is after ``since`` (every request for 0), computed by
+    the database in one read transaction."""
     d = _SQLITE if is_sqlite(engine) else _POSTGRES
     with read_transaction(engine) as conn:
-        return _tracks(conn, d)
+        return _tracks(conn, d, {"since": since})
 
 
-def _tracks(conn: Connection, d: _Dialect) -> list[Track]:
+def _tracks(conn: Connection, d: _Dialect, since: dict[str, int]) -> list[Track]:
     now = {r.id: (r.state, (r.sponsor or "").lower()) for r in
-           conn.execute(text("SELECT id, state, sponsor_email AS sponsor FROM requests"))}
+           conn.execute(text("SELECT id, state, sponsor_email AS sponsor FROM requests WHERE head_seq > :since"),
+                        since)}
     stays: dict[int, dict[str, float]] = defaultdict(dict)
-    for r in conn.execute(text(_stays(d))):
+    for r in conn.execute(text(_stays(d)), since):
         stays[r.request_id][r.state] = round(float(r.secs), 1)
     latest: dict[int, dict[str, Any]] = defaultdict(dict)
-    for r in conn.execute(text(_latest(d))):
+    for r in conn.execute(text(_latest(d)), since):
         latest[r.request_id][r.type if r.type != "rediagnosed" else "diagnosed"] = (r.seq, r)
     levels: dict[int, dict[str, tuple[str, int]]] = defaultdict(dict)
-    for r in conn.execute(text(_levels(d))):
+    for r in conn.execute(text(_levels(d)), since):
         levels[r.request_id][str(r.item or "")] = (str(r.fw or ""), int(r.level or 0))
     verdicts: dict[int, list[ItemOutcome]] = defaultdict(list)
-    for r in conn.execute(text(_verdicts(d))):
+    for r in conn.execute(text(_verdicts(d)), since):
         item = str(r.item or "")
         framework, level = levels[r.request_id].get(item, ("", 0))
         verdicts[r.request_id].append(ItemOutcome(item, framework, level, str(r.outcome or "no_data")))
     out = []
-    for r in conn.execute(text(_main(d) + " ORDER BY e.request_id")):
+    for r in conn.execute(text(_main(d) + " ORDER BY e.request_id"), since):
         state, sponsor = now.get(r.id, ("", ""))
         design, redirect = r.design_seq or 0, r.redirect_seq or 0
         path = "" if not (design or redirect) else ("redirect" if redirect > design else "design")

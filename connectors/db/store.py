@@ -336,9 +336,9 @@ class SqlStore:
                                 .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
 
-    def analytics_tracks(self) -> list[Track]:
+    def analytics_tracks(self, since: int = 0) -> list[Track]:
         """The tracks computed by SQL aggregates (``connectors/db/analytics.py``)."""
-        return analytics.tracks(self.engine)
+        return analytics.tracks(self.engine, since)
 
     def audit_head(self) -> int:
         with read_transaction(self.engine) as conn:

@@ -137,8 +137,9 @@ class RequestStore(Protocol):
         reminded at least that often (the ones to close as missed). Oldest first."""
         ...
 
-    def analytics_tracks(self) -> builtins.list[Track]:
-        """Every request's analytics track (``states.analytics``), computed from the audit history only."""
+    def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
+        """The analytics tracks (``states.analytics``), computed from the audit history only, of every request
+        whose newest event is after seq ``since`` (every request for 0): an incremental refresh."""
         ...
 
     def audit_head(self) -> int:

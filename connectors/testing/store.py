@@ -307,12 +307,12 @@ class InMemoryStore:
         sent.sort(key=lambda t: (last(t), t.key))
         return [(t.request_id, t.key) for t in sent[:limit]]
 
-    def analytics_tracks(self) -> builtins.list[Track]:
+    def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
         """The tracks by walking the events (``states.analytics.walk``, the oracle of the SQL)."""
         with self._lock:
-            events = builtins.list(self._events)
-            now = set(self._rows)
-        return [t for t in walk(events) if t.request_id in now]
+            changed = {i for i, r in self._rows.items() if r.head_seq > since}
+            events = [e for e in self._events if e.request_id in changed]
+        return walk(events)
 
     def audit_head(self) -> int:
         with self._lock:

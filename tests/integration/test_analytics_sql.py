@@ -28,6 +28,11 @@ def test_sql_tracks_equal_the_walk_and_the_known_answers(engine: Engine) -> None
     assert figures(computed, Filter(sponsor="sam.sponsor@example.org")) == figures(
         walked, Filter(sponsor="sam.sponsor@example.org"))
     assert store.audit_head() == max(e.seq for e in store.iter_history())
+    # the incremental refresh: only the requests with events after `since`, the same tracks
+    since = max(e.seq for e in store.iter_history() if e.request_id == ids["waiting"])
+    recent = store.analytics_tracks(since=since)
+    assert [t.request_id for t in recent] == [ids["rerouted"]]
+    assert recent == [t for t in walked if t.request_id == ids["rerouted"]]
 
 
 def test_an_amended_sponsor_is_the_listing_sponsor(engine: Engine) -> None:

@@ -122,3 +122,19 @@ def test_an_empty_history() -> None:
     got = figures([])
     assert got["requests"] == 0 and got["redirects"]["rate"] is None and got["roi"] == []
     assert figures([Track(1, "2026-01-01T00:00:00Z", "a@x", "received", frozenset())])["funnel"][0]["count"] == 1
+
+
+def test_the_cache_follows_the_audit_head(history: tuple[InMemoryStore, dict[str, int]]) -> None:
+    from flows import analytics
+    from tests.builders import ACTOR, reason_data
+
+    store, ids = history
+    before = analytics.figures(store)
+    assert analytics.figures(store) is before  # same head: the cached figures
+    clock = FixedClock(T0)
+    Service(store, clock).reopen(ids["amended"], reason_data("Quinn found the budget"), ACTOR)
+    after = analytics.figures(store)
+    assert after is not before and after == figures(store.analytics_tracks())  # refreshed incrementally
+    assert {r["stage"]: r["count"] for r in after["funnel"]}["cancelled"] == 3
+    assert analytics.tracks(store) == store.analytics_tracks()
+    assert [t.request_id for t in store.analytics_tracks(since=store.audit_head() - 1)] == [ids["amended"]]
