@@ -177,7 +177,7 @@ def test_not_found_is_404_and_bad_parameters_are_400(api: Api) -> None:
 # --- who may do what ---------------------------------------------------------------------------------
 
 READS = ["/requests", "/requests/1", "/requests/1/history", "/requests/1/plan", "/requests/1/sessions",
-         "/requests/1/report", "/requests/1/export", "/export", "/outbox"]
+         "/requests/1/report", "/requests/1/export", "/export", "/outbox", "/analytics"]
 WRITES: list[tuple[str, Any]] = [
     ("/requests", intake_data()), ("/requests/2/diagnose", diagnosis_data()),
     ("/requests/2/rediagnose", {**diagnosis_data(), "reason": "r"}), ("/requests/2/plan/draft", plan_data()),
@@ -262,3 +262,24 @@ def test_an_admin_token_records_the_sponsors_approval_on_their_behalf_only_with_
                        headers=api.headers["admin"]))
     shown = api.app.service.show(rid)
     assert shown.plan_approved_by == SPONSOR and shown.plan_approval_recorded_by == "Admin Person"
+
+
+def test_analytics_is_the_clis_query(api: Api) -> None:
+    from flows import analytics
+    from tests import analytics_history
+
+    clock = api.app.clock
+    assert isinstance(clock, FixedClock)
+    analytics_history.build(api.app.service, clock)
+    viewer = api.headers["viewer"]
+    got = ok(api.client.get(f"{API}/analytics", headers=viewer))
+    assert got == analytics.figures(api.app.store)
+    assert got["redirects"]["rate"] == 0.3333 and got["sla_breaches"]["status"] == "not computed"
+    sam = ok(api.client.get(f"{API}/analytics", params={"sponsor": SPONSOR, "type": "design"}, headers=viewer))
+    assert sam["requests"] == 2 and [r["state"] for r in sam["sponsor_requests"]] == ["acknowledged", "designed"]
+    bad = api.client.get(f"{API}/analytics", params={"from": "2026-05-01", "to": "2026-04-01",
+                                                     "sponsor": "x@example.org"}, headers=viewer)
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.json()["errors"]} == {"to"}
+    unknown = api.client.get(f"{API}/analytics", params={"sponsor": "x@example.org"}, headers=viewer)
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "sponsor"
