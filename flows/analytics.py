@@ -155,7 +155,7 @@ def sponsor_view(store: RequestStore, flt: Filter) -> dict[str, Any]:
             continue
         requests.append({"id": row.id, "title": row.title, "state": row.state,
                          "received": track.received_at[:10], "path": track.path,
-                         "redirect_kind": track.redirect_kind, "open_checkpoints": track.open_checkpoints,
+                         "redirect_kind": track.redirect_kind, "open_checkpoints": None if row.state in ("cancelled", "declined") else track.open_checkpoints,
                          "results": [{"item": o.item, "level": o.level, "framework": o.framework,
                                       "outcome": o.outcome} for o in track.outcomes]})
     return {"sponsor": flt.sponsor, "requests": requests, "figures": numbers}
