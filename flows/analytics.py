@@ -153,9 +153,10 @@ def sponsor_view(store: RequestStore, flt: Filter) -> dict[str, Any]:
         track = by_id.get(row.id)
         if track is None:
             continue
+        closed = row.state in ("cancelled", "declined")  # their checkpoints were closed with the request
         requests.append({"id": row.id, "title": row.title, "state": row.state,
-                         "received": track.received_at[:10], "path": track.path,
-                         "redirect_kind": track.redirect_kind, "open_checkpoints": None if row.state in ("cancelled", "declined") else track.open_checkpoints,
+                         "received": track.received_at[:10], "path": track.path, "redirect_kind": track.redirect_kind,
+                         "open_checkpoints": None if closed else track.open_checkpoints,
                          "results": [{"item": o.item, "level": o.level, "framework": o.framework,
                                       "outcome": o.outcome} for o in track.outcomes]})
     return {"sponsor": flt.sponsor, "requests": requests, "figures": numbers}
