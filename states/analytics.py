@@ -14,6 +14,7 @@ Pure: imports nothing but the lifecycle and the diagnosis vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +101,22 @@ class Track:
     @property
     def open_checkpoints(self) -> int:
         return self.scheduled - self.closed
+
+
+def track_json(t: Track) -> dict[str, Any]:
+    """A track as JSON data (the cache's rows); :func:`track_from` reads it back."""
+    data = dataclasses.asdict(t)
+    data["reached"] = sorted(t.reached)
+    return data
+
+
+def track_from(data: Mapping[str, Any]) -> Track:
+    fields = dict(data)
+    fields["reached"] = frozenset(fields["reached"])
+    fields["causes"] = tuple(fields["causes"])
+    fields["time_in"] = tuple((str(s), float(v)) for s, v in fields["time_in"])
+    fields["outcomes"] = tuple(ItemOutcome(**o) for o in fields["outcomes"])
+    return Track(**fields)
 
 
 def seconds(start: str, end: str) -> float:

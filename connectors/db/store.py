@@ -337,8 +337,9 @@ class SqlStore:
         return [(r.request_id, r.key) for r in rows]
 
     def analytics_tracks(self, since: int = 0) -> list[Track]:
-        """The tracks computed by SQL aggregates (``connectors/db/analytics.py``)."""
-        return analytics.tracks(self.engine, since)
+        """The tracks computed by SQL aggregates (``connectors/db/analytics.py``): every request's through the
+        ``analytics_tracks`` cache, or those with events after ``since`` directly."""
+        return analytics.tracks(self.engine, since) if since else analytics.cached(self.engine)
 
     def audit_head(self) -> int:
         with read_transaction(self.engine) as conn:
