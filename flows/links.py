@@ -38,11 +38,12 @@ class Purpose(StrEnum):
     SURVEY = "survey"
     RESULT = "result"
     STATUS = "status"
+    SPONSOR = "sponsor"  # a sponsor's read-only page of their requests and results (request id 0)
 
 
 #: The path segment of each purpose's page: ``/l/<segment>/<request id>/<token>``.
 SEGMENTS = {Purpose.PLAN_APPROVAL: "approve", Purpose.SURVEY: "survey", Purpose.RESULT: "result",
-            Purpose.STATUS: "status"}
+            Purpose.STATUS: "status", Purpose.SPONSOR: "sponsor"}
 #: Links that work once (a second use is refused as used); a survey link works until it expires.
 SINGLE_USE = frozenset({Purpose.PLAN_APPROVAL, Purpose.RESULT})
 #: Which mails carry which link, for each recipient.
@@ -133,7 +134,8 @@ class Links:
         self.lifetimes = {Purpose.PLAN_APPROVAL: timedelta(days=settings.link_plan_approval_days),
                           Purpose.SURVEY: timedelta(days=settings.link_survey_days),
                           Purpose.RESULT: timedelta(days=settings.link_result_days),
-                          Purpose.STATUS: timedelta(days=settings.link_status_days)}
+                          Purpose.STATUS: timedelta(days=settings.link_status_days),
+                          Purpose.SPONSOR: timedelta(days=settings.link_sponsor_days)}
 
     def issue(self, purpose: Purpose, request_id: int, person: str, issued_at: datetime, *,
               version: int | None = None, plan: str | None = None, checkpoint: str | None = None) -> str:

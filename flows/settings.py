@@ -125,6 +125,8 @@ class Settings(BaseSettings):
                                   description="a respondent's survey link: answer or change the answer until then")
     link_result_days: int = Field(default=30, ge=1, le=365, description="an owner's result link")
     link_status_days: int = Field(default=365, ge=1, le=3650, description="a requester's status link")
+    link_sponsor_days: int = Field(default=90, ge=1, le=3650,
+                                   description="a sponsor's read-only link to their requests and results")
     # the public intake form (/ask)
     intake_per_hour: int = Field(default=10, ge=1, description="requests one client address may submit an hour")
 

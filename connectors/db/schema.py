@@ -9,7 +9,7 @@ from sqlalchemy import Engine, inspect, text
 from connectors.db.engine import write_transaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0007_board_columns"  # newest revision; a test checks it matches the migrations folder
+HEAD = "0008_analytics_indexes"  # newest revision; a test checks it matches the migrations folder
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 
-from connectors.db import audit, event_outbox
+from connectors.db import analytics, audit, event_outbox
 from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
@@ -39,6 +39,7 @@ from connectors.notification_codec import notification_json
 from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
+from states.analytics import Track
 from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
 from states.companions import REMINDER_PENDING
@@ -68,7 +69,10 @@ _SAVE = (update(requests)
                  head_seq=bindparam("b_head_seq"), document=bindparam("b_document"),
                  in_state_since=func.coalesce(bindparam("b_since", type_=requests.c.in_state_since.type),
                                               requests.c.in_state_since),
-                 owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing")))
+                 owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing"),
+                 # the listing's copies follow an amended intake (title, requester, sponsor)
+                 title=bindparam("b_title"), requester_email=bindparam("b_requester"),
+                 sponsor_email=bindparam("b_sponsor")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -204,7 +208,9 @@ class SqlStore:
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
                                       "b_document": document, "b_since": at if moved else None,
                                       "b_owners": json.dumps(list(card.owners)), "b_next": card.next_action,
-                                      "b_missing": json.dumps(list(card.missing))})
+                                      "b_missing": json.dumps(list(card.missing)), "b_title": request.intake.title,
+                                      "b_requester": request.intake.requester.email,
+                                      "b_sponsor": request.intake.sponsor.email})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -367,6 +373,15 @@ class SqlStore:
             rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
                                 .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()
         return [(r.request_id, r.key) for r in rows]
+
+    def analytics_tracks(self, since: int = 0) -> list[Track]:
+        """The tracks computed by SQL aggregates (``connectors/db/analytics.py``): every request's through the
+        ``analytics_tracks`` cache, or those with events after ``since`` directly."""
+        return analytics.tracks(self.engine, since) if since else analytics.cached(self.engine)
+
+    def audit_head(self) -> int:
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.coalesce(func.max(audit_events.c.seq), 0))).scalar_one())
 
     def verify(self) -> VerifyReport:
         return audit.verify(self.engine)

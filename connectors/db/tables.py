@@ -198,6 +198,16 @@ event_outbox = Table(
     Index("ix_event_outbox_published", "published_at", "id"),
 )
 
+# The analytics track of each request (connectors/db/analytics.py), as of the request's head_seq: derived
+# from the audit history only, rebuilt for a request whose head_seq moved on (migration 0007).
+analytics_tracks = Table(
+    "analytics_tracks",
+    metadata,
+    Column("request_id", Integer, primary_key=True, autoincrement=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("track", Text, nullable=False),  # states.analytics.track_json
+)
+
 # Staff accounts of the web app (`ldflow users`): an argon2 hash, never the password. ``session_epoch``
 # is in every session cookie; disabling the account, a new role or a new password bumps it, which
 # signs every session of the account out.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
 
+    from states.analytics import Track
     from states.request import TrainingRequest
 
 # --- request store --------------------------------------------------------------------------------
@@ -194,6 +196,15 @@ class RequestStore(Protocol):
         """Sent, unanswered checkpoints whose survey (or last reminder) went out by ``sent_before``;
         given ``max_reminders``, only those reminded fewer times; given ``min_reminders``, only those
         reminded at least that often (the ones to close as missed). Oldest first."""
+        ...
+
+    def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
+        """The analytics tracks (``states.analytics``), computed from the audit history only, of every request
+        whose newest event is after seq ``since`` (every request for 0): an incremental refresh."""
+        ...
+
+    def audit_head(self) -> int:
+        """The newest audit event's seq (0 when there is none): it changes with every write."""
         ...
 
     def verify(self) -> VerifyReport:

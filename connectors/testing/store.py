@@ -22,6 +22,7 @@ from connectors.ports import (
     VerifyReport,
 )
 from connectors.prefect_events import change_events
+from states.analytics import Track, walk
 from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.companions import REMINDER_PENDING
@@ -344,6 +345,17 @@ class InMemoryStore:
                     and (min_reminders is None or t.reminders_sent >= min_reminders)]
         sent.sort(key=lambda t: (last(t), t.key))
         return [(t.request_id, t.key) for t in sent[:limit]]
+
+    def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
+        """The tracks by walking the events (``states.analytics.walk``, the oracle of the SQL)."""
+        with self._lock:
+            changed = {i for i, r in self._rows.items() if r.head_seq > since}
+            events = [e for e in self._events if e.request_id in changed]
+        return walk(events)
+
+    def audit_head(self) -> int:
+        with self._lock:
+            return self._events[-1].seq if self._events else 0
 
     def verify(self) -> VerifyReport:
         """Walk the chain as ``connectors.db.audit.verify`` does (it is always intact here)."""

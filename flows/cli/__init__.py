@@ -37,6 +37,7 @@ import typer
 from flows.cli import (
     admin,
     amend,
+    analytics,
     attention,
     clock,
     companions,
@@ -77,6 +78,7 @@ app.add_typer(companions.app, name="companion", rich_help_panel="Requests")
 app.add_typer(reads.app)
 app.add_typer(attention.app)
 app.add_typer(reports.app)
+app.add_typer(analytics.app)
 app.add_typer(admin.app)
 app.add_typer(admin.audit_app, name="audit", rich_help_panel="Other")
 app.add_typer(admin.db_app, name="db", rich_help_panel="Other")

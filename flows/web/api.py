@@ -376,6 +376,26 @@ def _queries(api: FastAPI) -> None:
     def export_one(request_id: RequestId, who: Caller, app: AppDep, format: Format = ExportFormat.JSON) -> Response:
         return export(app, request_id, format)
 
+    @api.get("/analytics", summary="Pipeline analytics from the audit history (ldflow analytics)", tags=read,
+             responses=doc.responses(doc.ref(doc.Analytics), 400, 401))
+    def analytics(
+        who: Caller, app: AppDep,
+        date_from: Annotated[str | None, Query(alias="from", description="Received on or after (YYYY-MM-DD).")] = None,
+        date_to: Annotated[str | None, Query(alias="to", description="Received on or before (YYYY-MM-DD).")] = None,
+        sponsor: Annotated[str | None, Query(max_length=320, description="Only this sponsor (e-mail).")] = None,
+        owner: Annotated[str | None, Query(max_length=320, description="Only requests this person owns.")] = None,
+        type_: Annotated[str | None, Query(alias="type", description="design, redirect or a redirect kind.")] = None,
+    ) -> JSONResponse:
+        from flows import analytics as query
+
+        flt = query.analytics_filter(date_from=_text(date_from, "from"), date_to=_text(date_to, "to"),
+                                     sponsor=_text(sponsor, "sponsor"), owner=_text(owner, "owner"),
+                                     type_=_text(type_, "type"))
+        if flt.sponsor:
+            view = query.sponsor_view(app.store, flt)
+            return JSONResponse({**view["figures"], "sponsor_requests": view["requests"]})
+        return JSONResponse(query.figures(app.store, flt))
+
     @api.get("/outbox", summary="The outbox: one row per e-mail, newest first (ldflow outbox list)", tags=read,
              responses=doc.responses(doc.array(doc.OutboxItem), 400, 401))
     def outbox(who: Caller, app: AppDep, status: Annotated[OutboxStatus | None, Query()] = None,

@@ -169,6 +169,23 @@ class AttentionList(BaseModel):
     items: list[AttentionItem]
 
 
+class Analytics(BaseModel):
+    """``GET /analytics`` (as ``ldflow analytics --json``): every section of the figures; with ``sponsor``,
+    also ``sponsor_requests``. The sections' rows are described in the README's Analytics section."""
+
+    filter: dict[str, str]
+    requests: int
+    funnel: list[dict[str, Any]]
+    redirects: dict[str, Any]
+    cycle_days: dict[str, Any]
+    trend: list[dict[str, Any]]
+    measurement: dict[str, Any]
+    outcomes: dict[str, Any]
+    roi: list[dict[str, Any]]
+    sla_breaches: dict[str, Any]
+    sponsor_requests: list[dict[str, Any]] | None = None
+
+
 # --- the components ---------------------------------------------------------------------------------
 
 INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, MeasurementPlan, PlanApproval,
@@ -176,7 +193,7 @@ INPUTS: tuple[type[BaseModel], ...] = (Intake, Diagnosis, RediagnoseInput, Measu
                                        Acknowledgement, Reason, Amendment, NoteInput, CompanionPiece,
                                        CompanionOutcome, Roster)
 OUTPUTS: tuple[type[BaseModel], ...] = (TrainingRequest, Session, RequestPage, HistoryEntry, PlanView, ExportItem,
-                                        OutboxItem, ApiError, AttentionList)
+                                       OutboxItem, ApiError, AttentionList, Analytics)
 
 _REFS, _DEFS = models_json_schema([(m, "validation") for m in INPUTS] + [(m, "serialization") for m in OUTPUTS],
                                   ref_template="#/components/schemas/{model}")

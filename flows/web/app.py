@@ -78,9 +78,11 @@ def create_app(app: App) -> FastAPI:
     def healthz() -> str:
         return "ok"
 
-    from flows.web import pages, signin  # the staff pages (their modules use this one's helpers)
+    from flows.web import analytics, pages, signin  # the staff pages (their modules use this one's helpers)
 
     web.include_router(signin.router)
     web.include_router(pages.router)
+    web.include_router(analytics.router)
+    web.include_router(analytics.shared)
 
     return web

@@ -178,7 +178,7 @@ def test_not_found_is_404_and_bad_parameters_are_400(api: Api) -> None:
 # --- who may do what ---------------------------------------------------------------------------------
 
 READS = ["/requests", "/requests/1", "/requests/1/history", "/requests/1/plan", "/requests/1/sessions",
-         "/requests/1/report", "/requests/1/export", "/export", "/outbox"]
+         "/requests/1/report", "/requests/1/export", "/export", "/outbox", "/analytics"]
 WRITES: list[tuple[str, Any]] = [
     ("/requests", intake_data()), ("/requests/2/diagnose", diagnosis_data()),
     ("/requests/2/rediagnose", {**diagnosis_data(), "reason": "r"}), ("/requests/2/plan/draft", plan_data()),
@@ -296,3 +296,24 @@ def test_plan_draft_answers_with_the_plan_review_and_attention_lists_what_waits(
     assert [(i["request_id"], i["kind"], i["sla"], i["status"]) for i in listed["items"]] == \
         [(rid, "sla", "diagnose", "breached")]  # the sponsor's approval: 6 of 10 days, not near yet
     assert api.client.get(f"{API}/attention").status_code == 401
+
+
+def test_analytics_is_the_clis_query(api: Api) -> None:
+    from flows import analytics
+    from tests import analytics_history
+
+    clock = api.app.clock
+    assert isinstance(clock, FixedClock)
+    analytics_history.build(api.app.service, clock)
+    viewer = api.headers["viewer"]
+    got = ok(api.client.get(f"{API}/analytics", headers=viewer))
+    assert got == analytics.figures(api.app.store)
+    assert got["redirects"]["rate"] == 0.3333 and got["sla_breaches"]["status"] == "not computed"
+    sam = ok(api.client.get(f"{API}/analytics", params={"sponsor": SPONSOR, "type": "design"}, headers=viewer))
+    assert sam["requests"] == 2 and [r["state"] for r in sam["sponsor_requests"]] == ["acknowledged", "designed"]
+    bad = api.client.get(f"{API}/analytics", params={"from": "2026-05-01", "to": "2026-04-01",
+                                                     "sponsor": "x@example.org"}, headers=viewer)
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.json()["errors"]} == {"to"}
+    unknown = api.client.get(f"{API}/analytics", params={"sponsor": "x@example.org"}, headers=viewer)
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "sponsor"

@@ -48,6 +48,7 @@ from connectors.testing import (
     InMemoryTokens,
     InMemoryUsers,
 )
+from states.analytics import Track
 from states.notifications import Notification
 from states.request import TrainingRequest
 
@@ -64,7 +65,7 @@ CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for por
          for impl in impls]
 
 # Names the ports module imports for type checking only (they would pull in pydantic, icalendar).
-_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar, "Notification": Notification}
+_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar, "Notification": Notification, "Track": Track}
 
 
 def port_methods(port: type) -> dict[str, Callable[..., Any]]:
@@ -110,7 +111,8 @@ def test_the_store_port_lists_what_the_service_and_the_pipeline_need() -> None:
     assert set(port_methods(RequestStore)) == {
         "add", "save", "update", "get", "history", "counts_by_state", "due_checkpoints", "count_due_checkpoints",
         "measurable_requests", "requests_owing_reminders", "unanswered_checkpoints", "verify", "list",
-        "board", "recent_history"}  # the web's board and request page
+        "board", "recent_history",  # the web's board and request page
+        "analytics_tracks", "audit_head"}  # ldflow analytics and its dashboard's cache key
 
 
 @pytest.mark.parametrize("sender", PORTS[Sender], ids=lambda c: c.__name__)

@@ -1,0 +1,162 @@
+"""The analytics query: the one function ``ldflow analytics``, ``GET /api/v1/analytics`` and the dashboard call.
+
+``analytics_filter`` reads the filters as a person types them (InvalidInput naming each wrong one, an
+inverted date range naming ``to``); ``figures`` computes them from the store's tracks
+(``RequestStore.analytics_tracks``: SQL aggregates over the audit history, or the walk on the fakes);
+``sponsor_view`` adds a sponsor's requests, where each stands and their results.
+
+The cache: tracks and figures are kept per store (per process), keyed on the audit head
+(``RequestStore.audit_head``, the newest event's seq). Every change to a request appends an audit event,
+and a track is computed from its events only (the sponsor and state columns change with an event too),
+so while the head is the same the figures are. A new head refreshes only the requests whose newest event
+is after the cached head (``analytics_tracks(since=)``, by ``requests.head_seq``) and drops the figures.
+Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from connectors.ports import ListFilter
+from states.analytics import Track
+from states.analytics_figures import TYPES, Filter
+from states.analytics_figures import figures as compute
+from states.errors import FieldError, InvalidInput
+
+if TYPE_CHECKING:
+    from connectors.ports import RequestStore
+
+_MAX_FIGURES = 64  # filters kept per head
+
+
+def analytics_filter(*, date_from: str | None = None, date_to: str | None = None, sponsor: str | None = None,
+                     owner: str | None = None, type_: str | None = None) -> Filter:
+    """The filter from the options or query parameters; InvalidInput naming every wrong one."""
+    errors: list[FieldError] = []
+    days: dict[str, dt.date | None] = {}
+    for name, raw in (("from", date_from), ("to", date_to)):
+        days[name] = None
+        if raw:
+            try:
+                days[name] = dt.date.fromisoformat(raw)
+            except ValueError:
+                errors.append(FieldError(name, f"{raw!r} is not a date (YYYY-MM-DD)"))
+    start, end = days["from"], days["to"]
+    if start is not None and end is not None and end < start:
+        errors.append(FieldError("to", f"{end} is before from ({start}): the date range is inverted"))
+    for name, value in (("sponsor", sponsor or ""), ("owner", owner or "")):
+        if len(value) > 320 or any(c in value for c in "\r\n\x00"):
+            errors.append(FieldError(name, "one line, at most 320 characters"))
+    if type_ and type_ not in TYPES:
+        errors.append(FieldError("type", f"{type_!r} is not one of {', '.join(TYPES)}"))
+    if errors:
+        raise InvalidInput(errors)
+    return Filter(date_from=start, date_to=end, sponsor=(sponsor or "").strip().lower(),
+                  owner=(owner or "").strip().lower(), type=type_ or "")
+
+
+@dataclass
+class _Cached:
+    head: int = 0
+    by_id: dict[int, Track] = field(default_factory=dict)
+    tracks: list[Track] = field(default_factory=list)
+    owned: dict[int, tuple[str, ...]] | None = None  # request id -> its owners (flows.board.owners)
+    owners: dict[str, frozenset[int]] | None = None
+    figures: OrderedDict[Filter, dict[str, Any]] = field(default_factory=OrderedDict)
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _cached(store: RequestStore) -> _Cached:
+    """The store's tracks as of its audit head: a new head refreshes only the requests with newer events."""
+    with _LOCK:
+        head = store.audit_head()
+        entry = _CACHES.get(store)
+        if entry is None:
+            entry = _CACHES[store] = _Cached()
+            changed = store.analytics_tracks()
+        elif entry.head == head:
+            return entry
+        else:
+            changed = store.analytics_tracks(since=entry.head)
+        entry.by_id.update((t.request_id, t) for t in changed)
+        entry.tracks = [entry.by_id[k] for k in sorted(entry.by_id)]
+        if entry.owned is not None:
+            for t in changed:
+                entry.owned[t.request_id] = _owners_of(store, t.request_id)
+            entry.owners = None
+        entry.head = head
+        entry.figures = OrderedDict()
+        return entry
+
+
+def _owners_of(store: RequestStore, request_id: int) -> tuple[str, ...]:
+    from flows.board import owners
+
+    return owners(store.get(request_id))
+
+
+def _owners(store: RequestStore, entry: _Cached) -> dict[str, frozenset[int]]:
+    """owner's address -> the requests they own (the redirect's owner, the plan items' owners)."""
+    if entry.owned is None:
+        from flows.board import owners
+
+        entry.owned = {int(r.id or 0): owners(r) for r in store.iter_requests()}  # type: ignore[attr-defined]
+    if entry.owners is None:
+        found: dict[str, set[int]] = {}
+        for request_id, people in entry.owned.items():
+            for person in people:
+                found.setdefault(person, set()).add(request_id)
+        entry.owners = {k: frozenset(v) for k, v in found.items()}
+    return entry.owners
+
+
+def tracks(store: RequestStore) -> list[Track]:
+    return list(_cached(store).tracks)
+
+
+def figures(store: RequestStore, flt: Filter | None = None) -> dict[str, Any]:
+    """Every figure for ``flt``; an unknown sponsor or owner is InvalidInput naming the field."""
+    flt = flt or Filter()
+    entry = _cached(store)
+    all_tracks = entry.tracks
+    if flt.sponsor and not any(t.sponsor == flt.sponsor for t in all_tracks):
+        raise InvalidInput([FieldError("sponsor", f"no request has the sponsor {flt.sponsor}")])
+    if flt.owner:
+        owned = _owners(store, entry).get(flt.owner)
+        if owned is None:
+            raise InvalidInput([FieldError("owner", f"no request is owned by {flt.owner}")])
+        flt = replace(flt, owner_ids=owned)
+    cache = entry.figures
+    found = cache.get(flt)
+    if found is None:
+        found = cache[flt] = compute(all_tracks, flt)
+        while len(cache) > _MAX_FIGURES:
+            cache.popitem(last=False)
+    return found
+
+
+def sponsor_view(store: RequestStore, flt: Filter) -> dict[str, Any]:
+    """A sponsor's page: the figures of their requests, and each request with where it stands and its results."""
+    numbers = figures(store, flt)
+    by_id = {t.request_id: t for t in _cached(store).tracks if flt.keeps(t)}
+    rows, _total = store.list(ListFilter(sponsor=flt.sponsor, sort="id", limit=1000))
+    requests = []
+    for row in rows:
+        track = by_id.get(row.id)
+        if track is None:
+            continue
+        closed = row.state in ("cancelled", "declined")  # their checkpoints were closed with the request
+        requests.append({"id": row.id, "title": row.title, "state": row.state,
+                         "received": track.received_at[:10], "path": track.path, "redirect_kind": track.redirect_kind,
+                         "open_checkpoints": None if closed else track.open_checkpoints,
+                         "results": [{"item": o.item, "level": o.level, "framework": o.framework,
+                                      "outcome": o.outcome} for o in track.outcomes]})
+    return {"sponsor": flt.sponsor, "requests": requests, "figures": numbers}

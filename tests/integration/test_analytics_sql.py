@@ -1,0 +1,97 @@
+"""Analytics: the SQL aggregates (connectors/db/analytics.py) against walking the same events
+(states.analytics.walk, the oracle), on SQLite and PostgreSQL, over the hand-built history."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from connectors.db import analytics
+from connectors.db.store import SqlStore
+from flows.clock import FixedClock
+from flows.service import Service
+from states.analytics import walk
+from states.analytics_figures import Filter, figures
+from tests import analytics_history
+from tests.builders import T0
+from tests.integration.test_migrations import empty_engine as empty_engine  # the fixture
+from tests.unit.test_analytics import EXPECTED, check
+
+
+def test_sql_tracks_equal_the_walk_and_the_known_answers(engine: Engine) -> None:
+    store = SqlStore(engine)
+    clock = FixedClock(T0)
+    ids = analytics_history.build(Service(store, clock), clock)
+    walked = walk(list(store.iter_history()))
+    computed = analytics.tracks(engine)  # the aggregates, no cache
+    assert store.analytics_tracks() == computed  # through the cache: built
+    assert store.analytics_tracks() == computed  # through the cache: read back
+    assert [t.request_id for t in computed] == sorted(ids.values())
+    for sql, oracle in zip(computed, walked, strict=True):
+        assert sql == oracle, sql.request_id
+    check(figures(computed), ids, EXPECTED)
+    assert figures(computed, Filter(sponsor="sam.sponsor@example.org")) == figures(
+        walked, Filter(sponsor="sam.sponsor@example.org"))
+    assert store.audit_head() == max(e.seq for e in store.iter_history())
+    # the incremental refresh: only the requests with events after `since`, the same tracks
+    since = max(e.seq for e in store.iter_history() if e.request_id == ids["waiting"])
+    recent = store.analytics_tracks(since=since)
+    assert [t.request_id for t in recent] == [ids["rerouted"]]
+    assert recent == [t for t in walked if t.request_id == ids["rerouted"]]
+
+
+def test_an_amended_sponsor_is_the_listing_sponsor(engine: Engine) -> None:
+    """The oracle found it: SqlStore kept the intake's first sponsor in ``requests.sponsor_email``
+    (and title, requester) after an amendment, so ``list --sponsor`` missed the new one."""
+    from connectors.ports import ListFilter
+    from tests.analytics_history import PAT, QUINN
+
+    store = SqlStore(engine)
+    clock = FixedClock(T0)
+    ids = analytics_history.build(Service(store, clock), clock)
+    assert [r.id for r in store.list(ListFilter(sponsor=QUINN))[0]] == [ids["amended"]]
+    assert store.list(ListFilter(sponsor=PAT))[0] == []
+
+
+def test_the_track_cache_recomputes_only_what_moved_on(engine: Engine) -> None:
+    from sqlalchemy import text
+
+    from tests.builders import ACTOR, reason_data
+
+    store = SqlStore(engine)
+    clock = FixedClock(T0)
+    service = Service(store, clock)
+    ids = analytics_history.build(service, clock)
+    store.analytics_tracks()
+    with engine.connect() as conn:
+        before = dict(conn.execute(text("SELECT request_id, track FROM analytics_tracks")).all())
+    service.reopen(ids["amended"], reason_data("back"), ACTOR)
+    after_tracks = store.analytics_tracks()
+    assert after_tracks == walk(list(store.iter_history()))
+    with engine.connect() as conn:
+        after = dict(conn.execute(text("SELECT request_id, track FROM analytics_tracks")).all())
+        heads = dict(conn.execute(text("SELECT r.id, a.head_seq = r.head_seq FROM requests r "
+                                       "JOIN analytics_tracks a ON a.request_id = r.id")).all())
+    assert {k for k in after if after[k] != before[k]} == {ids["amended"]}
+    assert all(heads.values())
+
+
+def test_a_0006_database_upgrades_and_its_requests_get_tracks(empty_engine: Engine) -> None:
+    """Migration 0007 adds the track cache beside an existing database's rows, which stay as they were."""
+    from sqlalchemy import inspect, text
+
+    from connectors.db import schema
+
+    schema.upgrade(empty_engine, "0006_web_users")
+    assert "analytics_tracks" not in inspect(empty_engine).get_table_names()
+    with empty_engine.begin() as conn:  # a 0006-era request and its submitted event, as that schema had them
+        conn.execute(text("INSERT INTO requests (id, title, state, version, requester_email, sponsor_email, "
+                          "created_at, updated_at, head_seq, document) VALUES (7, 'Old one', 'received', 1, "
+                          "'a@example.org', 'b@example.org', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1, '{}')"))
+        conn.execute(text("INSERT INTO audit_events (seq, request_id, type, version, actor, at, payload, prev_hash, "
+                          "hash) VALUES (1, 7, 'submitted', 1, 'ops', '2026-01-01T00:00:00.000000Z', "
+                          """'{"intake":{"sponsor":{"email":"b@example.org"}}}', 'x', 'y')"""))
+    assert schema.upgrade(empty_engine) == schema.HEAD
+    store = SqlStore(empty_engine)
+    assert [(t.request_id, t.sponsor, t.state) for t in store.analytics_tracks()] == [(7, "b@example.org",
+                                                                                     "received")]
+    assert store.analytics_tracks() == walk(list(store.iter_history()))
