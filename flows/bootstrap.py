@@ -76,12 +76,26 @@ def safe_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def audit_signing_key(settings: Settings) -> Any:
+    """The Ed25519 key of the audit checkpoints: LDFLOW_AUDIT_SIGNING_KEY, else the key file under the home."""
+    from connectors.keys import KeyError_, signing_key
+
+    try:
+        return signing_key(settings.keys_dir, settings.audit_signing_key)
+    except KeyError_ as exc:
+        raise ConfigurationError(f"LDFLOW_AUDIT_SIGNING_KEY: {exc}") from None
+
+
 def database_call(settings: Settings, fn: Callable[[], T]) -> T:
     """``fn()``, with an unreachable or refusing database reported as a ConfigurationError (exit 1)."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from connectors.db.schema import MigrationRefused
+
     try:
         return fn()
+    except MigrationRefused as exc:
+        raise ConfigurationError(f"database {safe_url(settings.url)}: {exc}") from None
     except (OperationalError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigurationError(f"cannot reach the database {safe_url(settings.url)}: {reason}") from None
@@ -212,7 +226,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, migra
     engine = make_engine(settings)
     if migrate:
         database_call(settings, lambda: schema.ensure_schema(engine))
-    store = SqlStore(engine)
+    store = SqlStore(engine, signing_key=lambda: audit_signing_key(settings))
     return compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock,
                    sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
 

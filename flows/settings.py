@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     close_after_days: int = Field(default=7, ge=1, description="days after the last reminder (or the survey, "
                                   "without reminders) an unanswered checkpoint is closed as missed")
 
+    # the audit checkpoints' Ed25519 key (README "Audit trail"): 64 hex digits (the 32-byte seed); unset = the
+    # key file <home>/keys/audit-signing.key, made on first use (0600)
+    audit_signing_key: str | None = Field(default=None, repr=False,
+                                          description="Ed25519 seed (64 hex digits) signing audit checkpoints; "
+                                                      "default: <home>/keys/audit-signing.key")
+
     # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
     smtp_host: str | None = None
     smtp_port: int | None = None

@@ -6,10 +6,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from connectors.db.engine import write_transaction
+from connectors.db.engine import MIGRATION_LOCK_KEY, write_transaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0006_web_users"  # newest revision; a test checks it matches the migrations folder
+HEAD = "0007_audit_chains"  # newest revision; a test checks it matches the migrations folder
+
+
+class MigrationRefused(RuntimeError):
+    """A migration that cannot apply to the database as it is (the message says why and what to do);
+    nothing was changed."""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -25,7 +30,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     from alembic import command
     from alembic.config import Config
 
-    with write_transaction(engine) as conn:  # serialises concurrent first uses
+    with write_transaction(engine, MIGRATION_LOCK_KEY) as conn:  # serialises concurrent first uses
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn

@@ -1,15 +1,17 @@
 """The request store on SQLAlchemy Core: one transaction per change.
 
 ``save`` writes the request's new state and version, its audit events
-(hash-chained), the checkpoint timers (derived from the request's checkpoints),
-its outbox rows and its Prefect events (the event outbox) in one write transaction — all or nothing — after an
-optimistic version check.
+(hash-chained per request, under the request's row lock), the checkpoint
+timers (derived from the request's checkpoints), its outbox rows and its
+Prefect events (the event outbox) in one write transaction — all or nothing —
+after an optimistic version check.
 Core, not the ORM: a transition here costs a few statements, measured in
 ``bench/transitions.py``.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -31,6 +33,8 @@ from sqlalchemy import (
     update,
 )
 
+from connectors.audit_chain import doc_hash
+from connectors.audit_checkpoints import SignedCheckpoint, public_hex
 from connectors.db import audit, event_outbox
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
@@ -52,16 +56,22 @@ def _iso(at: datetime) -> str:
 # Hot-path statements, built once with bound parameters: building and cache-keying a Core statement
 # costs several times more than SQLite takes to run it (bench/transitions.py, bench/README.md).
 _GET = select(requests.c.version, requests.c.document).where(requests.c.id == bindparam("request_id"))
-# The request and the audit chain head in one round trip, for a write transaction (which holds the chain lock).
-_GET_FOR_UPDATE = (select(requests.c.version, requests.c.document, audit.HEAD_SEQ, audit.HEAD_HASH)
-                   .where(requests.c.id == bindparam("request_id")))
+# The request and its audit chain head in one round trip, locking its row (PostgreSQL; SQLite's write
+# transaction holds the database lock): writers on other requests do not wait.
+_GET_FOR_UPDATE = (select(requests.c.version, requests.c.document, requests.c.head_seq, requests.c.head_hash)
+                   .where(requests.c.id == bindparam("request_id")).with_for_update())
+_HEAD_FOR_UPDATE = (select(requests.c.head_seq, requests.c.head_hash, requests.c.version)
+                    .where(requests.c.id == bindparam("request_id")).with_for_update())
+_LAST_DOC = select(audit_events.c.doc).where(audit_events.c.request_id == bindparam("request_id"),
+                                             audit_events.c.rseq == bindparam("rseq"))
 _EXISTS = select(requests.c.id).where(requests.c.id == bindparam("request_id"))
 _HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("request_id"))
-            .order_by(audit_events.c.seq))
+            .order_by(audit_events.c.rseq))
 _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
-                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document")))
+                 head_seq=bindparam("b_head_seq"), head_hash=bindparam("b_head_hash"),
+                 document=bindparam("b_document")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -105,8 +115,17 @@ def _utc(value: datetime) -> datetime:
 class SqlStore:
     """Requests, their history, timers and outbox in one SQL database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, signing_key: Any = None) -> None:
+        """``signing_key``: the Ed25519 private key of the checkpoints (``connectors.keys.signing_key``), or a
+        function returning it (read on first use), or None (no checkpoints; verify trusts the first one's key)."""
         self.engine = engine
+        self._signing = signing_key
+
+    @property
+    def signing_key(self) -> Any:
+        if callable(self._signing) and not hasattr(self._signing, "sign"):
+            self._signing = self._signing()
+        return self._signing
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -129,7 +148,7 @@ class SqlStore:
                expect_version: int | None = None) -> TrainingRequest:
         """Load, change and commit one request in a single write transaction.
 
-        ``mutate`` runs under the write lock (``BEGIN IMMEDIATE`` / the chain lock), so the request
+        ``mutate`` runs under the write lock (``BEGIN IMMEDIATE`` / the request's row lock), so the request
         it sees is current; when it raises (a refused transition, invalid input) the transaction
         rolls back and nothing is written. ``expect_version`` makes it refuse with ``Conflict``
         when the request has moved on since the caller last looked.
@@ -143,7 +162,7 @@ class SqlStore:
                 raise Conflict(request_id, expect_version, request.version)
             timers = _timer_rows(request_id, request.checkpoints)  # as stored: derived from this document
             mutate(request)
-            head = (row[2], row[3]) if row[2] is not None else (0, audit.GENESIS)
+            head = (int(row.head_seq), row.head_hash)
             self._write_effects(conn, request, actor, new=False, head=head, timers=timers)
         request.clear_pending()
         return request
@@ -156,9 +175,10 @@ class SqlStore:
         request.id = conn.execute(insert(requests).values(
             title=request.intake.title, state=request.state.value, version=1,
             requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
-            created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
+            created_at=request.created_at, updated_at=request.updated_at, head_seq=0, head_hash=audit.GENESIS,
+            document="{}",
         ).returning(requests.c.id)).scalar_one()
-        self._write_effects(conn, request, actor, new=True)
+        self._write_effects(conn, request, actor, new=True, head=(0, audit.GENESIS))
         return request
 
     def save_in(self, conn: Connection, request: TrainingRequest, actor: str) -> TrainingRequest:
@@ -174,20 +194,22 @@ class SqlStore:
         stored, when the caller knows them) is upserted — all of them when it does not."""
         assert request.id is not None
         expected = request.version
+        if head is None:  # lock the row and read its chain head (a missing row: Conflict below)
+            locked = conn.execute(_HEAD_FOR_UPDATE, {"request_id": request.id}).first()
+            head = (int(locked.head_seq), locked.head_hash) if locked else (0, audit.GENESIS)
         version = expected if new else expected + 1
         at = request.updated_at
         at_text = _iso(at)
-        rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
-                 "to_state": e.to_state, "version": version, "actor": actor, "at": at_text,
-                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
-        # With no events the request's newest event stays what it was (the chain head may be another's).
-        head_seq = audit.append(conn, rows, head) if rows else conn.execute(
-            select(requests.c.head_seq).where(requests.c.id == request.id)).scalar() or 0
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
+        doc = doc_hash(request.state.value, version, document)
+        rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
+                 "to_state": e.to_state, "version": version, "actor": actor, "at": at_text, "doc": doc,
+                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
+        head_seq, head_hash = audit.append(conn, head, rows)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
-                                      "b_document": document})
+                                      "b_head_hash": head_hash, "b_document": document})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -209,17 +231,22 @@ class SqlStore:
                       at: datetime) -> int:
         """Append non-transition events (e-mail sent or bounced, invite sent…) to a request's history
         inside the caller's write transaction (see ``write_transaction``), without changing its
-        version. Returns the new head seq."""
-        version = conn.execute(select(requests.c.version).where(requests.c.id == request_id)).scalar()
-        if version is None:
+        version. Returns the request's new number of events."""
+        locked = conn.execute(_HEAD_FOR_UPDATE, {"request_id": request_id}).first()
+        if locked is None:
             raise NotFound(f"request {request_id}")
+        version, head = locked.version, (int(locked.head_seq), locked.head_hash)
+        # The events leave the row as it was: they carry the document hash of the request's newest event.
+        doc = conn.execute(_LAST_DOC, {"request_id": request_id, "rseq": head[0]}).scalar() or ""
         at_text = _iso(at)
-        head = audit.append(conn, [{"request_id": request_id, "type": e.type, "trigger": None, "from_state": None,
-                                    "to_state": None, "version": version, "actor": actor, "at": at_text,
-                                    "payload": audit.canonical_json(e.payload)} for e in events])
-        conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head))
+        head_seq, head_hash = audit.append(conn, head, [{
+            "request_id": request_id, "type": e.type, "trigger": None, "from_state": None, "to_state": None,
+            "version": version, "actor": actor, "at": at_text, "doc": doc, "payload": audit.canonical_json(e.payload)}
+            for e in events])
+        conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head_seq,
+                                                                                 head_hash=head_hash))
         event_outbox.stage(conn, request_id, version, events, (), at)
-        return head
+        return head_seq
 
     @staticmethod
     def _insert_ignore(conn: Connection, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
@@ -278,7 +305,7 @@ class SqlStore:
     def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
         last = 0
         while True:
-            query = select(audit_events).where(audit_events.c.seq > last)
+            query = select(audit_events).where(audit_events.c.seq > last)  # seq: the order across requests
             if request_id is not None:
                 query = query.where(audit_events.c.request_id == request_id)
             with read_transaction(self.engine) as conn:
@@ -331,7 +358,22 @@ class SqlStore:
         return [(r.request_id, r.key) for r in rows]
 
     def verify(self) -> VerifyReport:
-        return audit.verify(self.engine)
+        """Every chain and the signed checkpoints (with this store's key when it has one)."""
+        public = public_hex(self.signing_key) if self.signing_key is not None else None
+        return audit.verify(self.engine, public)
+
+    def checkpoint(self, at: datetime) -> SignedCheckpoint | None:
+        """Sign the heads of every chain (None: nothing changed since the latest checkpoint)."""
+        if self.signing_key is None:
+            raise RuntimeError("this store has no audit signing key")
+        return audit.write_checkpoint(self.engine, self.signing_key, at)
+
+    def checkpoints(self) -> builtins.list[SignedCheckpoint]:
+        with read_transaction(self.engine) as conn:
+            return audit.checkpoints(conn)
+
+    def public_key(self) -> str | None:
+        return public_hex(self.signing_key) if self.signing_key is not None else None
 
     # Last in the class: a method named `list` shadows the builtin in annotations below it.
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:

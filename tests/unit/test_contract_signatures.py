@@ -109,7 +109,8 @@ def test_every_port_method_has_the_ports_signature(port: type, impl: type) -> No
 def test_the_store_port_lists_what_the_service_and_the_pipeline_need() -> None:
     assert set(port_methods(RequestStore)) == {
         "add", "save", "update", "get", "history", "counts_by_state", "due_checkpoints", "count_due_checkpoints",
-        "measurable_requests", "unanswered_checkpoints", "verify", "list"}
+        "measurable_requests", "unanswered_checkpoints", "verify", "checkpoint", "checkpoints", "public_key",
+        "iter_history", "list"}
 
 
 @pytest.mark.parametrize("sender", PORTS[Sender], ids=lambda c: c.__name__)
