@@ -5,7 +5,7 @@ Each request has a chain of its own: its events are numbered ``rseq`` = 1, 2, �
 same request's previous event (``GENESIS`` for the first). The canonical JSON is the array of the
 event's fields in a fixed order (``FIELDS``), compact, with the payload — itself canonical JSON:
 sorted keys, no whitespace, UTF-8 — embedded as a JSON value. ``doc`` is ``doc_hash`` of the request
-row (state, version, document) the event left behind, so a row changed without an event no longer
+row (state, document) the event left behind, so a row changed without an event no longer
 matches its newest event. The global ``seq`` only orders events for display; it is not hashed, so
 writers on different requests never wait for one another.
 
@@ -16,6 +16,7 @@ The SQL store (:mod:`connectors.db.audit`), the in-memory fake (:mod:`connectors
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,8 +45,15 @@ def canonical_json(value: Any) -> str:
 
 
 def doc_hash(state: str, version: int, document: str) -> str:
-    """The hash of a request row as an event leaves it: ``sha256(state NUL version NUL document)``."""
-    return _sha256(f"{state}\0{version}\0{document}".encode()).hexdigest()
+    """The hash of a request row as an event leaves it: ``sha256(state NUL document)``. The version is left
+    out: it counts saves (a save without events bumps it and leaves the document as it was)."""
+    return _sha256(f"{state}\0{document}".encode()).hexdigest()
+
+
+def head_mac(key: bytes, request_id: int, count: int, head_hash: str) -> str:
+    """HMAC-SHA256 of a request's chain head under the store's secret (``audit_checkpoints.mac_key``): a
+    tamperer without the key cannot append to or cut a chain and make its head agree."""
+    return hmac.new(key, f"{request_id}:{count}:{head_hash}".encode(), "sha256").hexdigest()
 
 
 def event_hash(prev_hash: str, row: Any) -> str:

@@ -40,6 +40,15 @@ def public_hex(key: Any) -> str:
     return str(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex())
 
 
+def mac_key(key: Any) -> bytes:
+    """The secret that authenticates chain heads (``audit_chain.head_mac``), derived from the Ed25519 seed."""
+    from cryptography.hazmat.primitives import serialization
+
+    seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+    return hashlib.sha256(b"ldflow audit head mac\0" + seed).digest()
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -73,6 +82,18 @@ class CheckpointFault:
     reason: str
     request_id: int | None = None
     rseq: int | None = None
+
+
+def signature_ok(cp: SignedCheckpoint, public_key_hex: str) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex)).verify(bytes.fromhex(cp.signature),
+                                                                               cp.body.encode())
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 def verify_signatures(checkpoints: Sequence[SignedCheckpoint], public_key_hex: str | None) -> CheckpointFault | None:
@@ -109,9 +130,10 @@ def verify_signatures(checkpoints: Sequence[SignedCheckpoint], public_key_hex: s
 
 
 def check_against_chains(cp: SignedCheckpoint, current: Mapping[int, tuple[int, str]],
-                         marked: Mapping[int, str]) -> CheckpointFault | None:
+                         marked: Mapping[int, str], tails_only: bool = False) -> CheckpointFault | None:
     """The chains now (``current``: request id → (count, newest hash); ``marked``: request id → hash of the
-    event at the count ``cp`` lists, for chains that grew since) still contain every head of ``cp``."""
+    event at the count ``cp`` lists, for chains that grew since) still contain every head of ``cp``.
+    ``tails_only``: only whether a chain is shorter than ``cp`` signed (its tail was cut off)."""
     for rid, count, h in heads_of(cp):
         now = current.get(rid)
         if now is None:
@@ -119,6 +141,8 @@ def check_against_chains(cp: SignedCheckpoint, current: Mapping[int, tuple[int, 
         if now[0] < count:
             return CheckpointFault(cp.n, f"request {rid}: events from {now[0] + 1} on are missing (checkpoint "
                                          f"{cp.n} signed {count} events): the tail was cut off", rid, now[0] + 1)
+        if tails_only:
+            continue
         found = now[1] if now[0] == count else marked.get(rid)
         if found != h:
             return CheckpointFault(cp.n, f"request {rid}: event {count} is not the one checkpoint {cp.n} signed: "

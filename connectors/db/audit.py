@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from connectors import audit_checkpoints as cps
 from connectors.audit_chain import FIELDS as FIELDS
 from connectors.audit_chain import GENESIS as GENESIS
-from connectors.audit_chain import ChainFault, chain, doc_hash, verify_chain
+from connectors.audit_chain import ChainFault, chain, doc_hash, head_mac, verify_chain
 from connectors.audit_chain import canonical_json as canonical_json
 from connectors.audit_chain import event_hash as event_hash
 from connectors.db.engine import CHECKPOINT_LOCK_KEY, read_transaction, write_transaction
@@ -128,81 +128,121 @@ def _where(dialect: str, lo: int | None, hi: int | None, column: str) -> tuple[s
     return (" WHERE " + " AND ".join(conds)) if conds else "", tuple(params)
 
 
-ChunkResult = tuple[int, int, "ChainFault | None", dict[int, tuple[int, str]], dict[int, str]]
+# (events checked, requests checked, first chain fault, heads, marked hashes, first unsealed head)
+ChunkResult = tuple[int, int, "ChainFault | None", dict[int, tuple[int, str]], dict[int, str], "ChainFault | None"]
 
 
-def verify_range(engine: Engine, lo: int | None, hi: int | None, marks: dict[int, int]) -> ChunkResult:
+def _unsealed(rid: int, head: tuple[int, str], stored_mac: str, key: bytes,
+              signed: dict[int, tuple[int, str]]) -> ChainFault | None:
+    """A chain head without the audit key's HMAC is accepted only as the latest checkpoint signed it."""
+    if stored_mac == head_mac(key, rid, *head) or signed.get(rid) == head:
+        return None
+    first = signed[rid][0] + 1 if rid in signed and signed[rid][0] < head[0] else 1
+    return ChainFault(rid, first, f"events {first} to {head[0]} are not sealed with the audit key (the chain head's "
+                                  "HMAC does not match): they were appended, replaced or cut off by someone "
+                                  "without the key")
+
+
+def verify_range(engine: Engine, lo: int | None, hi: int | None, signed: dict[int, tuple[int, str]],
+                 key: bytes | None = None) -> ChunkResult:
     """Walk the chains of requests lo ≤ id < hi: (events checked, requests checked, first fault,
-    id → (count, newest hash) of the walked chains, id → hash of the event at ``marks[id]``)."""
+    id → (count, newest hash) of the walked chains, id → hash of the event at the count the latest
+    checkpoint signed, ``signed``). With ``key``, each head's HMAC is checked too."""
+    marks = {rid: count for rid, (count, _) in signed.items()}
     dialect = engine.dialect.name
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         where, params = _where(dialect, lo, hi, "id")
-        cur.execute(f"SELECT id, head_seq, head_hash, state, version, document FROM requests{where}", params)
-        rows_by_id = {r[0]: ((int(r[1]), r[2]), doc_hash(r[3], r[4], r[5])) for r in cur.fetchall()}
+        cur.execute(f"SELECT id, head_seq, head_hash, state, version, document, head_mac FROM requests{where}", params)
+        rows_by_id = {r[0]: ((int(r[1]), r[2]), doc_hash(r[3], r[4], r[5]), r[6]) for r in cur.fetchall()}
         where, params = _where(dialect, lo, hi, "request_id")
         cur.execute(f"SELECT {_EVENT_COLUMNS} FROM audit_events{where} ORDER BY request_id, rseq", params)
-        checked, first, heads, marked = 0, None, {}, {}
+        checked, first, unsealed = 0, None, None
+        heads: dict[int, tuple[int, str]] = {}
+        marked: dict[int, str] = {}
         for rid, group in groupby(cast("Iterable[Any]", cur), key=itemgetter(0)):
-            head_doc = rows_by_id.pop(rid, None)
-            n, fault, mark_hash = verify_chain(rid, group, head_doc[0] if head_doc else None,
-                                               head_doc[1] if head_doc else None, marks.get(rid, 0))
+            row = rows_by_id.pop(rid, None)
+            n, fault, mark_hash = verify_chain(rid, group, row[0] if row else None, row[1] if row else None,
+                                               marks.get(rid, 0))
             checked += n
+            if fault is None and row is not None and key is not None and unsealed is None:
+                unsealed = _unsealed(rid, row[0], row[2], key, signed)
             if fault is not None and (first is None or rid < first.request_id):
                 first = fault
-            if head_doc is not None:
-                heads[rid] = head_doc[0]
+            if row is not None:
+                heads[rid] = row[0]
             if mark_hash is not None:
                 marked[rid] = mark_hash
-        for rid, (head, doc) in rows_by_id.items():  # requests without a single event
+        for rid, (head, doc, _) in rows_by_id.items():  # requests without a single event
             _, fault, _ = verify_chain(rid, (), head, doc)
             heads[rid] = (0, GENESIS)
             if fault is not None and (first is None or rid < first.request_id):
                 first = fault
-        n_requests = len(heads)
         cur.close()
     finally:
         raw.close()
-    return checked, n_requests, first, heads, marked
+    return checked, len(heads), first, heads, marked, unsealed
 
 
-def _verify_in_child(url: str, lo: int | None, hi: int | None, marks: dict[int, int]) -> ChunkResult:
+def _within(signed: dict[int, tuple[int, str]], lo: int | None, hi: int | None) -> dict[int, tuple[int, str]]:
+    return {rid: h for rid, h in signed.items() if (lo is None or rid >= lo) and (hi is None or rid < hi)}
+
+
+def _verify_in_child(url: str, lo: int | None, hi: int | None, signed: dict[int, tuple[int, str]],
+                     key: bytes | None) -> ChunkResult:
     from connectors.db.engine import make_engine
 
     engine = make_engine(url)
     try:
-        return verify_range(engine, lo, hi, marks)
+        return verify_range(engine, lo, hi, signed, key)
     finally:
         engine.dispose()
 
 
-def verify(engine: Engine, public_key: str | None = None, workers: int | None = None) -> VerifyReport:
+def verify(engine: Engine, public_key: str | None = None, mac: bytes | None = None,
+           workers: int | None = None) -> VerifyReport:
     """Walk every chain and check the signed checkpoints; report the first broken link, or ok.
 
-    ``public_key`` (hex) is the key checkpoints must be signed with (None: the key the first names)."""
+    ``public_key`` (hex) is the key checkpoints must be signed with (None: the key the first names);
+    ``mac`` the secret of the chain heads' HMACs (``audit_checkpoints.mac_key``; None: not checked)."""
     with read_transaction(engine) as conn:
         n_events = int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
         stored = checkpoints(conn)
         latest = stored[-1] if stored else None
-        marks = {rid: count for rid, count, _ in cps.heads_of(latest)} if latest else {}
+        signed = {rid: (count, h) for rid, count, h in cps.heads_of(latest)} if latest else {}
         url = engine.url.render_as_string(hide_password=False)
         parallel = (workers or 2) > 1 and n_events >= PARALLEL_FROM and ":memory:" not in url
         ranges = _ranges(conn, n_events, max(CHUNK_EVENTS, n_events // 64)) if parallel else [(None, None)]
     if parallel and len(ranges) > 1:
         with ProcessPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
             parts = list(pool.map(_verify_in_child, [url] * len(ranges), [lo for lo, _ in ranges],
-                                  [hi for _, hi in ranges], [marks] * len(ranges)))
+                                  [hi for _, hi in ranges], [_within(signed, lo, hi) for lo, hi in ranges],
+                                  [mac] * len(ranges)))
     else:
-        parts = [verify_range(engine, None, None, marks)]
+        parts = [verify_range(engine, None, None, signed, mac)]
     checked = sum(p[0] for p in parts)
     n_requests = sum(p[1] for p in parts)
     faults = [p[2] for p in parts if p[2] is not None]
     if faults:
         f = min(faults, key=lambda x: x.request_id)
+        tail = _cut_tail(stored, public_key, parts)  # a cut-off tail says more than what it left behind
+        if tail is not None and tail.request_id is not None and tail.request_id <= f.request_id:
+            return VerifyReport(False, checked, n_requests, None, tail.request_id, tail.reason,
+                                broken_rseq=tail.rseq, checkpoint=tail.n, checkpoints_checked=len(stored))
         return VerifyReport(False, checked, n_requests, f.seq, f.request_id, f"request {f.request_id}: {f.reason}",
                             broken_rseq=f.rseq, checkpoints_checked=len(stored))
     return _check_checkpoints(stored, public_key, parts, checked, n_requests)
+
+
+def _cut_tail(stored: list[cps.SignedCheckpoint], public_key: str | None,
+              parts: list[ChunkResult]) -> cps.CheckpointFault | None:
+    if not stored or not cps.signature_ok(stored[-1], public_key or str(cps.body_of(stored[0]).get("key"))):
+        return None
+    current: dict[int, tuple[int, str]] = {}
+    for p in parts:
+        current.update(p[3])
+    return cps.check_against_chains(stored[-1], current, {}, tails_only=True)
 
 
 def _check_checkpoints(stored: list[cps.SignedCheckpoint], public_key: str | None, parts: list[ChunkResult],
@@ -218,6 +258,12 @@ def _check_checkpoints(stored: list[cps.SignedCheckpoint], public_key: str | Non
     if fault is not None:
         return VerifyReport(False, checked, n_requests, None, fault.request_id, fault.reason,
                             broken_rseq=fault.rseq, checkpoint=fault.n, checkpoints_checked=len(stored))
+    # Last: heads the checkpoints cannot vouch for (written after the latest) must carry the key's HMAC.
+    seals = [p[5] for p in parts if p[5] is not None]
+    if seals:
+        f = min(seals, key=lambda x: x.request_id)
+        return VerifyReport(False, checked, n_requests, None, f.request_id, f"request {f.request_id}: {f.reason}",
+                            broken_rseq=f.rseq, checkpoints_checked=len(stored))
     return VerifyReport(True, checked, n_requests, checkpoints_checked=len(stored))
 
 

@@ -33,8 +33,8 @@ from sqlalchemy import (
     update,
 )
 
-from connectors.audit_chain import doc_hash
-from connectors.audit_checkpoints import SignedCheckpoint, public_hex
+from connectors.audit_chain import doc_hash, head_mac
+from connectors.audit_checkpoints import SignedCheckpoint, mac_key, public_hex
 from connectors.db import audit, event_outbox
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
@@ -70,7 +70,7 @@ _HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("r
 _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
-                 head_seq=bindparam("b_head_seq"), head_hash=bindparam("b_head_hash"),
+                 head_seq=bindparam("b_head_seq"), head_hash=bindparam("b_head_hash"), head_mac=bindparam("b_head_mac"),
                  document=bindparam("b_document")))
 
 
@@ -120,12 +120,20 @@ class SqlStore:
         function returning it (read on first use), or None (no checkpoints; verify trusts the first one's key)."""
         self.engine = engine
         self._signing = signing_key
+        self._mac_key: bytes | None = None
 
     @property
     def signing_key(self) -> Any:
         if callable(self._signing) and not hasattr(self._signing, "sign"):
             self._signing = self._signing()
         return self._signing
+
+    def _mac(self, request_id: int, head: tuple[int, str]) -> str:
+        """The chain head's HMAC under the audit key ("" without a key)."""
+        if self._mac_key is None:
+            key = self.signing_key
+            self._mac_key = mac_key(key) if key is not None else b""
+        return head_mac(self._mac_key, request_id, *head) if self._mac_key else ""
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -209,7 +217,8 @@ class SqlStore:
         head_seq, head_hash = audit.append(conn, head, rows)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
-                                      "b_head_hash": head_hash, "b_document": document})
+                                      "b_head_hash": head_hash, "b_document": document,
+                                      "b_head_mac": self._mac(request.id, (head_seq, head_hash))})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -243,8 +252,8 @@ class SqlStore:
             "request_id": request_id, "type": e.type, "trigger": None, "from_state": None, "to_state": None,
             "version": version, "actor": actor, "at": at_text, "doc": doc, "payload": audit.canonical_json(e.payload)}
             for e in events])
-        conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head_seq,
-                                                                                 head_hash=head_hash))
+        conn.execute(update(requests).where(requests.c.id == request_id).values(
+            head_seq=head_seq, head_hash=head_hash, head_mac=self._mac(request_id, (head_seq, head_hash))))
         event_outbox.stage(conn, request_id, version, events, (), at)
         return head_seq
 
@@ -359,8 +368,9 @@ class SqlStore:
 
     def verify(self) -> VerifyReport:
         """Every chain and the signed checkpoints (with this store's key when it has one)."""
-        public = public_hex(self.signing_key) if self.signing_key is not None else None
-        return audit.verify(self.engine, public)
+        key = self.signing_key
+        return audit.verify(self.engine, public_hex(key) if key is not None else None,
+                            mac_key(key) if key is not None else None)
 
     def checkpoint(self, at: datetime) -> SignedCheckpoint | None:
         """Sign the heads of every chain (None: nothing changed since the latest checkpoint)."""

@@ -40,6 +40,8 @@ requests = Table(
     # newest one's hash; lets `audit verify` notice events cut off or added behind its back.
     Column("head_seq", BigInteger, nullable=False),
     Column("head_hash", String(64), nullable=False, server_default="0" * 64),
+    # HMAC of (id, head_seq, head_hash) under the audit key ("" when written without it, e.g. migrated).
+    Column("head_mac", String(64), nullable=False, server_default=""),
     Column("document", Text, nullable=False),
     Index("ix_requests_state_updated", "state", "updated_at"),
     Index("ix_requests_created", "created_at"),

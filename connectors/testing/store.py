@@ -66,6 +66,7 @@ class _Row:
     head_seq: int
     document: str
     head_hash: str = audit.GENESIS
+    head_mac: str = ""
 
 
 @dataclasses.dataclass
@@ -146,6 +147,11 @@ class InMemoryStore:
             mutate(request)
             return self.save(request, actor)
 
+    def _mac(self, request_id: int, head: tuple[int, str]) -> str:
+        from connectors.audit_checkpoints import mac_key
+
+        return audit.head_mac(mac_key(self.signing_key), request_id, *head) if self.signing_key is not None else ""
+
     def _chained(self, request_id: int, events: Sequence[DomainEvent], actor: str, at: datetime,
                  version: int, head: tuple[int, str], doc: str) -> builtins.list[AuditRecord]:
         """``events`` as the next links of the request's chain after ``head`` (not yet appended)."""
@@ -173,7 +179,9 @@ class InMemoryStore:
         self._events.extend(records)
         self.events = [*self.events, *staged]
         if records:
-            self._rows[request_id] = dataclasses.replace(row, head_seq=records[-1].rseq, head_hash=records[-1].hash)
+            head = (records[-1].rseq, records[-1].hash)
+            self._rows[request_id] = dataclasses.replace(row, head_seq=head[0], head_hash=head[1],
+                                                         head_mac=self._mac(request_id, head))
 
     def _staged(self, request_id: int, version: int, events: Sequence[DomainEvent], keys: Sequence[str],
                 at: datetime) -> builtins.list[StagedEvent]:
@@ -209,7 +217,7 @@ class InMemoryStore:
         created = self._rows[request.id].created_at if not new else request.created_at
         self._rows[request.id] = _Row(request.id, request.intake.title, request.state.value, version,
                                       request.intake.requester.email, request.intake.sponsor.email,
-                                      created, at, head[0], document, head[1])
+                                      created, at, head[0], document, head[1], self._mac(request.id, head))
         self._events.extend(records)
         self._timers.update(timers)
         self.outbox.update(messages)
@@ -331,6 +339,7 @@ class InMemoryStore:
                 by_request.setdefault(e.request_id, []).append(e)
             latest = self._checkpoints[-1] if self._checkpoints else None
             marks = {rid: count for rid, count, _ in cps.heads_of(latest)} if latest else {}
+            latest_heads = {rid: (count, h) for rid, count, h in cps.heads_of(latest)} if latest else {}
             checked, current, marked = 0, {}, {}
             for rid in sorted(set(by_request) | set(self._rows)):
                 row = self._rows.get(rid)
@@ -339,6 +348,10 @@ class InMemoryStore:
                     rid, [_tuple(r) for r in records], (row.head_seq, row.head_hash) if row else None,
                     audit.doc_hash(row.state, row.version, row.document) if row else None, marks.get(rid, 0))
                 checked += n
+                if fault is None and row is not None and self.signing_key is not None:
+                    head = (row.head_seq, row.head_hash)
+                    if row.head_mac != self._mac(rid, head) and (latest_heads.get(rid) != head):
+                        fault = audit.ChainFault(rid, 1, "its chain head is not sealed with the audit key")
                 if fault is not None:
                     return VerifyReport(False, checked, len(self._rows), fault.seq, rid,
                                         f"request {rid}: {fault.reason}", broken_rseq=fault.rseq,

@@ -9,7 +9,8 @@ event named, nothing changed. Then every request's events are re-chained on thei
 1, 2, …, ``prev_hash`` of the same request's previous event; the global ``seq`` values are kept
 for ordering), the newest event of each request records the hash of the request row as found
 (older events record ``""``: their documents are not kept), the request row records its chain
-head (``head_seq`` = number of events, ``head_hash``), and ``audit_checkpoints`` is created.
+head (``head_seq`` = number of events, ``head_hash``; ``head_mac`` stays "" until the next write or
+checkpoint covers it: the migration has no key), and ``audit_checkpoints`` is created.
 Downgrade re-chains globally with the old algorithm.
 """
 from __future__ import annotations
@@ -144,6 +145,7 @@ def upgrade() -> None:
     _append_only('audit_events')
     with op.batch_alter_table('requests') as batch:
         batch.add_column(sa.Column('head_hash', sa.String(length=64), nullable=False, server_default=GENESIS))
+        batch.add_column(sa.Column('head_mac', sa.String(length=64), nullable=False, server_default=''))
     for rid, (count, h) in heads.items():
         conn.execute(sa.text("UPDATE requests SET head_seq = :c, head_hash = :h WHERE id = :id"),
                      {"c": count, "h": h, "id": rid})
@@ -191,6 +193,7 @@ def downgrade() -> None:
         conn.execute(sa.insert(old), rows[start:start + 1000])
     _append_only('audit_events')
     with op.batch_alter_table('requests') as batch:
+        batch.drop_column('head_mac')
         batch.drop_column('head_hash')
     for rid, seq in newest.items():
         conn.execute(sa.text("UPDATE requests SET head_seq = :s WHERE id = :id"), {"s": seq, "id": rid})
