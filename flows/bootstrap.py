@@ -224,11 +224,13 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, migra
 
     settings = settings or load_settings()
     engine = make_engine(settings)
-    if migrate:
-        database_call(settings, lambda: schema.ensure_schema(engine))
+    before = database_call(settings, lambda: schema.ensure_schema(engine)) if migrate else None
     store = SqlStore(engine, signing_key=lambda: audit_signing_key(settings))
-    return compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock,
-                   sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
+    app = compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock,
+                  sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
+    if schema.unsealed_by_migration(before):
+        database_call(settings, app.service.checkpoint)  # vouch for the re-chained history at once
+    return app
 
 
 # --- the process's app, for the Prefect tasks --------------------------------------------------------
@@ -280,4 +282,6 @@ def upgrade_schema(app: App, revision: str = "head") -> tuple[str | None, str | 
         raise ConfigurationError("this application has no database to upgrade")
     before = database_call(app.settings, lambda: schema.current_revision(engine))
     after = database_call(app.settings, lambda: schema.upgrade(engine, revision))
+    if after == schema.HEAD and schema.unsealed_by_migration(before):
+        database_call(app.settings, app.service.checkpoint)  # vouch for the re-chained history at once
     return before, after

@@ -38,7 +38,17 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     return current_revision(engine)
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Apply pending migrations if the database is not at HEAD (cheap when it is)."""
-    if current_revision(engine) != HEAD:
+def ensure_schema(engine: Engine) -> str | None:
+    """Apply pending migrations if the database is not at HEAD (cheap when it is); returns the revision it
+    had before when it migrated (None: nothing to do, or a new database)."""
+    before = current_revision(engine)
+    if before != HEAD:
         upgrade(engine)
+        return before
+    return None
+
+
+def unsealed_by_migration(before: str | None) -> bool:
+    """Whether migrating from ``before`` left chain heads without the audit key's HMAC (0007 re-chains the
+    history without the key): the caller then signs a checkpoint, which vouches for them."""
+    return before is not None and before < "0007"
