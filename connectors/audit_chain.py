@@ -84,46 +84,81 @@ class ChainFault:
     seq: int | None = None  # the event's global seq, when it exists
 
 
+class ChainWalker:
+    """Walks many chains at once from rows in any order that keeps each request's events in rseq order (the
+    global seq order does): one pass over the table in storage order, whatever the interleaving.
+
+    Rows are tuples in ``FIELDS + LINK`` order followed by the global seq (or None). ``finish`` then
+    checks each request against its row's head and document hash."""
+
+    def __init__(self, marks: dict[int, int] | None = None) -> None:
+        self.marks = marks or {}
+        self.state: dict[int, list[Any]] = {}  # request id → [next rseq (0: broken), prev hash, doc, marked]
+        self.faults: dict[int, ChainFault] = {}
+        self.checked = 0
+
+    def feed(self, rows: Iterable[Sequence[Any]]) -> None:
+        state, faults, marks, sha, dumps = self.state, self.faults, self.marks, _sha256, _dumps
+        checked = 0
+        for r in rows:
+            checked += 1
+            rid = r[0]
+            st = state.get(rid)
+            if st is None:
+                st = state[rid] = [1, GENESIS, None, None]
+            expected = st[0]
+            if not expected:
+                continue  # this chain is already broken: its first fault stands
+            rseq, prev = r[1], st[1]
+            if rseq != expected:
+                faults[rid] = ChainFault(rid, expected, f"event {expected} is missing (next found is event {rseq}): "
+                                         "events were deleted or renumbered", r[13])
+            elif r[11] != prev:
+                faults[rid] = ChainFault(rid, rseq, f"event {rseq} does not link to event {rseq - 1}: an event "
+                                         "before it was altered, inserted or reordered", r[13])
+            elif sha(prev.encode() + dumps(r[:10])[:-1] + b"," + r[10].encode() + b"]").hexdigest() != r[12]:
+                faults[rid] = ChainFault(rid, rseq, f"event {rseq} was altered: its content no longer matches its "
+                                         "hash", r[13])
+            else:
+                st[0], st[1], st[2] = expected + 1, r[12], r[9]
+                if marks and rseq == marks.get(rid):
+                    st[3] = r[12]
+                continue
+            st[0] = 0
+        self.checked += checked
+
+    def finish(self, request_id: int, head: tuple[int, str] | None, doc: str | None) -> tuple[ChainFault | None,
+                                                                                               str | None]:
+        """(the first fault of this request's chain, the hash of its event at ``marks[request_id]``)."""
+        st = self.state.get(request_id) or [1, GENESIS, None, None]
+        if request_id in self.faults:
+            return self.faults[request_id], None
+        count, prev, last_doc, marked = st[0] - 1, st[1], st[2], st[3]
+        fault: ChainFault | None = None
+        if head is None:
+            fault = ChainFault(request_id, 1, "events exist for a request that is not in the requests table")
+        elif head[0] > count:
+            fault = ChainFault(request_id, count + 1, f"its newest event {head[0]} is missing: the chain ends at "
+                               f"event {count} (events from {count + 1} on were cut off)")
+        elif head[0] < count:
+            fault = ChainFault(request_id, head[0] + 1, f"event {head[0] + 1} was added after its newest recorded "
+                               f"event {head[0]}")
+        elif head[1] != prev:
+            fault = ChainFault(request_id, count, f"event {count} is not the newest event the request records "
+                               "(its chain head was replaced)")
+        elif count and doc is not None and last_doc != doc:
+            fault = ChainFault(request_id, count, "the request's state or document was changed without an event "
+                               f"(it no longer matches what event {count} recorded)")
+        return fault, marked
+
+
 def verify_chain(request_id: int, rows: Iterable[Sequence[Any]], head: tuple[int, str] | None,
                  doc: str | None, mark: int = 0) -> tuple[int, ChainFault | None, str | None]:
     """Walk one request's chain; return (events checked, the first fault or None, the hash of event ``mark``).
 
-    ``rows`` are tuples in ``FIELDS + LINK`` order followed by the global seq (or None), sorted by
-    rseq; ``head`` = (count, newest hash) as the request row records it (None: no row);
-    ``doc`` = ``doc_hash`` of the row as it is now."""
-    prev, expected, checked = GENESIS, 1, 0
-    last_doc: str | None = None
-    marked: str | None = None
-    for r in rows:
-        checked += 1
-        rseq, seq = r[1], r[13]
-        if rseq != expected:
-            return checked, ChainFault(request_id, expected, f"event {expected} is missing (next found is event "
-                                       f"{rseq}): events were deleted or renumbered", seq), None
-        if r[11] != prev:
-            return checked, ChainFault(request_id, rseq, f"event {rseq} does not link to event {rseq - 1}: an "
-                                       "event before it was altered, inserted or reordered", seq), None
-        header = _dumps(r[:10])
-        if _sha256(prev.encode() + header[:-1] + b"," + r[10].encode() + b"]").hexdigest() != r[12]:
-            return checked, ChainFault(request_id, rseq, f"event {rseq} was altered: its content no longer "
-                                       "matches its hash", seq), None
-        prev, last_doc, expected = r[12], r[9], expected + 1
-        if rseq == mark:
-            marked = prev
-    count = expected - 1
-    fault: ChainFault | None = None
-    if head is None:
-        fault = ChainFault(request_id, 1, "events exist for a request that is not in the requests table")
-    elif head[0] > count:
-        fault = ChainFault(request_id, count + 1, f"its newest event {head[0]} is missing: the chain ends at event "
-                           f"{count} (events from {count + 1} on were cut off)")
-    elif head[0] < count:
-        fault = ChainFault(request_id, head[0] + 1, f"event {head[0] + 1} was added after its newest recorded "
-                           f"event {head[0]}")
-    elif head[1] != prev:
-        fault = ChainFault(request_id, count, f"event {count} is not the newest event the request records "
-                           "(its chain head was replaced)")
-    elif count and doc is not None and last_doc != doc:
-        fault = ChainFault(request_id, count, "the request's state or document was changed without an event "
-                           f"(it no longer matches what event {count} recorded)")
-    return checked, fault, marked
+    ``rows`` as ``ChainWalker.feed`` takes them, sorted by rseq; ``head`` = (count, newest hash) as the
+    request row records it (None: no row); ``doc`` = ``doc_hash`` of the row as it is now."""
+    walker = ChainWalker({request_id: mark} if mark else None)
+    walker.feed(rows)
+    fault, marked = walker.finish(request_id, head, doc)
+    return walker.checked, fault, marked

@@ -11,6 +11,7 @@ hash at that count), and each checkpoint's heads are a prefix of the next one's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,10 +71,11 @@ def body_of(checkpoint: SignedCheckpoint) -> dict[str, Any]:
     return value
 
 
-def heads_of(checkpoint: SignedCheckpoint) -> list[Head]:
-    import json
+@functools.lru_cache(maxsize=4)  # verify reads the latest checkpoint's heads several times
+def heads_of(checkpoint: SignedCheckpoint) -> tuple[Head, ...]:
+    import orjson
 
-    return [(int(i), int(c), str(h)) for i, c, h in json.loads(checkpoint.heads)]
+    return tuple((int(i), int(c), str(h)) for i, c, h in orjson.loads(checkpoint.heads))
 
 
 @dataclass(frozen=True)

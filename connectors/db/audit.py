@@ -16,8 +16,6 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
-from itertools import groupby
-from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, func, insert, select
@@ -25,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from connectors import audit_checkpoints as cps
 from connectors.audit_chain import FIELDS as FIELDS
 from connectors.audit_chain import GENESIS as GENESIS
-from connectors.audit_chain import ChainFault, chain, doc_hash, head_mac, verify_chain
+from connectors.audit_chain import ChainFault, ChainWalker, chain, doc_hash, head_mac
 from connectors.audit_chain import canonical_json as canonical_json
 from connectors.audit_chain import event_hash as event_hash
 from connectors.db.engine import CHECKPOINT_LOCK_KEY, read_transaction, write_transaction
@@ -156,29 +154,26 @@ def verify_range(engine: Engine, lo: int | None, hi: int | None, signed: dict[in
         where, params = _where(dialect, lo, hi, "id")
         cur.execute(f"SELECT id, head_seq, head_hash, state, version, document, head_mac FROM requests{where}", params)
         rows_by_id = {r[0]: ((int(r[1]), r[2]), doc_hash(r[3], r[4], r[5]), r[6]) for r in cur.fetchall()}
-        where, params = _where(dialect, lo, hi, "request_id")
-        cur.execute(f"SELECT {_EVENT_COLUMNS} FROM audit_events{where} ORDER BY request_id, rseq", params)
-        checked, first, unsealed = 0, None, None
+        where, params = _where(dialect, lo, hi, "+request_id" if dialect == "sqlite" else "request_id")
+        # Storage order (seq), not the (request_id, rseq) index: a sequential scan, each request's events in order.
+        cur.execute(f"SELECT {_EVENT_COLUMNS} FROM audit_events{where} ORDER BY seq", params)
+        walker = ChainWalker(marks)
+        walker.feed(cast("Iterable[Any]", cur))
+        first, unsealed = None, None
         heads: dict[int, tuple[int, str]] = {}
         marked: dict[int, str] = {}
-        for rid, group in groupby(cast("Iterable[Any]", cur), key=itemgetter(0)):
-            row = rows_by_id.pop(rid, None)
-            n, fault, mark_hash = verify_chain(rid, group, row[0] if row else None, row[1] if row else None,
-                                               marks.get(rid, 0))
-            checked += n
+        for rid in sorted(set(walker.state) | set(rows_by_id)):
+            row = rows_by_id.get(rid)
+            fault, mark_hash = walker.finish(rid, row[0] if row else None, row[1] if row else None)
             if fault is None and row is not None and key is not None and unsealed is None:
                 unsealed = _unsealed(rid, row[0], row[2], key, signed)
-            if fault is not None and (first is None or rid < first.request_id):
+            if fault is not None and first is None:
                 first = fault
             if row is not None:
                 heads[rid] = row[0]
             if mark_hash is not None:
                 marked[rid] = mark_hash
-        for rid, (head, doc, _) in rows_by_id.items():  # requests without a single event
-            _, fault, _ = verify_chain(rid, (), head, doc)
-            heads[rid] = (0, GENESIS)
-            if fault is not None and (first is None or rid < first.request_id):
-                first = fault
+        checked = walker.checked
         cur.close()
     finally:
         raw.close()
