@@ -23,8 +23,9 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from connectors import audit_checkpoints as cps
 from connectors.audit_chain import FIELDS as FIELDS
 from connectors.audit_chain import GENESIS as GENESIS
-from connectors.audit_chain import ChainFault, ChainWalker, chain, doc_hash, head_mac
+from connectors.audit_chain import ChainFault, ChainWalker, chain, head_mac
 from connectors.audit_chain import canonical_json as canonical_json
+from connectors.audit_chain import doc_hash as doc_hash
 from connectors.audit_chain import event_hash as event_hash
 from connectors.db.engine import CHECKPOINT_LOCK_KEY, read_transaction, write_transaction
 from connectors.db.tables import audit_checkpoints, audit_events, requests
