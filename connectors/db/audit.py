@@ -209,9 +209,11 @@ def verify(engine: Engine, public_key: str | None = None, mac: bytes | None = No
         signed = {rid: (count, h) for rid, count, h in cps.heads_of(latest)} if latest else {}
         url = engine.url.render_as_string(hide_password=False)
         parallel = (workers or 2) > 1 and n_events >= PARALLEL_FROM and ":memory:" not in url
-        ranges = _ranges(conn, n_events, max(CHUNK_EVENTS, n_events // 64)) if parallel else [(None, None)]
+        # One range per worker: each worker scans the table once in storage order and keeps its requests' rows.
+        n_workers = workers or min(4, os.cpu_count() or 1)
+        ranges = _ranges(conn, n_events, max(CHUNK_EVENTS, -(-n_events // n_workers))) if parallel else [(None, None)]
     if parallel and len(ranges) > 1:
-        with ProcessPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
             parts = list(pool.map(_verify_in_child, [url] * len(ranges), [lo for lo, _ in ranges],
                                   [hi for _, hi in ranges], [_within(signed, lo, hi) for lo, hi in ranges],
                                   [mac] * len(ranges)))
