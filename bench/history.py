@@ -15,7 +15,7 @@ Timed, for 1,000 random requests (warm page cache, after a warm-up):
     from make_engine's pool (a new one per process in the CLI), existence check, the
     indexed query, one ``AuditRecord`` per row (payload JSON parsed);
   * the store's query alone, on an open SQLAlchemy connection;
-  * baseline: ``SELECT * FROM audit_events WHERE request_id=? ORDER BY seq`` through
+  * baseline: ``SELECT * FROM audit_events WHERE request_id=? ORDER BY rseq`` through
     the ``sqlite3`` module on an open connection.
 The three run interleaved per request. Also: ``EXPLAIN QUERY PLAN`` of the
 store's query (the index must be used), and ``audit.verify`` over the whole
@@ -64,7 +64,7 @@ from states.request import TrainingRequest  # noqa: E402
 
 GOAL_P95_MS = 5.0
 # Bump when the generated data changes; the schema revision is part of the cache key too.
-DB_VERSION = "h2"  # h2: the event hash embeds the payload as JSON (audit.event_hash)
+DB_VERSION = "h3"  # h3: one chain per request (0009_audit_chains); h2: the event hash embeds the payload
 ACTOR = "bench@example.org"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RID = "__RID__"  # placeholder for the request id inside payload templates
@@ -149,22 +149,25 @@ def build(path: Path, n_events: int, per_request: int, console: Console) -> floa
     raw.execute("PRAGMA synchronous=OFF")
     raw.execute("PRAGMA cache_size=-262144")  # 256 MiB
     raw.execute("BEGIN")
-    sql = ("INSERT INTO audit_events (seq, request_id, type, \"trigger\", from_state, to_state, version, actor, at,"
-           " payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
-    prev = audit.GENESIS
+    sql = ("INSERT INTO audit_events (seq, request_id, rseq, type, \"trigger\", from_state, to_state, version, actor,"
+           " at, doc, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    chains: dict[int, tuple[int, str]] = {}  # request id → (rseq, hash) of its newest event: one chain each
+    last_doc = audit.doc_hash("delivered", 0, document)  # the request rows below: state delivered, this document
     batch: list[tuple[Any, ...]] = []
     event_hash = audit.event_hash
     for seq, (minute, rid, k) in enumerate(timeline, start=1):
         type_, trigger, from_state, to_state, version, payload = templates[k]
         at_dt = T0 + timedelta(minutes=minute)
         at = at_dt.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-        row = {"seq": seq, "request_id": rid, "type": type_, "trigger": trigger, "from_state": from_state,
+        rseq, prev_hash = chains.get(rid, (0, audit.GENESIS))
+        row = {"request_id": rid, "rseq": rseq + 1, "type": type_, "trigger": trigger, "from_state": from_state,
                "to_state": to_state, "version": version, "actor": ACTOR, "at": at,
-               "payload": payload.replace(RID, str(rid))}
-        prev_hash, prev = prev, event_hash(prev, row)
-        batch.append((seq, rid, type_, trigger, from_state, to_state, version, ACTOR, at, row["payload"],
-                      prev_hash, prev))
-        heads[rid] = seq
+               "doc": last_doc if k == per_request - 1 else "", "payload": payload.replace(RID, str(rid))}
+        prev = event_hash(prev_hash, row)
+        batch.append((seq, rid, rseq + 1, type_, trigger, from_state, to_state, version, ACTOR, at, row["doc"],
+                      row["payload"], prev_hash, prev))
+        chains[rid] = (rseq + 1, prev)
+        heads[rid] = rseq + 1
         last_at[rid] = at_dt
         if len(batch) == 50_000:
             raw.executemany(sql, batch)
@@ -180,7 +183,8 @@ def build(path: Path, n_events: int, per_request: int, console: Console) -> floa
         rows = [{"id": rid, "title": f"Discovery calls for the inside sales team #{rid}", "state": "delivered",
                  "version": templates[per_request - 1][4], "requester_email": "rita.requester@example.org",
                  "sponsor_email": SPONSOR, "created_at": T0 + timedelta(minutes=rid), "updated_at": last_at[rid],
-                 "head_seq": heads[rid], "document": document} for rid in range(1, n_requests + 1)]
+                 "head_seq": heads[rid], "head_hash": chains[rid][1], "document": document}
+                for rid in range(1, n_requests + 1)]
         for i in range(0, len(rows), 20_000):
             conn.execute(sa.insert(requests), rows[i:i + 20_000])
     engine.dispose()
@@ -209,7 +213,7 @@ def open_or_build(n_events: int, per_request: int, rebuild: bool, console: Conso
 
 
 def query_plan(conn: sa.Connection, request_id: int) -> list[str]:
-    stmt = sa.select(audit_events).where(audit_events.c.request_id == request_id).order_by(audit_events.c.seq)
+    stmt = sa.select(audit_events).where(audit_events.c.request_id == request_id).order_by(audit_events.c.rseq)
     compiled = stmt.compile(dialect=conn.dialect)
     sql = str(compiled)
     params = tuple(compiled.params[k] for k in compiled.positiontup or ())
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = rng.sample(range(1, n_requests + 1), min(100, n_requests))
 
     raw = sqlite3.connect(path)
-    raw_sql = "SELECT * FROM audit_events WHERE request_id = ? ORDER BY seq"
+    raw_sql = "SELECT * FROM audit_events WHERE request_id = ? ORDER BY rseq"
     timings: dict[str, list[float]] = {"store": [], "query": [], "raw": []}
     with engine.connect() as conn:
         plan = query_plan(conn, sample[0])
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def run_query(rid: int) -> int:  # the statement SqlStore.history builds, on an open connection
             return len(conn.execute(sa.select(audit_events).where(audit_events.c.request_id == rid)
-                                    .order_by(audit_events.c.seq)).all())
+                                    .order_by(audit_events.c.rseq)).all())
 
         def run_raw(rid: int) -> int:
             return len(raw.execute(raw_sql, (rid,)).fetchall())
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
 
     stats = {name: summary_ms(ts) for name, ts in timings.items()}
-    index_used = any("ix_audit_request_seq" in line for line in plan)
+    index_used = any("uq_audit_request_rseq" in line or "sqlite_autoindex_audit_events" in line for line in plan)
     table = Table(title=f"History of one request: {args.events:,} audit events, {n_requests:,} requests, "
                         f"{len(sample):,} random requests (ms)")
     for col in ("what", "p50", "p95", "p99", "mean", "max", f"p95 ≤ {GOAL_P95_MS:g} ms?", "p50 vs raw"):
@@ -300,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]The machine was busy (load average {load_before:.1f} before, {load_after:.1f} after, "
                       f"{os.cpu_count()} CPUs): figures are noisy; run again on a quiet machine.[/yellow]")
     console.print(f"EXPLAIN QUERY PLAN (store's query): {' | '.join(plan)}"
-                  + ("" if index_used else "  [red]— the index ix_audit_request_seq is NOT used[/red]"))
+                  + ("" if index_used else "  [red]— the index uq_audit_request_rseq is NOT used[/red]"))
     if build_s is not None:
         console.print(f"built {path.name} in {build_s:.0f} s (cached for the next run)")
     else:

@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 KEY_BYTES = 32
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
@@ -52,3 +53,23 @@ def _read(path: Path) -> bytes:
     if path.stat().st_mode & 0o077:
         raise KeyError_(f"{path}: readable by others; run: chmod 600 {path}")
     return data
+
+
+SIGNING_KEY = "audit-signing"
+
+
+def signing_key(keys_dir: Path, seed_hex: str | None = None) -> Any:
+    """The Ed25519 key that signs audit checkpoints: the 32-byte seed ``seed_hex`` (a setting) when
+    given, else ``<keys_dir>/audit-signing.key`` (made on first use, 0600)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if seed_hex:
+        try:
+            seed = bytes.fromhex(seed_hex.strip())
+        except ValueError:
+            seed = b""
+        if len(seed) != KEY_BYTES:
+            raise KeyError_(f"the audit signing key must be {KEY_BYTES} bytes as {2 * KEY_BYTES} hex digits")
+    else:
+        seed = secret_key(keys_dir, SIGNING_KEY)
+    return Ed25519PrivateKey.from_private_bytes(seed)

@@ -76,12 +76,26 @@ def safe_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def audit_signing_key(settings: Settings) -> Any:
+    """The Ed25519 key of the audit checkpoints: LDFLOW_AUDIT_SIGNING_KEY, else the key file under the home."""
+    from connectors.keys import KeyError_, signing_key
+
+    try:
+        return signing_key(settings.keys_dir, settings.audit_signing_key)
+    except KeyError_ as exc:
+        raise ConfigurationError(f"LDFLOW_AUDIT_SIGNING_KEY: {exc}") from None
+
+
 def database_call(settings: Settings, fn: Callable[[], T]) -> T:
     """``fn()``, with an unreachable or refusing database reported as a ConfigurationError (exit 1)."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from connectors.db.schema import MigrationRefused
+
     try:
         return fn()
+    except MigrationRefused as exc:
+        raise ConfigurationError(f"database {safe_url(settings.url)}: {exc}") from None
     except (OperationalError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigurationError(f"cannot reach the database {safe_url(settings.url)}: {reason}") from None
@@ -210,11 +224,13 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None, migra
 
     settings = settings or load_settings()
     engine = make_engine(settings)
-    if migrate:
-        database_call(settings, lambda: schema.ensure_schema(engine))
-    store = SqlStore(engine)
-    return compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock,
-                   sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
+    before = database_call(settings, lambda: schema.ensure_schema(engine)) if migrate else None
+    store = SqlStore(engine, signing_key=lambda: audit_signing_key(settings))
+    app = compose(settings, store=store, uow=SqlUnitOfWork(engine, store), clock=clock,
+                  sender=sender, calendar=calendar, sources=sources, engine=engine, tokens=SqlTokens(engine))
+    if schema.unsealed_by_migration(before):
+        database_call(settings, app.service.checkpoint)  # vouch for the re-chained history at once
+    return app
 
 
 # --- the process's app, for the Prefect tasks --------------------------------------------------------
@@ -266,4 +282,6 @@ def upgrade_schema(app: App, revision: str = "head") -> tuple[str | None, str | 
         raise ConfigurationError("this application has no database to upgrade")
     before = database_call(app.settings, lambda: schema.current_revision(engine))
     after = database_call(app.settings, lambda: schema.upgrade(engine, revision))
+    if after == schema.HEAD and schema.unsealed_by_migration(before):
+        database_call(app.settings, app.service.checkpoint)  # vouch for the re-chained history at once
     return before, after

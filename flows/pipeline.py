@@ -64,6 +64,12 @@ def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
     return steps.send_outbox(current(), batch, lease_seconds).as_dict()
 
 
+@task(name="checkpoint-audit", retries=1, retry_delay_seconds=5, timeout_seconds=600,
+      persist_result=False, cache_policy=NO_CACHE, log_prints=False)
+def checkpoint_task() -> dict[str, Any]:
+    return steps.checkpoint_audit(current()).as_dict()
+
+
 @task(name="publish-events", retries=0, timeout_seconds=600,
       persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 def publish_events_task(batch: int = 200) -> dict[str, Any]:
@@ -170,15 +176,16 @@ def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
 def pipeline(intake_batch: int = 200, followups_batch: int = 500, dispatch_batch: int = 100,
              lateness_days: int | None = None, reminder_after_days: int | None = None,
              max_reminders: int | None = None, lease_seconds: int = 300) -> dict[str, Any]:
-    """One pass of the whole pipeline: intake, followups, advance, the daily digest, dispatch (sending last, so what
-    this pass queued goes out in this pass), then the events published. Returns each step's summary
-    and publishes the pass's artifacts (counts per step, what needs attention)."""
+    """One pass of the whole pipeline: intake, followups, advance, the daily digest, dispatch (sending last, so
+    what this pass queued goes out in this pass), a signed audit checkpoint, then the events published.
+    Returns each step's summary and publishes the pass's artifacts (counts per step, what needs attention)."""
     done = [
         _log(take_in_task(intake_batch)),
         _log(followups_task(followups_batch, lateness_days, reminder_after_days, max_reminders)),
         _log(advance_task()),
         _log(digest_task()),
         _log(dispatch_task(dispatch_batch, lease_seconds)),
+        _log(checkpoint_task()),
     ]
     done.append(_log(publish_events_task()))
     _artifacts(done)

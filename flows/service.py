@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
+from connectors.audit_checkpoints import SignedCheckpoint
+from connectors.audit_checkpoints import heads_of as cps_heads
 from connectors.ports import (
     AuditRecord,
     BoardPage,
@@ -418,3 +420,18 @@ class Service:
 
     def verify(self) -> VerifyReport:
         return self.store.verify()
+
+    def checkpoint(self) -> SignedCheckpoint | None:
+        """Sign the heads of every audit chain (None: nothing changed since the latest checkpoint)."""
+        return self.store.checkpoint(self._now())
+
+    def export_audit(self, stream: IO[str]) -> tuple[int, int]:
+        """The audit bundle (``connectors.audit_bundle``) after a fresh checkpoint: (events, checkpoints)."""
+        from connectors import audit_bundle
+
+        self.checkpoint()
+        checkpoints = self.store.checkpoints()
+        key = self.store.public_key() or ""
+        n_events = sum(c for _, c, _ in cps_heads(checkpoints[-1])) if checkpoints else 0
+        written = audit_bundle.write(stream, key, checkpoints, self.store.iter_history(), n_events)
+        return written, len(checkpoints)

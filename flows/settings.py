@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     owner_reminder_days: int = Field(default=3, ge=0, description="days before its due date the owner of a "
                                      "companion piece or an action step is reminded")
 
+    # the audit checkpoints' Ed25519 key (README "Audit trail"): 64 hex digits (the 32-byte seed); unset = the
+    # key file <home>/keys/audit-signing.key, made on first use (0600)
+    audit_signing_key: str | None = Field(default=None, repr=False,
+                                          description="Ed25519 seed (64 hex digits) signing audit checkpoints; "
+                                                      "default: <home>/keys/audit-signing.key")
+
     # mail and calendar (issue: connectors); unset = embedded file outbox / drop folder
     smtp_host: str | None = None
     smtp_port: int | None = None

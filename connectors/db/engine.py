@@ -2,8 +2,11 @@
 
 SQLite runs in WAL mode with a busy timeout; a write transaction starts with
 ``BEGIN IMMEDIATE`` so writers queue for the lock up front instead of failing
-half-way with SQLITE_BUSY. On PostgreSQL writers serialise on the audit chain
-with a transaction-scoped advisory lock.
+half-way with SQLITE_BUSY. On PostgreSQL there is no global write lock: each
+request has its own audit chain and a writer holds that request's row lock
+(``SELECT … FOR UPDATE``) while it appends, so writers on different requests run
+in parallel. Schema migrations and checkpoint writers take a transaction-scoped
+advisory lock of their own (``lock=``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
-# Serialises audit-chain writers on PostgreSQL (any constant will do).
-CHAIN_LOCK_KEY = 0x6C64666C6F77  # "ldflow"
+# Advisory lock keys on PostgreSQL (any constants will do): schema migrations, checkpoint writers.
+MIGRATION_LOCK_KEY = 0x6C64666C6F77  # "ldflow"
+CHECKPOINT_LOCK_KEY = 0x6C64666C6F78
 
 
 def sqlite_url(home: Path) -> str:
@@ -65,13 +69,14 @@ def is_sqlite(engine: Engine | Connection) -> bool:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite, the chain lock on PostgreSQL."""
+def write_transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection]:
+    """A write transaction: ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL row locks, plus the advisory
+    lock ``lock`` when given (writers that must not run at once: migrations, checkpoints)."""
     with engine.connect() as conn:
         conn.execution_options(ldflow_write=True)
         with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+            if lock is not None and conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
             yield conn
 
 

@@ -6,10 +6,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from connectors.db.engine import write_transaction
+from connectors.db.engine import MIGRATION_LOCK_KEY, write_transaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0008_analytics_indexes"  # newest revision; a test checks it matches the migrations folder
+HEAD = "0009_audit_chains"  # newest revision; a test checks it matches the migrations folder
+
+
+class MigrationRefused(RuntimeError):
+    """A migration that cannot apply to the database as it is (the message says why and what to do);
+    nothing was changed."""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -25,7 +30,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     from alembic import command
     from alembic.config import Config
 
-    with write_transaction(engine) as conn:  # serialises concurrent first uses
+    with write_transaction(engine, MIGRATION_LOCK_KEY) as conn:  # serialises concurrent first uses
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
@@ -33,7 +38,17 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     return current_revision(engine)
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Apply pending migrations if the database is not at HEAD (cheap when it is)."""
-    if current_revision(engine) != HEAD:
+def ensure_schema(engine: Engine) -> str | None:
+    """Apply pending migrations if the database is not at HEAD (cheap when it is); returns the revision it
+    had before when it migrated (None: nothing to do, or a new database)."""
+    before = current_revision(engine)
+    if before != HEAD:
         upgrade(engine)
+        return before
+    return None
+
+
+def unsealed_by_migration(before: str | None) -> bool:
+    """Whether migrating from ``before`` left chain heads without the audit key's HMAC (0009 re-chains the
+    history without the key): the caller then signs a checkpoint, which vouches for them."""
+    return before is not None and before < "0009"

@@ -1,15 +1,17 @@
 """The request store on SQLAlchemy Core: one transaction per change.
 
 ``save`` writes the request's new state and version, its audit events
-(hash-chained), the checkpoint timers (derived from the request's checkpoints),
-its outbox rows and its Prefect events (the event outbox) in one write transaction — all or nothing — after an
-optimistic version check.
+(hash-chained per request, under the request's row lock), the checkpoint
+timers (derived from the request's checkpoints), its outbox rows and its
+Prefect events (the event outbox) in one write transaction — all or nothing —
+after an optimistic version check.
 Core, not the ORM: a transition here costs a few statements, measured in
 ``bench/transitions.py``.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -23,7 +25,6 @@ from sqlalchemy import (
     TextClause,
     and_,
     bindparam,
-    exists,
     func,
     insert,
     select,
@@ -31,9 +32,12 @@ from sqlalchemy import (
     update,
 )
 
+from connectors.audit_chain import doc_hash, head_mac
+from connectors.audit_checkpoints import SignedCheckpoint, mac_key, public_hex
 from connectors.db import analytics, audit, event_outbox
 from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
+from connectors.db.followup_queries import FollowupQueries
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
 from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
@@ -41,8 +45,7 @@ from connectors.ports import ListFilter as ListFilter  # re-exported: callers im
 from connectors.ports import RequestSummary as RequestSummary
 from states.analytics import Track
 from states.card import facts
-from states.checkpoints import CLOSED_STATUSES, Checkpoint, CheckpointStatus
-from states.companions import REMINDER_PENDING
+from states.checkpoints import Checkpoint
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
 from states.lifecycle import State
@@ -56,17 +59,23 @@ def _iso(at: datetime) -> str:
 # Hot-path statements, built once with bound parameters: building and cache-keying a Core statement
 # costs several times more than SQLite takes to run it (bench/transitions.py, bench/README.md).
 _GET = select(requests.c.version, requests.c.document).where(requests.c.id == bindparam("request_id"))
-# The request and the audit chain head in one round trip, for a write transaction (which holds the chain lock).
-_GET_FOR_UPDATE = (select(requests.c.version, requests.c.document, audit.HEAD_SEQ, audit.HEAD_HASH)
-                   .where(requests.c.id == bindparam("request_id")))
+# The request and its audit chain head in one round trip, locking its row (PostgreSQL; SQLite's write
+# transaction holds the database lock): writers on other requests do not wait.
+_GET_FOR_UPDATE = (select(requests.c.version, requests.c.document, requests.c.head_seq, requests.c.head_hash)
+                   .where(requests.c.id == bindparam("request_id")).with_for_update())
+_HEAD_FOR_UPDATE = (select(requests.c.head_seq, requests.c.head_hash, requests.c.version)
+                    .where(requests.c.id == bindparam("request_id")).with_for_update())
+_LAST_DOC = select(audit_events.c.doc).where(audit_events.c.request_id == bindparam("request_id"),
+                                             audit_events.c.rseq == bindparam("rseq"))
 _EXISTS = select(requests.c.id).where(requests.c.id == bindparam("request_id"))
 _HISTORY = (select(audit_events).where(audit_events.c.request_id == bindparam("request_id"))
-            .order_by(audit_events.c.seq))
+            .order_by(audit_events.c.rseq))
 # The card columns are derived from the document (states/card.py); in_state_since moves only on a transition.
 _SAVE = (update(requests)
          .where(requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_expected"))
          .values(state=bindparam("b_state"), version=bindparam("b_version"), updated_at=bindparam("b_updated_at"),
-                 head_seq=bindparam("b_head_seq"), document=bindparam("b_document"),
+                 head_seq=bindparam("b_head_seq"), head_hash=bindparam("b_head_hash"), head_mac=bindparam("b_head_mac"),
+                 document=bindparam("b_document"),
                  in_state_since=func.coalesce(bindparam("b_since", type_=requests.c.in_state_since.type),
                                               requests.c.in_state_since),
                  owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing"),
@@ -116,11 +125,28 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class SqlStore:
+class SqlStore(FollowupQueries):
     """Requests, their history, timers and outbox in one SQL database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, signing_key: Any = None) -> None:
+        """``signing_key``: the Ed25519 private key of the checkpoints (``connectors.keys.signing_key``), or a
+        function returning it (read on first use), or None (no checkpoints; verify trusts the first one's key)."""
         self.engine = engine
+        self._signing = signing_key
+        self._mac_key: bytes | None = None
+
+    @property
+    def signing_key(self) -> Any:
+        if callable(self._signing) and not hasattr(self._signing, "sign"):
+            self._signing = self._signing()
+        return self._signing
+
+    def _mac(self, request_id: int, head: tuple[int, str]) -> str:
+        """The chain head's HMAC under the audit key ("" without a key)."""
+        if self._mac_key is None:
+            key = self.signing_key
+            self._mac_key = mac_key(key) if key is not None else b""
+        return head_mac(self._mac_key, request_id, *head) if self._mac_key else ""
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -143,7 +169,7 @@ class SqlStore:
                expect_version: int | None = None) -> TrainingRequest:
         """Load, change and commit one request in a single write transaction.
 
-        ``mutate`` runs under the write lock (``BEGIN IMMEDIATE`` / the chain lock), so the request
+        ``mutate`` runs under the write lock (``BEGIN IMMEDIATE`` / the request's row lock), so the request
         it sees is current; when it raises (a refused transition, invalid input) the transaction
         rolls back and nothing is written. ``expect_version`` makes it refuse with ``Conflict``
         when the request has moved on since the caller last looked.
@@ -157,7 +183,7 @@ class SqlStore:
                 raise Conflict(request_id, expect_version, request.version)
             timers = _timer_rows(request_id, request.checkpoints)  # as stored: derived from this document
             mutate(request)
-            head = (row[2], row[3]) if row[2] is not None else (0, audit.GENESIS)
+            head = (int(row.head_seq), row.head_hash)
             self._write_effects(conn, request, actor, new=False, head=head, timers=timers)
         request.clear_pending()
         return request
@@ -170,11 +196,11 @@ class SqlStore:
         request.id = conn.execute(insert(requests).values(
             title=request.intake.title, state=request.state.value, version=1,
             requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
-            created_at=request.created_at, updated_at=request.updated_at, head_seq=0, document="{}",
-            in_state_since=request.created_at,
+            created_at=request.created_at, updated_at=request.updated_at, head_seq=0, head_hash=audit.GENESIS,
+            document="{}", in_state_since=request.created_at,
         ).returning(requests.c.id)).scalar_one()
         conn.execute(_COUNT, {"state": request.state.value, "d": 1})
-        self._write_effects(conn, request, actor, new=True)
+        self._write_effects(conn, request, actor, new=True, head=(0, audit.GENESIS))
         return request
 
     def save_in(self, conn: Connection, request: TrainingRequest, actor: str) -> TrainingRequest:
@@ -190,23 +216,27 @@ class SqlStore:
         stored, when the caller knows them) is upserted — all of them when it does not."""
         assert request.id is not None
         expected = request.version
+        if head is None:  # lock the row and read its chain head (a missing row: Conflict below)
+            locked = conn.execute(_HEAD_FOR_UPDATE, {"request_id": request.id}).first()
+            head = (int(locked.head_seq), locked.head_hash) if locked else (0, audit.GENESIS)
         version = expected if new else expected + 1
         at = request.updated_at
         at_text = _iso(at)
-        rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
-                 "to_state": e.to_state, "version": version, "actor": actor, "at": at_text,
-                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
-        # With no events the request's newest event stays what it was (the chain head may be another's).
-        head_seq = audit.append(conn, rows, head) if rows else conn.execute(
-            select(requests.c.head_seq).where(requests.c.id == request.id)).scalar() or 0
         request.version = version
         document = request.model_dump_json(exclude={"id", "version"})
         card = facts(request)
         moves = [e for e in request.pending_events() if e.to_state]
         moved = bool(moves)
+        doc = doc_hash(request.state.value, version, document)
+        rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
+                 "to_state": e.to_state, "version": version, "actor": actor, "at": at_text, "doc": doc,
+                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
+        head_seq, head_hash = audit.append(conn, head, rows)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
-                                      "b_document": document, "b_since": at if moved else None,
+                                      "b_head_hash": head_hash, "b_document": document,
+                                      "b_head_mac": self._mac(request.id, (head_seq, head_hash)),
+                                      "b_since": at if moved else None,
                                       "b_owners": json.dumps(list(card.owners)), "b_next": card.next_action,
                                       "b_missing": json.dumps(list(card.missing)), "b_title": request.intake.title,
                                       "b_requester": request.intake.requester.email,
@@ -235,17 +265,22 @@ class SqlStore:
                       at: datetime) -> int:
         """Append non-transition events (e-mail sent or bounced, invite sent…) to a request's history
         inside the caller's write transaction (see ``write_transaction``), without changing its
-        version. Returns the new head seq."""
-        version = conn.execute(select(requests.c.version).where(requests.c.id == request_id)).scalar()
-        if version is None:
+        version. Returns the request's new number of events."""
+        locked = conn.execute(_HEAD_FOR_UPDATE, {"request_id": request_id}).first()
+        if locked is None:
             raise NotFound(f"request {request_id}")
+        version, head = locked.version, (int(locked.head_seq), locked.head_hash)
+        # The events leave the row as it was: they carry the document hash of the request's newest event.
+        doc = conn.execute(_LAST_DOC, {"request_id": request_id, "rseq": head[0]}).scalar() or ""
         at_text = _iso(at)
-        head = audit.append(conn, [{"request_id": request_id, "type": e.type, "trigger": None, "from_state": None,
-                                    "to_state": None, "version": version, "actor": actor, "at": at_text,
-                                    "payload": audit.canonical_json(e.payload)} for e in events])
-        conn.execute(update(requests).where(requests.c.id == request_id).values(head_seq=head))
+        head_seq, head_hash = audit.append(conn, head, [{
+            "request_id": request_id, "type": e.type, "trigger": None, "from_state": None, "to_state": None,
+            "version": version, "actor": actor, "at": at_text, "doc": doc, "payload": audit.canonical_json(e.payload)}
+            for e in events])
+        conn.execute(update(requests).where(requests.c.id == request_id).values(
+            head_seq=head_seq, head_hash=head_hash, head_mac=self._mac(request_id, (head_seq, head_hash))))
         event_outbox.stage(conn, request_id, version, events, (), at)
-        return head
+        return head_seq
 
     @staticmethod
     def _insert_ignore(conn: Connection, table: Any, values: list[dict[str, Any]], keys: list[str]) -> None:
@@ -314,7 +349,7 @@ class SqlStore:
     def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
         last = 0
         while True:
-            query = select(audit_events).where(audit_events.c.seq > last)
+            query = select(audit_events).where(audit_events.c.seq > last)  # seq: the order across requests
             if request_id is not None:
                 query = query.where(audit_events.c.request_id == request_id)
             with read_transaction(self.engine) as conn:
@@ -323,56 +358,6 @@ class SqlStore:
                 return
             yield from (audit.to_record(r) for r in rows)
             last = rows[-1].seq
-
-    def due_checkpoints(self, now: datetime, limit: int = 1000) -> list[tuple[int, str]]:
-        """(request id, checkpoint key) of scheduled checkpoints due by ``now``, oldest first."""
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
-                                .where(checkpoints.c.status == CheckpointStatus.SCHEDULED.value,
-                                       checkpoints.c.due_at <= now)
-                                .order_by(checkpoints.c.due_at, checkpoints.c.key).limit(limit)).all()
-        return [(r.request_id, r.key) for r in rows]
-
-    def count_due_checkpoints(self, now: datetime) -> int:
-        """How many scheduled checkpoints are due by ``now`` (a progress display's total)."""
-        with read_transaction(self.engine) as conn:
-            return int(conn.execute(select(func.count()).select_from(checkpoints).where(
-                checkpoints.c.status == CheckpointStatus.SCHEDULED.value, checkpoints.c.due_at <= now)).scalar_one())
-
-    def measurable_requests(self, after_id: int = 0, limit: int = 500) -> list[int]:
-        """Ids above ``after_id`` of delivered requests with checkpoints, none of them still open."""
-        open_checkpoint = exists().where(and_(checkpoints.c.request_id == requests.c.id,
-                                              checkpoints.c.status.notin_([s.value for s in CLOSED_STATUSES])))
-        any_checkpoint = exists().where(checkpoints.c.request_id == requests.c.id)
-        with read_transaction(self.engine) as conn:
-            return list(conn.execute(select(requests.c.id).where(
-                requests.c.state == State.DELIVERED.value, requests.c.id > after_id, any_checkpoint, ~open_checkpoint)
-                .order_by(requests.c.id).limit(limit)).scalars())
-
-    def requests_owing_reminders(self, after_id: int = 0, limit: int = 500) -> list[int]:
-        """Ids above ``after_id`` of requests whose document holds a pending reminder (ascending)."""
-        pattern = f"%{REMINDER_PENDING}%"
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(select(requests.c.id).where(
-                requests.c.id > after_id, requests.c.document.like(pattern)).order_by(requests.c.id).limit(limit)).all()
-        return [int(r.id) for r in rows]
-
-    def unanswered_checkpoints(self, sent_before: datetime, limit: int = 1000,
-                               max_reminders: int | None = None,
-                               min_reminders: int | None = None) -> list[tuple[int, str]]:
-        """Sent checkpoints without an answer whose survey (or last reminder) went out by ``sent_before``
-        and, given ``max_reminders``, that may still be reminded (else those that may not would fill
-        every batch of ``limit`` and starve the rest)."""
-        last = func.coalesce(checkpoints.c.last_reminder_at, checkpoints.c.sent_at)
-        conds = [checkpoints.c.status == CheckpointStatus.SENT.value, last <= sent_before]
-        if max_reminders is not None:
-            conds.append(checkpoints.c.reminders_sent < max_reminders)
-        if min_reminders is not None:
-            conds.append(checkpoints.c.reminders_sent >= min_reminders)
-        with read_transaction(self.engine) as conn:
-            rows = conn.execute(select(checkpoints.c.request_id, checkpoints.c.key)
-                                .where(*conds).order_by(last, checkpoints.c.key).limit(limit)).all()
-        return [(r.request_id, r.key) for r in rows]
 
     def analytics_tracks(self, since: int = 0) -> list[Track]:
         """The tracks computed by SQL aggregates (``connectors/db/analytics.py``): every request's through the
@@ -384,7 +369,23 @@ class SqlStore:
             return int(conn.execute(select(func.coalesce(func.max(audit_events.c.seq), 0))).scalar_one())
 
     def verify(self) -> VerifyReport:
-        return audit.verify(self.engine)
+        """Every chain and the signed checkpoints (with this store's key when it has one)."""
+        key = self.signing_key
+        return audit.verify(self.engine, public_hex(key) if key is not None else None,
+                            mac_key(key) if key is not None else None)
+
+    def checkpoint(self, at: datetime) -> SignedCheckpoint | None:
+        """Sign the heads of every chain (None: nothing changed since the latest checkpoint)."""
+        if self.signing_key is None:
+            raise RuntimeError("this store has no audit signing key")
+        return audit.write_checkpoint(self.engine, self.signing_key, at)
+
+    def checkpoints(self) -> builtins.list[SignedCheckpoint]:
+        with read_transaction(self.engine) as conn:
+            return audit.checkpoints(conn)
+
+    def public_key(self) -> str | None:
+        return public_hex(self.signing_key) if self.signing_key is not None else None
 
     # Last in the class: a method named `list` shadows the builtin in annotations below it.
     def list(self, flt: ListFilter) -> tuple[list[RequestSummary], int]:

@@ -36,9 +36,12 @@ requests = Table(
     Column("sponsor_email", String(320), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # seq of this request's newest audit event: lets `audit verify` notice a
-    # request whose newest events were cut off the end of the chain.
+    # This request's chain head: how many audit events it has (the rseq of the newest) and the
+    # newest one's hash; lets `audit verify` notice events cut off or added behind its back.
     Column("head_seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False, server_default="0" * 64),
+    # HMAC of (id, head_seq, head_hash) under the audit key ("" when written without it, e.g. migrated).
+    Column("head_mac", String(64), nullable=False, server_default=""),
     Column("document", Text, nullable=False),
     # The board's card, derived from the document by the store on every save (states/card.py), so the
     # board reads no document: when the state last changed, the work's owners and the next action
@@ -63,14 +66,16 @@ request_counts = Table(
     Column("n", Integer, nullable=False),
 )
 
-# Append-only, hash-chained history. UPDATE and DELETE are refused by triggers
-# (see migrations); `seq` is assigned by the writer holding the chain lock, so
-# the primary key itself forbids a fork.
+# Append-only history, one hash chain per request (connectors/audit_chain.py). UPDATE and DELETE
+# are refused by triggers (see migrations). ``seq`` (assigned by the database) orders events
+# across requests for display only; ``rseq`` numbers a request's own events, and the unique
+# (request_id, rseq) forbids a fork: a writer holds the request's row lock while it appends.
 audit_events = Table(
     "audit_events",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("request_id", Integer, nullable=False),
+    Column("rseq", Integer, nullable=False),
     Column("type", String(40), nullable=False),
     Column("trigger", String(20), nullable=True),
     Column("from_state", String(20), nullable=True),
@@ -78,10 +83,22 @@ audit_events = Table(
     Column("version", Integer, nullable=False),
     Column("actor", String(320), nullable=False),
     Column("at", String(40), nullable=False),
+    Column("doc", String(64), nullable=False),  # doc_hash of the request row this event left
     Column("payload", Text, nullable=False),  # canonical JSON
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
-    Index("ix_audit_request_seq", "request_id", "seq"),
+    UniqueConstraint("request_id", "rseq", name="uq_audit_request_rseq"),
+)
+
+# Signed checkpoints of every chain head (connectors/audit_checkpoints.py), append-only too.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("n", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("heads", Text, nullable=False),
+    Column("signature", String(128), nullable=False),
 )
 
 # Measurement checkpoints: durable timers, one per (request, plan item, offset).

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
+from connectors.audit_checkpoints import SignedCheckpoint
 
+if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
     from states.analytics import Track
     from states.request import TrainingRequest
 
@@ -35,6 +36,8 @@ class AuditRecord:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    rseq: int = 0  # the event's number in its request's own chain (1, 2, …)
+    doc: str = ""  # doc_hash of the request row the event left behind
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,15 @@ class VerifyReport:
     broken_seq: int | None = None
     request_id: int | None = None
     reason: str = ""
+    broken_rseq: int | None = None  # the first broken (or missing) event, numbered in its request's chain
+    checkpoint: int | None = None  # the checkpoint that does not verify, when it is one
+    checkpoints_checked: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "events_checked": self.events_checked, "requests_checked": self.requests_checked,
-                "broken_seq": self.broken_seq, "request_id": self.request_id, "reason": self.reason}
+                "checkpoints_checked": self.checkpoints_checked, "broken_seq": self.broken_seq,
+                "request_id": self.request_id, "broken_event": self.broken_rseq, "checkpoint": self.checkpoint,
+                "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -208,7 +216,23 @@ class RequestStore(Protocol):
         ...
 
     def verify(self) -> VerifyReport:
-        """Walk the whole hash chain and name the first broken link, if any."""
+        """Walk every request's hash chain and check the signed checkpoints; name the first broken link."""
+        ...
+
+    def checkpoint(self, at: datetime) -> SignedCheckpoint | None:
+        """Sign the heads of every chain as the next checkpoint; None when nothing changed since the latest."""
+        ...
+
+    def checkpoints(self) -> builtins.list[SignedCheckpoint]:
+        """Every checkpoint, oldest first."""
+        ...
+
+    def public_key(self) -> str | None:
+        """The checkpoints' Ed25519 public key (hex), None without a signing key."""
+        ...
+
+    def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
+        """Every event (of one request, given ``request_id``), in the order they were written."""
         ...
 
     # Last in the class: a method named `list` shadows the builtin in annotations below it.

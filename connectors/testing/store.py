@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors import audit_chain as audit
+from connectors.audit_checkpoints import SignedCheckpoint
 from connectors.ports import (
     SORT_KEYS,
     AuditRecord,
@@ -48,6 +49,12 @@ def _hashed(record: AuditRecord) -> dict[str, Any]:
     return {**dataclasses.asdict(record), "payload": audit.canonical_json(record.payload)}
 
 
+def _tuple(record: AuditRecord) -> tuple[Any, ...]:
+    """The record as ``audit_chain.verify_chain`` reads a stored row."""
+    row = _hashed(record)
+    return (*(row[f] for f in audit.FIELDS), record.prev_hash, record.hash, record.seq)
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), UTC)
 
@@ -65,6 +72,8 @@ class _Row:
     head_seq: int
     document: str
     in_state_since: datetime
+    head_hash: str = audit.GENESIS
+    head_mac: str = ""
 
 
 @dataclasses.dataclass
@@ -102,7 +111,9 @@ class InMemoryStore:
     Requests are stored as JSON documents, so callers never share objects with it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, signing_key: Any = None) -> None:
+        self.signing_key = signing_key  # Ed25519 key of the checkpoints (as SqlStore's), or None
+        self._checkpoints: builtins.list[SignedCheckpoint] = []
         self._lock = threading.RLock()  # re-entered by update()
         self._rows: dict[int, _Row] = {}
         self._events: list[AuditRecord] = []
@@ -143,16 +154,22 @@ class InMemoryStore:
             mutate(request)
             return self.save(request, actor)
 
+    def _mac(self, request_id: int, head: tuple[int, str]) -> str:
+        from connectors.audit_checkpoints import mac_key
+
+        return audit.head_mac(mac_key(self.signing_key), request_id, *head) if self.signing_key is not None else ""
+
     def _chained(self, request_id: int, events: Sequence[DomainEvent], actor: str, at: datetime,
-                 version: int) -> builtins.list[AuditRecord]:
-        """``events`` as the next hash-chained audit records (not yet appended)."""
-        seq, prev = (self._events[-1].seq, self._events[-1].hash) if self._events else (0, audit.GENESIS)
+                 version: int, head: tuple[int, str], doc: str) -> builtins.list[AuditRecord]:
+        """``events`` as the next links of the request's chain after ``head`` (not yet appended)."""
+        seq = self._events[-1].seq if self._events else 0
+        rseq, prev = head
         records = []
         for e in events:
-            seq += 1
+            seq, rseq = seq + 1, rseq + 1
             record = AuditRecord(seq=seq, request_id=request_id, type=e.type, trigger=e.trigger,
                                  from_state=e.from_state, to_state=e.to_state, version=version, actor=actor,
-                                 at=_iso(at), payload=e.payload, prev_hash=prev, hash="")
+                                 at=_iso(at), payload=e.payload, prev_hash=prev, hash="", rseq=rseq, doc=doc)
             prev = audit.event_hash(prev, _hashed(record))
             records.append(dataclasses.replace(record, hash=prev))
         return records
@@ -163,12 +180,15 @@ class InMemoryStore:
         row = self._rows.get(request_id)
         if row is None:
             raise NotFound(f"request {request_id}")
-        records = self._chained(request_id, events, actor, at, row.version)
+        doc = next((e.doc for e in reversed(self._events) if e.request_id == request_id), "")
+        records = self._chained(request_id, events, actor, at, row.version, (row.head_seq, row.head_hash), doc)
         staged = self._staged(request_id, row.version, events, (), at)
         self._events.extend(records)
         self.events = [*self.events, *staged]
         if records:
-            self._rows[request_id] = dataclasses.replace(row, head_seq=records[-1].seq)
+            head = (records[-1].rseq, records[-1].hash)
+            self._rows[request_id] = dataclasses.replace(row, head_seq=head[0], head_hash=head[1],
+                                                         head_mac=self._mac(request_id, head))
 
     def _staged(self, request_id: int, version: int, events: Sequence[DomainEvent], keys: Sequence[str],
                 at: datetime) -> builtins.list[StagedEvent]:
@@ -185,11 +205,14 @@ class InMemoryStore:
         """Build every effect first, then apply them together (nothing half-written on an error)."""
         assert request.id is not None
         at = request.updated_at
-        records = self._chained(request.id, request.pending_events(), actor, at, version)
-        seq = records[-1].seq if records else 0
         # The document round-trips through JSON exactly as SqlStore stores it.
         document = request.model_dump_json(exclude={"id", "version"})
-        head = seq if records else (0 if new else self._rows[request.id].head_seq)
+        old = None if new else self._rows[request.id]
+        head = (old.head_seq, old.head_hash) if old else (0, audit.GENESIS)
+        records = self._chained(request.id, request.pending_events(), actor, at, version, head,
+                                audit.doc_hash(request.state.value, version, document))
+        if records:
+            head = (records[-1].rseq, records[-1].hash)
         derived = (_Timer(c.key, request.id, c.status.value, c.due_at, c.sent_at, c.reminders_sent,
                           c.last_reminder_at) for c in request.checkpoints)
         timers = {t.key: t for t in derived if self._timers.get(t.key) != t}  # new or changed
@@ -203,7 +226,8 @@ class InMemoryStore:
                  else self._rows[request.id].in_state_since)
         self._rows[request.id] = _Row(request.id, request.intake.title, request.state.value, version,
                                       request.intake.requester.email, request.intake.sponsor.email,
-                                      created, at, head, document, since)
+                                      created, at, head[0], document, since, head[1],
+                                      self._mac(request.id, head))
         self._events.extend(records)
         self._timers.update(timers)
         self.outbox.update(messages)
@@ -349,7 +373,7 @@ class InMemoryStore:
     def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
         """The tracks by walking the events (``states.analytics.walk``, the oracle of the SQL)."""
         with self._lock:
-            changed = {i for i, r in self._rows.items() if r.head_seq > since}
+            changed = {e.request_id for e in self._events if e.seq > since}
             events = [e for e in self._events if e.request_id in changed]
         return walk(events)
 
@@ -358,20 +382,77 @@ class InMemoryStore:
             return self._events[-1].seq if self._events else 0
 
     def verify(self) -> VerifyReport:
-        """Walk the chain as ``connectors.db.audit.verify`` does (it is always intact here)."""
+        """Walk every chain and check the checkpoints as ``connectors.db.audit.verify`` does."""
+        from connectors import audit_checkpoints as cps
+
         with self._lock:
-            prev = audit.GENESIS
-            heads: dict[int, int] = {}
-            for n, e in enumerate(self._events, start=1):
-                if e.seq != n or e.prev_hash != prev or audit.event_hash(prev, _hashed(e)) != e.hash:
-                    return VerifyReport(False, n, 0, n, e.request_id, f"event {n} is broken")
-                prev = e.hash
-                heads[e.request_id] = e.seq
-            for req_id, r in sorted(self._rows.items()):
-                if heads.get(req_id, 0) != r.head_seq:
-                    return VerifyReport(False, len(self._events), len(self._rows), r.head_seq, req_id,
-                                        f"request {req_id}: its newest event is missing")
-            return VerifyReport(True, len(self._events), len(self._rows))
+            by_request: dict[int, builtins.list[AuditRecord]] = {}
+            for e in self._events:
+                by_request.setdefault(e.request_id, []).append(e)
+            latest = self._checkpoints[-1] if self._checkpoints else None
+            marks = {rid: count for rid, count, _ in cps.heads_of(latest)} if latest else {}
+            latest_heads = {rid: (count, h) for rid, count, h in cps.heads_of(latest)} if latest else {}
+            checked, current, marked = 0, {}, {}
+            for rid in sorted(set(by_request) | set(self._rows)):
+                row = self._rows.get(rid)
+                records = sorted(by_request.get(rid, []), key=lambda r: r.rseq)
+                n, fault, mark = audit.verify_chain(
+                    rid, [_tuple(r) for r in records], (row.head_seq, row.head_hash) if row else None,
+                    audit.doc_hash(row.state, row.version, row.document) if row else None, marks.get(rid, 0))
+                checked += n
+                if fault is None and row is not None and self.signing_key is not None:
+                    head = (row.head_seq, row.head_hash)
+                    if row.head_mac != self._mac(rid, head) and (latest_heads.get(rid) != head):
+                        fault = audit.ChainFault(rid, 1, "its chain head is not sealed with the audit key")
+                if fault is not None:
+                    return VerifyReport(False, checked, len(self._rows), fault.seq, rid,
+                                        f"request {rid}: {fault.reason}", broken_rseq=fault.rseq,
+                                        checkpoints_checked=len(self._checkpoints))
+                if row is not None:
+                    current[rid] = (row.head_seq, row.head_hash)
+                if mark is not None:
+                    marked[rid] = mark
+            public = cps.public_hex(self.signing_key) if self.signing_key is not None else None
+            cfault = cps.verify_signatures(self._checkpoints, public)
+            if cfault is None and latest is not None:
+                cfault = cps.check_against_chains(latest, current, marked)
+            if cfault is not None:
+                return VerifyReport(False, checked, len(self._rows), None, cfault.request_id, cfault.reason,
+                                    broken_rseq=cfault.rseq, checkpoint=cfault.n,
+                                    checkpoints_checked=len(self._checkpoints))
+            return VerifyReport(True, checked, len(self._rows), checkpoints_checked=len(self._checkpoints))
+
+    def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
+        with self._lock:
+            events = [e for e in self._events if request_id is None or e.request_id == request_id]
+        return iter(events)
+
+    def checkpoint(self, at: datetime) -> SignedCheckpoint | None:
+        """Sign every chain head, as ``SqlStore.checkpoint`` (None: nothing changed since the latest)."""
+        from connectors import audit_checkpoints as cps
+
+        if self.signing_key is None:
+            raise RuntimeError("this store has no audit signing key")
+        with self._lock:
+            latest = self._checkpoints[-1] if self._checkpoints else None
+            events = sum(r.head_seq for r in self._rows.values())
+            if latest is not None and (cps.body_of(latest)["requests"], cps.body_of(latest)["events"]) == (
+                    len(self._rows), events):
+                return None
+            heads = [(rid, r.head_seq, r.head_hash) for rid, r in sorted(self._rows.items())]
+            cp = cps.make(self.signing_key, len(self._checkpoints) + 1, at.isoformat(), heads,
+                          self._events[-1].seq if self._events else 0, latest)
+            self._checkpoints.append(cp)
+            return cp
+
+    def checkpoints(self) -> builtins.list[SignedCheckpoint]:
+        with self._lock:
+            return list(self._checkpoints)
+
+    def public_key(self) -> str | None:
+        from connectors import audit_checkpoints as cps
+
+        return cps.public_hex(self.signing_key) if self.signing_key is not None else None
 
 
 def _on_board(c: BoardRow, q: BoardQuery) -> bool:

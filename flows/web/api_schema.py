@@ -114,8 +114,11 @@ class HistoryEntry(BaseModel):
                                    "payload.via (entries from before it had its field: '<owner> (via api)')")
     at: str
     payload: dict[str, Any]
-    prev_hash: str
+    prev_hash: str = Field(description="hash of the same request's previous event (64 zeros for its first)")
     hash: str
+    rseq: int = Field(description="the event's number in its request's own hash chain (1, 2, …)")
+    doc: str = Field(description="sha256 of the request's state and document as this event left them "
+                                 "(empty for events migrated from before 0009_audit_chains, but the newest)")
 
 
 class PlanView(BaseModel):

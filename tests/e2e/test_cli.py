@@ -229,7 +229,7 @@ def test_walk_through_design_path_to_acknowledged(cli: Cli) -> None:
         assert heading in view
     assert "partly_met" in view
 
-    assert cli("audit", "verify").out.startswith("audit chain ok")
+    assert cli("audit", "verify").out.startswith("audit chains ok")
     assert cli("audit", "verify", "--json").json()["ok"] is True
 
 
@@ -384,9 +384,10 @@ def test_broken_audit_chain_exits_6_naming_the_first_broken_link(tmp_path: Path)
         db.execute("DROP TRIGGER audit_events_no_update")
         db.execute("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2")
     broken = cli("audit", "verify", code=6)
-    assert "BROKEN at event 2 (request 1)" in broken.err and "altered" in broken.err
+    assert "BROKEN at request 1 event 2 (seq 2)" in broken.err and "altered" in broken.err
     report = cli("audit", "verify", "--json", code=6).json()
     assert report["ok"] is False and report["broken_seq"] == 2 and report["request_id"] == rid
+    assert report["broken_event"] == 2
 
 
 def test_database_and_settings_errors_exit_1_without_traceback(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_history_at_80_columns_tells_every_event_in_words(cli: Ldflow, delivered
 
 def test_counts_read_as_words(cli: Ldflow, delivered: int) -> None:
     events = len(cli("history", delivered, "--json").json())
-    assert cli("audit", "verify").out == f"audit chain ok: {events} events, 1 request checked\n"
+    assert cli("audit", "verify").out == f"audit chains ok: {events} events, 1 request, 0 signed checkpoints checked\n"
     FileClock(cli.home / "clock.json").set(datetime(2026, 11, 12, 10, 0, tzinfo=UTC))  # reaction:P1D is due
     out = cli("record", delivered, "-c", "reaction:P1D", "--value", "88", "--if-version", "7").out
     assert "; 3 checkpoints still open" in out

@@ -76,7 +76,7 @@ def test_the_track_cache_recomputes_only_what_moved_on(engine: Engine) -> None:
 
 
 def test_a_0006_database_upgrades_and_its_requests_get_tracks(empty_engine: Engine) -> None:
-    """Migration 0007 adds the track cache beside an existing database's rows, which stay as they were."""
+    """Migration 0008 adds the track cache beside an existing database's rows, which stay as they were."""
     from sqlalchemy import inspect, text
 
     from connectors.db import schema

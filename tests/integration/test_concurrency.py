@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -126,7 +127,7 @@ def test_concurrent_triggers_on_one_request_exactly_one_wins(db_url: str, tmp_pa
 
 
 @pytest.mark.slow
-def test_concurrent_writers_on_different_requests_keep_one_unforked_chain(db_url: str, tmp_path: Path) -> None:
+def test_concurrent_writers_on_different_requests_keep_unforked_chains(db_url: str, tmp_path: Path) -> None:
     engine = make_engine(db_url)
     service = Service(SqlStore(engine), SystemClock())
     drive_to(service, "diagnosed")  # request 1: the workers' warm-up reads it
@@ -136,14 +137,20 @@ def test_concurrent_writers_on_different_requests_keep_one_unforked_chain(db_url
 
     assert all(o["ok"] == notes + 1 and not o["errors"] for o in outcomes), outcomes
     with engine.connect() as conn:
-        rows = conn.execute(select(audit_events.c.seq, audit_events.c.prev_hash, audit_events.c.hash,
-                                   audit_events.c.request_id).order_by(audit_events.c.seq)).all()
+        rows = conn.execute(select(audit_events.c.seq, audit_events.c.rseq, audit_events.c.prev_hash,
+                                   audit_events.c.hash, audit_events.c.request_id)
+                            .order_by(audit_events.c.request_id, audit_events.c.rseq)).all()
         n_requests = conn.execute(select(func.count()).select_from(requests)).scalar_one()
     expected = 4 + WORKERS * (notes + 1)  # request 1: submitted, diagnosed, plan drafted, plan approved
-    assert [r.seq for r in rows] == list(range(1, expected + 1))  # contiguous
-    prevs = [r.prev_hash for r in rows]
-    assert len(set(prevs)) == len(prevs)  # no two events claim the same predecessor: no fork
-    assert all(rows[i].prev_hash == rows[i - 1].hash for i in range(1, len(rows)))
+    assert sorted(r.seq for r in rows) == list(range(1, expected + 1))  # one global order, no gap
+    chains: dict[int, list[Any]] = {}
+    for r in rows:
+        chains.setdefault(r.request_id, []).append(r)
+    for chain in chains.values():  # each request's chain: numbered 1…n, each event linked to the one before
+        assert [r.rseq for r in chain] == list(range(1, len(chain) + 1))
+        prevs = [r.prev_hash for r in chain]
+        assert len(set(prevs)) == len(prevs)  # no two events claim the same predecessor: no fork
+        assert all(chain[i].prev_hash == chain[i - 1].hash for i in range(1, len(chain)))
     assert n_requests == WORKERS + 1
     for rid in range(2, WORKERS + 2):  # each worker's request has its own complete, ordered history
         history = service.history(rid)

@@ -33,9 +33,11 @@ def test_add_assigns_ids_and_version_one_and_records_the_submission(any_store: R
     assert (first.id, first.version, second.id, second.version) == (1, 1, 2, 1)
     assert first.pending_events() == [] and first.pending_notifications() == []
     [record] = any_store.history(2)
-    assert (record.seq, record.request_id, record.type, record.version, record.actor) == (
-        2, 2, "submitted", 1, "bea@example.org")
-    assert any_store.history(1)[0].prev_hash == GENESIS and record.prev_hash == any_store.history(1)[0].hash
+    assert (record.seq, record.rseq, record.request_id, record.type, record.version, record.actor) == (
+        2, 1, 2, "submitted", 1, "bea@example.org")
+    # each request's chain starts on its own: no link to the other request's event
+    assert any_store.history(1)[0].prev_hash == GENESIS and record.prev_hash == GENESIS
+    assert record.hash != any_store.history(1)[0].hash
     assert any_store.get(2).intake.title == "Bravo course"
 
 

@@ -110,7 +110,9 @@ def test_the_event_outbox_migration_keeps_an_existing_databases_data(empty_engin
                           "'a@example.org', 'b@example.org', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0, '{}')"))
     before = {t: _rows(empty_engine, t) for t in ("requests", "audit_events", "outbox")}
     assert schema.upgrade(empty_engine) == schema.HEAD
-    assert {t: _rows(empty_engine, t) for t in before} == before
+    after = {t: _rows(empty_engine, t) for t in before}
+    after["requests"] = [r[:-2] for r in after["requests"]]  # 0009 adds head_hash, head_mac (last): the rest as it was
+    assert after == before
     assert SqlEventLog(empty_engine).count_pending() == 0
     Service(SqlStore(empty_engine), FixedClock(T0)).submit(intake_data(), ACTOR)
     assert [e.event for e in SqlEventLog(empty_engine).pending()] == ["ldflow.request.submitted",

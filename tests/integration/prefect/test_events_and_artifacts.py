@@ -148,7 +148,8 @@ def test_a_pipeline_run_publishes_its_counts_and_attention_artifacts(rt: Any) ->
     rows = yaml.safe_load(table.data) if isinstance(table.data, str) else table.data
     counts = {(r["step"], r["count"]): r["value"] for r in rows}
     assert counts[("intake", "quarantined")] == 1 and counts[("dispatch", "sent")] == 1
-    assert {step for step, _ in counts} == {"intake", "followups", "advance", "digest", "dispatch", "events"}
+    assert {step for step, _ in counts} == {"intake", "followups", "advance", "digest", "dispatch", "audit",
+                                            "events"}
     attention = by_key["ldflow-pipeline-attention"]
     assert attention.type == "markdown" and "# Needs attention" in str(attention.data)
     assert "new.json" in str(attention.data) and "quarantined" in str(attention.data)
