@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from connectors.ports import AuditRecord, BoardQuery, BoardRow
 from flows import sla
-from flows.attention import checkpoint_items, sla_items
+from flows.attention import Item, attention_list, checkpoint_items, sla_items
 from states.card import next_step as next_step
 from states.card import owners as owners
 from states.checkpoints import CheckpointStatus
@@ -152,20 +152,28 @@ def _age(since: datetime, now: datetime) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}" if hours >= 1 else "just now"
 
 
-def _card(row: BoardRow, now: datetime, badge: str) -> Card:
-    reasons = _reasons(row.open_checkpoints, now)
+def _card(row: BoardRow, now: datetime, clocks: list[Item]) -> Card:
+    reasons = [*_reasons(row.open_checkpoints, now), *(i.text for i in clocks)]
+    statuses = {i.status for i in clocks}
+    badge = "breached" if "breached" in statuses else "near" if "near" in statuses else ""
     return Card(id=row.id, title=row.title, state=row.state, version=row.version, requester=row.requester,
                 sponsor=row.sponsor, owners=row.owners, since=row.in_state_since, age=_age(row.in_state_since, now),
                 next_action=row.next_action, missing=row.missing, attention=tuple(reasons), sla=badge)
 
 
-def _sla_badge(app: App, request_id: int, policy: sla.Policy | None, now: datetime) -> str:
-    """The card's SLA badge ("breached", "near" or ""): its running clocks, from its history."""
+def _sla_attention(app: App, policy: sla.Policy | None, now: datetime) -> tuple[int, ...]:
+    """The open requests with an SLA clock breached or near it (the attention filter; it reads every open
+    request's history, so only that filter pays for it)."""
     if policy is None:
-        return ""
-    request = app.service.show(request_id)
-    clocks = {i.status for i in sla_items(request, app.service.history(request_id), policy, now)}
-    return "breached" if "breached" in clocks else "near" if "near" in clocks else ""
+        return ()
+    return tuple(sorted({i.request_id for i in attention_list(app, now, policy) if i.kind == "sla"}))
+
+
+def _sla_clocks(app: App, request_id: int, policy: sla.Policy | None, now: datetime) -> list[Item]:
+    """A shown card's running SLA clocks that breached or are near it, from its history."""
+    if policy is None:
+        return []
+    return sla_items(app.service.show(request_id), app.service.history(request_id), policy, now)
 
 
 def board(app: App, flt: BoardFilter) -> Board:
@@ -180,6 +188,7 @@ def board(app: App, flt: BoardFilter) -> Board:
     query = BoardQuery(order=order, states=flt.states, requester=flt.requester or None, sponsor=flt.sponsor or None,
                        owner=flt.owner or None, text=flt.q or None,
                        needs_attention_before=now - timedelta(days=UNANSWERED_DAYS) if flt.attention else None,
+                       attention_ids=_sla_attention(app, policy, now) if flt.attention else (),
                        limit=flt.per_page, offset=(flt.page - 1) * flt.per_page)
     found = app.service.board(query)
     total = sum(found.counts.values())
@@ -188,7 +197,7 @@ def board(app: App, flt: BoardFilter) -> Board:
         found = app.service.board(replace(query, offset=(pages - 1) * flt.per_page))
     cards: dict[str, list[Card]] = {}
     for row in found.rows:
-        cards.setdefault(row.state, []).append(_card(row, now, _sla_badge(app, row.id, policy, now)))
+        cards.setdefault(row.state, []).append(_card(row, now, _sla_clocks(app, row.id, policy, now)))
     states = [s for s in ORDER if s.value in order and (not flt.states or s.value in flt.states)]
     closed = [Column(s.value, found.counts.get(s.value, 0)) for s in ORDER if collapse and s in TERMINAL]
     return Board(columns=[Column(s.value, found.counts.get(s.value, 0), cards.get(s.value, [])) for s in states],

@@ -49,9 +49,10 @@ def conditions(q: BoardQuery) -> list[ColumnElement[bool]]:
         title = func.lower(requests.c.title).contains(q.text.lower(), autoescape=True)
         conds.append(or_(title, requests.c.id == int(q.text)) if q.text.isdigit() and len(q.text) < 10 else title)
     if q.needs_attention_before is not None:
-        conds.append(exists().where(checkpoints.c.request_id == requests.c.id, or_(
+        waiting = exists().where(checkpoints.c.request_id == requests.c.id, or_(
             checkpoints.c.status == NEEDS_REVIEW,
-            and_(checkpoints.c.status == SENT, checkpoints.c.sent_at < q.needs_attention_before))))
+            and_(checkpoints.c.status == SENT, checkpoints.c.sent_at < q.needs_attention_before)))
+        conds.append(or_(waiting, requests.c.id.in_(list(q.attention_ids))) if q.attention_ids else waiting)
     return conds
 
 

@@ -95,7 +95,8 @@ class BoardQuery:
 
     The cards run through the columns in ``order`` (each column newest change first), and the page is
     ``limit`` cards from ``offset`` in that run; ``needs_attention_before`` keeps only requests with a
-    checkpoint needing review or sent before then and still unanswered.
+    checkpoint needing review or sent before then and still unanswered, or one of ``attention_ids``
+    (what the attention list found otherwise, e.g. an SLA breach).
     """
 
     order: Sequence[str]
@@ -105,6 +106,7 @@ class BoardQuery:
     owner: str | None = None
     text: str | None = None  # a piece of the title (any case), or the id
     needs_attention_before: datetime | None = None
+    attention_ids: Sequence[int] = ()
     limit: int = 50
     offset: int = 0
 

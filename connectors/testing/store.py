@@ -20,9 +20,9 @@ from connectors.ports import (
     ListFilter,
     RequestSummary,
     StagedEvent,
-    VerifyReport,
 )
 from connectors.prefect_events import change_events
+from connectors.testing.store_audit import InMemoryAuditChecks, _hashed
 from states.analytics import Track, walk
 from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
@@ -42,17 +42,6 @@ __all__ = ["InMemoryStore", "OutboxMessage"]
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _hashed(record: AuditRecord) -> dict[str, Any]:
-    """The record as the audit row whose content is hashed (payload as canonical JSON)."""
-    return {**dataclasses.asdict(record), "payload": audit.canonical_json(record.payload)}
-
-
-def _tuple(record: AuditRecord) -> tuple[Any, ...]:
-    """The record as ``audit_chain.verify_chain`` reads a stored row."""
-    row = _hashed(record)
-    return (*(row[f] for f in audit.FIELDS), record.prev_hash, record.hash, record.seq)
 
 
 def _day_start(day: date) -> datetime:
@@ -99,7 +88,7 @@ class OutboxMessage:
     status: str = "pending"
 
 
-class InMemoryStore:
+class InMemoryStore(InMemoryAuditChecks):
     """The ``RequestStore`` port without a database: requests, history, checkpoint timers and
     outbox in dictionaries (thread-safe).
 
@@ -381,78 +370,10 @@ class InMemoryStore:
         with self._lock:
             return self._events[-1].seq if self._events else 0
 
-    def verify(self) -> VerifyReport:
-        """Walk every chain and check the checkpoints as ``connectors.db.audit.verify`` does."""
-        from connectors import audit_checkpoints as cps
-
-        with self._lock:
-            by_request: dict[int, builtins.list[AuditRecord]] = {}
-            for e in self._events:
-                by_request.setdefault(e.request_id, []).append(e)
-            latest = self._checkpoints[-1] if self._checkpoints else None
-            marks = {rid: count for rid, count, _ in cps.heads_of(latest)} if latest else {}
-            latest_heads = {rid: (count, h) for rid, count, h in cps.heads_of(latest)} if latest else {}
-            checked, current, marked = 0, {}, {}
-            for rid in sorted(set(by_request) | set(self._rows)):
-                row = self._rows.get(rid)
-                records = sorted(by_request.get(rid, []), key=lambda r: r.rseq)
-                n, fault, mark = audit.verify_chain(
-                    rid, [_tuple(r) for r in records], (row.head_seq, row.head_hash) if row else None,
-                    audit.doc_hash(row.state, row.version, row.document) if row else None, marks.get(rid, 0))
-                checked += n
-                if fault is None and row is not None and self.signing_key is not None:
-                    head = (row.head_seq, row.head_hash)
-                    if row.head_mac != self._mac(rid, head) and (latest_heads.get(rid) != head):
-                        fault = audit.ChainFault(rid, 1, "its chain head is not sealed with the audit key")
-                if fault is not None:
-                    return VerifyReport(False, checked, len(self._rows), fault.seq, rid,
-                                        f"request {rid}: {fault.reason}", broken_rseq=fault.rseq,
-                                        checkpoints_checked=len(self._checkpoints))
-                if row is not None:
-                    current[rid] = (row.head_seq, row.head_hash)
-                if mark is not None:
-                    marked[rid] = mark
-            public = cps.public_hex(self.signing_key) if self.signing_key is not None else None
-            cfault = cps.verify_signatures(self._checkpoints, public)
-            if cfault is None and latest is not None:
-                cfault = cps.check_against_chains(latest, current, marked)
-            if cfault is not None:
-                return VerifyReport(False, checked, len(self._rows), None, cfault.request_id, cfault.reason,
-                                    broken_rseq=cfault.rseq, checkpoint=cfault.n,
-                                    checkpoints_checked=len(self._checkpoints))
-            return VerifyReport(True, checked, len(self._rows), checkpoints_checked=len(self._checkpoints))
-
     def iter_history(self, request_id: int | None = None, batch: int = 5000) -> Iterator[AuditRecord]:
         with self._lock:
             events = [e for e in self._events if request_id is None or e.request_id == request_id]
         return iter(events)
-
-    def checkpoint(self, at: datetime) -> SignedCheckpoint | None:
-        """Sign every chain head, as ``SqlStore.checkpoint`` (None: nothing changed since the latest)."""
-        from connectors import audit_checkpoints as cps
-
-        if self.signing_key is None:
-            raise RuntimeError("this store has no audit signing key")
-        with self._lock:
-            latest = self._checkpoints[-1] if self._checkpoints else None
-            events = sum(r.head_seq for r in self._rows.values())
-            if latest is not None and (cps.body_of(latest)["requests"], cps.body_of(latest)["events"]) == (
-                    len(self._rows), events):
-                return None
-            heads = [(rid, r.head_seq, r.head_hash) for rid, r in sorted(self._rows.items())]
-            cp = cps.make(self.signing_key, len(self._checkpoints) + 1, at.isoformat(), heads,
-                          self._events[-1].seq if self._events else 0, latest)
-            self._checkpoints.append(cp)
-            return cp
-
-    def checkpoints(self) -> builtins.list[SignedCheckpoint]:
-        with self._lock:
-            return list(self._checkpoints)
-
-    def public_key(self) -> str | None:
-        from connectors import audit_checkpoints as cps
-
-        return cps.public_hex(self.signing_key) if self.signing_key is not None else None
 
 
 def _on_board(c: BoardRow, q: BoardQuery) -> bool:
@@ -461,7 +382,7 @@ def _on_board(c: BoardRow, q: BoardQuery) -> bool:
     return ((not q.states or c.state in q.states) and (not q.requester or c.requester == q.requester.lower())
             and (not q.sponsor or c.sponsor == q.sponsor.lower()) and (not q.owner or q.owner.lower() in c.owners)
             and (not text or text in c.title.lower() or text == str(c.id))
-            and (late is None or any(status == CheckpointStatus.NEEDS_REVIEW.value
+            and (late is None or c.id in q.attention_ids or any(status == CheckpointStatus.NEEDS_REVIEW.value
                                      or (status == CheckpointStatus.SENT.value and sent is not None and sent < late)
                                      for _, _, status, sent in c.open_checkpoints)))
 

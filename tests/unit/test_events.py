@@ -113,7 +113,9 @@ def test_every_stored_event_reads_back_as_its_class_with_the_same_payload(memory
     memory_service.answer(grouped.id, "m2:P1D", "learner1@learners.example.org", {"value": 3}, ACTOR, via="reply")
     memory_service.answer(grouped.id, "m2:P1D", "learner1@learners.example.org", {"value": 4}, ACTOR, via="reply")
     memory_service.answer(grouped.id, "m2:P1D", "learner2@learners.example.org", {"value": 5}, ACTOR, via="link")
+    clock.set(answered.checkpoint("m1:P30D").due_at)
     memory_service.send_due_checkpoints(ACTOR, timedelta(days=365))  # answered's m1:P30D goes out …
+    clock.advance(timedelta(days=15))  # past its response window (14 days after due)
     assert memory_service.flag_unanswered(ACTOR, timedelta(0), 0) >= 1  # … and stalls: checkpoint_stalled
     records = [r for rid in (full.id, designed.id, followed.id, declined.id, redirected.id, revised.id,
                              asked.id, answered.id, mixed.id, stepped.id, grouped.id)

@@ -37,7 +37,8 @@ def test_a_complete_plan_raises_nothing() -> None:
 
 
 def test_each_gap_is_named() -> None:
-    reaction = plan_item("m9", level=1, baseline=False, metric="relevance rating", instrument="survey")
+    reaction = plan_item("m9", level=1, baseline=False, metric="relevance rating", instrument="survey",
+                         survey={"min_responses": 10})
     assert [w.split(" (")[0] for w in _review(reaction)] == [BEHAVIOUR, RESULT]
     only_result = _review(plan_item("r", level=4, baseline=False))
     assert only_result[0].startswith(BEHAVIOUR) and len(only_result) == 2
@@ -66,7 +67,9 @@ def test_drafting_keeps_the_warnings_and_the_sponsor_reads_them(memory_service: 
     rid = drive_to(memory_service, "received").id
     drafted = memory_service.draft_plan(rid, plan_data(), ACTOR)  # a warning is no refusal: drafted
     assert drafted.plan is not None and drafted.plan_approved_by is None
-    assert [w.split(" (")[0] for w in drafted.plan_review] == [RESULT, "item 'm1'"]
+    # the default plan: no result item, money without isolation (m1), surveys without a minimum sample
+    assert [w.split(" (")[0] for w in drafted.plan_review][:2] == [RESULT, "item 'm1'"]
+    assert all("without a minimum sample" in w for w in drafted.plan_review[2:])
     [mail] = [n for n in memory_service.store.outbox.values() if n.template == "plan_approval_request"]  # type: ignore[attr-defined]
     assert mail.notification["context"]["warnings"] == drafted.plan_review
     message = do_render(decode_notification(json.dumps(mail.notification, default=str)))
