@@ -19,10 +19,13 @@ import datetime as dt
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from connectors.ports import ListFilter
+from connectors.ports import AuditRecord, ListFilter
+from flows import sla
+from flows.sla import Policy
 from states.analytics import Track
 from states.analytics_figures import TYPES, Filter
 from states.analytics_figures import figures as compute
@@ -68,6 +71,7 @@ class _Cached:
     owned: dict[int, tuple[str, ...]] | None = None  # request id -> its owners (flows.board.owners)
     owners: dict[str, frozenset[int]] | None = None
     figures: OrderedDict[Filter, dict[str, Any]] = field(default_factory=OrderedDict)
+    sla: OrderedDict[tuple[Any, ...], dict[str, Any]] = field(default_factory=OrderedDict)
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
@@ -94,6 +98,7 @@ def _cached(store: RequestStore) -> _Cached:
             entry.owners = None
         entry.head = head
         entry.figures = OrderedDict()
+        entry.sla = OrderedDict()
         return entry
 
 
@@ -122,8 +127,9 @@ def tracks(store: RequestStore) -> list[Track]:
     return list(_cached(store).tracks)
 
 
-def figures(store: RequestStore, flt: Filter | None = None) -> dict[str, Any]:
-    """Every figure for ``flt``; an unknown sponsor or owner is InvalidInput naming the field."""
+def figures(store: RequestStore, flt: Filter | None = None, clocks: SlaClocks | None = None) -> dict[str, Any]:
+    """Every figure for ``flt``; an unknown sponsor or owner is InvalidInput naming the field. With
+    ``clocks`` (the SLA policy in force and now), the SLA breaches of the requests kept (:func:`sla_section`)."""
     flt = flt or Filter()
     entry = _cached(store)
     all_tracks = entry.tracks
@@ -140,12 +146,60 @@ def figures(store: RequestStore, flt: Filter | None = None) -> dict[str, Any]:
         found = cache[flt] = compute(all_tracks, flt)
         while len(cache) > _MAX_FIGURES:
             cache.popitem(last=False)
+    if clocks is None:
+        return found
+    return {**found, "sla_breaches": _sla(store, entry, flt, clocks)}
+
+
+@dataclass(frozen=True)
+class SlaClocks:
+    """The SLA policy in force (``flows.sla.load_policy``) and the time the running clocks are read at."""
+
+    policy: Policy
+    now: dt.datetime
+
+
+def sla_section(request_ids: list[int], histories: Callable[[int], list[AuditRecord]],
+                clocks: SlaClocks) -> dict[str, Any]:
+    """Per SLA of the policy: how many of the requests breached it (stopped late or still running past
+    it) and how many running clocks are near their breach, from each request's stored history
+    (``flows.sla.request_breaches``: a changed policy recomputes the past)."""
+    titles = {name: rule.title or name for name, rule in clocks.policy.rules.slas.items()}
+    counts: dict[str, dict[str, int]] = {name: {"breached": 0, "running_breached": 0, "near": 0} for name in titles}
+    requests_breached = 0
+    for request_id in request_ids:
+        found = sla.request_breaches(request_id, histories(request_id), clocks.policy, clocks.now)
+        for b in found:
+            titles.setdefault(b.sla, b.title or b.sla)
+            row = counts.setdefault(b.sla, {"breached": 0, "running_breached": 0, "near": 0})
+            if b.status == "breached":
+                row["breached"] += 1
+                row["running_breached"] += 1 if b.running else 0
+            else:
+                row["near"] += 1
+        requests_breached += any(b.status == "breached" for b in found)
+    return {"status": "computed", "policy": clocks.policy.source, "as_of": clocks.now.isoformat(),
+            "requests": len(request_ids), "requests_breached": requests_breached,
+            "slas": [{"sla": name, "title": titles[name], **row} for name, row in counts.items()]}
+
+
+def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) -> dict[str, Any]:
+    """The SLA section of ``flt``'s requests, cached with the figures (same audit head) per policy and hour:
+    a running clock crosses its breach with time alone, so the hour is part of the key."""
+    key = (flt, clocks.policy.source, clocks.policy.rules.model_dump_json(),
+           clocks.now.replace(minute=0, second=0, microsecond=0))
+    found = entry.sla.get(key)
+    if found is None:
+        ids = [t.request_id for t in entry.tracks if flt.keeps(t)]
+        found = entry.sla[key] = sla_section(ids, store.history, clocks)
+        while len(entry.sla) > _MAX_FIGURES:
+            entry.sla.popitem(last=False)
     return found
 
 
-def sponsor_view(store: RequestStore, flt: Filter) -> dict[str, Any]:
+def sponsor_view(store: RequestStore, flt: Filter, clocks: SlaClocks | None = None) -> dict[str, Any]:
     """A sponsor's page: the figures of their requests, and each request with where it stands and its results."""
-    numbers = figures(store, flt)
+    numbers = figures(store, flt, clocks)
     by_id = {t.request_id: t for t in _cached(store).tracks if flt.keeps(t)}
     rows, _total = store.list(ListFilter(sponsor=flt.sponsor, sort="id", limit=1000))
     requests = []
@@ -160,3 +214,8 @@ def sponsor_view(store: RequestStore, flt: Filter) -> dict[str, Any]:
                          "results": [{"item": o.item, "level": o.level, "framework": o.framework,
                                       "outcome": o.outcome} for o in track.outcomes]})
     return {"sponsor": flt.sponsor, "requests": requests, "figures": numbers}
+
+
+def clocks_of(settings: Any, now: dt.datetime) -> SlaClocks:
+    """The SLA policy in force (InvalidInput naming the field when it cannot be read) and now."""
+    return SlaClocks(sla.load_policy(settings), now)

@@ -69,7 +69,14 @@ def text(f: dict[str, Any], sponsor: dict[str, Any] | None = None) -> str:
             f"({plural(r['requests'], 'request')}); ROI on the isolated benefits "
             f"{'–' if r['isolated_roi_percent'] is None else str(r['isolated_roi_percent']) + '%'}"
             for r in f["roi"]] or ["  no measured request with an ROI"]
-    out += ["", f"SLA breaches: {f['sla_breaches']['status']} ({f['sla_breaches']['note']})"]
+    b = f["sla_breaches"]
+    if b["status"] != "computed":
+        out += ["", f"SLA breaches: {b['status']} ({b['note']})"]
+    else:
+        out += ["", f"SLA breaches ({b['policy']} policy, as of {b['as_of'][:16].replace('T', ' ')} UTC): "
+                    f"{b['requests_breached']} of {plural(b['requests'], 'request')} breached a clock"]
+        out += [f"  {r['title']}: {r['breached']} breached ({r['running_breached']} still running), "
+                f"{r['near']} near" for r in b["slas"]]
     return "\n".join(out) + "\n"
 
 
@@ -108,6 +115,9 @@ def _rows(f: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
             if k != "currency":
                 yield "roi", r["currency"], k, v
     yield "sla_breaches", "", "status", f["sla_breaches"]["status"]
+    for r in f["sla_breaches"].get("slas", []):
+        for k in ("breached", "running_breached", "near"):
+            yield "sla_breaches", r["sla"], k, r[k]
 
 
 def csv_text(f: dict[str, Any]) -> str:

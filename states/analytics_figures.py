@@ -27,8 +27,8 @@ OUTCOMES: Final[tuple[str, ...]] = tuple(o.value for o in Outcome)
 PATHS: Final[tuple[str, ...]] = ("design", "redirect")
 TYPES: Final[tuple[str, ...]] = (*PATHS, *(k.value for k in RedirectKind))
 #: Where SLA breaches will go: SLA policies are computed elsewhere (issue 11 item 2); never filled in here.
-SLA_PENDING: Final = {"status": "not computed", "note": "SLA policies and breaches are not part of analytics yet "
-                                                         "(issue 11 item 2)"}
+# the SLA section without a policy to read (flows.analytics.sla_section computes it with one)
+SLA_PENDING: Final = {"status": "not computed", "note": "no SLA policy was given for these figures"}
 # the funnel: each stage with the stage(s) its conversion is measured against
 FUNNEL: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("received", ()), ("diagnosed", ("received",)), ("redirected", ("diagnosed",)), ("designed", ("diagnosed",)),

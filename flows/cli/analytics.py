@@ -36,9 +36,10 @@ def analytics(
     if as_json and as_csv:
         raise InvalidInput([FieldError("csv", "give --json or --csv, not both")])
     flt = query.analytics_filter(date_from=date_from, date_to=date_to, sponsor=sponsor, owner=owner, type_=type_)
-    store = open_app().store
-    view = query.sponsor_view(store, flt) if flt.sponsor else None
-    figures = view["figures"] if view is not None else query.figures(store, flt)
+    app = open_app()
+    store, clocks = app.store, query.clocks_of(app.settings, app.now())
+    view = query.sponsor_view(store, flt, clocks) if flt.sponsor else None
+    figures = view["figures"] if view is not None else query.figures(store, flt, clocks)
     if as_json:
         print_json({**figures, "sponsor_requests": view["requests"]} if view is not None else figures)
     elif as_csv:

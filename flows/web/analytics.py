@@ -65,10 +65,20 @@ def dashboard(request: Request) -> Response:
     require_user(request)
     base = {"params": request.query_params, "types": TYPES, "action": "/analytics", "sponsor_links": True}
     try:
-        f = query.figures(_app(request).store, _filter(request))
+        app = _app(request)
+        f = query.figures(app.store, _filter(request), _clocks(app))
     except InvalidInput as exc:
         return page(request, "analytics/dashboard.html", {**base, "f": None, "errors": _errors(exc)}, 400)
     return page(request, "analytics/dashboard.html", {**base, "f": f, "errors": {}, **chart_rows(f)})
+
+
+def _clocks(app: App) -> query.SlaClocks | None:
+    """The SLA policy in force and now; None (no SLA section) when the policy cannot be read — the board and
+    the request page name that error."""
+    from flows import sla
+
+    policy, _error = sla.policy_or_error(app.settings)
+    return query.SlaClocks(policy, app.now()) if policy is not None else None
 
 
 def _share(app: App, sponsor: str) -> tuple[str, str]:
@@ -87,7 +97,7 @@ def sponsor_page(request: Request, address: str) -> Response:
     base = {"params": request.query_params, "types": TYPES, "action": f"/sponsors/{address}", "fixed_sponsor": True,
             "shared": False, "sponsor_links": False, "errors": {}}
     try:
-        view = query.sponsor_view(app.store, _filter(request, sponsor=address))
+        view = query.sponsor_view(app.store, _filter(request, sponsor=address), _clocks(app))
     except InvalidInput as exc:
         return page(request, "message.html", {"title": "Nothing to show", "message": "; ".join(
             f"{e.field}: {e.message}" for e in exc.errors)}, 400 if not any(
@@ -104,7 +114,7 @@ def sponsor_link(request: Request, token: str) -> Response:
     links = Links(app.settings)
     try:
         link = links.read(token, Purpose.SPONSOR, 0, app.now())
-        view = query.sponsor_view(app.store, Filter(sponsor=link.person))
+        view = query.sponsor_view(app.store, Filter(sponsor=link.person), _clocks(app))
     except LinkRefused as exc:
         return templates.TemplateResponse(request, "links/problem.html", {"title": exc.title, "message": str(exc)},
                                           status_code=exc.status)

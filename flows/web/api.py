@@ -391,10 +391,11 @@ def _queries(api: FastAPI) -> None:
         flt = query.analytics_filter(date_from=_text(date_from, "from"), date_to=_text(date_to, "to"),
                                      sponsor=_text(sponsor, "sponsor"), owner=_text(owner, "owner"),
                                      type_=_text(type_, "type"))
+        clocks = query.clocks_of(app.settings, app.now())
         if flt.sponsor:
-            view = query.sponsor_view(app.store, flt)
+            view = query.sponsor_view(app.store, flt, clocks)
             return JSONResponse({**view["figures"], "sponsor_requests": view["requests"]})
-        return JSONResponse(query.figures(app.store, flt))
+        return JSONResponse(query.figures(app.store, flt, clocks))
 
     @api.get("/outbox", summary="The outbox: one row per e-mail, newest first (ldflow outbox list)", tags=read,
              responses=doc.responses(doc.array(doc.OutboxItem), 400, 401))

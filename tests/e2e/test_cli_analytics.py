@@ -36,7 +36,7 @@ def test_figures_as_json_text_and_csv(ldflow: tuple[Ldflow, dict[str, int]]) -> 
     assert "Redirect rate: 33.3% (1 of 3 routed requests solved without training)" in text
     assert "delivered           2  66.7% of redirected/designed" in text
     assert "EUR: isolated 0.00, not isolated 9,000.00, fully loaded costs 8,000.00" in text
-    assert "SLA breaches: not computed" in text
+    assert "SLA breaches (built-in policy, as of " in text and "diagnosed within 5 business days" in text
     rows = list(csv.DictReader(io.StringIO(run("analytics", "--csv").out)))
     assert {"section": "redirects", "key": "", "measure": "rate", "value": "0.3333"} in rows
     assert {"section": "cycle_days", "key": "diagnosed", "measure": "p90", "value": "4.0"} in rows

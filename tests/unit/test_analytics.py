@@ -68,7 +68,7 @@ def check(got: dict[str, Any], ids: dict[str, int], expected: dict[str, Any]) ->
     assert {r["sponsor"]: {k: v for k, v in r.items() if k != "sponsor" and v}
             for r in got["outcomes"]["by_sponsor"]} == expected["by_sponsor"]
     assert got["roi"] == expected["roi"]
-    assert got["sla_breaches"]["status"] == "not computed"  # issue 11 item 2's place, never faked
+    assert got["sla_breaches"]["status"] == "not computed"  # without a policy given: never faked
 
 
 @pytest.fixture
@@ -138,3 +138,32 @@ def test_the_cache_follows_the_audit_head(history: tuple[InMemoryStore, dict[str
     assert {r["stage"]: r["count"] for r in after["funnel"]}["cancelled"] == 3
     assert analytics.tracks(store) == store.analytics_tracks()
     assert [t.request_id for t in store.analytics_tracks(since=store.audit_head() - 1)] == [ids["amended"]]
+
+
+def test_the_sla_section_counts_breached_and_near_clocks_from_the_history() -> None:
+    """Under the built-in policy (diagnosed within 5 business days of receipt): a request left undiagnosed
+    for two weeks breached (still running), one diagnosed the next day did not, one four business days
+    old is near; the section is recomputed with the policy, never stored."""
+    from datetime import timedelta
+
+    from flows import analytics, sla
+    from flows.clock import FixedClock
+    from flows.service import Service
+    from flows.settings import Settings
+    from tests.builders import ACTOR, T0, diagnosis_data, intake_data
+
+    store, clock = InMemoryStore(), FixedClock(T0)  # T0: a Monday
+    service = Service(store, clock)
+    late = service.submit(intake_data(title="Left waiting"), ACTOR).id
+    quick = service.submit(intake_data(title="Diagnosed at once"), ACTOR).id
+    clock.advance(timedelta(days=1))
+    service.diagnose(quick, diagnosis_data(), ACTOR)
+    clock.advance(timedelta(days=13))  # Monday two weeks on
+    near = service.submit(intake_data(title="Four days old"), ACTOR).id
+    clock.advance(timedelta(days=4))  # Friday: 4 of 5 business days for the newest (near: 80%)
+    clocks = analytics.SlaClocks(sla.load_policy(Settings()), clock.now())
+    got = analytics.sla_section([late, quick, near], store.history, clocks)
+    assert got["status"] == "computed" and got["requests"] == 3 and got["requests_breached"] == 1
+    diagnose = next(r for r in got["slas"] if r["sla"] == "diagnose")
+    assert (diagnose["breached"], diagnose["running_breached"], diagnose["near"]) == (1, 1, 1)
+    assert analytics.figures(store, None, clocks)["sla_breaches"] == got

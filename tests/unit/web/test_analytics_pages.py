@@ -50,7 +50,7 @@ def test_the_dashboard_shows_every_figure_as_svg_with_its_table(web: tuple[WebRi
     assert "<td>delivered</td><td class=\"num\">2</td><td class=\"num\">66.7% of redirected/designed</td>" in html
     assert "Redirect rate: 33.3%" in html and "<td>tool_fix</td>" in html
     assert "<td>in diagnosed</td><td class=\"num\">3.0 d</td><td class=\"num\">4.0 d</td>" in html
-    assert "9,000.00" in html and "SLA breaches" in html and "not computed" in html
+    assert "9,000.00" in html and "SLA breaches" in html and "breached a clock of the built-in policy" in html
     assert "<script" not in html.split("</head>")[1]  # no JavaScript draws anything
     filtered = client.get("/analytics", params={"sponsor": QUINN}).text
     assert "1 request," in filtered
