@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from connectors.ports import AuditRecord, ListFilter, RequestSummary
 from flows import sla
+from states.card import owners
 from states.checkpoints import CheckpointStatus
 from states.lifecycle import NON_TERMINAL
 from states.notifications import Notification, Recipient
@@ -44,16 +45,6 @@ class Item:
     def as_dict(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "title": self.title, "kind": self.kind, "status": self.status,
                 "text": self.text, "owners": list(self.owners), "checkpoint": self.checkpoint, "sla": self.sla}
-
-
-def owners(request: TrainingRequest) -> tuple[str, ...]:
-    """Who owns the work: the redirect's owner and the owners of the plan's items, each once."""
-    found: list[str] = []
-    if request.redirect_record is not None and request.redirect_record.owner is not None:
-        found.append(request.redirect_record.owner.email)
-    if request.plan is not None:
-        found += [item.owner.email for item in request.plan.items]
-    return tuple(dict.fromkeys(e.lower() for e in found))
 
 
 def checkpoint_items(request: TrainingRequest) -> list[Item]:

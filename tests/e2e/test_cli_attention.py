@@ -76,7 +76,9 @@ def test_an_invalid_policy_or_holidays_file_is_refused_naming_the_field(cli: Ldf
 
 def test_plan_draft_prints_the_plan_review_and_drafts_anyway(cli: Ldflow) -> None:
     rid = cli("submit", "-f", ex("intake.yaml"), "-q").out.strip()
-    assert cli("plan", "draft", rid, "-f", ex("plan.yaml")).err == ""  # the example plan raises nothing
+    # the example plan raises one point: its reaction survey counts from the first answer (no minimum sample)
+    review = cli("plan", "draft", rid, "-f", ex("plan.yaml")).err
+    assert review.count("  - warning:") == 1 and "item 'reaction'" in review and "minimum sample" in review
     drafted = cli("plan", "draft", rid, "-f", ex("plan-crm.yaml"))  # no business-result item
     assert "measurement plan drafted" in drafted.out
     assert "plan review:" in drafted.err and "warning: no item measures a business result" in drafted.err

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,8 @@ from flows.settings import Settings
 from tests import analytics_history
 from tests.analytics_history import SAM
 from tests.builders import T0
-from tests.e2e.test_web_browser import CHROMIUM, _free_port, _page
+from tests.e2e.test_web_browser import _page
+from tests.e2e.web_support import chromium, free_port, serve
 from tests.web_support import CHEAP, PASSWORD
 
 VIEWER = "vic.viewer@example.org"
@@ -29,8 +28,6 @@ VIEWER = "vic.viewer@example.org"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App, Path]]:
-    import uvicorn
-
     from flows.web.app import create_app
 
     home = tmp_path_factory.mktemp("analytics-home")
@@ -39,18 +36,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
     analytics_history.build(app.service, clock)
     app.accounts.hasher = CHEAP
     app.accounts.add(VIEWER, "Vic Viewer", "viewer", PASSWORD)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     shots = tmp_path_factory.mktemp("screens")
-    yield f"http://127.0.0.1:{port}", app, shots
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(app), free_port()) as base:
+        yield base, app, shots
     app.close()
     keep = os.environ.get("LDFLOW_SCREENSHOTS")
     if keep:
@@ -59,13 +47,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists()
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_the_dashboard_and_a_sponsors_page_in_the_browser(served: tuple[str, App, Path], browser: Any) -> None:

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from flows import bootstrap
 from flows.bootstrap import App
 from flows.settings import Settings
 from tests.builders import ACTOR, drive_to, intake_data
+from tests.e2e.web_support import chromium, free_port, serve
 from tests.web_support import CHEAP, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
@@ -34,17 +32,8 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing: the browser tests need Debian's chromium", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App, Path]]:
-    import uvicorn
-
     from flows.web.app import create_app
 
     home = tmp_path_factory.mktemp("web-home")
@@ -52,18 +41,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
     app.accounts.hasher = CHEAP
     app.accounts.add(PARTNER, "Pat Partner", "partner", PASSWORD)
     app.accounts.add(ADMIN, "Ada Admin", "admin", PASSWORD)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     shots = tmp_path_factory.mktemp("screens")
-    yield f"http://127.0.0.1:{port}", app, shots
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(app), free_port()) as base:
+        yield base, app, shots
     app.close()
     keep = os.environ.get("LDFLOW_SCREENSHOTS")
     if keep:
@@ -72,12 +52,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, App,
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _page(browser: Any, width: int = 1280) -> Any:
