@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from connectors.loader import load_file
+from connectors.rosters import load_roster
 from states.amendments import Amendment
 from states.companions import CompanionPiece
 from states.errors import InvalidInput
@@ -24,6 +25,7 @@ from states.models import (
     PlanApproval,
     Reason,
     Redirect,
+    Roster,
     SessionPlan,
 )
 from states.validation import parse
@@ -38,6 +40,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "plan.yaml": MeasurementPlan,
     "plan-crm.yaml": MeasurementPlan,
     "plan-evidence.yaml": MeasurementPlan,
+    "plan-survey.yaml": MeasurementPlan,
+    "roster.csv": Roster,
     "approval.yaml": PlanApproval,
     "design.yaml": DesignBrief,
     "redirect.yaml": Redirect,
@@ -59,7 +63,7 @@ def test_every_example_has_a_model() -> None:
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_example_parses_with_its_model(name: str) -> None:
-    data, source = load_file(str(EXAMPLES / name))
+    data, source = load_roster(str(EXAMPLES / name)) if name == "roster.csv" else load_file(str(EXAMPLES / name))
     if name == "result.yaml":
         assert data.pop("checkpoint") == "discovery:P30D"  # the CLI takes the checkpoint key from the file
     parsed = parse(MODELS[name], data, source)
