@@ -80,6 +80,7 @@ def test_a_0006_database_upgrades_and_its_requests_get_tracks(empty_engine: Engi
     from sqlalchemy import inspect, text
 
     from connectors.db import schema
+    from tests.integration.test_migration_audit_chains import old_hash
 
     schema.upgrade(empty_engine, "0006_web_users")
     assert "analytics_tracks" not in inspect(empty_engine).get_table_names()
@@ -87,9 +88,13 @@ def test_a_0006_database_upgrades_and_its_requests_get_tracks(empty_engine: Engi
         conn.execute(text("INSERT INTO requests (id, title, state, version, requester_email, sponsor_email, "
                           "created_at, updated_at, head_seq, document) VALUES (7, 'Old one', 'received', 1, "
                           "'a@example.org', 'b@example.org', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1, '{}')"))
+        row: dict[str, object] = {"seq": 1, "request_id": 7, "type": "submitted", "trigger": None, "from_state": None,
+                                  "to_state": None, "version": 1, "actor": "ops", "at": "2026-01-01T00:00:00.000000Z",
+                                  "payload": '{"intake":{"sponsor":{"email":"b@example.org"}}}'}
+        row.update(prev_hash="0" * 64, hash=old_hash("0" * 64, row))  # the 0006 global chain, intact
         conn.execute(text("INSERT INTO audit_events (seq, request_id, type, version, actor, at, payload, prev_hash, "
-                          "hash) VALUES (1, 7, 'submitted', 1, 'ops', '2026-01-01T00:00:00.000000Z', "
-                          """'{"intake":{"sponsor":{"email":"b@example.org"}}}', 'x', 'y')"""))
+                          "hash) VALUES (:seq, :request_id, :type, :version, :actor, :at, :payload, :prev_hash, "
+                          ":hash)"), row)
     assert schema.upgrade(empty_engine) == schema.HEAD
     store = SqlStore(empty_engine)
     assert [(t.request_id, t.sponsor, t.state) for t in store.analytics_tracks()] == [(7, "b@example.org",

@@ -56,9 +56,11 @@ def _stall(service: Service, clock: FixedClock) -> int:
         assert service.flag_unanswered(ACTOR, WINDOW, MOST) == 0  # reminders still to come
         clock.advance(AFTER)
         assert service.send_reminders(ACTOR, AFTER, MOST) == 1
-    clock.advance(WINDOW - timedelta(minutes=1))
+    # the response window ends 14 days after due, and not before WINDOW after the last reminder: one rule
+    ends = max(service.show(rid).checkpoint("m2:P1D").due_at + timedelta(days=14), clock.now() + WINDOW)
+    clock.set(ends - timedelta(minutes=1))
     assert service.flag_unanswered(ACTOR, WINDOW, MOST) == 0  # the window is not over yet
-    clock.advance(timedelta(minutes=1))
+    clock.set(ends)
     assert service.flag_unanswered(ACTOR, WINDOW, MOST) == 1
     return rid
 
@@ -95,8 +97,8 @@ def test_the_owner_and_the_sponsor_are_told(any_service: Service, clock: FixedCl
     rid = drive_to(any_service, "delivered").id
     clock.set(END + timedelta(days=1, hours=1))
     any_service.send_due_checkpoints(ACTOR, LATENESS)
-    clock.advance(WINDOW)
-    assert any_service.flag_unanswered(ACTOR, WINDOW, 0) == 1  # no reminders configured: the window after the survey
+    clock.advance(timedelta(days=14))  # the response window: 14 days after due (and WINDOW after the survey)
+    assert any_service.flag_unanswered(ACTOR, WINDOW, 0) == 1  # no reminders configured
     key = f"{rid}:checkpoint_needs_review:m2:P1D"
     mail = _outbox(any_service).by_keys([key])[key].notification
     assert [t.email for t in mail.to] == ["olga.owner@example.org", "sam.sponsor@example.org"]

@@ -68,7 +68,7 @@ def check(got: dict[str, Any], ids: dict[str, int], expected: dict[str, Any]) ->
     assert {r["sponsor"]: {k: v for k, v in r.items() if k != "sponsor" and v}
             for r in got["outcomes"]["by_sponsor"]} == expected["by_sponsor"]
     assert got["roi"] == expected["roi"]
-    assert got["sla_breaches"]["status"] == "not computed"  # without a policy given: never faked
+    assert got["sla_breaches"]["status"] in ("computed", "not computed")  # the SLA section: its own test
 
 
 @pytest.fixture
@@ -79,7 +79,9 @@ def history() -> tuple[InMemoryStore, dict[str, int]]:
 
 def test_every_figure_on_the_hand_built_history(history: tuple[InMemoryStore, dict[str, int]]) -> None:
     store, ids = history
-    check(figures(store.analytics_tracks()), ids, EXPECTED)
+    got = figures(store.analytics_tracks())
+    check(got, ids, EXPECTED)
+    assert got["sla_breaches"]["status"] == "not computed"  # without a policy given: never faked
 
 
 def test_tracks_follow_reopening_amending_and_cancelling(history: tuple[InMemoryStore, dict[str, int]]) -> None:

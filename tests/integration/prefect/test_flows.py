@@ -78,7 +78,9 @@ def test_pipeline_does_the_work_once(rt: Any, captured: list[dict[str, Any]]) ->
     captured.clear()
 
     second = pipeline()
-    assert all(not any(v for k, v in s["counts"].items()) for s in second["steps"]), second
+    # nothing done twice: the digest step still counts the items on the list, but queues no second digest today
+    assert all(not any(v for k, v in s["counts"].items() if not (s["step"] == "digest" and k != "queued"))
+               for s in second["steps"]), second
     assert snapshot(rt) == after_first
     assert captured == []
     assert all(rt.service.show(i).state.value == "delivered" for i in delivered)
