@@ -89,8 +89,8 @@ DEFAULT_POLICY: Final[dict[str, Any]] = {
                    "within": 20, "pause_while_waiting_on_sponsor": True},
         "results": {"title": "each checkpoint's result within its 14-day response window",
                     "start": ["survey_sent"],
-                    "stop": ["result_recorded", "checkpoint_missed", "checkpoint_superseded", "declined",
-                             "cancelled"],
+                    "stop": ["result_recorded", "survey_closed", "checkpoint_missed", "checkpoint_superseded",
+                             "declined", "cancelled"],
                     "within": 14, "unit": "days", "per": "checkpoint"},
     },
 }

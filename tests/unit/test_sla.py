@@ -148,6 +148,14 @@ def test_results_run_per_checkpoint_in_calendar_days_and_cancel_stops_them_all()
     assert again.started_at == local(2026, 4, 6).astimezone(UTC) and again.status == "breached"
 
 
+def test_a_survey_closed_with_its_answers_stops_its_results_clock() -> None:
+    """A group survey's result is its aggregate (``survey_closed``), not a ``result_recorded``: found by
+    running ``ldflow analytics`` on the demo, where an acknowledged request still had a running clock."""
+    history = _history(("survey_sent", local(2026, 5, 1), "7:m1:P1D"),
+                       ("survey_closed", local(2026, 5, 3), "7:m1:P1D"))
+    assert sla.breaches(7, history, _policy(), CAL, local(2026, 6, 1)) == []
+
+
 def test_bad_policies_name_the_field() -> None:
     with pytest.raises(InvalidInput) as bad:
         parse(sla.SlaPolicy, {"slas": {"diagnose": {"start": ["recieved"], "stop": ["diagnosed"], "within": -1}},
