@@ -107,12 +107,25 @@ ACTIONS: dict[Command, Action] = {a.command: a for a in (
 )}
 
 
+def _has_open_piece(request: TrainingRequest) -> bool:
+    return any(c.status.value == "open" for c in request.companions)
+
+
+#: Forms the table allows in a state but that have nothing to act on until the request holds it: approving
+#: needs a drafted plan waiting (the table allows the command from receipt on), closing a companion piece
+#: needs an open one.
+_NEEDS: dict[Command, Callable[[TrainingRequest], bool]] = {
+    Command.APPROVE_PLAN: lambda r: r.plan is not None and r.plan_approved_by is None,
+    Command.COMPLETE_COMPANION: _has_open_piece,
+    Command.DROP_COMPANION: _has_open_piece,
+}
+
+
 def shown(request: TrainingRequest) -> list[Action]:
-    """The forms the lifecycle table allows now, in its order (the pipeline's own commands aside);
-    "Approve the plan" only while a drafted plan waits for its approval (the table allows the
-    command from receipt on, when there is often nothing to approve yet)."""
-    waiting = request.plan is not None and request.plan_approved_by is None
-    return [ACTIONS[c] for c in request.allowed_commands() if c in ACTIONS and (c != Command.APPROVE_PLAN or waiting)]
+    """The forms the lifecycle table allows now, in its order (the pipeline's own commands aside), each
+    only once there is something for it to act on (``_NEEDS``)."""
+    return [ACTIONS[c] for c in request.allowed_commands()
+            if c in ACTIONS and (c not in _NEEDS or _NEEDS[c](request))]
 
 
 def find(name: str) -> Action | None:
