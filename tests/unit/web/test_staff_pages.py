@@ -128,6 +128,28 @@ def test_a_refused_action_lists_every_missing_item_and_changes_nothing(web: WebR
     assert web.app.service.show(rid).version == before
 
 
+def test_a_refusal_s_missing_items_are_said_once_on_the_screen(web: WebRig) -> None:
+    rid = drive_to(web.app.service, "received").id
+    client = web.client("partner")
+    _, missing = boards.next_step(web.app.service.show(rid))
+    page = client.get(f"/requests/{rid}").text
+    standing = page[page.index("Where it stands"):page.index("</section>", page.index("Where it stands"))]
+    assert "Still missing for that:" in standing and standing.count('<li>') == len(missing)
+    version = str(web.app.service.show(rid).version)
+    response = post_form(client, f"/requests/{rid}/diagnose", {"version": version, "yaml": "summary: soon"})
+    assert response.status_code == 409
+    html = response.text
+    failure = html[html.index('role="alert"'):html.index("</div>", html.index('role="alert"'))]
+    standing = html[html.index("Where it stands"):html.index("</section>", html.index("Where it stands"))]
+    refused = re.findall(r"<li>(.*?)</li>", failure)
+    assert refused and any(m.startswith("at least one observable action") for m in refused)
+    # "Where it stands" no longer repeats what the refusal lists beside the form; it points there
+    assert not set(re.findall(r"<li>(.*?)</li>", standing)) & set(refused)
+    assert 'href="#action-diagnose">listed with the refused action below</a>' in standing
+    for item in refused:
+        assert html.count(f"<li>{item}</li>") == 1, item
+
+
 def test_a_stale_form_shows_a_conflict_and_the_current_version(web: WebRig) -> None:
     rid = drive_to(web.app.service, "received").id
     stale = web.app.service.show(rid).version
