@@ -80,10 +80,13 @@ def _behalf(e: ev.PlanApproved | ev.PlanRevisionApproved) -> str:
 
 
 def _field_words(name: str) -> str:
-    """``items.m1.owner`` → "item m1 owner", ``business_goal`` → "business goal"."""
+    """``items.m1.owner`` → "item m1 owner", ``companions.c1.owner`` → "companion piece c1 owner",
+    ``business_goal`` → "business goal"."""
     parts = name.split(".")
     if parts[0] == "items" and len(parts) == 3:
         return f"item {parts[1]} {parts[2]}"
+    if parts[0] == "companions" and len(parts) == 3:
+        return f"companion piece {parts[1]} {parts[2]}"
     return " ".join(parts).replace("_", " ")
 
 

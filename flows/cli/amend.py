@@ -38,6 +38,17 @@ def _item_flags(item: str | None, owner_name: str | None, owner_email: str | Non
     return {f"items.{item}.{name}": value for name, value in given.items()}
 
 
+def _companion_flags(piece: str | None, owner_name: str | None, owner_email: str | None) -> dict[str, Any]:
+    """The ``--companion`` flags as dotted fields (``companions.c1.owner.email`` …)."""
+    given = {"owner.name": owner_name, "owner.email": owner_email}
+    if piece is None:
+        if any(v is not None for v in given.values()):
+            raise InvalidInput([FieldError("companion", "give the companion piece's id (--companion c1) to change "
+                                                        "its owner")])
+        return {}
+    return {f"companions.{piece}.{name}": value for name, value in given.items()}
+
+
 @app.command(cls=WriteCommand, rich_help_panel="Requests")
 def amend(
     request_id: IdArg,
@@ -56,19 +67,25 @@ def amend(
         help="Who answers the item's survey (the older learner, manager, stakeholder are still read).")] = None,
     redirect_owner_name: Annotated[str | None, typer.Option(help="The redirect's new owner's name.")] = None,
     redirect_owner_email: Annotated[str | None, typer.Option(help="The redirect's new owner's e-mail.")] = None,
+    companion: Annotated[str | None, typer.Option(help="An open companion piece's id, for the --companion-… "
+                                                       "flags.")] = None,
+    companion_owner_name: Annotated[str | None, typer.Option(help="The piece's new owner's name.")] = None,
+    companion_owner_email: Annotated[str | None, typer.Option(help="The piece's new owner's e-mail.")] = None,
     who: ActorOpt = None,
     if_version: IfVersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Correct an open request, with a reason: title, requester, sponsor, stakeholders, audience,
-    business goal (-f), a plan item's owner or respondent, the redirect's owner. The history keeps
+    business goal (-f), a plan item's owner or respondent, the redirect's owner, an open companion
+    piece's owner (told what they own, as the redirect's new owner is). The history keeps
     each change's before and after. A new sponsor before plan approval becomes the approver (and is
     sent the approval request); after approval the approval stands."""
     data, source = merge_input(file, reason=reason, title=title, **{
         "requester.name": requester_name, "requester.email": requester_email,
         "sponsor.name": sponsor_name, "sponsor.email": sponsor_email,
         "redirect_owner.name": redirect_owner_name, "redirect_owner.email": redirect_owner_email,
-        **_item_flags(item, item_owner_name, item_owner_email, respondent)})
+        **_item_flags(item, item_owner_name, item_owner_email, respondent),
+        **_companion_flags(companion, companion_owner_name, companion_owner_email)})
     service = open_app().service
     request = service.amend(request_id, data, actor(who), if_version, source)
     changes = service.history(request_id)[-1].payload.get("changes", {})  # the amended event just written

@@ -63,7 +63,24 @@ def test_a_mix_from_the_example_and_flags_told_reminded_shown_and_exported(cli: 
         f"[ldflow #{rid}] Reminder: a one-page guide to writing a useful risk note, due 15 Mar 2027"]
     assert "owner of companion piece risk-note-guide reminded (due 2027-03-15)" in cli("history", rid).out
 
+    # a piece's owner is amended: the history says it, the new owner is told what they own and by when
+    out = cli("amend", rid, "--reason", "Lena moved teams", "--companion", "c2", "--companion-owner-name",
+              "Jonas Berg", "--companion-owner-email", "jonas.berg@northwind.example").out
+    assert f"request {rid}: amended companions.c2.owner" in out
+    assert ("companion piece c2 owner: Lena Fischer <lena.fischer@northwind.example> → Jonas Berg "
+            "<jonas.berg@northwind.example> (because: Lena moved teams)") in cli("history", rid).out
+    cli("run")
+    [retold] = [m for m in _eml(cli, "companion_assigned") if "practice" in str(m["Subject"])  # type: ignore[index]
+                and "jonas" in str(m["To"])]  # type: ignore[index]
+    assert [a.addr_spec for a in retold["To"].addresses] == ["jonas.berg@northwind.example"]  # type: ignore[index]
     cli("companion", "done", rid, "risk-note-guide", "--note", "shared with the renewal team")
+    closed = cli.snapshot(rid)
+    refused = cli("amend", rid, "--reason", "x", "--companion", "risk-note-guide", "--companion-owner-name", "Jo",
+                  "--companion-owner-email", "jo@northwind.example", code=2)
+    assert "companions.risk-note-guide.owner: the piece is done" in refused.err
+    assert "give the companion piece's id" in cli("amend", rid, "--reason", "x", "--companion-owner-name", "Jo",
+                                                  code=2).err
+    assert cli.snapshot(rid) == closed
     cli("companion", "drop", rid, "c2", "--reason", "not needed")
     doc = cli("show", rid, "--json").json()
     assert [(c["id"], c["status"]) for c in doc["companions"]] == [("risk-note-guide", "done"), ("c2", "dropped")]

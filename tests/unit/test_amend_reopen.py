@@ -5,12 +5,13 @@ rule both ways, the new pass after a re-opening, and refusals that write nothing
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from connectors.testing import InMemoryStore
+from flows.clock import FixedClock
 from flows.service import Service
 from flows.timeline import summarize
 from states import lifecycle
@@ -21,6 +22,7 @@ from tests.builders import (
     SPONSOR,
     approval_data,
     brief_data,
+    companion_data,
     delivery_data,
     diagnosis_data,
     drive_to,
@@ -191,6 +193,45 @@ def test_amending_the_redirect_owner_tells_the_new_owner(memory_service: Service
     assert request.redirect_record.owner.email == "lena@example.org"
     told = memory_service.store.outbox[f"{rid}:redirect_assigned:v{request.version}"]  # type: ignore[attr-defined]
     assert [r["email"] for r in told.notification["to"]] == ["lena@example.org"]
+
+
+def test_amending_a_companion_piece_s_owner_tells_the_new_owner_and_the_history_says_it(
+        memory_service: Service, clock: FixedClock) -> None:
+    rid = _in(memory_service, State.DESIGNED)
+    memory_service.add_companion(rid, companion_data(), ACTOR)
+    memory_service.add_companion(rid, companion_data(what="a second card"), ACTOR)
+    request = memory_service.amend(rid, {"reason": "Ana moved to marketing", "companions": {
+        "c1": {"owner": {"name": "Lena", "email": "lena@example.org"}}}}, ACTOR)
+    assert [c.owner.email for c in request.companions] == ["lena@example.org", "ana.lopez@example.org"]
+    assert [c.status.value for c in request.companions] == ["open", "open"]
+    told = memory_service.store.outbox[f"{rid}:companion_assigned:c1:v{request.version}"]  # type: ignore[attr-defined]
+    assert [r["email"] for r in told.notification["to"]] == ["lena@example.org"]
+    assert told.notification["context"]["piece"]["what"] == "a decision card for discounts"
+    assert not [k for k in memory_service.store.outbox if k.startswith(f"{rid}:companion_assigned:c2:")]  # type: ignore[attr-defined]
+    last = memory_service.history(rid)[-1]
+    assert last.payload["changes"] == {"companions.c1.owner": {
+        "before": {"name": "Ana Lopez", "email": "ana.lopez@example.org", "role": "Sales ops"},
+        "after": {"name": "Lena", "email": "lena@example.org", "role": ""}}}
+    assert summarize(last) == ("companion piece c1 owner: Ana Lopez, Sales ops <ana.lopez@example.org> → "
+                               "Lena <lena@example.org> (because: Ana moved to marketing)")
+    # the reminder still owed goes to the new owner
+    clock.set(datetime(2027, 12, 29, 9, tzinfo=UTC))
+    assert memory_service.remind_owners(ACTOR, timedelta(days=3))["reminded"] == 2  # both pieces
+    reminder = memory_service.store.outbox[f"{rid}:companion_reminder:c1"]  # type: ignore[attr-defined]
+    assert [r["email"] for r in reminder.notification["to"]] == ["lena@example.org"]
+
+
+def test_only_an_open_companion_piece_s_owner_can_be_amended(memory_service: Service) -> None:
+    rid = _in(memory_service, State.DESIGNED)
+    memory_service.add_companion(rid, companion_data(), ACTOR)
+    memory_service.drop_companion(rid, "c1", reason_data("not needed"), ACTOR)
+    for data, named in (({"c1": {"owner": {"name": "Lena", "email": "lena@example.org"}}}, "companions.c1.owner"),
+                        ({"c7": {"owner": {"name": "Lena", "email": "lena@example.org"}}}, "companions.c7"),
+                        ({"c1": {"owner": {"name": "Lena", "email": "lena@"}}}, "companions.c1.owner.email"),
+                        ({"c1": {}}, "companions.c1.owner")):
+        refused = _unchanged(memory_service.store, lambda d=data: memory_service.amend(  # type: ignore[arg-type, misc]
+            rid, {"reason": "x", "companions": d}, ACTOR), InvalidInput)
+        assert any(e.field == named for e in refused.errors), (named, refused)  # type: ignore[attr-defined]
 
 
 # --- the sponsor rule, both ways ----------------------------------------------------------------------
