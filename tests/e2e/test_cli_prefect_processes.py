@@ -4,7 +4,8 @@
   never answers, as with none: its events go to the event outbox in the write's transaction.
 * ``ldflow run`` without ``PREFECT_API_URL`` runs in its own process: killed by SIGTERM, SIGINT or
   SIGKILL mid-pass it leaves no process behind.
-* ``ldflow serve`` SIGKILLed: the Prefect server it started goes too (PR_SET_PDEATHSIG).
+* ``ldflow serve`` SIGKILLed: the Prefect server it started goes too (PR_SET_PDEATHSIG); stopped by
+  SIGTERM or SIGINT while a served flow run is under way, it leaves no process either.
 """
 
 from __future__ import annotations
@@ -125,3 +126,28 @@ def test_sigkill_of_serve_takes_its_prefect_server_with_it(tmp_path: Path) -> No
         if server is not None:
             kill_if_alive(server)
     assert left == [], f"the Prefect server serve started outlived serve's SIGKILL: {left}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_serve_stopped_mid_run_by_sigterm_or_sigint_leaves_no_process(tmp_path: Path, signum: signal.Signals) -> None:
+    cli = Ldflow(tmp_path / "home", tmp_path / "prefect-home")
+    serving = cli.spawn("serve", "--interval", "10", "--dispatch-interval", "10")
+    watched: list[Process] = []
+    try:
+        # the local server and a served flow run (`python -m prefect.engine`) under way
+        below = wait_for("serve to run a flow run", lambda: (lambda found: found if any(
+            "prefect server start" in p.command for p in found) and any(
+            "prefect.engine" in p.command for p in found) else None)(descendants(serving.proc.pid)),
+            timeout=180, spawned=serving, every=0.1)
+        watched = list(below)
+        os.kill(serving.proc.pid, signum)  # serve alone, as `kill PID` or a supervisor does
+        serving.proc.wait(timeout=90)
+        watched += [p for p in descendants(serving.proc.pid) if p not in watched]
+        left = still_running(watched, within=30)
+    finally:
+        serving.stop()
+        for process in watched:
+            kill_if_alive(process)
+    assert left == [], f"processes of serve outlived its {signum.name}: {left}"
