@@ -10,7 +10,8 @@ operator passes it with ``-f`` or drops it in the inbox folder:
   check answered ``no`` must not become ``False``); only ``true``/``false``
   are booleans;
 * dates and times become ISO strings: the models parse them, and a date in a
-  text field stays text;
+  text field stays text; a date-shaped value that is no date (``2026-02-30``)
+  stays text too, so the model names its field;
 * the top level must be a mapping, at most :data:`MAX_INPUT_BYTES` long and
   nested at most :data:`MAX_DEPTH` deep. Depth is checked *before* anything
   is built: JSON by a scan of its brackets before ``json.loads`` runs, YAML
@@ -87,7 +88,16 @@ def _yaml_loader() -> Any:
             seen[key] = loader.construct_object(value_node, deep=True)
         return seen
 
+    def timestamp(loader: Any, node: Any) -> Any:
+        # a date-shaped scalar that is no date (2026-02-30) stays text: the model it is read into
+        # then names its field, instead of the whole file failing as "malformed YAML"
+        try:
+            return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+        except ValueError:
+            return loader.construct_scalar(node)
+
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", timestamp)
     return Loader
 
 

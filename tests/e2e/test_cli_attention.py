@@ -72,6 +72,11 @@ def test_an_invalid_policy_or_holidays_file_is_refused_naming_the_field(cli: Ldf
     holidays = cli("attention", code=2)
     assert "holidays[1]" in holidays.err and "holidays.yaml" in holidays.err
     assert "holidays[1]" in cli("list", "--attention", code=2).err
+    assert "holidays[1]" in cli("analytics", code=2).err  # the analytics' SLA section reads the same policy
+    (tmp_path / "holidays.yaml").write_text("holidays:\n  - 2026-12-25\n  - {date: 2026-02-30, name: x}\n",
+                                            encoding="utf-8")  # date-shaped, but no date: named, not "malformed"
+    impossible = cli("analytics", code=2)
+    assert "holidays[1].date: '2026-02-30' is not a date" in impossible.err and "Traceback" not in impossible.err
 
 
 def test_plan_draft_prints_the_plan_review_and_drafts_anyway(cli: Ldflow) -> None:

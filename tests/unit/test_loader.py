@@ -26,6 +26,11 @@ def test_yaml_booleans_of_yaml_1_1_stay_strings_and_dates_become_iso_text() -> N
     assert data == {"a": "no", "b": "yes", "c": True, "d": "2026-05-01"}
 
 
+def test_a_date_shaped_value_that_is_no_date_stays_text_for_the_model_to_name() -> None:
+    data = parse_mapping("due: 2026-02-30\nat: 2026-05-01 25:00:00\nok: 2026-02-28\n", "x.yaml", "yaml")
+    assert data == {"due": "2026-02-30", "at": "2026-05-01 25:00:00", "ok": "2026-02-28"}
+
+
 @pytest.mark.parametrize(("text", "kind"), [("a: 1\na: 2\n", "yaml"), ('{"a": 1, "a": 2}', "json")])
 def test_a_key_given_twice_is_refused_in_yaml_and_json(text: str, kind: str) -> None:
     with pytest.raises(InvalidInput, match="the key 'a' is given twice"):
