@@ -45,10 +45,11 @@ def text(f: dict[str, Any], sponsor: dict[str, Any] | None = None) -> str:
             for r in rd["by_cause"]]
     cy = f["cycle_days"]
     out += ["", "Cycle time (days: median, p90, requests)"]
-    out += [f"  in {r['state']:<13} {_days(r['median']):>9} {_days(r['p90']):>9}  n={r['n']}" for r in cy["per_state"]]
-    for label, key in (("to plan approval", "plan_approval"), ("delivery → last result", "delivery_to_last_result")):
-        r = cy[key]
-        out.append(f"  {label:<16} {_days(r['median']):>9} {_days(r['p90']):>9}  n={r['n']}")
+    rows = [(f"in {r['state']}", r) for r in cy["per_state"]]
+    rows += [(label, cy[key]) for label, key in (("to plan approval", "plan_approval"),
+                                                 ("delivery → last result", "delivery_to_last_result"))]
+    width = max(len(label) for label, _ in rows)  # one column of labels, the figures aligned under each other
+    out += [f"  {label:<{width}} {_days(r['median']):>9} {_days(r['p90']):>9}  n={r['n']}" for label, r in rows]
     out += ["", "Trend by month received   received redirected designed delivered measured declined cancelled"]
     out += [f"  {r['month']:<24} {r['received']:>8} {r['redirected']:>10} {r['designed']:>8} {r['delivered']:>9} "
             f"{r['measured']:>8} {r['declined']:>8} {r['cancelled']:>9}" for r in f["trend"]]
@@ -59,10 +60,11 @@ def text(f: dict[str, Any], sponsor: dict[str, Any] | None = None) -> str:
                 f"{m['delivered_with_checkpoints']} delivered requests ({_pct(m['all_closed_share'])})"]
     o = f["outcomes"]
     out += ["", "Outcomes (met / partly met / not met / worse / no data)"]
-    out += [f"  {r['framework']} level {r['level']:<3} {r['met']:>5} {r['partly_met']:>5} {r['not_met']:>5} "
-            f"{r['worse']:>5} {r['no_data']:>5}" for r in o["by_level"]]
-    out += [f"  {r['sponsor']:<30} {r['met']:>5} {r['partly_met']:>5} {r['not_met']:>5} {r['worse']:>5} "
-            f"{r['no_data']:>5}" for r in o["by_sponsor"]]
+    rows = [(f"{r['framework']} level {r['level']}", r) for r in o["by_level"]]
+    rows += [(r["sponsor"], r) for r in o["by_sponsor"]]
+    width = max((len(label) for label, _ in rows), default=0)
+    out += [f"  {label:<{width}} {r['met']:>5} {r['partly_met']:>5} {r['not_met']:>5} {r['worse']:>5} "
+            f"{r['no_data']:>5}" for label, r in rows]
     out += ["", "ROI portfolio (benefits isolated from other causes shown apart from those not isolated)"]
     out += [f"  {r['currency']}: isolated {_money(r['isolated_benefits'])}, not isolated "
             f"{_money(r['not_isolated_benefits'])}, fully loaded costs {_money(r['costs'])} "

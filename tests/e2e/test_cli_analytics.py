@@ -37,6 +37,13 @@ def test_figures_as_json_text_and_csv(ldflow: tuple[Ldflow, dict[str, int]]) -> 
     assert "delivered           2  66.7% of redirected/designed" in text
     assert "EUR: isolated 0.00, not isolated 9,000.00, fully loaded costs 8,000.00" in text
     assert "SLA breaches (built-in policy, as of " in text and "diagnosed within 5 business days" in text
+    # each section's figures in columns: every row's numbers end where the others' do
+    lines = text.splitlines()
+    for title in ("Cycle time", "Outcomes"):
+        start = next(i for i, line in enumerate(lines) if line.startswith(title)) + 1
+        end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+        section = [line.rsplit("  n=", 1)[0] for line in lines[start:end]]  # the count of requests follows
+        assert len(section) >= 2 and len({len(line) for line in section}) == 1, section
     rows = list(csv.DictReader(io.StringIO(run("analytics", "--csv").out)))
     assert {"section": "redirects", "key": "", "measure": "rate", "value": "0.3333"} in rows
     assert {"section": "cycle_days", "key": "diagnosed", "measure": "p90", "value": "4.0"} in rows
