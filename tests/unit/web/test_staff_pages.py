@@ -145,7 +145,7 @@ def test_a_refusal_s_missing_items_are_said_once_on_the_screen(web: WebRig) -> N
     assert refused and any(m.startswith("at least one observable action") for m in refused)
     # "Where it stands" no longer repeats what the refusal lists beside the form; it points there
     assert not set(re.findall(r"<li>(.*?)</li>", standing)) & set(refused)
-    assert 'href="#action-diagnose">listed with the refused action below</a>' in standing
+    assert 'href="#action-diagnose">listed with the refused action</a>' in standing
     for item in refused:
         assert html.count(f"<li>{item}</li>") == 1, item
 
