@@ -17,6 +17,8 @@ Nothing moves until the caller confirms, after its database commit:
 ``<name>.reason.txt`` beside it. A file that was recorded but not moved (a
 crash between commit and move) is recognised next time - by its
 Message-ID, or for JSON/YAML by its content hash - and just moved.
+Several readers may share the folder (machines mounting one ``LDFLOW_HOME``):
+a file another reader took or filed meanwhile is skipped, not an error.
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ class DropFolderSource:
         for path in self._candidates():
             if not os.path.lexists(path):
                 continue  # taken by a concurrent reader
-            item = self.read(path)
+            try:
+                item = self.read(path)
+            except FileNotFoundError:
+                continue  # taken by a concurrent reader (another machine on shared storage) meanwhile
             if is_seen is not None and is_seen(item.ref):
                 self._move(path, self.processed_dir)
                 continue
@@ -142,6 +147,8 @@ class DropFolderSource:
             return None
         if status == "quarantined":
             target = self._move(path, self.quarantine_dir)
+            if target is None:
+                return None
             reason_path = target.with_name(target.name + ".reason.txt")
             fd = os.open(reason_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
                          FILE_MODE)
@@ -166,10 +173,15 @@ class DropFolderSource:
             target = folder / f"{path.stem}.{digest}{path.suffix}"
         return target
 
-    def _move(self, path: Path, folder: Path) -> Path:
+    def _move(self, path: Path, folder: Path) -> Path | None:
+        """Move ``path`` into ``folder``; None when it is gone already (a concurrent reader on shared
+        storage filed it first: the database says who took it in)."""
         private_dir(folder)
-        target = self._target(path, folder)
-        os.replace(path, target)
+        try:
+            target = self._target(path, folder)
+            os.replace(path, target)
+        except FileNotFoundError:
+            return None
         if stat.S_ISREG(target.lstat().st_mode):
             os.chmod(target, FILE_MODE)  # never a link's target: links and special files are left as they are
         return target
