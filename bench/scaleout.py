@@ -1,7 +1,7 @@
 """Throughput that grows with workers, and what orchestration costs (issue 12 item 6, its Performance
 section, and item 5's write → mail latency).
 
-    .venv/bin/python bench/scaleout.py [--mails 400] [--delay-ms 20] [--writes 15]
+    .venv/bin/python bench/scaleout.py [--mails 500] [--delay-ms 50] [--writes 15]
 
 An operator's installation on this machine (tests/scaleout/cluster.py): a Prefect server on
 PostgreSQL, `prefect deploy --all`, `ldflow prefect-setup`, process workers (`ldflow worker
@@ -20,8 +20,8 @@ and, in a second round, at once (the work is then CPU-bound: two cores, shared).
 2 workers / 1 worker (goal ≥ 1.5×) and 1 worker / plain (goal ≤ 1.3×).
 
 Then the latency: one worker, a dispatch run lingering (prefect.yaml: ``linger_seconds: 30``), and
-``--writes`` CLI writes (`ldflow submit`, one a second) each queueing an acknowledgement: from the
-command's exit (its commit) to the sink receiving that mail, p50/p95.
+``--writes`` CLI writes (`ldflow submit`, one a second) each queueing an acknowledgement: from its
+commit (the outbox row's ``created_at``) to the sink receiving that mail, p50/p95.
 
 Schedules and the dispatch trigger are switched off: the bench starts every run itself. Prints the
 load average with the figures; the last line is JSON.
@@ -41,8 +41,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # bench/transitions.py is no package
+sys.path.insert(0, str(_HERE.parent))
 
 from bench._common import emit_json, environment, intake, percentile  # noqa: E402
 from tests.conftest import postgres_admin_url  # noqa: E402
@@ -61,7 +62,7 @@ class Sink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
-        now = time.monotonic()
+        now = time.time()  # wall clock: compared with the outbox row's created_at
         with self.lock:
             self.count += 1
             for rcpt in envelope.rcpt_tos:
@@ -147,7 +148,19 @@ def throughput(cluster: BenchCluster, rt: Any, sink: Sink, n: int, delay: float,
     return result
 
 
-def latency(cluster: BenchCluster, sink: Sink, writes: int, delay: float) -> dict[str, Any]:
+def _queued_at(rt: Any, request_id: int) -> float:
+    """When the write committed its acknowledgement (the outbox row's created_at, the real clock)."""
+    from sqlalchemy import select
+
+    from connectors.db.tables import outbox
+
+    with rt.engine.connect() as conn:
+        at = conn.execute(select(outbox.c.created_at).where(outbox.c.key == f"{request_id}:intake_acknowledgement")
+                          ).scalar_one()
+    return float(at.timestamp())
+
+
+def latency(cluster: BenchCluster, rt: Any, sink: Sink, writes: int, delay: float) -> dict[str, Any]:
     sink.delay = delay
     cluster.start_worker("bench-latency", limit=1)
     run_id = cluster.run_deployment("ldflow-dispatch")  # the deployment's parameters: linger_seconds 30
@@ -161,14 +174,13 @@ def latency(cluster: BenchCluster, sink: Sink, writes: int, delay: float) -> dic
         data["requester"]["email"] = address
         path = folder / f"intake-{i}.json"
         path.write_text(json.dumps(data))
-        cluster.ldflow(["submit", "-f", str(path), "--quiet"])
-        committed = time.monotonic()
-        deadline = committed + 120
+        request_id = int(cluster.ldflow(["submit", "-f", str(path), "--quiet"]).stdout.strip())
+        deadline = time.monotonic() + 120
         while address not in sink.first:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"write {i}'s mail never arrived")
             time.sleep(0.01)
-        seconds.append(sink.first[address] - committed)
+        seconds.append(sink.first[address] - _queued_at(rt, request_id))
         time.sleep(1)
     cluster.settle(timeout=120)
     cluster.kill("bench-latency")
@@ -182,8 +194,8 @@ def latency(cluster: BenchCluster, sink: Sink, writes: int, delay: float) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mails", type=int, default=400, help="mails per phase (400)")
-    parser.add_argument("--delay-ms", type=float, default=20, help="the sink's answer time per message (20)")
+    parser.add_argument("--mails", type=int, default=500, help="mails per phase (500)")
+    parser.add_argument("--delay-ms", type=float, default=50, help="the sink's answer time per message (50)")
     parser.add_argument("--writes", type=int, default=15, help="CLI writes timed for the latency (15)")
     args = parser.parse_args()
     from aiosmtpd.controller import Controller
@@ -209,7 +221,7 @@ def main() -> int:
         rounds = [throughput(cluster, rt, sink, args.mails, args.delay_ms / 1000, serial)]
         if args.delay_ms:
             rounds.append(throughput(cluster, rt, sink, args.mails, 0.0, serial))
-        lat = latency(cluster, sink, args.writes, args.delay_ms / 1000)
+        lat = latency(cluster, rt, sink, args.writes, args.delay_ms / 1000)
         rt.close()
     finally:
         cluster.close()
