@@ -60,8 +60,8 @@ def digest_task() -> dict[str, Any]:
 
 @task(name="send-outbox", retries=2, retry_delay_seconds=30, timeout_seconds=7200,
       persist_result=False, cache_policy=NO_CACHE, log_prints=False)
-def dispatch_task(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
-    return steps.send_outbox(current(), batch, lease_seconds).as_dict()
+def dispatch_task(batch: int = 100, lease_seconds: int = 300, linger_seconds: float = 0) -> dict[str, Any]:
+    return steps.send_outbox(current(), batch, lease_seconds, linger_seconds=linger_seconds).as_dict()
 
 
 @task(name="checkpoint-audit", retries=1, retry_delay_seconds=5, timeout_seconds=600,
@@ -166,10 +166,12 @@ def advance(batch: int = 500) -> dict[str, Any]:
 
 
 @flow(name="dispatch", timeout_seconds=7800, **_SAFE)
-def dispatch(batch: int = 100, lease_seconds: int = 300) -> dict[str, Any]:
+def dispatch(batch: int = 100, lease_seconds: int = 300, linger_seconds: float = 0) -> dict[str, Any]:
     """Send what the outbox holds. batch: rows claimed per round; lease_seconds: how long a claim
-    holds before another relay may take the rows over (a relay that died)."""
-    return _publishing(_log(dispatch_task(batch, lease_seconds)))
+    holds before another relay may take the rows over (a relay that died); linger_seconds: once the
+    outbox is empty, keep looking (every second) until this long without work, so mail queued
+    meanwhile goes out from this run instead of a new one (prefect.yaml: 30)."""
+    return _publishing(_log(dispatch_task(batch, lease_seconds, linger_seconds)))
 
 
 @flow(name="pipeline", timeout_seconds=14400, **_SAFE)

@@ -19,6 +19,7 @@ from connectors.ports import (
     AuditRecord,
     BoardPage,
     BoardQuery,
+    FollowupClaim,
     ListFilter,
     RequestStore,
     RequestSummary,
@@ -29,7 +30,7 @@ from flows.clock import Clock, SystemClock
 from states import amendments, companions, followups, reopening, responses, stalls, surveys
 from states.amendments import Amendment
 from states.checkpoints import CheckpointStatus
-from states.errors import Conflict, FieldError, InvalidInput, NotFound
+from states.errors import FieldError, InvalidInput, NotFound
 from states.events import CheckpointFlagged
 from states.models import (
     Acknowledgement,
@@ -73,13 +74,6 @@ def _actor(actor: str) -> str:
 def valid_actor(actor: str) -> str:
     """``actor`` trimmed; InvalidInput unless it names someone on one line."""
     return _actor(actor)
-
-
-def _by_request(rows: list[tuple[int, str]]) -> dict[int, list[str]]:
-    grouped: dict[int, list[str]] = {}
-    for request_id, key in rows:
-        grouped.setdefault(request_id, []).append(key)
-    return grouped
 
 
 #: How far from today a delivery may be dated (years either way), unless configured otherwise.
@@ -324,81 +318,61 @@ class Service:
     def send_due_checkpoints(self, actor: str, lateness: timedelta, limit: int = 1000) -> dict[str, int]:
         """Queue surveys for up to ``limit`` checkpoints due now (each once); flag the far-too-late ones.
 
-        One load and one commit per request, however many of its checkpoints are due. When the
-        request changed concurrently (another ``followups`` run, a person recording a result) the
-        commit gets ``Conflict``: the request is reloaded and tried again, and the checkpoint's own
-        status decides, so a checkpoint fires once. After three conflicts the request is left for
-        the next run. ``checked`` counts the due rows looked at: fewer than ``limit`` means none
-        are left.
+        The store claims the requests with due checkpoints in batches (``RequestStore.claim_followups``):
+        one load and one write per request, however many of its checkpoints are due, under its row
+        lock, so concurrent ``followups`` runs take disjoint requests and the checkpoint's own status
+        decides; a request being written meanwhile (a person recording a result) is left for the next
+        run. ``checked`` counts the due rows looked at: fewer than ``limit`` means none are left;
+        ``conflicts`` is kept for the callers' summaries (a claim never conflicts).
         """
         now = self._now()
-        rows = self.store.due_checkpoints(now, limit)
-        counts = {"sent": 0, "flagged": 0, "conflicts": 0, "checked": len(rows)}
-        for request_id, keys in _by_request(rows).items():
-            def fire(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
-                sent = request.send_checkpoints(keys, now, lateness)  # one mail per respondent (states.surveys)
-                flagged = sum(1 for e in request.pending_events() if isinstance(e, CheckpointFlagged))
-                return {"sent": sent, "flagged": flagged}
-            self._retry_on_conflict(request_id, actor, fire, counts)
+
+        def fire(request: TrainingRequest, keys: list[str]) -> dict[str, int]:
+            sent = request.send_checkpoints(keys, now, lateness)  # one mail per respondent (states.surveys)
+            flagged = sum(1 for e in request.pending_events() if isinstance(e, CheckpointFlagged))
+            return {"sent": sent, "flagged": flagged}
+
+        counts = {"sent": 0, "flagged": 0, "conflicts": 0}
+        counts.update(self.store.claim_followups(FollowupClaim("due", now), actor, fire, limit))
         return counts
 
     def send_reminders(self, actor: str, after: timedelta, max_reminders: int, limit: int = 1000) -> int:
         """Remind respondents of unanswered surveys (``after`` since the last one, at most ``max_reminders``)."""
         now = self._now()
-        rows = self.store.unanswered_checkpoints(now - after, limit, max_reminders=max_reminders)
-        counts = {"reminded": 0, "conflicts": 0}
-        for request_id, keys in _by_request(rows).items():
-            def remind(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
-                return {"reminded": surveys.remind_due(request, keys, now, after, max_reminders)}
-            self._retry_on_conflict(request_id, actor, remind, counts)
-        return counts["reminded"]
+
+        def remind(request: TrainingRequest, keys: list[str]) -> dict[str, int]:
+            return {"reminded": surveys.remind_due(request, keys, now, after, max_reminders)}
+
+        claim = FollowupClaim("unanswered", now - after, max_reminders=max_reminders)
+        return self.store.claim_followups(claim, actor, remind, limit).get("reminded", 0)
 
     def flag_unanswered(self, actor: str, window: timedelta, max_reminders: int, limit: int = 1000) -> int:
         """Flag ``needs_review`` the surveys still unanswered ``window`` after their last reminder (every one
         of ``max_reminders`` sent), telling the owner and the sponsor (states.stalls); a person then records
         the result or closes it as missed."""
         now = self._now()
-        rows = self.store.unanswered_checkpoints(now - window, limit, min_reminders=max_reminders)
-        counts = {"flagged": 0, "conflicts": 0}
-        for request_id, keys in _by_request(rows).items():
-            def flag(request: TrainingRequest, keys: list[str] = keys) -> dict[str, int]:
-                return {"flagged": sum(1 for key in keys
-                                       if stalls.flag_unanswered(request, key, now, window, max_reminders))}
-            self._retry_on_conflict(request_id, actor, flag, counts)
-        return counts["flagged"]
+
+        def flag(request: TrainingRequest, keys: list[str]) -> dict[str, int]:
+            return {"flagged": sum(1 for key in keys
+                                   if stalls.flag_unanswered(request, key, now, window, max_reminders))}
+
+        claim = FollowupClaim("unanswered", now - window, min_reminders=max_reminders)
+        return self.store.claim_followups(claim, actor, flag, limit).get("flagged", 0)
 
     def remind_owners(self, actor: str, before: timedelta, limit: int = 500) -> dict[str, int]:
         """Remind the owners of companion pieces and action steps due within ``before`` (each once,
-        states.followups); the store names the requests with a reminder still pending."""
-        now, last = self._now(), 0
+        states.followups); the store claims the requests with a reminder still pending."""
+        now = self._now()
+
+        def remind(request: TrainingRequest, _keys: list[str]) -> dict[str, int]:
+            return {"reminded": followups.remind(request, now, before)}
+
         counts = {"reminded": 0, "conflicts": 0}
         while True:
-            ids = self.store.requests_owing_reminders(last, limit)
-            for request_id in ids:
-                self._retry_on_conflict(request_id, actor,
-                                        lambda r: {"reminded": followups.remind(r, now, before)}, counts)
-            if len(ids) < limit:
+            done = self.store.claim_followups(FollowupClaim("owing_reminders"), actor, remind, limit)
+            counts["reminded"] += done.get("reminded", 0)
+            if done["checked"] < limit or not done.get("reminded"):
                 return counts
-            last = ids[-1]
-
-    def _retry_on_conflict(self, request_id: int, actor: str,
-                           apply: Callable[[TrainingRequest], dict[str, int]], counts: dict[str, int],
-                           attempts: int = 3) -> None:
-        """Load, apply, commit; on ``Conflict`` reload and apply again (the pipeline's actions are
-        decided by the request's current state, so a retry never repeats what the winner did)."""
-        for _ in range(attempts):
-            request = self._writes.get(request_id)
-            done = apply(request)
-            if not request.pending_events():
-                return
-            try:
-                self._writes.save(request, actor)
-            except Conflict:
-                counts["conflicts"] = counts.get("conflicts", 0) + 1
-                continue
-            for name, value in done.items():
-                counts[name] = counts.get(name, 0) + value
-            return
 
     # --- reading -----------------------------------------------------------------------------------
 

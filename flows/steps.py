@@ -250,11 +250,15 @@ def relay_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_seconds: float = 1200) -> StepSummary:
+def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_seconds: float = 1200,
+                linger_seconds: float = 0) -> StepSummary:
     """Send what the outbox holds, in claimed batches, through SMTP or the outbox folder.
 
     A run claims no new batch after ``max_seconds``: a huge backlog is worked off by successive
-    runs, and no run holds the task's time budget hostage."""
+    runs, and no run holds the task's time budget hostage. With ``linger_seconds`` the run stays
+    once the outbox is empty, looking again every second, and ends after that long without work:
+    mail queued meanwhile goes out within a second, from this process, instead of waiting for a
+    new flow run (a process start on a process worker)."""
     s = app.settings
     render_fn = partial(render, mail_from=s.mail_from, domain=s.mail_from.rsplit("@", 1)[-1],
                         templates_dir=s.templates_dir, organizer=s.organizer_recipient,
@@ -263,7 +267,7 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
     summary = _summary("dispatch", "sent", "retried", "failed", "unknown")
     links = Links(s)  # the recipients' signed links, issued at each row's queue time
     try:
-        _drain(app, summary, render_fn, calendar, links, batch, lease_seconds, max_seconds)
+        _drain(app, summary, render_fn, calendar, links, batch, lease_seconds, max_seconds, linger_seconds)
         # what is stuck (mail unknown/failed, flow runs failed or crashed) is told to the ops
         # address once; the alerts go in this run
         raised, problems = alerts.raise_alerts(app)
@@ -280,12 +284,14 @@ def send_outbox(app: App, batch: int = 100, lease_seconds: int = 300, max_second
 
 def _drain(app: App, summary: StepSummary, render_fn: Callable[..., EmailMessage],
            calendar: _CalendarForRun | None, links: Links, batch: int, lease_seconds: int,
-           max_seconds: float) -> None:
-    """Claimed batches, one after the other, while rows are due (and for at most ``max_seconds``)."""
+           max_seconds: float, linger_seconds: float = 0) -> None:
+    """Claimed batches, one after the other, while rows are due (and for at most ``max_seconds``);
+    then, given ``linger_seconds``, a look every second until that long has passed without work."""
     s = app.settings
     owner = relay_owner()
     hook = _history_hook(app)
     started = time.monotonic()
+    idle_since: float | None = None
     while time.monotonic() - started < max_seconds:
         now = app.now()
         def render_now(n: Notification, now: datetime = now) -> EmailMessage:
@@ -302,8 +308,19 @@ def _drain(app: App, summary: StepSummary, render_fn: Callable[..., EmailMessage
         if result.deferred:  # the server is unreachable: the step ends, the rows wait for the next pass
             summary.add("deferred", result.deferred)
             break
-        if result.claimed < batch:
+        if result.claimed >= batch:
+            idle_since = None
+            continue
+        if result.claimed:
+            idle_since = None
+        idle_since = idle_since if idle_since is not None else time.monotonic()
+        if time.monotonic() - idle_since >= linger_seconds:
             break
+        time.sleep(_LINGER_POLL)
+
+
+#: How often a lingering dispatch looks at the outbox again (seconds).
+_LINGER_POLL = 1.0
 
 
 # --- Prefect events --------------------------------------------------------------------------------------
@@ -371,7 +388,7 @@ def run_in_process(app: App, flow: str, batch: int | None = None) -> dict[str, A
         "followups": lambda: fire_followups(app, batch or 500),
         "advance": lambda: advance_requests(app, batch or 500),
         "digest": lambda: queue_digest(app),
-        "dispatch": lambda: send_outbox(app, batch or 100),
+        "dispatch": lambda: send_outbox(app, batch or 100),  # no lingering: a pass ends when its work is done
     }
     if flow != "pipeline":  # as the Prefect flow: its step's summary; the events are published after it
         summary: dict[str, Any] = steps[flow]().as_dict()

@@ -188,6 +188,18 @@ class SqlStore(FollowupQueries):
         request.clear_pending()
         return request
 
+    def _write_claimed(self, conn: Connection, row: Any, actor: str,
+                       apply: Callable[[TrainingRequest], dict[str, int]]) -> dict[str, int]:
+        """A request claimed by ``claim_followups`` (row locked in ``conn``): apply, then write its effects."""
+        request = self._document(row.id, row.version, row.document)
+        timers = _timer_rows(row.id, request.checkpoints)
+        done = apply(request)
+        if not request.pending_events():
+            return {}
+        self._write_effects(conn, request, actor, new=False, head=(int(row.head_seq), row.head_hash), timers=timers)
+        request.clear_pending()
+        return done
+
     def add_in(self, conn: Connection, request: TrainingRequest, actor: str) -> TrainingRequest:
         """``add`` inside the caller's write transaction (``write_transaction``), e.g. together with
         the inbound-mail record of the message that caused it. Pending changes are cleared only

@@ -45,6 +45,8 @@ from connectors.ports.store import (
     BoardPage,
     BoardQuery,
     BoardRow,
+    FollowupApply,
+    FollowupClaim,
     ListFilter,
     RequestStore,
     RequestSummary,
@@ -56,7 +58,7 @@ from connectors.ports.users import ROLES, User, UserStore
 __all__ = [
     "RETRYABLE", "ROLES", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem",
     "InboundLog", "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog",
-    "ListFilter", "BoardPage", "BoardQuery", "BoardRow",
+    "ListFilter", "BoardPage", "BoardQuery", "BoardRow", "FollowupApply", "FollowupClaim",
     "OutboxLog", "OutboxRow", "OutboxStatus", "PermanentSendError", "PublishResult", "Refusal", "RequestStore",
     "RequestSummary", "SendError", "SendResult", "Sender", "ServerUnavailableError", "StagedEvent",
     "TemporarySendError", "TokenStore", "Transaction", "UnitOfWork", "UnknownOutcomeError", "User", "UserStore",

@@ -137,6 +137,26 @@ class BoardPage:
     sponsors: list[str]  # the sponsors of every matching request, sorted
 
 
+@dataclass(frozen=True)
+class FollowupClaim:
+    """Which requests a follow-up claims, and the checkpoint keys it hands over with each one.
+
+    ``kind``: ``due`` — scheduled checkpoints due by ``at``; ``unanswered`` — sent, unanswered ones whose
+    survey (or last reminder) went out by ``at``, reminded fewer than ``max_reminders`` / at least
+    ``min_reminders`` times when given (as ``unanswered_checkpoints``); ``owing_reminders`` — requests whose
+    document holds a pending reminder (no keys; as ``requests_owing_reminders``)."""
+
+    kind: str
+    at: datetime | None = None
+    max_reminders: int | None = None
+    min_reminders: int | None = None
+
+
+#: What ``claim_followups`` hands each claimed request to: the request (current, locked) and its matching
+#: checkpoint keys; it changes the request and returns what it did (counts), saved with the request.
+FollowupApply = Callable[["TrainingRequest", list[str]], dict[str, int]]
+
+
 class RequestStore(Protocol):
     """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
 
@@ -206,6 +226,17 @@ class RequestStore(Protocol):
         """Sent, unanswered checkpoints whose survey (or last reminder) went out by ``sent_before``;
         given ``max_reminders``, only those reminded fewer times; given ``min_reminders``, only those
         reminded at least that often (the ones to close as missed). Oldest first."""
+        ...
+
+    def claim_followups(self, claim: FollowupClaim, actor: str, apply: FollowupApply, limit: int = 1000,
+                        per_commit: int = 20) -> dict[str, int]:
+        """Claim the requests ``claim`` selects (ascending id, up to ``limit`` checkpoint rows — requests for
+        ``owing_reminders``), ``per_commit`` of them per write transaction, and run ``apply`` on each under
+        the claim: the request is current and nobody else writes it until the transaction commits its
+        changes (events, timers, outbox rows) with the others of the batch. Concurrent callers take
+        disjoint batches (PostgreSQL: ``FOR UPDATE SKIP LOCKED`` on the request rows; a request being
+        written is left for the next run; SQLite: ``BEGIN IMMEDIATE`` serialises them). Returns the sum
+        of ``apply``'s counts and ``checked``: the rows looked at (fewer than ``limit``: none left)."""
         ...
 
     def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:

@@ -17,6 +17,8 @@ from connectors.ports import (
     BoardPage,
     BoardQuery,
     BoardRow,
+    FollowupApply,
+    FollowupClaim,
     ListFilter,
     RequestSummary,
     StagedEvent,
@@ -358,6 +360,43 @@ class InMemoryStore(InMemoryAuditChecks):
                     and (min_reminders is None or t.reminders_sent >= min_reminders)]
         sent.sort(key=lambda t: (last(t), t.key))
         return [(t.request_id, t.key) for t in sent[:limit]]
+
+    def claim_followups(self, claim: FollowupClaim, actor: str, apply: FollowupApply,
+                        limit: int = 1000, per_commit: int = 20) -> dict[str, int]:
+        """As ``SqlStore.claim_followups``: the store's lock is the claim (one request at a time here)."""
+        counts: dict[str, int] = {"checked": 0}
+        last = 0
+        while counts["checked"] < limit:
+            with self._lock:
+                found: builtins.list[tuple[int, builtins.list[str]]]
+                if claim.kind == "owing_reminders":
+                    found = [(rid, []) for rid in self.requests_owing_reminders(last, 1)]
+                else:
+                    found = self._claimable(claim, last)
+                if not found:
+                    return counts
+                rid, keys = found[0]
+                last = rid
+                counts["checked"] += len(keys) or 1
+                request = self.get(rid)
+                done = apply(request, keys)
+                if request.pending_events():
+                    self.save(request, actor)
+                    for name, value in done.items():
+                        counts[name] = counts.get(name, 0) + value
+        return counts
+
+    def _claimable(self, claim: FollowupClaim, after_id: int) -> builtins.list[tuple[int, builtins.list[str]]]:
+        """The next request above ``after_id`` with timers the claim selects, and their keys (oldest first)."""
+        assert claim.at is not None, f"a {claim.kind!r} claim needs its time (at)"
+        if claim.kind == "due":
+            rows = self.due_checkpoints(claim.at, limit=len(self._timers))
+        elif claim.kind == "unanswered":
+            rows = self.unanswered_checkpoints(claim.at, len(self._timers), claim.max_reminders, claim.min_reminders)
+        else:
+            raise ValueError(f"unknown follow-up claim {claim.kind!r}")
+        ids = sorted({rid for rid, _ in rows if rid > after_id})
+        return [(ids[0], [key for rid, key in rows if rid == ids[0]])] if ids else []
 
     def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
         """The tracks by walking the events (``states.analytics.walk``, the oracle of the SQL)."""

@@ -1,4 +1,5 @@
-"""Two ``followups`` runs in two processes at once, and a relay killed between claiming and sending.
+"""Two ``followups`` runs in two processes at once, one killed mid-claim, and a relay killed between
+claiming and sending.
 
 Both on SQLite and on PostgreSQL (``db_url``). The processes run the same code
 the Prefect tasks run (``flows.steps.fire_followups`` / ``send_outbox``'s relay).
@@ -92,6 +93,79 @@ def test_two_followups_processes_at_once_fire_each_checkpoint_once(db_url: str, 
     for request_id in ids:  # the documents agree with the timers
         request = service.show(request_id)
         assert sorted(c.status.value for c in request.checkpoints) == ["scheduled", "sent", "sent"]
+    assert service.verify().ok
+    engine.dispose()
+
+
+BLOCKING_FOLLOWUPS = textwrap.dedent("""
+    import json, sys, time
+    from datetime import datetime
+    from flows import bootstrap
+    from flows.clock import FixedClock
+    from flows.settings import Settings
+    from flows.steps import fire_followups
+    from states.request import TrainingRequest
+
+    url, now, home = sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3]
+    block_at, flag = int(sys.argv[4]), sys.argv[5]
+    real, calls = TrainingRequest.send_checkpoints, [0]
+
+    def send_checkpoints(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == block_at:  # inside the claim's transaction: earlier requests applied, not committed
+            open(flag, "w").close()
+            time.sleep(3600)  # killed here
+        return real(self, *args, **kwargs)
+
+    TrainingRequest.send_checkpoints = send_checkpoints
+    rt = bootstrap.build(Settings(home=home, database_url=url), clock=FixedClock(now), migrate=False)
+    started = time.monotonic()
+    summary = fire_followups(rt, batch=500, lateness_days=60)
+    print(json.dumps({**summary.as_dict(), "seconds": time.monotonic() - started}))
+""")
+
+
+def test_a_followups_run_killed_mid_batch_fires_nothing_and_a_concurrent_run_skips_its_claim(
+        pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: the killed run's claimed requests (locked, changed, not committed) are skipped by a run
+    beside it — which does not wait for them — and fired once by the next run after the kill."""
+    engine = make_engine(pg_url)
+    service = Service(SqlStore(engine), FixedClock(T0))
+    for _ in range(24):
+        drive_to(service, "delivered")
+    now = END + timedelta(days=31)  # 48 checkpoints due
+    script, flag = tmp_path / "followups_blocking.py", tmp_path / "blocked"
+    script.write_text(BLOCKING_FOLLOWUPS)
+
+    def run(block_at: int) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, str(script), pg_url, now.isoformat(), str(tmp_path), str(block_at),
+                                 str(flag)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_env(tmp_path))
+
+    def finished(proc: subprocess.Popen[str]) -> dict[str, Any]:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    killed = run(block_at=5)  # claims the first 20 requests, applies four, hangs on the fifth
+    deadline = time.time() + 90
+    while not flag.exists():
+        assert killed.poll() is None, killed.communicate()
+        assert time.time() < deadline, "the first run never reached its fifth request"
+        time.sleep(0.05)
+    beside = finished(run(block_at=0))
+    assert beside["counts"]["sent"] == 8  # the four requests outside the held claim, two checkpoints each
+    assert beside["seconds"] < 60  # it skipped the locked rows instead of waiting on them
+    assert _scalar(engine, "SELECT count(*) FROM audit_events WHERE type = 'survey_sent'") == 8
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+
+    after = finished(run(block_at=0))
+    assert after["counts"]["sent"] == 40
+    assert _scalar(engine, "SELECT count(*) FROM audit_events WHERE type = 'survey_sent'") == 48
+    assert _scalar(engine, "SELECT count(DISTINCT payload) FROM audit_events WHERE type = 'survey_sent'") == 48
+    assert _scalar(engine, "SELECT count(*) FROM checkpoints WHERE status = 'sent'") == 48
+    assert finished(run(block_at=0))["counts"]["sent"] == 0
     assert service.verify().ok
     engine.dispose()
 

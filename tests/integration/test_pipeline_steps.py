@@ -226,3 +226,29 @@ def _intake() -> dict[str, Any]:
     from tests.builders import intake_data
 
     return intake_data()
+
+
+def test_a_lingering_dispatch_sends_what_is_queued_meanwhile_then_ends(rt: Any) -> None:
+    import threading
+    import time
+
+    from flows.steps import send_outbox
+    from tests.builders import intake_data
+
+    rt.service.submit(intake_data(), ACTOR)  # an acknowledgement: sent in the first round
+    result: dict[str, Any] = {}
+
+    def dispatch() -> None:
+        started = time.monotonic()
+        result["summary"] = send_outbox(rt, linger_seconds=2.5)
+        result["seconds"] = time.monotonic() - started
+
+    run = threading.Thread(target=dispatch)
+    run.start()
+    time.sleep(1.2)
+    assert run.is_alive()  # the outbox is empty: the run stays
+    rt.service.submit(intake_data(), ACTOR)  # queued while it lingers
+    run.join(timeout=30)
+    assert result["summary"].counts["sent"] == 2  # both by this run
+    assert 3.5 <= result["seconds"] < 10  # 2.5 s idle after the second mail, then it ended
+    assert send_outbox(rt).counts["sent"] == 0  # without lingering: done at once

@@ -38,9 +38,12 @@ def test_prefect_deploy_all_creates_every_deployment_schedule_limit_and_trigger(
     assert [s["interval"] for s in schedules["ldflow-intake"]] == [120.0]
     assert [s["cron"] for s in schedules["ldflow-followups"]] == ["*/10 * * * *"]
     assert [s["interval"] for s in schedules["ldflow-dispatch"]] == [60.0]
-    for name in ("ldflow-pipeline", "ldflow-dispatch"):
-        assert deployments[name]["global_concurrency_limit"]["limit"] == 1
+    for name, limit in (("ldflow-pipeline", 1), ("ldflow-dispatch", 2)):  # two workers share dispatch work
+        assert deployments[name]["global_concurrency_limit"]["limit"] == limit
         assert deployments[name]["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    assert all(deployments[name]["global_concurrency_limit"] is None
+               for name in ("ldflow-followups", "ldflow-intake", "ldflow-advance"))
+    assert deployments["ldflow-dispatch"]["parameters"]["linger_seconds"] == 30
     assert all(d["job_variables"]["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
                for d in deployments.values())
     automations = {a["name"]: a for a in cluster.automations()}

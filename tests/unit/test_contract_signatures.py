@@ -111,6 +111,7 @@ def test_the_store_port_lists_what_the_service_and_the_pipeline_need() -> None:
     assert set(port_methods(RequestStore)) == {
         "add", "save", "update", "get", "history", "counts_by_state", "due_checkpoints", "count_due_checkpoints",
         "measurable_requests", "requests_owing_reminders", "unanswered_checkpoints", "verify", "list",
+        "claim_followups",  # the follow-ups fire under its claims
         "checkpoint", "checkpoints", "public_key", "iter_history",  # the audit's signed checkpoints
         "board", "recent_history",  # the web's board and request page
         "analytics_tracks", "audit_head"}  # ldflow analytics and its dashboard's cache key

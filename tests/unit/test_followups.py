@@ -6,15 +6,16 @@ Service-level tests run on the in-memory store; the pipeline's step functions
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from connectors.ports import FollowupClaim
 from connectors.testing import InMemoryStore
 from flows.clock import FixedClock
 from flows.service import Service
-from states.errors import Conflict
 from tests.builders import ACTOR, drive_to, record_when_due, result_data
 
 LATENESS = timedelta(days=14)
@@ -106,70 +107,51 @@ def test_an_answered_survey_gets_no_reminder(memory_service: Service, clock: Fix
     assert memory_service.send_reminders(ACTOR, timedelta(days=3), 2) == 0
 
 
-class RacingStore(InMemoryStore):
-    """Lets ``competitor`` commit a change to the request between the service's load and save, once."""
+def test_a_claim_hands_each_request_over_once_with_its_due_keys(memory_service: Service,
+                                                                  memory_store: InMemoryStore,
+                                                                  clock: FixedClock) -> None:
+    first, second = drive_to(memory_service, "delivered"), drive_to(memory_service, "delivered")
+    now = END + timedelta(days=31)  # m2:P1D and m1:P30D due for both
+    seen: list[tuple[int, list[str]]] = []
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.competitor: Any = None
+    def look(request: Any, keys: list[str]) -> dict[str, int]:
+        seen.append((request.id, keys))
+        return {"looked": 1}  # nothing changed: nothing written, nothing counted
 
-    def save(self, request: Any, actor: str) -> Any:
-        competitor, self.competitor = self.competitor, None
-        if competitor is not None:
-            competitor(request.id)
-        return super().save(request, actor)
-
-
-@pytest.fixture
-def racing() -> tuple[RacingStore, Service, FixedClock]:
-    from tests.builders import T0
-
-    clock = FixedClock(T0)
-    store = RacingStore()
-    return store, Service(store, clock), clock
+    assert memory_store.claim_followups(FollowupClaim("due", now), ACTOR, look) == {"checked": 4}
+    assert seen == [(first.id, [f"{first.id}:m2:P1D", f"{first.id}:m1:P30D"]),
+                    (second.id, [f"{second.id}:m2:P1D", f"{second.id}:m1:P30D"])]
+    seen.clear()
+    assert memory_store.claim_followups(FollowupClaim("due", now), ACTOR, look, limit=2)["checked"] == 2
+    assert [rid for rid, _ in seen] == [first.id]  # the limit counts checkpoint rows
 
 
-def test_a_concurrent_followups_run_wins_and_the_checkpoint_fires_once(
-        racing: tuple[RacingStore, Service, FixedClock]) -> None:
-    store, service, clock = racing
-    r = drive_to(service, "delivered")
-    clock.set(END + timedelta(days=1, hours=1))
-    other = Service(InMemoryStore(), clock)
-    other.store = store  # the other process: same data, its own service
+def test_what_a_claimed_change_raises_writes_nothing(memory_service: Service, memory_store: InMemoryStore) -> None:
+    r = drive_to(memory_service, "delivered")
+    before = _snapshot(memory_store, r.id)
 
-    def other_followups_run(request_id: int) -> None:
-        assert other.send_due_checkpoints("other-run", LATENESS)["sent"] == 1
+    def broken(request: Any, keys: list[str]) -> dict[str, int]:
+        request.send_checkpoints(keys, END + timedelta(days=2), LATENESS)
+        raise RuntimeError("the template is missing")
 
-    store.competitor = other_followups_run
-    result = service.send_due_checkpoints(ACTOR, LATENESS)  # loses the race: Conflict, reload, nothing left
-    assert result["sent"] == 0 and result["conflicts"] == 1
-    sent = [e for e in store.history(r.id) if e.type == "survey_sent"]
-    assert len(sent) == 1 and sent[0].actor == "other-run"
+    with pytest.raises(RuntimeError):
+        memory_store.claim_followups(FollowupClaim("due", END + timedelta(days=2)), ACTOR, broken)
+    assert _snapshot(memory_store, r.id) == before
 
 
-def test_a_concurrent_change_by_a_person_is_retried(racing: tuple[RacingStore, Service, FixedClock]) -> None:
-    store, service, clock = racing
-    r = drive_to(service, "delivered")
-    clock.set(END + timedelta(days=1, hours=1))
-    store.competitor = lambda request_id: Service(store, clock).add_note(request_id, "called the sponsor", ACTOR)
-    result = service.send_due_checkpoints(ACTOR, LATENESS)
-    assert (result["sent"], result["conflicts"]) == (1, 1)
-    types = [e.type for e in store.history(r.id)][-2:]
-    assert types == ["note_added", "survey_sent"]
+def test_two_followups_runs_at_once_fire_each_checkpoint_once_without_conflicts(
+        memory_service: Service, memory_store: InMemoryStore, clock: FixedClock) -> None:
+    ids = [drive_to(memory_service, "delivered").id for _ in range(6)]
+    clock.set(END + timedelta(days=31))
+    results: list[dict[str, int]] = []
+    def run() -> None:
+        results.append(memory_service.send_due_checkpoints(ACTOR, timedelta(days=60)))
 
-
-def test_conflicts_never_fail_the_run(racing: tuple[RacingStore, Service, FixedClock],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    store, service, clock = racing
-    drive_to(service, "delivered")
-    clock.set(END + timedelta(days=1, hours=1))
-    real_save = InMemoryStore.save
-
-    def always_conflict(self: InMemoryStore, request: Any, actor: str) -> Any:
-        raise Conflict(request.id, request.version, request.version + 1)
-
-    monkeypatch.setattr(RacingStore, "save", always_conflict)
-    result = service.send_due_checkpoints(ACTOR, LATENESS)
-    assert (result["sent"], result["conflicts"]) == (0, 3)  # three attempts, then left for the next run
-    monkeypatch.setattr(RacingStore, "save", real_save)
-    assert service.send_due_checkpoints(ACTOR, LATENESS)["sent"] == 1
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert sum(r["sent"] for r in results) == 12 and all(r["conflicts"] == 0 for r in results)
+    for request_id in ids:
+        assert sum(1 for e in memory_store.history(request_id) if e.type == "survey_sent") == 2
