@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Text,
     TextClause,
     and_,
     bindparam,
@@ -34,13 +35,13 @@ from sqlalchemy import (
 
 from connectors.audit_chain import doc_hash, head_mac
 from connectors.audit_checkpoints import SignedCheckpoint, mac_key, public_hex
-from connectors.db import analytics, audit, event_outbox
+from connectors.db import analytics, audit, event_outbox, sla_clocks
 from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.followup_queries import FollowupQueries
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
-from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
+from connectors.ports import AuditRecord, BoardPage, BoardQuery, ClockSummary, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
 from states.analytics import Track
@@ -50,6 +51,7 @@ from states.errors import Conflict, NotFound
 from states.events import DomainEvent
 from states.lifecycle import State
 from states.request import TrainingRequest
+from states.sla import clock_lines, owner_names
 
 
 def _iso(at: datetime) -> str:
@@ -81,7 +83,10 @@ _SAVE = (update(requests)
                  owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing"),
                  # the listing's copies follow an amended intake (title, requester, sponsor)
                  title=bindparam("b_title"), requester_email=bindparam("b_requester"),
-                 sponsor_email=bindparam("b_sponsor")))
+                 sponsor_email=bindparam("b_sponsor"),
+                 # the SLA clock summary grows by the appended events' lines (states.sla.clock_lines)
+                 sla_entries=requests.c.sla_entries + bindparam("b_clock", type_=Text),
+                 owner_names=bindparam("b_names")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -197,7 +202,7 @@ class SqlStore(FollowupQueries):
             title=request.intake.title, state=request.state.value, version=1,
             requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
             created_at=request.created_at, updated_at=request.updated_at, head_seq=0, head_hash=audit.GENESIS,
-            document="{}", in_state_since=request.created_at,
+            document="{}", in_state_since=request.created_at, sla_entries="",
         ).returning(requests.c.id)).scalar_one()
         conn.execute(_COUNT, {"state": request.state.value, "d": 1})
         self._write_effects(conn, request, actor, new=True, head=(0, audit.GENESIS))
@@ -228,9 +233,10 @@ class SqlStore(FollowupQueries):
         moves = [e for e in request.pending_events() if e.to_state]
         moved = bool(moves)
         doc = doc_hash(request.state.value, version, document)
+        pending = request.pending_events()
         rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
                  "to_state": e.to_state, "version": version, "actor": actor, "at": at_text, "doc": doc,
-                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
+                 "payload": audit.canonical_json(e.payload)} for e in pending]
         head_seq, head_hash = audit.append(conn, head, rows)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
@@ -240,7 +246,9 @@ class SqlStore(FollowupQueries):
                                       "b_owners": json.dumps(list(card.owners)), "b_next": card.next_action,
                                       "b_missing": json.dumps(list(card.missing)), "b_title": request.intake.title,
                                       "b_requester": request.intake.requester.email,
-                                      "b_sponsor": request.intake.sponsor.email})
+                                      "b_sponsor": request.intake.sponsor.email,
+                                      "b_clock": clock_lines((e.type, at_text, e.payload) for e in pending),
+                                      "b_names": json.dumps(owner_names(request))})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -278,7 +286,8 @@ class SqlStore(FollowupQueries):
             "version": version, "actor": actor, "at": at_text, "doc": doc, "payload": audit.canonical_json(e.payload)}
             for e in events])
         conn.execute(update(requests).where(requests.c.id == request_id).values(
-            head_seq=head_seq, head_hash=head_hash, head_mac=self._mac(request_id, (head_seq, head_hash))))
+            head_seq=head_seq, head_hash=head_hash, head_mac=self._mac(request_id, (head_seq, head_hash)),
+            sla_entries=requests.c.sla_entries + clock_lines((e.type, at_text, e.payload) for e in events)))
         event_outbox.stage(conn, request_id, version, events, (), at)
         return head_seq
 
@@ -363,6 +372,18 @@ class SqlStore(FollowupQueries):
         """The tracks computed by SQL aggregates (``connectors/db/analytics.py``): every request's through the
         ``analytics_tracks`` cache, or those with events after ``since`` directly."""
         return analytics.tracks(self.engine, since) if since else analytics.cached(self.engine)
+
+    def sla_heads(self, open_only: bool = True) -> dict[int, int]:
+        with read_transaction(self.engine) as conn:
+            return sla_clocks.heads(conn, open_only)
+
+    def needs_review_ids(self) -> set[int]:
+        with read_transaction(self.engine) as conn:
+            return sla_clocks.needs_review(conn)
+
+    def sla_summaries(self, ids: Sequence[int]) -> builtins.list[ClockSummary]:
+        with read_transaction(self.engine) as conn:
+            return sla_clocks.summaries(conn, ids)
 
     def audit_head(self) -> int:
         with read_transaction(self.engine) as conn:

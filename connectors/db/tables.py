@@ -51,6 +51,12 @@ requests = Table(
     Column("owners", Text, nullable=True),
     Column("next_action", String(40), nullable=True),
     Column("missing", Text, nullable=True),
+    # The SLA clock summary (states/sla.py): one line per audit event of the request (its type, time
+    # and checkpoint key), appended by the store in the transaction that appends the event, so the
+    # SLA clocks are read without the history; and the owners' names ({address: name}) from the
+    # document, for the attention digest's greeting (migration 0010 backfilled both).
+    Column("sla_entries", Text, nullable=False, server_default=""),
+    Column("owner_names", Text, nullable=True),
     Index("ix_requests_state_updated", "state", "updated_at"),
     Index("ix_requests_created", "created_at"),
     Index("ix_requests_requester", "requester_email"),
