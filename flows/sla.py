@@ -104,9 +104,40 @@ class Clocks:
 @dataclass
 class _Outcome:
     head: int
-    stopped: list[sla.Breach]  # the stopped clocks' breaches: they do not change with time
+    text: str  # the stopped clocks' breaches (they do not change with time) and the quiet time, encoded
     quiet: datetime | None  # states.sla.quiet_until: None when no clock runs
-    entries: list[sla.Entry] | None  # kept only while a clock runs (read again at each time)
+    _stopped: list[sla.Breach] | None = None
+
+    @property
+    def stopped(self) -> list[sla.Breach]:
+        if self._stopped is None:
+            self._stopped = _decode_breaches(self.text)
+        return self._stopped
+
+
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _encode(stopped: list[sla.Breach], quiet: datetime | None) -> str:
+    """``quiet`` and the stopped breaches as one line of text (empty: no breach, no running clock)."""
+    if not stopped and quiet is None:
+        return ""
+    rows = [[b.request_id, b.sla, b.title, b.status, b.started_at.isoformat(),
+             b.stopped_at.isoformat() if b.stopped_at else None, b.elapsed, b.allowed, b.unit,
+             b.due_at.isoformat() if b.due_at else None, b.checkpoint] for b in stopped]
+    return json.dumps([quiet.isoformat() if quiet else None, rows], separators=(",", ":"))
+
+
+def _decode_quiet(text: str) -> datetime | None:
+    return _at(json.loads(text)[0]) if text else None
+
+
+def _decode_breaches(text: str) -> list[sla.Breach]:
+    if not text:
+        return []
+    return [sla.Breach(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), _at(r[5]), r[6], r[7], r[8],
+                       _at(r[9]), r[10]) for r in json.loads(text)[1]]
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, dict[str, dict[int, _Outcome]]] = weakref.WeakKeyDictionary()
@@ -122,10 +153,9 @@ def digest(policy: Policy) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _outcomes(store: RequestStore, policy: Policy) -> dict[int, _Outcome]:
+def _outcomes(store: RequestStore, key: str) -> dict[int, _Outcome]:
     with _LOCK:
         per = _CACHES.setdefault(store, {})
-        key = digest(policy)
         if key not in per:
             while len(per) >= _POLICIES:
                 per.pop(next(iter(per)))
@@ -137,34 +167,39 @@ def clocks(store: RequestStore, policy: Policy, now: datetime, *, open_only: boo
            also: Iterable[int] = ()) -> dict[int, Clocks]:
     """Every request's (the open ones', or all) breaches and near-breaches at ``now``, without a document or a
     history: from the clock summaries the store keeps (``RequestStore.sla_summaries``), each walked once
-    per chain head and policy (cached per store in this process). A request whose clocks all stopped
-    is not read again until it has a new event; one with a running clock only once it can be near its
-    breach (``states.sla.quiet_until``). ``also``: requests whose summary is wanted anyway (the
-    attention list's needs-review checkpoints); each one read this time carries its summary."""
+    per chain head and policy digest, the outcome cached in this process and in the store
+    (``RequestStore.sla_outcomes``). A request whose clocks all stopped is not walked again until it has
+    a new event; one with a running clock only once it can be near its breach (``states.sla.quiet_until``),
+    and then at every read. ``also``: requests whose summary is wanted anyway (the attention list's
+    needs-review checkpoints); each one read this time carries its summary."""
     now = now.astimezone(UTC)
-    cache = _outcomes(store, policy)
+    key = digest(policy)
+    cache = _outcomes(store, key)
     heads = store.sla_heads(open_only)
-    stale = {i for i, head in heads.items() if (o := cache.get(i)) is None or o.head != head}
-    walk = {i for i in heads if i not in stale and (o := cache[i]).quiet is not None and now >= o.quiet}
+    if any((o := cache.get(i)) is None or o.head != h for i, h in heads.items()):
+        for i, (head, text) in store.sla_outcomes(key).items():
+            if heads.get(i) == head and ((o := cache.get(i)) is None or o.head != head):
+                cache[i] = _Outcome(head, text, _decode_quiet(text))
+    stale = {i for i, h in heads.items() if (o := cache.get(i)) is None or o.head != h}
+    walk = {i for i in heads if i not in stale and (q := cache[i].quiet) is not None and now >= q}
     wanted = stale | walk | {i for i in also if i in heads}
     read = {s.request_id: s for s in store.sla_summaries(sorted(wanted))} if wanted else {}
     found: dict[int, Clocks] = {}
+    kept: list[tuple[int, int, str]] = []
     for request_id in heads:
         summary = read.get(request_id)
         outcome = cache.get(request_id)
-        if summary is not None and (outcome is None or outcome.head != summary.head_seq):
+        if summary is not None and (outcome is None or outcome.head != summary.head_seq or request_id in walk):
             entries = sla.read_lines(summary.lines)
-            quiet = sla.quiet_until(entries, policy.rules, policy.calendar, now)
-            all_ = sla.breaches(request_id, entries, policy.rules, policy.calendar, now)
-            outcome = cache[request_id] = _Outcome(summary.head_seq, [b for b in all_ if not b.running], quiet,
-                                                   entries if quiet is not None else None)
-            found[request_id] = Clocks(request_id, all_, summary)
-            continue
-        if outcome is None:  # removed between the two reads
-            continue
-        if outcome.quiet is not None and now >= outcome.quiet and outcome.entries is not None:
-            breaches = sla.breaches(request_id, outcome.entries, policy.rules, policy.calendar, now)
-        else:
-            breaches = list(outcome.stopped)
-        found[request_id] = Clocks(request_id, breaches, summary)
+            breaches = sla.breaches(request_id, entries, policy.rules, policy.calendar, now)
+            if outcome is None or outcome.head != summary.head_seq:
+                quiet = sla.quiet_until(entries, policy.rules, policy.calendar, now)
+                stopped = [b for b in breaches if not b.running]
+                cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, quiet), quiet, stopped)
+                kept.append((request_id, summary.head_seq, cache[request_id].text))
+            found[request_id] = Clocks(request_id, breaches, summary)
+        elif outcome is not None:  # (None: removed between the two reads)
+            found[request_id] = Clocks(request_id, list(outcome.stopped), summary)
+    if kept:
+        store.keep_sla_outcomes(key, kept)
     return found

@@ -1,15 +1,17 @@
 """The SLA clock summaries on SQL: the lines the store appends to ``requests.sla_entries`` with every
 audit event (``states.sla.clock_lines``), the owners' names, and whether a checkpoint needs review —
-one row per request, no document and no history read (``RequestStore.sla_heads``/``sla_summaries``)."""
+one row per request, no document and no history read (``RequestStore.sla_heads``/``sla_summaries``);
+and the cache of their outcomes under a policy digest (``sla_outcomes``, written by the reads)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, Engine, delete, exists, insert, select
 
-from connectors.db.tables import checkpoints, requests
+from connectors.db.engine import read_transaction, write_transaction
+from connectors.db.tables import checkpoints, requests, sla_outcomes
 from connectors.ports import ClockSummary
 from states.lifecycle import NON_TERMINAL
 
@@ -42,3 +44,45 @@ def summaries(conn: Connection, ids: Sequence[int]) -> list[ClockSummary]:
                                json.loads(r.owner_names or "{}"), r.sla_entries or "", bool(r.needs_review))
                   for r in rows]
     return found
+
+
+def outcomes(conn: Connection, digest: str) -> dict[int, tuple[int, str]]:
+    query = select(sla_outcomes.c.request_id, sla_outcomes.c.head_seq, sla_outcomes.c.outcome).where(
+        sla_outcomes.c.digest == digest)
+    return {int(i): (int(h), o) for i, h, o in conn.execute(query)}
+
+
+def keep(conn: Connection, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+    """Replace the outcomes of ``rows`` (request id, head_seq, outcome) with these, under ``digest``."""
+    ids = [r[0] for r in rows]
+    for i in range(0, len(ids), _BATCH):
+        conn.execute(delete(sla_outcomes).where(sla_outcomes.c.request_id.in_(ids[i:i + _BATCH])))
+    values = [{"request_id": i, "digest": digest, "head_seq": h, "outcome": o} for i, h, o in rows]
+    for i in range(0, len(values), 5000):
+        conn.execute(insert(sla_outcomes), values[i:i + 5000])
+
+
+class SlaClockQueries:
+    """``SqlStore``'s SLA clock reads (``RequestStore.sla_heads`` … ``keep_sla_outcomes``)."""
+
+    engine: Engine
+
+    def sla_heads(self, open_only: bool = True) -> dict[int, int]:
+        with read_transaction(self.engine) as conn:
+            return heads(conn, open_only)
+
+    def needs_review_ids(self) -> set[int]:
+        with read_transaction(self.engine) as conn:
+            return needs_review(conn)
+
+    def sla_summaries(self, ids: Sequence[int]) -> list[ClockSummary]:
+        with read_transaction(self.engine) as conn:
+            return summaries(conn, ids)
+
+    def sla_outcomes(self, digest: str) -> dict[int, tuple[int, str]]:
+        with read_transaction(self.engine) as conn:
+            return outcomes(conn, digest)
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        with write_transaction(self.engine) as conn:
+            keep(conn, digest, rows)

@@ -35,13 +35,14 @@ from sqlalchemy import (
 
 from connectors.audit_chain import doc_hash, head_mac
 from connectors.audit_checkpoints import SignedCheckpoint, mac_key, public_hex
-from connectors.db import analytics, audit, event_outbox, sla_clocks
+from connectors.db import analytics, audit, event_outbox
 from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.followup_queries import FollowupQueries
+from connectors.db.sla_clocks import SlaClockQueries
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
-from connectors.ports import AuditRecord, BoardPage, BoardQuery, ClockSummary, OutboxStatus, VerifyReport
+from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
 from states.analytics import Track
@@ -130,7 +131,7 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class SqlStore(FollowupQueries):
+class SqlStore(FollowupQueries, SlaClockQueries):
     """Requests, their history, timers and outbox in one SQL database."""
 
     def __init__(self, engine: Engine, signing_key: Any = None) -> None:
@@ -372,18 +373,6 @@ class SqlStore(FollowupQueries):
         """The tracks computed by SQL aggregates (``connectors/db/analytics.py``): every request's through the
         ``analytics_tracks`` cache, or those with events after ``since`` directly."""
         return analytics.tracks(self.engine, since) if since else analytics.cached(self.engine)
-
-    def sla_heads(self, open_only: bool = True) -> dict[int, int]:
-        with read_transaction(self.engine) as conn:
-            return sla_clocks.heads(conn, open_only)
-
-    def needs_review_ids(self) -> set[int]:
-        with read_transaction(self.engine) as conn:
-            return sla_clocks.needs_review(conn)
-
-    def sla_summaries(self, ids: Sequence[int]) -> builtins.list[ClockSummary]:
-        with read_transaction(self.engine) as conn:
-            return sla_clocks.summaries(conn, ids)
 
     def audit_head(self) -> int:
         with read_transaction(self.engine) as conn:

@@ -231,6 +231,20 @@ analytics_tracks = Table(
     Column("track", Text, nullable=False),  # states.analytics.track_json
 )
 
+# The SLA clocks' outcomes under one policy (flows/sla.py), a cache like analytics_tracks: per request, the
+# digest of the policy it was computed under, the request's head_seq then, and the outcome (the stopped
+# clocks' breaches and until when the running ones stay quiet, as flows.sla encodes it). Another policy or
+# a newer head_seq: recomputed from the clock summary and replaced. Nothing here is a rule: the policy is
+# read from its file on every run (migration 0010).
+sla_outcomes = Table(
+    "sla_outcomes",
+    metadata,
+    Column("request_id", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(64), nullable=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),
+)
+
 # Staff accounts of the web app (`ldflow users`): an argon2 hash, never the password. ``session_epoch``
 # is in every session cookie; disabling the account, a new role or a new password bumps it, which
 # signs every session of the account out.

@@ -241,6 +241,15 @@ class RequestStore(Protocol):
         """The clock summaries of ``ids`` (unknown ids left out), by id."""
         ...
 
+    def sla_outcomes(self, digest: str) -> dict[int, tuple[int, str]]:
+        """The cached SLA outcomes under ``digest`` (``flows.sla``): request id -> (head_seq, outcome)."""
+        ...
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Cache (request id, head_seq, outcome) under ``digest``, replacing what each request had (one
+        digest per request: the policy in force). A cache: losing it costs a recomputation only."""
+        ...
+
     def audit_head(self) -> int:
         """The newest audit event's seq (0 when there is none): it changes with every write."""
         ...

@@ -113,6 +113,7 @@ class InMemoryStore(InMemoryAuditChecks):
         self._events: list[AuditRecord] = []
         self._timers: dict[str, _Timer] = {}
         self.outbox: dict[str, OutboxMessage] = {}
+        self._outcomes: dict[int, tuple[str, int, str]] = {}  # the SLA outcomes' cache (SqlStore: sla_outcomes)
         #: The event outbox (``SqlStore`` writes ``event_outbox`` rows), oldest first; replaced on write.
         self.events: builtins.list[StagedEvent] = []
 
@@ -392,6 +393,14 @@ class InMemoryStore(InMemoryAuditChecks):
             found.append(ClockSummary(r.id, r.title, r.state, r.head_seq, owners(request), sla.owner_names(request),
                                       lines, r.id in review))
         return found
+
+    def sla_outcomes(self, digest: str) -> dict[int, tuple[int, str]]:
+        with self._lock:
+            return {i: (h, o) for i, (d, h, o) in self._outcomes.items() if d == digest}
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        with self._lock:
+            self._outcomes.update((i, (digest, h, o)) for i, h, o in rows)
 
     def audit_head(self) -> int:
         with self._lock:

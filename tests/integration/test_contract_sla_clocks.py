@@ -101,14 +101,21 @@ def test_clocks_equal_the_walk_over_the_whole_history(any_store: RequestStore, c
         now = clock.now() + timedelta(hours=hours)
         for policy in (built_in, berlin):
             for open_only in (True, False):
+                expected = _oracle(any_store, policy, now, open_only)
                 got = sla.clocks(any_store, policy, now, open_only=open_only)
-                assert {i: c.breaches for i, c in got.items()} == _oracle(any_store, policy, now, open_only)
+                assert {i: c.breaches for i, c in got.items()} == expected
+                sla._CACHES.pop(any_store, None)  # a new process: the outcomes the store keeps answer
+                cold = sla.clocks(any_store, policy, now, open_only=open_only)
+                assert {i: c.breaches for i, c in cold.items()} == expected
                 seen |= {(b.sla, b.status, b.running) for c in got.values() for b in c.breaches}
     # the histories have every kind of outcome: near and breached running clocks, breaches that stopped,
     # the paused design clock, the per-checkpoint results clock
     assert {("diagnose", "near", True), ("diagnose", "breached", True), ("diagnose", "breached", False),
             ("design", "near", True), ("notes", "breached", False), ("results", "breached", True),
             ("sponsor_approval", "breached", True)} <= seen
+    # the last policy read holds every request's cached outcome; the other's were replaced
+    assert set(any_store.sla_outcomes(sla.digest(berlin))) == set(any_store.sla_heads(open_only=False))
+    assert any_store.sla_outcomes(sla.digest(built_in)) == {}
     assert sla.digest(built_in) != sla.digest(berlin)
     changed = sla.Policy(berlin_rules, calendar("Europe/Berlin"))
     assert sla.digest(changed) != sla.digest(berlin)  # another holidays file: another key

@@ -7,7 +7,9 @@ Adds ``sla_entries`` (one line per audit event: its type, time and checkpoint ke
 ``states.sla.clock_lines`` writes them; the store appends to it in the transaction of every event)
 and ``owner_names`` (``states.sla.owner_names`` of the document) to ``requests``, and backfills both
 for the existing rows: the lines from each request's history in ``rseq`` order, the names from its
-document (a row whose document cannot be read keeps NULL names). The history is only read.
+document (a row whose document cannot be read keeps NULL names). The history is only read. Creates
+``sla_outcomes``, the cache of each request's SLA outcome under one policy digest (``flows.sla``),
+empty: the first read fills it.
 """
 from __future__ import annotations
 
@@ -28,6 +30,13 @@ def upgrade() -> None:
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sla_entries', sa.Text(), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('owner_names', sa.Text(), nullable=True))
+    op.create_table('sla_outcomes',
+    sa.Column('request_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('head_seq', sa.BigInteger(), nullable=False),
+    sa.Column('outcome', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('request_id')
+    )
     backfill(op.get_bind())
 
 
@@ -68,6 +77,7 @@ def backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('sla_outcomes')
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_column('owner_names')
         batch_op.drop_column('sla_entries')
