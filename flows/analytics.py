@@ -198,7 +198,7 @@ def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) ->
     found = entry.sla.get(key)
     if found is None:
         ids = [t.request_id for t in entry.tracks if flt.keeps(t)]
-        every = sla.clocks(store, clocks.policy, clocks.now, open_only=False)
+        every = sla.clocks(store, clocks.policy, clocks.now, open_only=False, summaries=False)
         found = entry.sla[key] = _section({i: c.breaches for i, c in every.items()}, ids, clocks)
         while len(entry.sla) > _MAX_FIGURES:
             entry.sla.popitem(last=False)

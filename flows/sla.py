@@ -103,41 +103,55 @@ class Clocks:
 
 @dataclass
 class _Outcome:
-    head: int
-    text: str  # the stopped clocks' breaches (they do not change with time) and the quiet time, encoded
-    quiet: datetime | None  # states.sla.quiet_until: None when no clock runs
-    _stopped: list[sla.Breach] | None = None
+    """A request's clocks under one policy at one chain head: the stopped runs' breaches (they do not
+    change with time), the running runs (judged at each read once ``quiet`` has passed), encoded in
+    ``text`` as the store keeps it and decoded when first needed."""
 
-    @property
-    def stopped(self) -> list[sla.Breach]:
-        if self._stopped is None:
-            self._stopped = _decode_breaches(self.text)
-        return self._stopped
+    head: int
+    text: str
+    quiet: datetime | None  # states.sla.quiet_until: None when no clock runs
+    _decoded: tuple[list[tuple[int, sla.Breach]], list[sla.Run]] | None = None
+
+    def at(self, request_id: int, policy: Policy, now: datetime) -> list[sla.Breach]:
+        """The breaches at ``now``: ``states.sla.breaches`` over the whole history, the same list."""
+        if self._decoded is None:
+            self._decoded = _decode(self.text, request_id)
+        stopped, running = self._decoded
+        if self.quiet is None or now < self.quiet:
+            return [b for _, b in stopped]
+        judged = [(r.index, sla.judge(request_id, r, policy.rules, policy.calendar, now)) for r in running]
+        return [b for _, b in sorted(stopped + [(i, b) for i, b in judged if b is not None], key=lambda x: x[0])]
 
 
 def _at(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _encode(stopped: list[sla.Breach], quiet: datetime | None) -> str:
-    """``quiet`` and the stopped breaches as one line of text (empty: no breach, no running clock)."""
-    if not stopped and quiet is None:
+def _encode(stopped: list[tuple[int, sla.Breach]], running: list[sla.Run], quiet: datetime | None) -> str:
+    """``quiet``, a tab, and the stopped breaches and running runs as JSON (empty: nothing to say)."""
+    if not stopped and not running:
         return ""
-    rows = [[b.request_id, b.sla, b.title, b.status, b.started_at.isoformat(),
-             b.stopped_at.isoformat() if b.stopped_at else None, b.elapsed, b.allowed, b.unit,
-             b.due_at.isoformat() if b.due_at else None, b.checkpoint] for b in stopped]
-    return json.dumps([quiet.isoformat() if quiet else None, rows], separators=(",", ":"))
+    rows: list[list[Any]] = [[i, b.sla, b.title, b.status, b.started_at.isoformat(),
+                              b.stopped_at.isoformat() if b.stopped_at else None, b.elapsed, b.allowed, b.unit,
+                              b.checkpoint] for i, b in stopped]
+    runs = [[r.index, r.name, r.checkpoint, r.started.isoformat(),
+             [[lo.isoformat(), hi.isoformat() if hi else None] for lo, hi in r.pauses]] for r in running]
+    return (quiet.isoformat() if quiet else "") + "\t" + json.dumps([rows, runs], separators=(",", ":"))
 
 
 def _decode_quiet(text: str) -> datetime | None:
-    return _at(json.loads(text)[0]) if text else None
+    return _at(text[:text.index("\t")]) if text else None
 
 
-def _decode_breaches(text: str) -> list[sla.Breach]:
+def _decode(text: str, request_id: int) -> tuple[list[tuple[int, sla.Breach]], list[sla.Run]]:
     if not text:
-        return []
-    return [sla.Breach(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4]), _at(r[5]), r[6], r[7], r[8],
-                       _at(r[9]), r[10]) for r in json.loads(text)[1]]
+        return [], []
+    rows, runs = json.loads(text[text.index("\t") + 1:])
+    stopped = [(r[0], sla.Breach(request_id, r[1], r[2], r[3], datetime.fromisoformat(r[4]), _at(r[5]), r[6],
+                                 r[7], r[8], None, r[9])) for r in rows]
+    running = [sla.Run(r[0], r[1], r[2], datetime.fromisoformat(r[3]),
+                       None, tuple((datetime.fromisoformat(lo), _at(hi)) for lo, hi in r[4])) for r in runs]
+    return stopped, running
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, dict[str, dict[int, _Outcome]]] = weakref.WeakKeyDictionary()
@@ -164,14 +178,17 @@ def _outcomes(store: RequestStore, key: str) -> dict[int, _Outcome]:
 
 
 def clocks(store: RequestStore, policy: Policy, now: datetime, *, open_only: bool = True,
-           also: Iterable[int] = ()) -> dict[int, Clocks]:
+           also: Iterable[int] = (), summaries: bool = True) -> dict[int, Clocks]:
     """Every request's (the open ones', or all) breaches and near-breaches at ``now``, without a document or a
     history: from the clock summaries the store keeps (``RequestStore.sla_summaries``), each walked once
-    per chain head and policy digest, the outcome cached in this process and in the store
-    (``RequestStore.sla_outcomes``). A request whose clocks all stopped is not walked again until it has
-    a new event; one with a running clock only once it can be near its breach (``states.sla.quiet_until``),
-    and then at every read. ``also``: requests whose summary is wanted anyway (the attention list's
-    needs-review checkpoints); each one read this time carries its summary."""
+    per chain head and policy digest (``states.sla.runs``), the outcome cached in this process and in the
+    store (``RequestStore.sla_outcomes``): the stopped runs' breaches, the running runs. A request whose
+    clocks all stopped is not read again until it has a new event; its running runs are judged again
+    (``states.sla.judge``, no walk) only once they can be near their breach (``states.sla.quiet_until``).
+    ``also``: requests whose summary is wanted anyway (the attention list's
+    needs-review checkpoints); each one read this time carries its summary, and with ``summaries`` (the
+    attention list's items need their titles and owners) so does every one with a running clock near
+    or past its breach."""
     now = now.astimezone(UTC)
     key = digest(policy)
     cache = _outcomes(store, key)
@@ -182,24 +199,24 @@ def clocks(store: RequestStore, policy: Policy, now: datetime, *, open_only: boo
                 cache[i] = _Outcome(head, text, _decode_quiet(text))
     stale = {i for i, h in heads.items() if (o := cache.get(i)) is None or o.head != h}
     walk = {i for i in heads if i not in stale and (q := cache[i].quiet) is not None and now >= q}
-    wanted = stale | walk | {i for i in also if i in heads}
+    wanted = stale | (walk | {i for i in also if i in heads} if summaries else set())
     read = {s.request_id: s for s in store.sla_summaries(sorted(wanted))} if wanted else {}
     found: dict[int, Clocks] = {}
     kept: list[tuple[int, int, str]] = []
     for request_id in heads:
         summary = read.get(request_id)
         outcome = cache.get(request_id)
-        if summary is not None and (outcome is None or outcome.head != summary.head_seq or request_id in walk):
-            entries = sla.read_lines(summary.lines)
-            breaches = sla.breaches(request_id, entries, policy.rules, policy.calendar, now)
-            if outcome is None or outcome.head != summary.head_seq:
-                quiet = sla.quiet_until(entries, policy.rules, policy.calendar, now)
-                stopped = [b for b in breaches if not b.running]
-                cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, quiet), quiet, stopped)
-                kept.append((request_id, summary.head_seq, cache[request_id].text))
-            found[request_id] = Clocks(request_id, breaches, summary)
-        elif outcome is not None:  # (None: removed between the two reads)
-            found[request_id] = Clocks(request_id, list(outcome.stopped), summary)
+        if summary is not None and (outcome is None or outcome.head != summary.head_seq):
+            every = sla.runs(sla.read_lines(summary.lines), policy.rules)
+            running = [r for r in every if r.stopped is None]
+            quiet = sla.quiet_until(running, policy.rules, policy.calendar, now)
+            stopped = [(r.index, b) for r in every if r.stopped is not None
+                       and (b := sla.judge(request_id, r, policy.rules, policy.calendar, now)) is not None]
+            outcome = cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, running, quiet), quiet,
+                                                   (stopped, running))
+            kept.append((request_id, summary.head_seq, outcome.text))
+        if outcome is not None:  # (None: removed between the two reads)
+            found[request_id] = Clocks(request_id, outcome.at(request_id, policy, now), summary)
     if kept:
         store.keep_sla_outcomes(key, kept)
     return found

@@ -245,17 +245,54 @@ def _clocks(sla: Sla, history: Sequence[Entry]) -> list[tuple[str, datetime, dat
     return sorted(runs, key=lambda r: r[1])
 
 
-def _runs(history: Sequence[Entry], policy: SlaPolicy, cal: BusinessCalendar,
-          now: datetime) -> Iterable[tuple[str, Sla, str, datetime, datetime | None, float, bool]]:
-    """(name, sla, checkpoint, started, stopped, elapsed, paused at the end) of every run of every clock."""
+@dataclass(frozen=True)
+class Run:
+    """One run of one clock of a policy over a history (time plays no part): the ``index``-th in the
+    order :func:`breaches` reports them; ``stopped`` None while it runs; ``pauses`` the waits it leaves out."""
+
+    index: int
+    name: str
+    checkpoint: str
+    started: datetime
+    stopped: datetime | None
+    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+
+
+def runs(history: Sequence[Entry], policy: SlaPolicy) -> list[Run]:
+    """Every run of every clock of ``policy`` over ``history``, per SLA in the policy's order, oldest start first."""
     history = sorted(history, key=lambda e: e.at)
-    waiting = _waiting(history)
+    waiting = tuple(_waiting(history))
+    found: list[Run] = []
     for name, sla in policy.slas.items():
-        pauses = waiting if sla.pause_while_waiting_on_sponsor else []
+        pauses = waiting if sla.pause_while_waiting_on_sponsor else ()
         for checkpoint, started, stopped in _clocks(sla, history):
-            end = stopped or now
-            elapsed, paused = _elapsed(sla, cal, started, end, [p for p in pauses if p[0] <= end])
-            yield name, sla, checkpoint, started, stopped, elapsed, paused
+            found.append(Run(len(found), name, checkpoint, started, stopped, pauses))
+    return found
+
+
+def _elapsed_of(run: Run, sla: Sla, cal: BusinessCalendar, now: datetime) -> tuple[float, bool]:
+    end = run.stopped or now
+    return _elapsed(sla, cal, run.started, end, [p for p in run.pauses if p[0] <= end])
+
+
+def judge(request_id: int, run: Run, policy: SlaPolicy, cal: BusinessCalendar, now: datetime) -> Breach | None:
+    """The run's breach or near-breach at ``now`` (aware, UTC), None when it is neither; a stopped run's does
+    not depend on ``now``."""
+    sla = policy.slas[run.name]
+    elapsed, paused = _elapsed_of(run, sla, cal, now)
+    status: Literal["breached", "near"] | None = None
+    if elapsed > sla.within:
+        status = "breached"
+    elif run.stopped is None and elapsed >= policy.near_breach_percent / 100 * sla.within:
+        status = "near"
+    if status is None:
+        return None
+    due = None
+    if run.stopped is None and not paused and elapsed <= sla.within:
+        left = sla.within - elapsed
+        due = now + timedelta(days=left) if sla.unit == SlaUnit.DAYS else cal.add_business_days(now, left)
+    return Breach(request_id, run.name, sla.title or run.name, status, run.started, run.stopped, elapsed,
+                  sla.within, sla.unit.value, due, run.checkpoint)
 
 
 def breaches(request_id: int, history: Sequence[Entry], policy: SlaPolicy, cal: BusinessCalendar,
@@ -263,23 +300,8 @@ def breaches(request_id: int, history: Sequence[Entry], policy: SlaPolicy, cal: 
     """Every breached clock of ``history`` under ``policy``, and every running one at or past the
     near-breach share of its allowance, oldest start first."""
     now = now.astimezone(UTC)
-    near = policy.near_breach_percent / 100
-    found: list[Breach] = []
-    for name, sla, checkpoint, started, stopped, elapsed, paused in _runs(history, policy, cal, now):
-        status: Literal["breached", "near"] | None = None
-        if elapsed > sla.within:
-            status = "breached"
-        elif stopped is None and elapsed >= near * sla.within:
-            status = "near"
-        if status is None:
-            continue
-        due = None
-        if stopped is None and not paused and elapsed <= sla.within:
-            left = sla.within - elapsed
-            due = now + timedelta(days=left) if sla.unit == SlaUnit.DAYS else cal.add_business_days(now, left)
-        found.append(Breach(request_id, name, sla.title or name, status, started, stopped, elapsed,
-                            sla.within, sla.unit.value, due, checkpoint))
-    return found
+    found = (judge(request_id, run, policy, cal, now) for run in runs(history, policy))
+    return [b for b in found if b is not None]
 
 
 #: The least real time in which a clock gains one day: a business day is a local day, 23 hours on the
@@ -288,19 +310,19 @@ _FASTEST_DAY: Final = timedelta(hours=23)
 _MARGIN: Final = timedelta(minutes=1)
 
 
-def quiet_until(history: Sequence[Entry], policy: SlaPolicy, cal: BusinessCalendar,
-                now: datetime) -> datetime | None:
-    """Until when (at least) no running clock of ``history`` is near its breach, so :func:`breaches` gives
-    only the stopped clocks' breaches, as at ``now``: ``None`` when no clock is running (the outcome does
-    not depend on the time), ``now`` when one already is near or past it, or is paused at the near share
-    or past it (its words are read each time). A lower bound: each clock gains a day in no less than
-    23 hours, less a minute; no event can pause a clock without a new event in the history."""
+def quiet_until(running: Sequence[Run], policy: SlaPolicy, cal: BusinessCalendar, now: datetime) -> datetime | None:
+    """Until when (at least) none of the ``running`` runs is near its breach, so :func:`breaches` gives only
+    the stopped runs' breaches, as at ``now``: ``None`` when none is running (the outcome does not depend
+    on the time), ``now`` when one already is near or past it, or is paused at the near share or past it.
+    A lower bound: each clock gains a day in no less than 23 hours, less a minute; nothing pauses a
+    running clock without a new event in the history. Once near, a run stays near or breached (its time
+    only grows) until the history changes."""
     now = now.astimezone(UTC)
     near = policy.near_breach_percent / 100
     found: datetime | None = None
-    for _, sla, _, _, stopped, elapsed, paused in _runs(history, policy, cal, now):
-        if stopped is not None:
-            continue
+    for run in running:
+        sla = policy.slas[run.name]
+        elapsed, paused = _elapsed_of(run, sla, cal, now)
         left = near * sla.within - elapsed
         if left <= 0 or elapsed > sla.within:
             return now
