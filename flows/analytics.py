@@ -169,12 +169,19 @@ def sla_section(request_ids: list[int], histories: Callable[[int], list[AuditRec
                     request_ids, clocks)
 
 
-def _section(found: dict[int, list[Breach]], request_ids: list[int], clocks: SlaClocks) -> dict[str, Any]:
+def _section(found: dict[int, list[Breach]], request_ids: list[int], clocks: SlaClocks,
+             stopped: dict[int, list[str]] | None = None) -> dict[str, Any]:
+    """The section's counts from each request's breaches (``found``), or from its running clocks' breaches
+    (``found``) and the SLAs its stopped clocks breached (``stopped``)."""
     titles = {name: rule.title or name for name, rule in clocks.policy.rules.slas.items()}
     counts: dict[str, dict[str, int]] = {name: {"breached": 0, "running_breached": 0, "near": 0} for name in titles}
     requests_breached = 0
     for request_id in request_ids:
         breaches = found.get(request_id, [])
+        late = stopped.get(request_id, []) if stopped is not None else []
+        for name in late:
+            counts.setdefault(name, {"breached": 0, "running_breached": 0, "near": 0})["breached"] += 1
+            titles.setdefault(name, name)
         for b in breaches:
             titles.setdefault(b.sla, b.title or b.sla)
             row = counts.setdefault(b.sla, {"breached": 0, "running_breached": 0, "near": 0})
@@ -183,7 +190,7 @@ def _section(found: dict[int, list[Breach]], request_ids: list[int], clocks: Sla
                 row["running_breached"] += 1 if b.running else 0
             else:
                 row["near"] += 1
-        requests_breached += any(b.status == "breached" for b in breaches)
+        requests_breached += bool(late) or any(b.status == "breached" for b in breaches)
     return {"status": "computed", "policy": clocks.policy.source, "as_of": clocks.now.isoformat(),
             "requests": len(request_ids), "requests_breached": requests_breached,
             "slas": [{"sla": name, "title": titles[name], **row} for name, row in counts.items()]}
@@ -199,7 +206,8 @@ def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) ->
     if found is None:
         ids = [t.request_id for t in entry.tracks if flt.keeps(t)]
         every = sla.clocks(store, clocks.policy, clocks.now, open_only=False, summaries=False)
-        found = entry.sla[key] = _section({i: c.breaches for i, c in every.items()}, ids, clocks)
+        found = entry.sla[key] = _section({i: c.running for i, c in every.items()}, ids, clocks,
+                                          {i: c.stopped for i, c in every.items()})
         while len(entry.sla) > _MAX_FIGURES:
             entry.sla.popitem(last=False)
     return found

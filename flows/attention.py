@@ -96,7 +96,7 @@ def attention_list(app: App, now: datetime | None = None, policy: sla.Policy | N
         if request_id in review:
             found += checkpoint_items(app.service.show(request_id))
         if clocks.summary is not None:
-            found += summary_items(clocks.summary, clocks.breaches)
+            found += summary_items(clocks.summary, clocks.running)
     return found
 
 

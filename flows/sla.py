@@ -91,36 +91,66 @@ def request_breaches(request_id: int, history: list[AuditRecord], policy: Policy
 
 # --- the clocks of many requests, from their clock summaries -----------------------------------------
 
-@dataclass(frozen=True)
 class Clocks:
-    """One request's SLA clocks as read at a time: its summary's facts and its breaches then
-    (``states.sla.breaches`` over its whole history: the same list)."""
+    """One request's SLA clocks as read at a time: its running clocks' breaches and near-breaches then
+    (``running``), the names of the SLAs its stopped clocks breached (``stopped``), its summary when it
+    was read, and ``breaches``: all of them as ``states.sla.breaches`` over its whole history says (the
+    same list; the stopped ones decoded only when asked)."""
 
-    request_id: int
-    breaches: list[sla.Breach]
-    summary: ClockSummary | None  # None: not read this time (its cached outcome answered)
+    def __init__(self, request_id: int, outcome: _Outcome, running: list[tuple[int, sla.Breach]],
+                 summary: ClockSummary | None) -> None:
+        self.request_id, self.summary = request_id, summary
+        self._outcome, self._running = outcome, running
+
+    @property
+    def running(self) -> list[sla.Breach]:
+        return [b for _, b in self._running]
+
+    @property
+    def stopped(self) -> list[str]:
+        return self._outcome.stopped_slas()
+
+    @property
+    def breaches(self) -> list[sla.Breach]:
+        found = self._outcome.stopped(self.request_id) + self._running
+        return [b for _, b in sorted(found, key=lambda x: x[0])]
 
 
 @dataclass
 class _Outcome:
-    """A request's clocks under one policy at one chain head: the stopped runs' breaches (they do not
-    change with time), the running runs (judged at each read once ``quiet`` has passed), encoded in
-    ``text`` as the store keeps it and decoded when first needed."""
+    """A request's clocks under one policy at one chain head, as the store keeps it (``text``): until when
+    its running runs are quiet, the SLAs its stopped runs breached, those breaches (they do not change
+    with time) and the running runs (judged at each read once ``quiet`` has passed), each part decoded
+    only when needed."""
 
     head: int
     text: str
     quiet: datetime | None  # states.sla.quiet_until: None when no clock runs
-    _decoded: tuple[list[tuple[int, sla.Breach]], list[sla.Run]] | None = None
+    _stopped: list[tuple[int, sla.Breach]] | None = None
+    _running: list[sla.Run] | None = None
 
-    def at(self, request_id: int, policy: Policy, now: datetime) -> list[sla.Breach]:
-        """The breaches at ``now``: ``states.sla.breaches`` over the whole history, the same list."""
-        if self._decoded is None:
-            self._decoded = _decode(self.text, request_id)
-        stopped, running = self._decoded
+    def _part(self, n: int) -> Any:
+        return json.loads(self.text.split("\t")[n]) if self.text else []
+
+    def stopped_slas(self) -> list[str]:
+        return list(self._part(1))
+
+    def stopped(self, request_id: int) -> list[tuple[int, sla.Breach]]:
+        if self._stopped is None:
+            self._stopped = [(r[0], sla.Breach(request_id, r[1], r[2], r[3], datetime.fromisoformat(r[4]),
+                                               _at(r[5]), r[6], r[7], r[8], None, r[9])) for r in self._part(2)]
+        return self._stopped
+
+    def running(self, request_id: int, policy: Policy, now: datetime) -> list[tuple[int, sla.Breach]]:
+        """The running runs' breaches and near-breaches at ``now`` (none while they are quiet)."""
         if self.quiet is None or now < self.quiet:
-            return [b for _, b in stopped]
-        judged = [(r.index, sla.judge(request_id, r, policy.rules, policy.calendar, now)) for r in running]
-        return [b for _, b in sorted(stopped + [(i, b) for i, b in judged if b is not None], key=lambda x: x[0])]
+            return []
+        if self._running is None:
+            self._running = [sla.Run(r[0], r[1], r[2], datetime.fromisoformat(r[3]), None,
+                                     tuple((datetime.fromisoformat(lo), _at(hi)) for lo, hi in r[4]))
+                             for r in self._part(3)]
+        judged = ((r.index, sla.judge(request_id, r, policy.rules, policy.calendar, now)) for r in self._running)
+        return [(i, b) for i, b in judged if b is not None]
 
 
 def _at(value: str | None) -> datetime | None:
@@ -128,7 +158,8 @@ def _at(value: str | None) -> datetime | None:
 
 
 def _encode(stopped: list[tuple[int, sla.Breach]], running: list[sla.Run], quiet: datetime | None) -> str:
-    """``quiet``, a tab, and the stopped breaches and running runs as JSON (empty: nothing to say)."""
+    """``quiet``, the stopped breaches' SLAs, the stopped breaches and the running runs, tab-separated (the
+    last three as JSON; empty: nothing to say)."""
     if not stopped and not running:
         return ""
     rows: list[list[Any]] = [[i, b.sla, b.title, b.status, b.started_at.isoformat(),
@@ -136,22 +167,12 @@ def _encode(stopped: list[tuple[int, sla.Breach]], running: list[sla.Run], quiet
                               b.checkpoint] for i, b in stopped]
     runs = [[r.index, r.name, r.checkpoint, r.started.isoformat(),
              [[lo.isoformat(), hi.isoformat() if hi else None] for lo, hi in r.pauses]] for r in running]
-    return (quiet.isoformat() if quiet else "") + "\t" + json.dumps([rows, runs], separators=(",", ":"))
+    return "\t".join([quiet.isoformat() if quiet else "", *(json.dumps(part, separators=(",", ":"))
+                                                             for part in ([b.sla for _, b in stopped], rows, runs))])
 
 
 def _decode_quiet(text: str) -> datetime | None:
     return _at(text[:text.index("\t")]) if text else None
-
-
-def _decode(text: str, request_id: int) -> tuple[list[tuple[int, sla.Breach]], list[sla.Run]]:
-    if not text:
-        return [], []
-    rows, runs = json.loads(text[text.index("\t") + 1:])
-    stopped = [(r[0], sla.Breach(request_id, r[1], r[2], r[3], datetime.fromisoformat(r[4]), _at(r[5]), r[6],
-                                 r[7], r[8], None, r[9])) for r in rows]
-    running = [sla.Run(r[0], r[1], r[2], datetime.fromisoformat(r[3]),
-                       None, tuple((datetime.fromisoformat(lo), _at(hi)) for lo, hi in r[4])) for r in runs]
-    return stopped, running
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, dict[str, dict[int, _Outcome]]] = weakref.WeakKeyDictionary()
@@ -213,10 +234,10 @@ def clocks(store: RequestStore, policy: Policy, now: datetime, *, open_only: boo
             stopped = [(r.index, b) for r in every if r.stopped is not None
                        and (b := sla.judge(request_id, r, policy.rules, policy.calendar, now)) is not None]
             outcome = cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, running, quiet), quiet,
-                                                   (stopped, running))
+                                                   stopped, running)
             kept.append((request_id, summary.head_seq, outcome.text))
         if outcome is not None:  # (None: removed between the two reads)
-            found[request_id] = Clocks(request_id, outcome.at(request_id, policy, now), summary)
+            found[request_id] = Clocks(request_id, outcome, outcome.running(request_id, policy, now), summary)
     if kept:
         store.keep_sla_outcomes(key, kept)
     return found

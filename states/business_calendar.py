@@ -40,6 +40,12 @@ class BusinessCalendar:
         """The holidays that fall on a working weekday, sorted (the others take nothing off)."""
         return tuple(sorted(d for d in self.holidays if d.weekday() in self.weekdays))
 
+    @cached_property
+    def _partial_weeks(self) -> tuple[tuple[int, ...], ...]:
+        """[weekday][k]: how many of the ``k`` days from that weekday on are working weekdays (k < 7)."""
+        return tuple(tuple(sum((start + i) % 7 in self.weekdays for i in range(k)) for k in range(7))
+                     for start in range(7))
+
     def _whole_days(self, first: date, last: date) -> int:
         """How many business days lie strictly between ``first`` and ``last``: whole weeks by arithmetic,
         the rest day by day (at most six), less the working holidays in between (by bisection)."""
@@ -47,8 +53,7 @@ class BusinessCalendar:
         if n <= 0:
             return 0
         weeks, rest = divmod(n, 7)
-        start = (first.weekday() + 1) % 7
-        count = weeks * len(self.weekdays) + sum((start + i) % 7 in self.weekdays for i in range(rest))
+        count = weeks * len(self.weekdays) + self._partial_weeks[(first.weekday() + 1) % 7][rest]
         off = self._working_holidays
         return count - (bisect_left(off, last) - bisect_right(off, first))
 

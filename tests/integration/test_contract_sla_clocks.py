@@ -13,7 +13,7 @@ from connectors.db.store import SqlStore
 from connectors.db.unit_of_work import SqlUnitOfWork
 from connectors.ports import RequestStore
 from connectors.testing import InMemoryStore, InMemoryUnitOfWork
-from flows import sla
+from flows import analytics, sla
 from flows.clock import FixedClock
 from flows.service import Service
 from states import sla as rules
@@ -108,6 +108,10 @@ def test_clocks_equal_the_walk_over_the_whole_history(any_store: RequestStore, c
                 cold = sla.clocks(any_store, policy, now, open_only=open_only)
                 assert {i: c.breaches for i, c in cold.items()} == expected
                 seen |= {(b.sla, b.status, b.running) for c in got.values() for b in c.breaches}
+            clocks = analytics.SlaClocks(policy, now)  # the analytics section: from the summaries, as walked
+            every = sorted(any_store.sla_heads(open_only=False))
+            assert analytics.figures(any_store, None, clocks)["sla_breaches"] == analytics.sla_section(
+                every, any_store.history, clocks)
     # the histories have every kind of outcome: near and breached running clocks, breaches that stopped,
     # the paused design clock, the per-checkpoint results clock
     assert {("diagnose", "near", True), ("diagnose", "breached", True), ("diagnose", "breached", False),
