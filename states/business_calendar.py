@@ -60,12 +60,21 @@ class BusinessCalendar:
     def is_business_day(self, day: date) -> bool:
         return day.weekday() in self.weekdays and day not in self.holidays
 
+    @cached_property
+    def _bounds(self) -> dict[date, tuple[datetime, datetime]]:
+        return {}  # the local days met so far (a memo: the same instants every time)
+
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
         """The local day ``day`` as UTC instants [start, end) (23, 24 or 25 hours long)."""
-        zone = self.zone
-        start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-        return start, end
+        found = self._bounds.get(day)
+        if found is None:
+            zone = self.zone
+            start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+            end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+            if len(self._bounds) > 100_000:
+                self._bounds.clear()
+            found = self._bounds[day] = (start, end)
+        return found
 
     def _share(self, day: date, start: datetime, end: datetime) -> float:
         """The share of local ``day`` that [start, end) covers."""
