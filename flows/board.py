@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from connectors.ports import AuditRecord, BoardQuery, BoardRow
 from flows import sla
-from flows.attention import Item, attention_list, checkpoint_items, sla_items, summary_items
+from flows.attention import Item, checkpoint_items, sla_items, summary_items
 from states import sla as states_sla
 from states.card import next_step as next_step
 from states.card import owners as owners
@@ -165,11 +165,13 @@ def _card(row: BoardRow, now: datetime, clocks: list[Item]) -> Card:
 
 
 def _sla_attention(app: App, policy: sla.Policy | None, now: datetime) -> tuple[int, ...]:
-    """The open requests with an SLA clock breached or near it (the attention filter), from the attention
-    list (the clock summaries; ``flows.sla.clocks``)."""
+    """The open requests with a running SLA clock breached or near it (the attention filter): the attention
+    list's SLA items' requests, from the clock summaries (``flows.sla.clocks``) without their words; the
+    needs-review checkpoints are the board query's own condition."""
     if policy is None:
         return ()
-    return tuple(sorted({i.request_id for i in attention_list(app, now, policy) if i.kind == "sla"}))
+    found = sla.clocks(app.service.store, policy, now, summaries=False)
+    return tuple(sorted(i for i, c in found.items() if c.running))
 
 
 def _sla_clocks(app: App, ids: list[int], policy: sla.Policy | None, now: datetime) -> dict[int, list[Item]]:
