@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, delete, exists, insert, select
+from sqlalchemy import Connection, Engine, exists, select, text
 
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.tables import checkpoints, requests, sla_outcomes
@@ -52,14 +52,17 @@ def outcomes(conn: Connection, digest: str) -> dict[int, tuple[int, str]]:
     return {int(i): (int(h), o) for i, h, o in conn.execute(query)}
 
 
+_KEEP = text("INSERT INTO sla_outcomes (request_id, digest, head_seq, outcome) VALUES (:i, :d, :h, :o) "
+             "ON CONFLICT (request_id) DO UPDATE SET digest = excluded.digest, head_seq = excluded.head_seq, "
+             "outcome = excluded.outcome")
+
+
 def keep(conn: Connection, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
-    """Replace the outcomes of ``rows`` (request id, head_seq, outcome) with these, under ``digest``."""
-    ids = [r[0] for r in rows]
-    for i in range(0, len(ids), _BATCH):
-        conn.execute(delete(sla_outcomes).where(sla_outcomes.c.request_id.in_(ids[i:i + _BATCH])))
-    values = [{"request_id": i, "digest": digest, "head_seq": h, "outcome": o} for i, h, o in rows]
+    """Replace the outcomes of ``rows`` (request id, head_seq, outcome) with these, under ``digest`` (an
+    upsert: two readers filling the cache at once both succeed, the later one's rows stand)."""
+    values = [{"i": i, "d": digest, "h": h, "o": o} for i, h, o in rows]
     for i in range(0, len(values), 5000):
-        conn.execute(insert(sla_outcomes), values[i:i + 5000])
+        conn.execute(_KEEP, values[i:i + 5000])
 
 
 class SlaClockQueries:
