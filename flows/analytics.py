@@ -30,6 +30,7 @@ from states.analytics import Track
 from states.analytics_figures import TYPES, Filter
 from states.analytics_figures import figures as compute
 from states.errors import FieldError, InvalidInput
+from states.sla import Breach
 
 if TYPE_CHECKING:
     from connectors.ports import RequestStore
@@ -163,13 +164,25 @@ def sla_section(request_ids: list[int], histories: Callable[[int], list[AuditRec
                 clocks: SlaClocks) -> dict[str, Any]:
     """Per SLA of the policy: how many of the requests breached it (stopped late or still running past
     it) and how many running clocks are near their breach, from each request's stored history
-    (``flows.sla.request_breaches``: a changed policy recomputes the past)."""
+    (``flows.sla.request_breaches``: a changed policy recomputes the past). The oracle of :func:`_sla`."""
+    return _section({i: sla.request_breaches(i, histories(i), clocks.policy, clocks.now) for i in request_ids},
+                    request_ids, clocks)
+
+
+def _section(found: dict[int, list[Breach]], request_ids: list[int], clocks: SlaClocks,
+             stopped: dict[int, list[str]] | None = None) -> dict[str, Any]:
+    """The section's counts from each request's breaches (``found``), or from its running clocks' breaches
+    (``found``) and the SLAs its stopped clocks breached (``stopped``)."""
     titles = {name: rule.title or name for name, rule in clocks.policy.rules.slas.items()}
     counts: dict[str, dict[str, int]] = {name: {"breached": 0, "running_breached": 0, "near": 0} for name in titles}
     requests_breached = 0
     for request_id in request_ids:
-        found = sla.request_breaches(request_id, histories(request_id), clocks.policy, clocks.now)
-        for b in found:
+        breaches = found.get(request_id, [])
+        late = stopped.get(request_id, []) if stopped is not None else []
+        for name in late:
+            counts.setdefault(name, {"breached": 0, "running_breached": 0, "near": 0})["breached"] += 1
+            titles.setdefault(name, name)
+        for b in breaches:
             titles.setdefault(b.sla, b.title or b.sla)
             row = counts.setdefault(b.sla, {"breached": 0, "running_breached": 0, "near": 0})
             if b.status == "breached":
@@ -177,21 +190,24 @@ def sla_section(request_ids: list[int], histories: Callable[[int], list[AuditRec
                 row["running_breached"] += 1 if b.running else 0
             else:
                 row["near"] += 1
-        requests_breached += any(b.status == "breached" for b in found)
+        requests_breached += bool(late) or any(b.status == "breached" for b in breaches)
     return {"status": "computed", "policy": clocks.policy.source, "as_of": clocks.now.isoformat(),
             "requests": len(request_ids), "requests_breached": requests_breached,
             "slas": [{"sla": name, "title": titles[name], **row} for name, row in counts.items()]}
 
 
 def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) -> dict[str, Any]:
-    """The SLA section of ``flt``'s requests, cached with the figures (same audit head) per policy and hour:
-    a running clock crosses its breach with time alone, so the hour is part of the key."""
-    key = (flt, clocks.policy.source, clocks.policy.rules.model_dump_json(),
-           clocks.now.replace(minute=0, second=0, microsecond=0))
+    """The SLA section of ``flt``'s requests from the clock summaries (``flows.sla.clocks``: each request
+    walked once per chain head and policy, a running clock again once it can be near its breach), cached
+    with the figures (same audit head) per policy and hour: a running clock crosses its breach with time
+    alone, so the hour is part of the key."""
+    key = (flt, clocks.policy.source, sla.digest(clocks.policy), clocks.now.replace(minute=0, second=0, microsecond=0))
     found = entry.sla.get(key)
     if found is None:
         ids = [t.request_id for t in entry.tracks if flt.keeps(t)]
-        found = entry.sla[key] = sla_section(ids, store.history, clocks)
+        every = sla.clocks(store, clocks.policy, clocks.now, open_only=False, summaries=False)
+        found = entry.sla[key] = _section({i: c.running for i, c in every.items()}, ids, clocks,
+                                          {i: c.stopped for i, c in every.items()})
         while len(entry.sla) > _MAX_FIGURES:
             entry.sla.popitem(last=False)
     return found

@@ -3,7 +3,9 @@
 An item is a checkpoint flagged ``needs_review`` (too late to send, or unanswered after its last
 reminder and response window: :mod:`states.stalls`) or a running SLA clock that breached or is near
 its breach (:mod:`flows.sla`). ``ldflow attention``, ``ldflow list --attention``, the board's
-attention filter and the digest read :func:`attention_list`; nothing here writes but
+attention filter and the digest read :func:`attention_list` (the SLA clocks from the clock summaries the
+store keeps, the document only of a request with a needs-review checkpoint); the digest greets an owner
+by the name the request gives them. Nothing here writes but
 :func:`queue_digests`, which queues one digest per recipient and day (outbox key
 ``attention_digest:<day>:<address>``: a second pass that day queues nothing).
 """
@@ -14,13 +16,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from connectors.ports import AuditRecord, ListFilter, RequestSummary
+from connectors.ports import AuditRecord, ClockSummary, ListFilter, RequestSummary
 from flows import sla
 from states.card import owners
 from states.checkpoints import CheckpointStatus
-from states.lifecycle import NON_TERMINAL
 from states.notifications import Notification, Recipient
 from states.request import TrainingRequest
+from states.sla import Breach, owner_names
 
 if TYPE_CHECKING:
     from flows.bootstrap import App
@@ -41,6 +43,7 @@ class Item:
     owners: tuple[str, ...]  # the L&D owners (item owners, the redirect's owner) the digest goes to
     checkpoint: str = ""
     sla: str = ""
+    names: tuple[tuple[str, str], ...] = ()  # (address, name) of the owners the request names: the greeting
 
     def as_dict(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "title": self.title, "kind": self.kind, "status": self.status,
@@ -55,11 +58,13 @@ def checkpoint_items(request: TrainingRequest) -> list[Item]:
             continue
         item = next((i for i in (request.plan.items if request.plan else []) if i.id == c.item_id), None)
         who = (item.owner.email.lower(),) if item is not None else owners(request)
+        names = ((item.owner.email.lower(), item.owner.name),) if item is not None else \
+            tuple(owner_names(request).items())
         reason = c.review_reason or "too late to send"
         metric = f" ({item.metric})" if item is not None else ""
         found.append(Item(request.id or 0, request.intake.title, "checkpoint", "needs_review",
                           f"checkpoint {c.item_id}:{c.offset}{metric} needs review: {reason}; record the result "
-                          f"or close it as missed", who, checkpoint=c.key))
+                          f"or close it as missed", who, checkpoint=c.key, names=names))
     return found
 
 
@@ -67,29 +72,32 @@ def sla_items(request: TrainingRequest, history: list[AuditRecord], policy: sla.
     """The request's running SLA clocks that breached or are near it."""
     assert request.id is not None
     return [Item(request.id, request.intake.title, "sla", b.status, f"SLA {b.words()}", owners(request),
-                 checkpoint=b.checkpoint, sla=b.sla)
+                 checkpoint=b.checkpoint, sla=b.sla, names=tuple(owner_names(request).items()))
             for b in sla.request_breaches(request.id, history, policy, now) if b.running]
 
 
-def items_for(app: App, request: TrainingRequest, policy: sla.Policy, now: datetime) -> list[Item]:
-    assert request.id is not None
-    return checkpoint_items(request) + sla_items(request, app.service.history(request.id), policy, now)
+def summary_items(summary: ClockSummary, breaches: list[Breach]) -> list[Item]:
+    """``sla_items`` from a request's clock summary and its breaches (``flows.sla.clocks``)."""
+    return [Item(summary.request_id, summary.title, "sla", b.status, f"SLA {b.words()}", summary.owners,
+                 checkpoint=b.checkpoint, sla=b.sla, names=tuple(summary.names.items()))
+            for b in breaches if b.running]
 
 
 def attention_list(app: App, now: datetime | None = None, policy: sla.Policy | None = None) -> list[Item]:
-    """Every attention item of the open requests, by request id."""
+    """Every attention item of the open requests, by request id: the SLA clocks from the clock summaries
+    (``flows.sla.clocks``: no document, no history), the documents of the requests with a needs-review
+    checkpoint only."""
     now = now or app.now()
     policy = policy or sla.load_policy(app.settings)
+    store = app.service.store
+    review = store.needs_review_ids()
     found: list[Item] = []
-    offset = 0
-    while True:
-        rows, total = app.service.list(ListFilter(states=tuple(s.value for s in NON_TERMINAL), sort="id",
-                                                  limit=_PAGE, offset=offset))
-        for row in rows:
-            found += items_for(app, app.service.show(row.id), policy, now)
-        offset += len(rows)
-        if not rows or offset >= total:
-            return found
+    for request_id, clocks in sorted(sla.clocks(store, policy, now, also=review).items()):
+        if request_id in review:
+            found += checkpoint_items(app.service.show(request_id))
+        if clocks.summary is not None:
+            found += summary_items(clocks.summary, clocks.running)
+    return found
 
 
 def digests(items: list[Item], ops: Recipient, day: str, web_url: str = "") -> list[Notification]:
@@ -98,7 +106,11 @@ def digests(items: list[Item], ops: Recipient, day: str, web_url: str = "") -> l
     for item in items:
         for email in item.owners:
             if email != ops.email.lower():
-                per.setdefault(email, (Recipient("", email, "owner"), []))[1].append(item)
+                name = dict(item.names).get(email, "")
+                person, mine = per.setdefault(email, (Recipient(name, email, "owner"), []))
+                if name and not person.name:
+                    per[email] = (person, mine) = (Recipient(name, email, "owner"), mine)
+                mine.append(item)
     notes = []
     for email, (person, mine) in sorted(per.items()):
         if not mine:

@@ -3,7 +3,8 @@
 Each card says where the request stands: its people, how long it has been in its state, the next
 action and what that action still needs — the guards' own words, asked with nothing given (what
 the next command would refuse for today; :mod:`states.card`, kept on the request's row by the
-store). The web app's board renders :func:`board`; nothing here writes.
+store). The web app's board renders :func:`board`; each shown card's SLA badge comes from its clock
+summary (``RequestStore.sla_summaries``). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING
 
 from connectors.ports import AuditRecord, BoardQuery, BoardRow
 from flows import sla
-from flows.attention import Item, attention_list, checkpoint_items, sla_items
+from flows.attention import Item, checkpoint_items, sla_items, summary_items
+from states import sla as states_sla
 from states.card import next_step as next_step
 from states.card import owners as owners
 from states.checkpoints import CheckpointStatus
 from states.errors import FieldError, InvalidInput
 from states.lifecycle import TERMINAL, State
 from states.request import TrainingRequest
+from states.sla import read_lines
 
 if TYPE_CHECKING:
     from flows.bootstrap import App
@@ -162,25 +165,34 @@ def _card(row: BoardRow, now: datetime, clocks: list[Item]) -> Card:
 
 
 def _sla_attention(app: App, policy: sla.Policy | None, now: datetime) -> tuple[int, ...]:
-    """The open requests with an SLA clock breached or near it (the attention filter; it reads every open
-    request's history, so only that filter pays for it)."""
+    """The open requests with a running SLA clock breached or near it (the attention filter): the attention
+    list's SLA items' requests, from the clock summaries (``flows.sla.clocks``) without their words; the
+    needs-review checkpoints are the board query's own condition."""
     if policy is None:
         return ()
-    return tuple(sorted({i.request_id for i in attention_list(app, now, policy) if i.kind == "sla"}))
+    found = sla.clocks(app.service.store, policy, now, summaries=False)
+    return tuple(sorted(i for i, c in found.items() if c.running))
 
 
-def _sla_clocks(app: App, request_id: int, policy: sla.Policy | None, now: datetime) -> list[Item]:
-    """A shown card's running SLA clocks that breached or are near it, from its history."""
-    if policy is None:
-        return []
-    return sla_items(app.service.show(request_id), app.service.history(request_id), policy, now)
+def _sla_clocks(app: App, ids: list[int], policy: sla.Policy | None, now: datetime) -> dict[int, list[Item]]:
+    """The shown cards' running SLA clocks that breached or are near it, from their clock summaries (one
+    read for the page, no document, no history)."""
+    if policy is None or not ids:
+        return {}
+    found: dict[int, list[Item]] = {}
+    for summary in app.service.store.sla_summaries(ids):
+        entries = read_lines(summary.lines)
+        breaches = states_sla.breaches(summary.request_id, entries, policy.rules, policy.calendar, now)
+        found[summary.request_id] = summary_items(summary, breaches)
+    return found
 
 
 def board(app: App, flt: BoardFilter) -> Board:
     """The board for ``flt``: every matching request counted in its state's column, the page's cards shown.
 
     One store read (``RequestStore.board``): counts per column, the page's cards from the facts kept on
-    each request's row, the sponsors; no document and no history is loaded."""
+    each request's row, the sponsors; one more for the shown cards' SLA badges (their clock summaries);
+    no document and no history is loaded."""
     now = app.now()
     policy, sla_error = sla.policy_or_error(app.settings)
     collapse = not flt.states  # the terminal columns hold most requests and no work: counts only
@@ -196,8 +208,9 @@ def board(app: App, flt: BoardFilter) -> Board:
     if flt.page > pages:  # past the end: the last page, as before
         found = app.service.board(replace(query, offset=(pages - 1) * flt.per_page))
     cards: dict[str, list[Card]] = {}
+    clocks = _sla_clocks(app, [row.id for row in found.rows], policy, now)
     for row in found.rows:
-        cards.setdefault(row.state, []).append(_card(row, now, _sla_clocks(app, row.id, policy, now)))
+        cards.setdefault(row.state, []).append(_card(row, now, clocks.get(row.id, [])))
     states = [s for s in ORDER if s.value in order and (not flt.states or s.value in flt.states)]
     closed = [Column(s.value, found.counts.get(s.value, 0)) for s in ORDER if collapse and s in TERMINAL]
     return Board(columns=[Column(s.value, found.counts.get(s.value, 0), cards.get(s.value, [])) for s in states],

@@ -2,16 +2,23 @@
 
 :func:`load_policy` reads the policy file and its holidays file through :mod:`connectors.loader`
 (bad input: ``InvalidInput`` naming the field, exit 2); :func:`request_breaches` walks one request's
-stored history with :func:`states.sla.breaches`. Nothing is cached and nothing is stored: a changed
-policy recomputes every past clock on the next read.
+stored history with :func:`states.sla.breaches`; :func:`clocks` the same for many requests at once,
+from the clock summaries the store keeps (no document, no history). Nothing about a policy is
+stored: the walks are cached in this process per chain head and policy digest, so a changed policy
+(or holidays file) recomputes every past clock on the next read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.loader import load_file
 from states import sla
@@ -20,7 +27,7 @@ from states.errors import FieldError, InvalidInput, LdflowError
 from states.validation import parse
 
 if TYPE_CHECKING:
-    from connectors.ports import AuditRecord
+    from connectors.ports import AuditRecord, ClockSummary, RequestStore
     from flows.settings import Settings
 
 SETTING = "LDFLOW_SLA_POLICY"
@@ -80,3 +87,157 @@ def policy_or_error(settings: Settings) -> tuple[Policy | None, str]:
 def request_breaches(request_id: int, history: list[AuditRecord], policy: Policy, now: datetime) -> list[sla.Breach]:
     """The breaches and near-breaches of one request's stored history under ``policy``."""
     return sla.breaches(request_id, sla.entries(history), policy.rules, policy.calendar, now)
+
+
+# --- the clocks of many requests, from their clock summaries -----------------------------------------
+
+class Clocks:
+    """One request's SLA clocks as read at a time: its running clocks' breaches and near-breaches then
+    (``running``), the names of the SLAs its stopped clocks breached (``stopped``), its summary when it
+    was read, and ``breaches``: all of them as ``states.sla.breaches`` over its whole history says (the
+    same list; the stopped ones decoded only when asked)."""
+
+    def __init__(self, request_id: int, outcome: _Outcome, running: list[tuple[int, sla.Breach]],
+                 summary: ClockSummary | None) -> None:
+        self.request_id, self.summary = request_id, summary
+        self._outcome, self._running = outcome, running
+
+    @property
+    def running(self) -> list[sla.Breach]:
+        return [b for _, b in self._running]
+
+    @property
+    def stopped(self) -> list[str]:
+        return self._outcome.stopped_slas()
+
+    @property
+    def breaches(self) -> list[sla.Breach]:
+        found = self._outcome.stopped(self.request_id) + self._running
+        return [b for _, b in sorted(found, key=lambda x: x[0])]
+
+
+@dataclass
+class _Outcome:
+    """A request's clocks under one policy at one chain head, as the store keeps it (``text``): until when
+    its running runs are quiet, the SLAs its stopped runs breached, those breaches (they do not change
+    with time) and the running runs (judged at each read once ``quiet`` has passed), each part decoded
+    only when needed."""
+
+    head: int
+    text: str
+    quiet: datetime | None  # states.sla.quiet_until: None when no clock runs
+    _stopped: list[tuple[int, sla.Breach]] | None = None
+    _running: list[sla.Run] | None = None
+
+    def _part(self, n: int) -> Any:
+        return json.loads(self.text.split("\t")[n]) if self.text else []
+
+    def stopped_slas(self) -> list[str]:
+        return list(self._part(1))
+
+    def stopped(self, request_id: int) -> list[tuple[int, sla.Breach]]:
+        if self._stopped is None:
+            self._stopped = [(r[0], sla.Breach(request_id, r[1], r[2], r[3], datetime.fromisoformat(r[4]),
+                                               _at(r[5]), r[6], r[7], r[8], None, r[9])) for r in self._part(2)]
+        return self._stopped
+
+    def running(self, request_id: int, policy: Policy, now: datetime) -> list[tuple[int, sla.Breach]]:
+        """The running runs' breaches and near-breaches at ``now`` (none while they are quiet)."""
+        if self.quiet is None or now < self.quiet:
+            return []
+        if self._running is None:
+            self._running = [sla.Run(r[0], r[1], r[2], datetime.fromisoformat(r[3]), None,
+                                     tuple((datetime.fromisoformat(lo), _at(hi)) for lo, hi in r[4]))
+                             for r in self._part(3)]
+        judged = ((r.index, sla.judge(request_id, r, policy.rules, policy.calendar, now)) for r in self._running)
+        return [(i, b) for i, b in judged if b is not None]
+
+
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _encode(stopped: list[tuple[int, sla.Breach]], running: list[sla.Run], quiet: datetime | None) -> str:
+    """``quiet``, the stopped breaches' SLAs, the stopped breaches and the running runs, tab-separated (the
+    last three as JSON; empty: nothing to say)."""
+    if not stopped and not running:
+        return ""
+    rows: list[list[Any]] = [[i, b.sla, b.title, b.status, b.started_at.isoformat(),
+                              b.stopped_at.isoformat() if b.stopped_at else None, b.elapsed, b.allowed, b.unit,
+                              b.checkpoint] for i, b in stopped]
+    runs = [[r.index, r.name, r.checkpoint, r.started.isoformat(),
+             [[lo.isoformat(), hi.isoformat() if hi else None] for lo, hi in r.pauses]] for r in running]
+    return "\t".join([quiet.isoformat() if quiet else "", *(json.dumps(part, separators=(",", ":"))
+                                                             for part in ([b.sla for _, b in stopped], rows, runs))])
+
+
+def _decode_quiet(text: str) -> datetime | None:
+    return _at(text[:text.index("\t")]) if text else None
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, dict[str, dict[int, _Outcome]]] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+_POLICIES = 4  # policies kept per store
+
+
+def digest(policy: Policy) -> str:
+    """The policy and its calendar (the holidays file's days included) as a key: another policy, another key."""
+    cal = policy.calendar
+    text = json.dumps([policy.rules.model_dump(mode="json"), cal.tz, sorted(cal.weekdays),
+                       sorted(d.isoformat() for d in cal.holidays)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _outcomes(store: RequestStore, key: str) -> dict[int, _Outcome]:
+    with _LOCK:
+        per = _CACHES.setdefault(store, {})
+        if key not in per:
+            while len(per) >= _POLICIES:
+                per.pop(next(iter(per)))
+            per[key] = {}
+        return per[key]
+
+
+def clocks(store: RequestStore, policy: Policy, now: datetime, *, open_only: bool = True,
+           also: Iterable[int] = (), summaries: bool = True) -> dict[int, Clocks]:
+    """Every request's (the open ones', or all) breaches and near-breaches at ``now``, without a document or a
+    history: from the clock summaries the store keeps (``RequestStore.sla_summaries``), each walked once
+    per chain head and policy digest (``states.sla.runs``), the outcome cached in this process and in the
+    store (``RequestStore.sla_outcomes``): the stopped runs' breaches, the running runs. A request whose
+    clocks all stopped is not read again until it has a new event; its running runs are judged again
+    (``states.sla.judge``, no walk) only once they can be near their breach (``states.sla.quiet_until``).
+    ``also``: requests whose summary is wanted anyway (the attention list's
+    needs-review checkpoints); each one read this time carries its summary, and with ``summaries`` (the
+    attention list's items need their titles and owners) so does every one with a running clock near
+    or past its breach."""
+    now = now.astimezone(UTC)
+    key = digest(policy)
+    cache = _outcomes(store, key)
+    heads = store.sla_heads(open_only)
+    if any((o := cache.get(i)) is None or o.head != h for i, h in heads.items()):
+        for i, (head, text) in store.sla_outcomes(key).items():
+            if heads.get(i) == head and ((o := cache.get(i)) is None or o.head != head):
+                cache[i] = _Outcome(head, text, _decode_quiet(text))
+    stale = {i for i, h in heads.items() if (o := cache.get(i)) is None or o.head != h}
+    walk = {i for i in heads if i not in stale and (q := cache[i].quiet) is not None and now >= q}
+    wanted = stale | (walk | {i for i in also if i in heads} if summaries else set())
+    read = {s.request_id: s for s in store.sla_summaries(sorted(wanted))} if wanted else {}
+    found: dict[int, Clocks] = {}
+    kept: list[tuple[int, int, str]] = []
+    for request_id in heads:
+        summary = read.get(request_id)
+        outcome = cache.get(request_id)
+        if summary is not None and (outcome is None or outcome.head != summary.head_seq):
+            every = sla.runs(sla.read_lines(summary.lines), policy.rules)
+            running = [r for r in every if r.stopped is None]
+            quiet = sla.quiet_until(running, policy.rules, policy.calendar, now)
+            stopped = [(r.index, b) for r in every if r.stopped is not None
+                       and (b := sla.judge(request_id, r, policy.rules, policy.calendar, now)) is not None]
+            outcome = cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, running, quiet), quiet,
+                                                   stopped, running)
+            kept.append((request_id, summary.head_seq, outcome.text))
+        if outcome is not None:  # (None: removed between the two reads)
+            found[request_id] = Clocks(request_id, outcome, outcome.running(request_id, policy, now), summary)
+    if kept:
+        store.keep_sla_outcomes(key, kept)
+    return found

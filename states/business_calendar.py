@@ -9,8 +9,10 @@ day) or a DST change alike. Pure: the SLA rules (:mod:`states.sla`) use it; no I
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,19 +31,50 @@ class BusinessCalendar:
     weekdays: frozenset[int] = frozenset(range(5))
     holidays: frozenset[date] = field(default_factory=frozenset)
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.tz)
+
+    @cached_property
+    def _working_holidays(self) -> tuple[date, ...]:
+        """The holidays that fall on a working weekday, sorted (the others take nothing off)."""
+        return tuple(sorted(d for d in self.holidays if d.weekday() in self.weekdays))
+
+    @cached_property
+    def _partial_weeks(self) -> tuple[tuple[int, ...], ...]:
+        """[weekday][k]: how many of the ``k`` days from that weekday on are working weekdays (k < 7)."""
+        return tuple(tuple(sum((start + i) % 7 in self.weekdays for i in range(k)) for k in range(7))
+                     for start in range(7))
+
+    def _whole_days(self, first: date, last: date) -> int:
+        """How many business days lie strictly between ``first`` and ``last``: whole weeks by arithmetic,
+        the rest day by day (at most six), less the working holidays in between (by bisection)."""
+        n = (last - first).days - 1
+        if n <= 0:
+            return 0
+        weeks, rest = divmod(n, 7)
+        count = weeks * len(self.weekdays) + self._partial_weeks[(first.weekday() + 1) % 7][rest]
+        off = self._working_holidays
+        return count - (bisect_left(off, last) - bisect_right(off, first))
 
     def is_business_day(self, day: date) -> bool:
         return day.weekday() in self.weekdays and day not in self.holidays
 
+    @cached_property
+    def _bounds(self) -> dict[date, tuple[datetime, datetime]]:
+        return {}  # the local days met so far (a memo: the same instants every time)
+
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
         """The local day ``day`` as UTC instants [start, end) (23, 24 or 25 hours long)."""
-        zone = self.zone
-        start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-        return start, end
+        found = self._bounds.get(day)
+        if found is None:
+            zone = self.zone
+            start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+            end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+            if len(self._bounds) > 100_000:
+                self._bounds.clear()
+            found = self._bounds[day] = (start, end)
+        return found
 
     def _share(self, day: date, start: datetime, end: datetime) -> float:
         """The share of local ``day`` that [start, end) covers."""
@@ -61,11 +94,7 @@ class BusinessCalendar:
             return self._share(first, start, end) if self.is_business_day(first) else 0.0
         total = self._share(first, start, end) if self.is_business_day(first) else 0.0
         total += self._share(last, start, end) if self.is_business_day(last) else 0.0
-        day = first + timedelta(days=1)
-        while day < last:  # whole days in between: one each, whatever their length in hours
-            total += self.is_business_day(day)
-            day += timedelta(days=1)
-        return total
+        return total + self._whole_days(first, last)  # one each, whatever their length in hours
 
     def add_business_days(self, start: datetime, days: float) -> datetime:
         """The instant ``days`` business days after ``start`` (aware, UTC)."""

@@ -12,10 +12,19 @@ the request is declined or cancelled).
 the past. It returns every clock that breached (running or stopped) and every running clock past
 the near-breach share of its allowance. Nothing here reads a file: ``flows/sla.py`` loads the
 policy (``LDFLOW_SLA_POLICY``) and the holidays file, and feeds it the stored history.
+
+The stored history reaches the walk as a request's **clock summary**: :func:`clock_lines` writes, for
+each event the store appends, one line of the only facts any clock starts, stops or pauses on (its
+type, time and checkpoint key), and :func:`read_lines` reads them back as the same entries
+:func:`entries` makes of the full audit rows. The summary is policy-independent (every event is
+there, the payloads are not), so a changed policy still recomputes the past; the store keeps it on
+the request's row in the write's transaction. :func:`owner_names` is the owners' names for the
+digest's greeting, from the document, kept there too.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -153,6 +162,36 @@ def entries(records: Iterable[Any]) -> list[Entry]:
     return found
 
 
+def clock_lines(events: Iterable[tuple[str, str, Any]]) -> str:
+    """The summary lines of appended events, each ``(type, at as the audit row's ISO text, payload)``:
+    one JSON array ``["type","at","checkpoint"]`` and a newline per event (appended text, in order)."""
+    return "".join(json.dumps([t, at, str((payload or {}).get("checkpoint", "") or "")], separators=(",", ":")) + "\n"
+                   for t, at, payload in events)
+
+
+def read_lines(text: str) -> list[Entry]:
+    """The entries of a clock summary written by :func:`clock_lines` (as :func:`entries` of the full rows)."""
+    if not text:
+        return []
+    rows = json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")
+    return [Entry(t, datetime.fromisoformat(at).astimezone(UTC), cp) for t, at, cp in rows]
+
+
+def owner_names(request: Any) -> dict[str, str]:
+    """Each owner's address (``states.card.owners``: the redirect's owner, the plan items' owners) and
+    name, as the request has them: who the attention digest greets."""
+    people = []
+    record = getattr(request, "redirect_record", None)
+    if record is not None and record.owner is not None:
+        people.append(record.owner)
+    if request.plan is not None:
+        people += [item.owner for item in request.plan.items]
+    found: dict[str, str] = {}
+    for p in people:
+        found.setdefault(p.email.lower(), p.name)
+    return found
+
+
 def _waiting(history: Sequence[Entry]) -> list[tuple[datetime, datetime | None]]:
     """The intervals a plan waited for the sponsor."""
     spans: list[tuple[datetime, datetime | None]] = []
@@ -206,31 +245,87 @@ def _clocks(sla: Sla, history: Sequence[Entry]) -> list[tuple[str, datetime, dat
     return sorted(runs, key=lambda r: r[1])
 
 
+@dataclass(frozen=True)
+class Run:
+    """One run of one clock of a policy over a history (time plays no part): the ``index``-th in the
+    order :func:`breaches` reports them; ``stopped`` None while it runs; ``pauses`` the waits it leaves out."""
+
+    index: int
+    name: str
+    checkpoint: str
+    started: datetime
+    stopped: datetime | None
+    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+
+
+def runs(history: Sequence[Entry], policy: SlaPolicy) -> list[Run]:
+    """Every run of every clock of ``policy`` over ``history``, per SLA in the policy's order, oldest start first."""
+    history = sorted(history, key=lambda e: e.at)
+    waiting = tuple(_waiting(history))
+    found: list[Run] = []
+    for name, sla in policy.slas.items():
+        pauses = waiting if sla.pause_while_waiting_on_sponsor else ()
+        for checkpoint, started, stopped in _clocks(sla, history):
+            found.append(Run(len(found), name, checkpoint, started, stopped, pauses))
+    return found
+
+
+def _elapsed_of(run: Run, sla: Sla, cal: BusinessCalendar, now: datetime) -> tuple[float, bool]:
+    end = run.stopped or now
+    return _elapsed(sla, cal, run.started, end, [p for p in run.pauses if p[0] <= end])
+
+
+def judge(request_id: int, run: Run, policy: SlaPolicy, cal: BusinessCalendar, now: datetime) -> Breach | None:
+    """The run's breach or near-breach at ``now`` (aware, UTC), None when it is neither; a stopped run's does
+    not depend on ``now``."""
+    sla = policy.slas[run.name]
+    elapsed, paused = _elapsed_of(run, sla, cal, now)
+    status: Literal["breached", "near"] | None = None
+    if elapsed > sla.within:
+        status = "breached"
+    elif run.stopped is None and elapsed >= policy.near_breach_percent / 100 * sla.within:
+        status = "near"
+    if status is None:
+        return None
+    due = None
+    if run.stopped is None and not paused and elapsed <= sla.within:
+        left = sla.within - elapsed
+        due = now + timedelta(days=left) if sla.unit == SlaUnit.DAYS else cal.add_business_days(now, left)
+    return Breach(request_id, run.name, sla.title or run.name, status, run.started, run.stopped, elapsed,
+                  sla.within, sla.unit.value, due, run.checkpoint)
+
+
 def breaches(request_id: int, history: Sequence[Entry], policy: SlaPolicy, cal: BusinessCalendar,
              now: datetime) -> list[Breach]:
     """Every breached clock of ``history`` under ``policy``, and every running one at or past the
     near-breach share of its allowance, oldest start first."""
     now = now.astimezone(UTC)
-    history = sorted(history, key=lambda e: e.at)
-    waiting = _waiting(history)
+    found = (judge(request_id, run, policy, cal, now) for run in runs(history, policy))
+    return [b for b in found if b is not None]
+
+
+#: The least real time in which a clock gains one day: a business day is a local day, 23 hours on the
+#: day of a DST change; a calendar day 24 hours.
+_FASTEST_DAY: Final = timedelta(hours=23)
+_MARGIN: Final = timedelta(minutes=1)
+
+
+def quiet_until(running: Sequence[Run], policy: SlaPolicy, cal: BusinessCalendar, now: datetime) -> datetime | None:
+    """Until when (at least) none of the ``running`` runs is near its breach, so :func:`breaches` gives only
+    the stopped runs' breaches, as at ``now``: ``None`` when none is running (the outcome does not depend
+    on the time), ``now`` when one already is near or past it, or is paused at the near share or past it.
+    A lower bound: each clock gains a day in no less than 23 hours, less a minute; nothing pauses a
+    running clock without a new event in the history. Once near, a run stays near or breached (its time
+    only grows) until the history changes."""
+    now = now.astimezone(UTC)
     near = policy.near_breach_percent / 100
-    found: list[Breach] = []
-    for name, sla in policy.slas.items():
-        pauses = waiting if sla.pause_while_waiting_on_sponsor else []
-        for checkpoint, started, stopped in _clocks(sla, history):
-            end = stopped or now
-            elapsed, paused = _elapsed(sla, cal, started, end, [p for p in pauses if p[0] <= end])
-            status: Literal["breached", "near"] | None = None
-            if elapsed > sla.within:
-                status = "breached"
-            elif stopped is None and elapsed >= near * sla.within:
-                status = "near"
-            if status is None:
-                continue
-            due = None
-            if stopped is None and not paused and elapsed <= sla.within:
-                left = sla.within - elapsed
-                due = now + timedelta(days=left) if sla.unit == SlaUnit.DAYS else cal.add_business_days(now, left)
-            found.append(Breach(request_id, name, sla.title or name, status, started, stopped, elapsed,
-                                sla.within, sla.unit.value, due, checkpoint))
+    found: datetime | None = None
+    for run in running:
+        sla = policy.slas[run.name]
+        elapsed, paused = _elapsed_of(run, sla, cal, now)
+        left = near * sla.within - elapsed
+        if left <= 0 or elapsed > sla.within:
+            return now
+        at = datetime.max.replace(tzinfo=UTC) if paused else now + _FASTEST_DAY * left - _MARGIN
+        found = at if found is None else min(found, at)
     return found

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Text,
     TextClause,
     and_,
     bindparam,
@@ -38,6 +39,7 @@ from connectors.db import analytics, audit, event_outbox
 from connectors.db import board as boards
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.followup_queries import FollowupQueries
+from connectors.db.sla_clocks import SlaClockQueries
 from connectors.db.tables import audit_events, checkpoints, outbox, requests
 from connectors.notification_codec import notification_json
 from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
@@ -50,6 +52,7 @@ from states.errors import Conflict, NotFound
 from states.events import DomainEvent
 from states.lifecycle import State
 from states.request import TrainingRequest
+from states.sla import clock_lines, owner_names
 
 
 def _iso(at: datetime) -> str:
@@ -81,7 +84,10 @@ _SAVE = (update(requests)
                  owners=bindparam("b_owners"), next_action=bindparam("b_next"), missing=bindparam("b_missing"),
                  # the listing's copies follow an amended intake (title, requester, sponsor)
                  title=bindparam("b_title"), requester_email=bindparam("b_requester"),
-                 sponsor_email=bindparam("b_sponsor")))
+                 sponsor_email=bindparam("b_sponsor"),
+                 # the SLA clock summary grows by the appended events' lines (states.sla.clock_lines)
+                 sla_entries=requests.c.sla_entries + bindparam("b_clock", type_=Text),
+                 owner_names=bindparam("b_names")))
 
 
 def _insert_or(table: Table, columns: list[str], keys: list[str], update: Sequence[str] = ()) -> TextClause:
@@ -125,7 +131,7 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class SqlStore(FollowupQueries):
+class SqlStore(FollowupQueries, SlaClockQueries):
     """Requests, their history, timers and outbox in one SQL database."""
 
     def __init__(self, engine: Engine, signing_key: Any = None) -> None:
@@ -209,7 +215,7 @@ class SqlStore(FollowupQueries):
             title=request.intake.title, state=request.state.value, version=1,
             requester_email=request.intake.requester.email, sponsor_email=request.intake.sponsor.email,
             created_at=request.created_at, updated_at=request.updated_at, head_seq=0, head_hash=audit.GENESIS,
-            document="{}", in_state_since=request.created_at,
+            document="{}", in_state_since=request.created_at, sla_entries="",
         ).returning(requests.c.id)).scalar_one()
         conn.execute(_COUNT, {"state": request.state.value, "d": 1})
         self._write_effects(conn, request, actor, new=True, head=(0, audit.GENESIS))
@@ -240,9 +246,10 @@ class SqlStore(FollowupQueries):
         moves = [e for e in request.pending_events() if e.to_state]
         moved = bool(moves)
         doc = doc_hash(request.state.value, version, document)
+        pending = request.pending_events()
         rows = [{"request_id": request.id, "type": e.type, "trigger": e.trigger, "from_state": e.from_state,
                  "to_state": e.to_state, "version": version, "actor": actor, "at": at_text, "doc": doc,
-                 "payload": audit.canonical_json(e.payload)} for e in request.pending_events()]
+                 "payload": audit.canonical_json(e.payload)} for e in pending]
         head_seq, head_hash = audit.append(conn, head, rows)
         result = conn.execute(_SAVE, {"b_id": request.id, "b_expected": expected, "b_state": request.state.value,
                                       "b_version": version, "b_updated_at": at, "b_head_seq": head_seq,
@@ -252,7 +259,9 @@ class SqlStore(FollowupQueries):
                                       "b_owners": json.dumps(list(card.owners)), "b_next": card.next_action,
                                       "b_missing": json.dumps(list(card.missing)), "b_title": request.intake.title,
                                       "b_requester": request.intake.requester.email,
-                                      "b_sponsor": request.intake.sponsor.email})
+                                      "b_sponsor": request.intake.sponsor.email,
+                                      "b_clock": clock_lines((e.type, at_text, e.payload) for e in pending),
+                                      "b_names": json.dumps(owner_names(request))})
         if result.rowcount != 1:
             request.version = expected
             actual = conn.execute(select(requests.c.version).where(requests.c.id == request.id)).scalar()
@@ -290,7 +299,8 @@ class SqlStore(FollowupQueries):
             "version": version, "actor": actor, "at": at_text, "doc": doc, "payload": audit.canonical_json(e.payload)}
             for e in events])
         conn.execute(update(requests).where(requests.c.id == request_id).values(
-            head_seq=head_seq, head_hash=head_hash, head_mac=self._mac(request_id, (head_seq, head_hash))))
+            head_seq=head_seq, head_hash=head_hash, head_mac=self._mac(request_id, (head_seq, head_hash)),
+            sla_entries=requests.c.sla_entries + clock_lines((e.type, at_text, e.payload) for e in events)))
         event_outbox.stage(conn, request_id, version, events, (), at)
         return head_seq
 

@@ -51,6 +51,12 @@ requests = Table(
     Column("owners", Text, nullable=True),
     Column("next_action", String(40), nullable=True),
     Column("missing", Text, nullable=True),
+    # The SLA clock summary (states/sla.py): one line per audit event of the request (its type, time
+    # and checkpoint key), appended by the store in the transaction that appends the event, so the
+    # SLA clocks are read without the history; and the owners' names ({address: name}) from the
+    # document, for the attention digest's greeting (migration 0010 backfilled both).
+    Column("sla_entries", Text, nullable=False, server_default=""),
+    Column("owner_names", Text, nullable=True),
     Index("ix_requests_state_updated", "state", "updated_at"),
     Index("ix_requests_created", "created_at"),
     Index("ix_requests_requester", "requester_email"),
@@ -223,6 +229,20 @@ analytics_tracks = Table(
     Column("request_id", Integer, primary_key=True, autoincrement=False),
     Column("head_seq", BigInteger, nullable=False),
     Column("track", Text, nullable=False),  # states.analytics.track_json
+)
+
+# The SLA clocks' outcomes under one policy (flows/sla.py), a cache like analytics_tracks: per request, the
+# digest of the policy it was computed under, the request's head_seq then, and the outcome (the stopped
+# clocks' breaches and until when the running ones stay quiet, as flows.sla encodes it). Another policy or
+# a newer head_seq: recomputed from the clock summary and replaced. Nothing here is a rule: the policy is
+# read from its file on every run (migration 0010).
+sla_outcomes = Table(
+    "sla_outcomes",
+    metadata,
+    Column("request_id", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(64), nullable=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),
 )
 
 # Staff accounts of the web app (`ldflow users`): an argon2 hash, never the password. ``session_epoch``

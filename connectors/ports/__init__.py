@@ -45,6 +45,7 @@ from connectors.ports.store import (
     BoardPage,
     BoardQuery,
     BoardRow,
+    ClockSummary,
     FollowupApply,
     FollowupClaim,
     ListFilter,
@@ -56,6 +57,7 @@ from connectors.ports.tokens import ApiToken, TokenStore
 from connectors.ports.users import ROLES, User, UserStore
 
 __all__ = [
+    "ClockSummary",
     "RETRYABLE", "ROLES", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem",
     "InboundLog", "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog",
     "ListFilter", "BoardPage", "BoardQuery", "BoardRow", "FollowupApply", "FollowupClaim",

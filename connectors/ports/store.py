@@ -157,6 +157,21 @@ class FollowupClaim:
 FollowupApply = Callable[["TrainingRequest", list[str]], dict[str, int]]
 
 
+@dataclass(frozen=True)
+class ClockSummary:
+    """A request's SLA clock summary, kept on its row by the store on every write (``states.sla``): what
+    the SLA clocks and the attention list read instead of the document and the whole history."""
+
+    request_id: int
+    title: str
+    state: str
+    head_seq: int  # the request's chain head: the summary is of its events up to here
+    owners: tuple[str, ...]  # the card's owners (states.card.owners)
+    names: dict[str, str]  # owner's address -> name, as the document has it (the digest's greeting)
+    lines: str  # states.sla.clock_lines of every event of the request, oldest first (states.sla.read_lines)
+    needs_review: bool  # a checkpoint of the request needs a person's review
+
+
 class RequestStore(Protocol):
     """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
 
@@ -242,6 +257,28 @@ class RequestStore(Protocol):
     def analytics_tracks(self, since: int = 0) -> builtins.list[Track]:
         """The analytics tracks (``states.analytics``), computed from the audit history only, of every request
         whose newest event is after seq ``since`` (every request for 0): an incremental refresh."""
+        ...
+
+    def sla_heads(self, open_only: bool = True) -> dict[int, int]:
+        """Request id -> its chain head (``head_seq``), of the open requests (not in a terminal state)
+        or, with ``open_only=False``, of every request: what the SLA clocks' cache is checked against."""
+        ...
+
+    def needs_review_ids(self) -> set[int]:
+        """The requests with a checkpoint that needs a person's review (``needs_review``)."""
+        ...
+
+    def sla_summaries(self, ids: Sequence[int]) -> builtins.list[ClockSummary]:
+        """The clock summaries of ``ids`` (unknown ids left out), by id."""
+        ...
+
+    def sla_outcomes(self, digest: str) -> dict[int, tuple[int, str]]:
+        """The cached SLA outcomes under ``digest`` (``flows.sla``): request id -> (head_seq, outcome)."""
+        ...
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Cache (request id, head_seq, outcome) under ``digest``, replacing what each request had (one
+        digest per request: the policy in force). A cache: losing it costs a recomputation only."""
         ...
 
     def audit_head(self) -> int:

@@ -17,6 +17,7 @@ from connectors.ports import (
     BoardPage,
     BoardQuery,
     BoardRow,
+    ClockSummary,
     FollowupApply,
     FollowupClaim,
     ListFilter,
@@ -25,13 +26,14 @@ from connectors.ports import (
 )
 from connectors.prefect_events import change_events
 from connectors.testing.store_audit import InMemoryAuditChecks, _hashed
+from states import sla
 from states.analytics import Track, walk
-from states.card import facts
+from states.card import facts, owners
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.companions import REMINDER_PENDING
 from states.errors import Conflict, NotFound
 from states.events import DomainEvent
-from states.lifecycle import State
+from states.lifecycle import NON_TERMINAL, State
 from states.request import TrainingRequest
 
 if TYPE_CHECKING:
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["InMemoryStore", "OutboxMessage"]
 
 # --- request store --------------------------------------------------------------------------------
+
+
+_OPEN = frozenset(s.value for s in NON_TERMINAL)
 
 
 def _iso(at: datetime) -> str:
@@ -110,6 +115,7 @@ class InMemoryStore(InMemoryAuditChecks):
         self._events: list[AuditRecord] = []
         self._timers: dict[str, _Timer] = {}
         self.outbox: dict[str, OutboxMessage] = {}
+        self._outcomes: dict[int, tuple[str, int, str]] = {}  # the SLA outcomes' cache (SqlStore: sla_outcomes)
         #: The event outbox (``SqlStore`` writes ``event_outbox`` rows), oldest first; replaced on write.
         self.events: builtins.list[StagedEvent] = []
 
@@ -404,6 +410,36 @@ class InMemoryStore(InMemoryAuditChecks):
             changed = {e.request_id for e in self._events if e.seq > since}
             events = [e for e in self._events if e.request_id in changed]
         return walk(events)
+
+    def sla_heads(self, open_only: bool = True) -> dict[int, int]:
+        with self._lock:
+            return {i: r.head_seq for i, r in self._rows.items() if not open_only or r.state in _OPEN}
+
+    def needs_review_ids(self) -> set[int]:
+        with self._lock:
+            return {t.request_id for t in self._timers.values() if t.status == "needs_review"}
+
+    def sla_summaries(self, ids: Sequence[int]) -> builtins.list[ClockSummary]:
+        """The summaries as ``SqlStore`` keeps them, made here from the history and the document."""
+        with self._lock:
+            rows = [self._rows[i] for i in sorted(set(ids)) if i in self._rows]
+            events = [e for e in self._events if e.request_id in {r.id for r in rows}]
+            review = {t.request_id for t in self._timers.values() if t.status == "needs_review"}
+        found = []
+        for r in rows:
+            request = TrainingRequest.from_stored(r.document)
+            lines = sla.clock_lines((e.type, e.at, e.payload) for e in events if e.request_id == r.id)
+            found.append(ClockSummary(r.id, r.title, r.state, r.head_seq, owners(request), sla.owner_names(request),
+                                      lines, r.id in review))
+        return found
+
+    def sla_outcomes(self, digest: str) -> dict[int, tuple[int, str]]:
+        with self._lock:
+            return {i: (h, o) for i, (d, h, o) in self._outcomes.items() if d == digest}
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        with self._lock:
+            self._outcomes.update((i, (digest, h, o)) for i, h, o in rows)
 
     def audit_head(self) -> int:
         with self._lock:

@@ -15,7 +15,7 @@ from connectors.db.store import SqlStore
 from connectors.db.unit_of_work import SqlUnitOfWork
 from connectors.ports import OutboxLog, OutboxStatus
 from connectors.testing import InMemoryStore, InMemoryUnitOfWork
-from flows import attention, bootstrap, report
+from flows import attention, bootstrap, report, sla
 from flows.clock import FixedClock
 from flows.service import Service
 from flows.settings import Settings
@@ -105,6 +105,17 @@ def test_the_owner_and_the_sponsor_are_told(any_service: Service, clock: FixedCl
     assert mail.subject == "No answer: the 1-day result on relevance rating needs a decision"
 
 
+def _walked(app: bootstrap.App) -> list[attention.Item]:
+    """The attention list as it was computed before the clock summaries: every open request's document and
+    whole history (the oracle)."""
+    policy, now, found = sla.load_policy(app.settings), app.now(), []
+    for rid in sorted(app.service.store.sla_heads()):
+        request = app.service.show(rid)
+        found += attention.checkpoint_items(request)
+        found += attention.sla_items(request, app.service.history(rid), policy, now)
+    return found
+
+
 def test_the_stalled_checkpoint_is_on_the_attention_list_and_in_the_digest_once_a_day(
         app: bootstrap.App, clock: FixedClock) -> None:
     rid = _stall(app.service, clock)
@@ -116,6 +127,7 @@ def test_the_stalled_checkpoint_is_on_the_attention_list_and_in_the_digest_once_
     assert mine[0].owners == ("olga.owner@example.org",)
     assert mine[1].status == "near" and mine[1].sla == "results"
     assert all(i.request_id != quiet for i in items)
+    assert items == _walked(app)  # the clock summaries answer as each open request's document and history
 
     first = attention.queue_digests(app)
     assert first == {"queued": 2, "already": 0, "items": 2}  # ops and the item's owner
@@ -128,6 +140,8 @@ def test_the_stalled_checkpoint_is_on_the_attention_list_and_in_the_digest_once_
     ops = rows[keys[0]].notification
     assert [i["request_id"] for i in ops.context["items"]] == [rid, rid] and ops.context["for_ops"]
     assert ops.subject == f"Attention: 2 items on 1 request ({day})"
+    owner = rows[keys[1]].notification
+    assert [(p.name, p.email) for p in owner.to] == [("Olga Owner", "olga.owner@example.org")]  # "Hello Olga"
 
     clock.advance(timedelta(days=1))  # still unresolved the next day: the next day's digest lists it again
     assert attention.queue_digests(app)["queued"] == 2

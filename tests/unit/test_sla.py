@@ -178,3 +178,19 @@ def test_bad_holidays_name_the_entry() -> None:
     with pytest.raises(InvalidInput) as missing:
         parse_holidays({"days": []})
     assert missing.value.errors[0].field == "holidays"
+
+
+def test_whole_business_days_by_arithmetic_equal_the_day_by_day_count() -> None:
+    """``business_days`` counts the whole days between its ends by weeks and a bisection of the holidays;
+    against counting them one by one, over random spans, weekdays and holidays (some on weekends)."""
+    import random
+
+    rng = random.Random(11)
+    for _ in range(400):
+        days = rng.sample(range(7), rng.randint(1, 7))
+        start = date(2026, 1, 1) + timedelta(days=rng.randint(0, 400))
+        holidays = [start + timedelta(days=rng.randint(-10, 120)) for _ in range(rng.randint(0, 12))]
+        cal = BusinessCalendar(tz="Europe/Berlin", weekdays=frozenset(days), holidays=frozenset(holidays))
+        last = start + timedelta(days=rng.randint(0, 100))
+        counted = sum(cal.is_business_day(start + timedelta(days=i)) for i in range(1, (last - start).days))
+        assert cal._whole_days(start, last) == counted
