@@ -24,6 +24,8 @@ from connectors.ports import (
 from connectors.prefect_events import change_events
 from connectors.testing.store_audit import InMemoryAuditChecks, _hashed
 from states.analytics import Track, walk
+from states.analytics_figures import Filter
+from states.analytics_summary import Summary, summarise
 from states.card import facts
 from states.checkpoints import CLOSED_STATUSES, CheckpointStatus
 from states.companions import REMINDER_PENDING
@@ -365,6 +367,10 @@ class InMemoryStore(InMemoryAuditChecks):
             changed = {e.request_id for e in self._events if e.seq > since}
             events = [e for e in self._events if e.request_id in changed]
         return walk(events)
+
+    def analytics_summary(self, flt: Filter) -> Summary:
+        """``summarise`` over the walked tracks ``flt`` keeps."""
+        return summarise([t for t in self.analytics_tracks() if flt.keeps(t)])
 
     def audit_head(self) -> int:
         with self._lock:
