@@ -62,7 +62,7 @@ from states.analytics_figures import figures  # noqa: E402
 
 GOAL_QUERY_S = 1.0
 GOAL_PAGE_P95_MS = 200.0
-DB_VERSION = "a3"
+DB_VERSION = "a4"
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 PG_DB = "ldflow_bench_analytics"
 BASELINE = ("SELECT type, count(*), count(DISTINCT request_id), min(at), max(at) FROM audit_events "

@@ -143,8 +143,13 @@ def _money(value: Any) -> float:
     return round(float(value), 2) if value is not None else 0.0
 
 
-_STALE = ("SELECT r.id FROM requests r LEFT JOIN analytics_tracks a ON a.request_id = r.id "
+_STALE = ("SELECT r.id FROM requests r LEFT JOIN analytics_facts a ON a.request_id = r.id "
           "WHERE a.request_id IS NULL OR a.head_seq <> r.head_seq")
+# A row's head_seq is never above its request's (a head only grows; a row is written at its snapshot's),
+# and requests are never deleted: equal counts and equal sums mean every row is current (two index scans).
+_CURRENT = ("SELECT (SELECT count(*) FROM requests) = (SELECT count(*) FROM analytics_facts) AND "
+            "(SELECT coalesce(sum(head_seq), 0) FROM requests) = "
+            "(SELECT coalesce(sum(head_seq), 0) FROM analytics_facts)")
 # the requests named by a JSON list :ids (looked up by request, not a scan: the refresh after a few writes)
 _IDS = {True: "request_id IN (SELECT value FROM json_each(:ids))",
         False: "request_id IN (SELECT CAST(value AS integer) FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))"}
@@ -159,7 +164,8 @@ def refresh(engine: Engine) -> int:
     is stale again next time."""
     d = _SQLITE if is_sqlite(engine) else _POSTGRES
     with read_transaction(engine) as conn:
-        stale = [int(r[0]) for r in conn.execute(text(_STALE))]
+        current = bool(conn.execute(text(_CURRENT)).scalar_one())
+        stale = [] if current else [int(r[0]) for r in conn.execute(text(_STALE))]
         fresh: list[Track] = []
         heads: dict[int, int] = {}
         if stale:
@@ -175,7 +181,7 @@ def refresh(engine: Engine) -> int:
                     conn.execute(delete(table).where(table.c.request_id.in_(ids[i:i + 500])))
             rows = [{"request_id": t.request_id, "head_seq": heads[t.request_id], "track": json.dumps(
                 track_json(t), separators=(",", ":"))} for t in fresh]
-            facts = [{"request_id": t.request_id, **columns(t)} for t in fresh]
+            facts = [{"request_id": t.request_id, "head_seq": heads[t.request_id], **columns(t)} for t in fresh]
             for i in range(0, len(rows), 5000):
                 conn.execute(insert(analytics_tracks), rows[i:i + 5000])
                 conn.execute(insert(analytics_facts), facts[i:i + 5000])
@@ -187,15 +193,12 @@ def refresh(engine: Engine) -> int:
     return len(fresh)
 
 
-def cached(engine: Engine, where: str = "", params: dict[str, Any] | None = None) -> list[Track]:
-    """Every request's track through the ``analytics_tracks`` cache (:func:`refresh`, then read back), or
-    those a ``where`` over ``analytics_facts`` (alias ``a``) keeps."""
+def cached(engine: Engine) -> list[Track]:
+    """Every request's track through the ``analytics_tracks`` cache (:func:`refresh`, then read back)."""
     refresh(engine)
     with read_transaction(engine) as conn:
         return [track_from(json.loads(r[0])) for r in conn.execute(text(
-            "SELECT t.track FROM analytics_tracks t JOIN requests r ON r.id = t.request_id "
-            + (f"JOIN analytics_facts a ON a.request_id = t.request_id WHERE {where} " if where else "")
-            + "ORDER BY t.request_id"), params or {})]
+            "SELECT t.track FROM analytics_tracks t JOIN requests r ON r.id = t.request_id ORDER BY t.request_id"))]
 
 
 def tracks(engine: Engine, since: int = 0) -> list[Track]:

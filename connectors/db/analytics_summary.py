@@ -57,11 +57,11 @@ def _column(name: str) -> str:
 def _ranked(conn: Connection, cond: str, params: dict[str, Any]) -> dict[str, Spread]:
     """Per duration, its n, then the values at the median's two middle ranks and the p90's nearest rank,
     each by ``ORDER BY … LIMIT … OFFSET`` on the column's index (no sort of the kept values)."""
-    cols = [_column(name) for name in SPREADS]
-    counts = conn.execute(text(f"SELECT {', '.join(f'count(a.{c})' for c in cols)} FROM analytics_facts a "
-                               f"WHERE {cond}"), params).one()
     out = {}
-    for name, col, n in zip(SPREADS, cols, counts, strict=True):
+    for name in SPREADS:
+        col = _column(name)
+        n = conn.execute(text(f"SELECT count(*) FROM analytics_facts a WHERE {cond} AND a.{col} IS NOT NULL"),
+                         params).scalar_one()  # on the column's index
         if not n:
             continue
         pick = (f"SELECT a.{col} FROM analytics_facts a WHERE {cond} AND a.{col} IS NOT NULL ORDER BY a.{col} "

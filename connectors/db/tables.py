@@ -232,13 +232,13 @@ analytics_tracks = Table(
     Column("request_id", Integer, primary_key=True, autoincrement=False),
     Column("head_seq", BigInteger, nullable=False),
     Column("track", Text, nullable=False),  # states.analytics.track_json
-    Index("ix_analytics_tracks_head", "request_id", "head_seq"),  # the stale check reads no JSON
 )
 
 analytics_facts = Table(
     "analytics_facts",
     metadata,
     Column("request_id", Integer, primary_key=True, autoincrement=False),
+    Column("head_seq", BigInteger, nullable=False),  # its track's (the stale check reads no JSON)
     Column("day", String(10), nullable=False),
     Column("month", String(7), nullable=False),
     Column("sponsor", String(320), nullable=False),
@@ -258,6 +258,8 @@ analytics_facts = Table(
     Column("plan_approval", Float, nullable=True),
     Column("delivery_to_last_result", Float, nullable=True),
     Index("ix_analytics_facts_sponsor", "sponsor"),
+    Index("ix_analytics_facts_head", "head_seq"),
+    Index("ix_analytics_facts_money", "roi_currency", "isolated", "not_isolated", "costs"),
     # the groups read in order from the index alone (no sort); each duration's ranks by OFFSET on its own
     Index("ix_analytics_facts_groups", "month", "path", "kind", "reached", "causes", "delivered_ckpt", "all_closed",
           "scheduled", "sent", "answered", "missed", "flagged", "superseded"),

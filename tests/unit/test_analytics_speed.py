@@ -20,7 +20,7 @@ from tests.builders import T0
 def test_the_cache_columns_are_the_summary_inputs_and_every_state() -> None:
     assert tuple(s.value for s in State) == _STAY_COLUMNS
     track = Track(1, "2026-01-01T00:00:00Z", "a@x", "received", frozenset())
-    assert {c.name for c in analytics_facts.columns} == {"request_id", *columns(track)}
+    assert {c.name for c in analytics_facts.columns} == {"request_id", "head_seq", *columns(track)}
     assert set(SPREADS) == {*_STAY_COLUMNS, "plan_approval", "delivery_to_last_result"}
 
 

@@ -9,10 +9,10 @@ plan item), written with each ``analytics_tracks`` row. That cache is derived da
 (connectors/db/analytics.py rebuilds any row whose head_seq is not the request's), so its rows are
 deleted: the first ``ldflow analytics`` after the upgrade computes every track again, with its facts.
 ``ix_audit_analytics`` on ``audit_events (type, request_id, seq, to_state, at)`` covers the
-aggregates' reads of the transition and checkpoint events; ``ix_requests_head`` and
-``ix_analytics_tracks_head`` let the audit head and the stale check read no document or JSON; the
-facts' indexes give the groups in order and each duration's ranks by OFFSET. No other row is
-touched; downgrade drops the two tables and the indexes (the tracks stay, valid as they are).
+aggregates' reads of the transition and checkpoint events; ``ix_requests_head`` lets the audit
+head and the stale check read no document (the facts carry their track's head_seq); the facts'
+indexes give the groups and the ROI sums in order and each duration's ranks by OFFSET. No other
+row is touched; downgrade drops the two tables and the indexes (the tracks stay, valid as they are).
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def upgrade() -> None:
     op.execute("DELETE FROM analytics_tracks")
     op.create_table('analytics_facts',
     sa.Column('request_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('head_seq', sa.BigInteger(), nullable=False),
     sa.Column('day', sa.String(length=10), nullable=False),
     sa.Column('month', sa.String(length=7), nullable=False),
     sa.Column('sponsor', sa.String(length=320), nullable=False),
@@ -53,6 +54,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('request_id')
     )
     op.create_index('ix_analytics_facts_sponsor', 'analytics_facts', ['sponsor'], unique=False)
+    op.create_index('ix_analytics_facts_head', 'analytics_facts', ['head_seq'], unique=False)
+    op.create_index('ix_analytics_facts_money', 'analytics_facts', ['roi_currency', 'isolated', 'not_isolated',
+                    'costs'], unique=False)
     op.create_index('ix_analytics_facts_groups', 'analytics_facts', ['month', 'path', 'kind', 'reached', 'causes',
                     'delivered_ckpt', 'all_closed', *_COUNTERS], unique=False)
     for name in (*(f't_{s}' for s in _STAYS), 'plan_approval', 'delivery_to_last_result'):
@@ -70,7 +74,6 @@ def upgrade() -> None:
     op.create_index('ix_analytics_outcomes_request', 'analytics_outcomes', ['request_id'], unique=False)
     op.create_index('ix_analytics_outcomes_counts', 'analytics_outcomes', ['framework', 'level', 'sponsor', 'outcome'],
                     unique=False)
-    op.create_index('ix_analytics_tracks_head', 'analytics_tracks', ['request_id', 'head_seq'], unique=False)
     op.create_index('ix_requests_head', 'requests', ['id', 'head_seq'], unique=False)
     op.create_index('ix_audit_analytics', 'audit_events', ['type', 'request_id', 'seq', 'to_state', 'at'],
                     unique=False)
@@ -78,7 +81,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index('ix_requests_head', table_name='requests')
-    op.drop_index('ix_analytics_tracks_head', table_name='analytics_tracks')
     op.drop_index('ix_audit_analytics', table_name='audit_events')
     op.drop_table('analytics_outcomes')
     op.drop_table('analytics_facts')
