@@ -190,6 +190,8 @@ def refresh(engine: Engine) -> int:
                         for t, f in zip(fresh, facts, strict=True) for o in t.outcomes]
             for i in range(0, len(verdicts), 5000):
                 conn.execute(insert(analytics_outcomes), verdicts[i:i + 5000])
+            if d is _POSTGRES and len(fresh) > 1000:  # the planner's statistics of the new rows (no autovacuum yet)
+                conn.execute(text("ANALYZE analytics_facts, analytics_outcomes"))
     return len(fresh)
 
 

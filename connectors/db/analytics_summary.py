@@ -2,14 +2,14 @@
 
 ``analytics_facts`` holds, beside each request's track (``analytics_tracks``, written together), the
 values the figures group and sum (``states.analytics_summary.columns``); ``analytics_outcomes`` the
-latest measurement's verdicts. The
-filter is a ``WHERE`` over those columns (the received day, the sponsor, the path or redirect kind,
-the owner's requests), and four queries give what the figures read: the groups with their counts and
-checkpoint sums, the ROI sums per currency, the verdict counts per level and sponsor, and per
-duration its n and the values at the median's and the p90's ranks (``OFFSET`` on the column's
-index), so no track is read into Python. The same on SQLite and PostgreSQL. ``summarise`` over the walked
-tracks is the oracle (``tests/integration/test_analytics_sql.py``). The cache is brought up to date
-first (:func:`connectors.db.analytics.refresh`), then everything is read in one read transaction.
+latest measurement's verdicts. The filter is a ``WHERE`` over those columns (the received day, the
+sponsor, the path or redirect kind, the owner's requests), and the queries give what the figures
+read: the groups with their counts and checkpoint sums, the ROI sums per currency, the verdict counts
+per level and sponsor, and per duration its n and the values at the median's and the p90's ranks
+(SQLite: ``OFFSET`` on the column's index; PostgreSQL: ``percentile_disc``, one scan), so no track is
+read into Python. ``summarise`` over the walked tracks is the oracle
+(``tests/integration/test_analytics_sql.py``). The cache is brought up to date first
+(:func:`connectors.db.analytics.refresh`), then everything is read in one read transaction.
 """
 
 from __future__ import annotations
@@ -54,9 +54,26 @@ def _column(name: str) -> str:
     return name if name in ("plan_approval", "delivery_to_last_result") else f"t_{name}"
 
 
+def _percentiles(conn: Connection, cond: str, params: dict[str, Any]) -> dict[str, Spread]:
+    """PostgreSQL: per duration, n and the ranks by ``percentile_disc`` in one scan: ceil(0.5 n) ascending
+    and descending are the two middle values (one when n is odd), ceil(0.9 n) the p90's nearest rank,
+    computed in float8 as ``math.ceil(0.9 * n)`` is."""
+    cols = [_column(name) for name in SPREADS]
+    row = conn.execute(text("SELECT " + ", ".join(
+        f"count(a.{c}), percentile_disc(0.5) WITHIN GROUP (ORDER BY a.{c}), "
+        f"percentile_disc(0.5) WITHIN GROUP (ORDER BY a.{c} DESC), percentile_disc(0.9) WITHIN GROUP (ORDER BY a.{c})"
+        for c in cols) + f" FROM analytics_facts a WHERE {cond}"), params).one()
+    out = {}
+    for i, name in enumerate(SPREADS):
+        n, low, high, p90 = row[4 * i:4 * i + 4]
+        if n:
+            out[name] = Spread(int(n), float(low) if n % 2 else (float(low) + float(high)) / 2, float(p90))
+    return out
+
+
 def _ranked(conn: Connection, cond: str, params: dict[str, Any]) -> dict[str, Spread]:
-    """Per duration, its n, then the values at the median's two middle ranks and the p90's nearest rank,
-    each by ``ORDER BY … LIMIT … OFFSET`` on the column's index (no sort of the kept values)."""
+    """SQLite: per duration, its n, then the values at the median's two middle ranks and the p90's nearest
+    rank, each by ``ORDER BY … LIMIT … OFFSET`` on the column's index (no sort of the kept values)."""
     out = {}
     for name in SPREADS:
         col = _column(name)
@@ -89,7 +106,7 @@ def summary(engine: Engine, flt: Filter) -> Summary:
         outcomes = conn.execute(text(  # the verdict rows carry the filter's columns: the same WHERE
             "SELECT a.framework, a.level, a.sponsor, a.outcome, count(*) FROM analytics_outcomes a "
             f"WHERE {cond} GROUP BY a.framework, a.level, a.sponsor, a.outcome"), params).all()
-        spreads = _ranked(conn, cond, params)
+        spreads = _ranked(conn, cond, params) if sqlite else _percentiles(conn, cond, params)
     return Summary(
         requests=sum(int(r[len(_KEY)]) for r in groups),
         groups=tuple(group(r[:len(_KEY)], r[len(_KEY):]) for r in groups),
