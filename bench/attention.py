@@ -122,7 +122,7 @@ def build_postgres(admin_url: str, url: str, data: tuple[list[Any], list[Any]]) 
 
 def backfill(engine: sa.Engine) -> float:
     spec = importlib.util.spec_from_file_location(
-        "m0010", _HERE.parent / "connectors/db/migrations/versions/0010_sla_clocks.py")
+        "m0010", _HERE.parent / "connectors/db/migrations/versions/0011_sla_clocks.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,15 +1,18 @@
 """The analytics query: the one function ``ldflow analytics``, ``GET /api/v1/analytics`` and the dashboard call.
 
 ``analytics_filter`` reads the filters as a person types them (InvalidInput naming each wrong one, an
-inverted date range naming ``to``); ``figures`` computes them from the store's tracks
-(``RequestStore.analytics_tracks``: SQL aggregates over the audit history, or the walk on the fakes);
-``sponsor_view`` adds a sponsor's requests, where each stands and their results.
+inverted date range naming ``to``); ``figures`` computes them from the store's summary of the requests
+kept (``RequestStore.analytics_summary``: GROUP BY queries over the database's track cache, or the
+walked tracks summarised on the fakes); ``sponsor_view`` adds a sponsor's requests, where each stands
+and their results (from the tracks, ``RequestStore.analytics_tracks``, read only when asked for).
 
-The cache: tracks and figures are kept per store (per process), keyed on the audit head
-(``RequestStore.audit_head``, the newest event's seq). Every change to a request appends an audit event,
-and a track is computed from its events only (the sponsor and state columns change with an event too),
-so while the head is the same the figures are. A new head refreshes only the requests whose newest event
-is after the cached head (``analytics_tracks(since=)``, by ``requests.head_seq``) and drops the figures.
+Two caches, both derived from the audit history only. The store's (``analytics_tracks``, SqlStore) keeps
+each request's track at its ``head_seq`` and recomputes a request whose head moved on before any figure
+is read. This one, per store and process, keeps the figures per filter keyed on the audit head
+(``RequestStore.audit_head``: on SqlStore the number of events, which every committed write raises,
+whatever the order writers commit in). Every change to a request appends an audit event, and a track
+is computed from its events only (the sponsor and state columns change with an event too), so while
+the head is the same the figures are; a new head drops them all.
 Nothing here writes.
 """
 
@@ -27,8 +30,7 @@ from connectors.ports import AuditRecord, ListFilter
 from flows import sla
 from flows.sla import Policy
 from states.analytics import Track
-from states.analytics_figures import TYPES, Filter
-from states.analytics_figures import figures as compute
+from states.analytics_figures import TYPES, Filter, figures_of
 from states.errors import FieldError, InvalidInput
 from states.sla import Breach
 
@@ -66,13 +68,20 @@ def analytics_filter(*, date_from: str | None = None, date_to: str | None = None
 
 @dataclass
 class _Cached:
-    head: int = 0
-    by_id: dict[int, Track] = field(default_factory=dict)
-    tracks: list[Track] = field(default_factory=list)
+    head: int
+    load: Callable[[], list[Track]]  # every request's track, read only when asked for (sponsor page, SLA)
+    loaded: list[Track] | None = None
     owned: dict[int, tuple[str, ...]] | None = None  # request id -> its owners (flows.board.owners)
     owners: dict[str, frozenset[int]] | None = None
+    sponsors: dict[str, bool] = field(default_factory=dict)
     figures: OrderedDict[Filter, dict[str, Any]] = field(default_factory=OrderedDict)
     sla: OrderedDict[tuple[Any, ...], dict[str, Any]] = field(default_factory=OrderedDict)
+
+    @property
+    def tracks(self) -> list[Track]:
+        if self.loaded is None:
+            self.loaded = self.load()
+        return self.loaded
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
@@ -80,33 +89,14 @@ _LOCK = threading.Lock()
 
 
 def _cached(store: RequestStore) -> _Cached:
-    """The store's tracks as of its audit head: a new head refreshes only the requests with newer events."""
+    """The store's entry as of its audit head: a new head starts a new one (the store's own track cache
+    recomputes only the requests that moved on)."""
     with _LOCK:
         head = store.audit_head()
         entry = _CACHES.get(store)
-        if entry is None:
-            entry = _CACHES[store] = _Cached()
-            changed = store.analytics_tracks()
-        elif entry.head == head:
-            return entry
-        else:
-            changed = store.analytics_tracks(since=entry.head)
-        entry.by_id.update((t.request_id, t) for t in changed)
-        entry.tracks = [entry.by_id[k] for k in sorted(entry.by_id)]
-        if entry.owned is not None:
-            for t in changed:
-                entry.owned[t.request_id] = _owners_of(store, t.request_id)
-            entry.owners = None
-        entry.head = head
-        entry.figures = OrderedDict()
-        entry.sla = OrderedDict()
+        if entry is None or entry.head != head:
+            entry = _CACHES[store] = _Cached(head, store.analytics_tracks)
         return entry
-
-
-def _owners_of(store: RequestStore, request_id: int) -> tuple[str, ...]:
-    from flows.board import owners
-
-    return owners(store.get(request_id))
 
 
 def _owners(store: RequestStore, entry: _Cached) -> dict[str, frozenset[int]]:
@@ -128,13 +118,19 @@ def tracks(store: RequestStore) -> list[Track]:
     return list(_cached(store).tracks)
 
 
+def _has_sponsor(store: RequestStore, entry: _Cached, sponsor: str) -> bool:
+    found = entry.sponsors.get(sponsor)
+    if found is None:
+        found = entry.sponsors[sponsor] = store.analytics_summary(Filter(sponsor=sponsor)).requests > 0
+    return found
+
+
 def figures(store: RequestStore, flt: Filter | None = None, clocks: SlaClocks | None = None) -> dict[str, Any]:
     """Every figure for ``flt``; an unknown sponsor or owner is InvalidInput naming the field. With
     ``clocks`` (the SLA policy in force and now), the SLA breaches of the requests kept (:func:`sla_section`)."""
     flt = flt or Filter()
     entry = _cached(store)
-    all_tracks = entry.tracks
-    if flt.sponsor and not any(t.sponsor == flt.sponsor for t in all_tracks):
+    if flt.sponsor and not _has_sponsor(store, entry, flt.sponsor):
         raise InvalidInput([FieldError("sponsor", f"no request has the sponsor {flt.sponsor}")])
     if flt.owner:
         owned = _owners(store, entry).get(flt.owner)
@@ -144,7 +140,7 @@ def figures(store: RequestStore, flt: Filter | None = None, clocks: SlaClocks | 
     cache = entry.figures
     found = cache.get(flt)
     if found is None:
-        found = cache[flt] = compute(all_tracks, flt)
+        found = cache[flt] = figures_of(store.analytics_summary(flt), flt)
         while len(cache) > _MAX_FIGURES:
             cache.popitem(last=False)
     if clocks is None:

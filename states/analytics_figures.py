@@ -5,19 +5,19 @@ rate (by kind, by diagnosed cause), cycle times (median and p90 of the days spen
 plan approval, delivery to the last result), the trend by month of receipt, measurement (checkpoint
 response rate: answered of answered or missed; missed, needs review, delivered requests with every
 checkpoint closed), outcomes per level and per sponsor, and the ROI portfolio (isolated benefits apart
-from those not isolated).
+from those not isolated). Computed from a :class:`states.analytics_summary.Summary` of the requests kept
+(``figures_of``: what the store's SQL gives), or from tracks (``figures``: summarised here first).
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from states.analytics import CAUSES, Track, seconds
+from states.analytics import CAUSES, Track
+from states.analytics_summary import Group, Spread, Summary, spread, summarise
 from states.evidence import Outcome
 from states.lifecycle import State
 from states.models import RedirectKind
@@ -72,18 +72,20 @@ def rate(part: int, whole: int) -> float | None:
 
 def median_p90(values: Sequence[float]) -> dict[str, Any]:
     """n, median and p90 (nearest rank) of ``values``, in days to 0.01."""
-    if not values:
+    return days(spread(values))
+
+
+def days(s: Spread) -> dict[str, Any]:
+    if not s.n or s.median is None or s.p90 is None:
         return {"n": 0, "median": None, "p90": None}
-    ordered = sorted(values)
-    p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
-    return {"n": len(ordered), "median": round(statistics.median(ordered) / DAY, 2), "p90": round(p90 / DAY, 2)}
+    return {"n": s.n, "median": round(s.median / DAY, 2), "p90": round(s.p90 / DAY, 2)}
 
 
-def funnel(tracks: Sequence[Track]) -> list[dict[str, Any]]:
-    counts = {"received": len(tracks)}
-    for stage in (s.value for s in State if s != State.RECEIVED):
-        counts[stage] = sum(1 for t in tracks if stage in t.reached)
-    either = sum(1 for t in tracks if t.reached & {"redirected", "designed"})
+def funnel(s: Summary) -> list[dict[str, Any]]:
+    counts = {"received": s.requests}
+    for stage in (st.value for st in State if st != State.RECEIVED):
+        counts[stage] = sum(g.n for g in s.groups if stage in g.reached)
+    either = sum(g.n for g in s.groups if g.reached & {"redirected", "designed"})
     rows = []
     for stage, before in FUNNEL:
         base = either if len(before) > 1 else (counts[before[0]] if before else 0)
@@ -92,112 +94,97 @@ def funnel(tracks: Sequence[Track]) -> list[dict[str, Any]]:
     return rows
 
 
-def redirects(tracks: Sequence[Track]) -> dict[str, Any]:
-    routed = [t for t in tracks if t.path]
-    redirected = [t for t in routed if t.path == "redirect"]
+def redirects(s: Summary) -> dict[str, Any]:
+    routed = [g for g in s.groups if g.path]
+    redirected = [g for g in routed if g.path == "redirect"]
+    n_routed, n_redirected = sum(g.n for g in routed), sum(g.n for g in redirected)
     kinds: dict[str, int] = {}
-    for t in redirected:
-        kinds[t.redirect_kind or "unstated"] = kinds.get(t.redirect_kind or "unstated", 0) + 1
+    for g in redirected:
+        kinds[g.kind or "unstated"] = kinds.get(g.kind or "unstated", 0) + g.n
     causes = []
     for cause in CAUSES:
-        with_cause = [t for t in routed if cause in t.causes]
-        n = sum(1 for t in with_cause if t.path == "redirect")
+        with_cause = sum(g.n for g in routed if cause in g.causes)
+        n = sum(g.n for g in routed if cause in g.causes and g.path == "redirect")
         if with_cause:
-            causes.append({"cause": cause, "requests": len(with_cause), "redirected": n,
-                           "rate": rate(n, len(with_cause))})
-    return {"routed": len(routed), "redirected": len(redirected), "rate": rate(len(redirected), len(routed)),
-            "by_kind": [{"kind": k, "count": n, "share": rate(n, len(redirected))}
+            causes.append({"cause": cause, "requests": with_cause, "redirected": n, "rate": rate(n, with_cause)})
+    return {"routed": n_routed, "redirected": n_redirected, "rate": rate(n_redirected, n_routed),
+            "by_kind": [{"kind": k, "count": n, "share": rate(n, n_redirected)}
                         for k, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))],
             "by_cause": causes}
 
 
-def cycle(tracks: Sequence[Track]) -> dict[str, Any]:
-    per_state: dict[str, list[float]] = {}
-    for t in tracks:
-        for state, secs in t.time_in:
-            per_state.setdefault(state, []).append(secs)
-    approval = [seconds(t.received_at, t.plan_approved_at) for t in tracks if t.plan_approved_at]
-    to_result = [seconds(t.delivered_at, t.last_result_at) for t in tracks
-                 if t.delivered_at and t.last_result_at and t.last_result_at >= t.delivered_at]
-    return {"per_state": [{"state": s.value, **median_p90(per_state.get(s.value, []))} for s in State
-                          if s.value in per_state],
-            "plan_approval": median_p90(approval), "delivery_to_last_result": median_p90(to_result)}
+def cycle(s: Summary) -> dict[str, Any]:
+    return {"per_state": [{"state": st.value, **days(s.spreads[st.value])} for st in State
+                          if s.spreads.get(st.value, Spread()).n],
+            "plan_approval": days(s.spreads.get("plan_approval", Spread())),
+            "delivery_to_last_result": days(s.spreads.get("delivery_to_last_result", Spread()))}
 
 
-def trend(tracks: Sequence[Track]) -> list[dict[str, Any]]:
-    months: dict[str, list[Track]] = {}
-    for t in tracks:
-        months.setdefault(t.received_at[:7], []).append(t)
+def trend(s: Summary) -> list[dict[str, Any]]:
+    months: dict[str, list[Group]] = {}
+    for g in s.groups:
+        months.setdefault(g.month, []).append(g)
     rows = []
     for month in sorted(months):
         group = months[month]
-        row: dict[str, Any] = {"month": month, "received": len(group)}
+        row: dict[str, Any] = {"month": month, "received": sum(g.n for g in group)}
         for stage in ("redirected", "designed", "delivered", "measured", "declined", "cancelled"):
-            row[stage] = sum(1 for t in group if stage in t.reached)
+            row[stage] = sum(g.n for g in group if stage in g.reached)
         routed = row["redirected"] + row["designed"]
-        row["redirect_rate"] = rate(sum(1 for t in group if t.path == "redirect"),
-                                    sum(1 for t in group if t.path)) if routed else None
+        row["redirect_rate"] = rate(sum(g.n for g in group if g.path == "redirect"),
+                                    sum(g.n for g in group if g.path)) if routed else None
         rows.append(row)
     return rows
 
 
-def measurement(tracks: Sequence[Track]) -> dict[str, Any]:
-    sent = sum(t.sent for t in tracks)
-    answered = sum(t.answered for t in tracks)
-    missed = sum(t.missed for t in tracks)
-    # delivered requests still on their way to (or past) measurement: a cancellation closes its checkpoints
-    delivered = [t for t in tracks if "delivered" in t.reached and t.scheduled and t.state not in _CLOSED_EARLY]
-    closed = sum(1 for t in delivered if t.open_checkpoints == 0)
-    return {"scheduled": sum(t.scheduled for t in tracks), "sent": sent, "answered": answered,
+def measurement(s: Summary) -> dict[str, Any]:
+    def total(k: str) -> int:
+        return sum(getattr(g, k) for g in s.groups)
+
+    answered, missed = total("answered"), total("missed")
+    delivered = sum(g.n for g in s.groups if g.delivered_ckpt)
+    closed = sum(g.n for g in s.groups if g.delivered_ckpt and g.all_closed)
+    return {"scheduled": total("scheduled"), "sent": total("sent"), "answered": answered,
             "response_rate": rate(answered, answered + missed), "missed": missed,
-            "needs_review": sum(t.flagged for t in tracks), "superseded": sum(t.superseded for t in tracks),
-            "delivered_with_checkpoints": len(delivered), "all_closed": closed,
-            "all_closed_share": rate(closed, len(delivered))}
-
-
-_CLOSED_EARLY: Final = frozenset({State.CANCELLED.value, State.DECLINED.value})
+            "needs_review": total("flagged"), "superseded": total("superseded"),
+            "delivered_with_checkpoints": delivered, "all_closed": closed,
+            "all_closed_share": rate(closed, delivered)}
 
 
 def _counts() -> dict[str, int]:
     return dict.fromkeys(OUTCOMES, 0)
 
 
-def outcomes(tracks: Sequence[Track]) -> dict[str, Any]:
+def outcomes(s: Summary) -> dict[str, Any]:
     levels: dict[tuple[str, int], dict[str, int]] = {}
     sponsors: dict[str, dict[str, int]] = {}
-    for t in tracks:
-        for o in t.outcomes:
-            levels.setdefault((o.framework, o.level), _counts())[o.outcome] += 1
-            sponsors.setdefault(t.sponsor, _counts())[o.outcome] += 1
+    for o in s.outcomes:
+        levels.setdefault((o.framework, o.level), _counts())[o.outcome] += o.n
+        sponsors.setdefault(o.sponsor, _counts())[o.outcome] += o.n
     return {"by_level": [{"framework": f, "level": lv, **c} for (f, lv), c in sorted(levels.items())],
-            "by_sponsor": [{"sponsor": s, **c} for s, c in sorted(sponsors.items())]}
+            "by_sponsor": [{"sponsor": sp, **c} for sp, c in sorted(sponsors.items())]}
 
 
-def roi(tracks: Sequence[Track]) -> list[dict[str, Any]]:
+def roi(s: Summary) -> list[dict[str, Any]]:
     """The ROI portfolio per currency: isolated benefits and those not isolated, shown apart."""
-    by: dict[str, dict[str, Any]] = {}
-    for t in tracks:
-        if not t.roi_currency:
-            continue
-        row = by.setdefault(t.roi_currency, {"currency": t.roi_currency, "requests": 0, "isolated_benefits": 0.0,
-                                             "not_isolated_benefits": 0.0, "costs": 0.0})
-        row["requests"] += 1
-        row["isolated_benefits"] += t.isolated_benefits
-        row["not_isolated_benefits"] += t.not_isolated_benefits
-        row["costs"] += t.costs
     out = []
-    for row in (by[c] for c in sorted(by)):
-        for k in ("isolated_benefits", "not_isolated_benefits", "costs"):
-            row[k] = round(row[k], 2)
+    for m in sorted(s.money, key=lambda m: m.currency):
+        row: dict[str, Any] = {"currency": m.currency, "requests": m.requests,
+                               "isolated_benefits": round(m.isolated, 2),
+                               "not_isolated_benefits": round(m.not_isolated, 2), "costs": round(m.costs, 2)}
         costs = row["costs"]
         row["isolated_roi_percent"] = round((row["isolated_benefits"] - costs) / costs * 100, 1) if costs else None
         out.append(row)
     return out
 
 
+def figures_of(s: Summary, flt: Filter = Filter()) -> dict[str, Any]:
+    """Every figure from the summary of the requests ``flt`` kept."""
+    return {"filter": flt.as_dict(), "requests": s.requests, "funnel": funnel(s), "redirects": redirects(s),
+            "cycle_days": cycle(s), "trend": trend(s), "measurement": measurement(s),
+            "outcomes": outcomes(s), "roi": roi(s), "sla_breaches": SLA_PENDING}
+
+
 def figures(tracks: Iterable[Track], flt: Filter = Filter()) -> dict[str, Any]:
     """Every figure for the requests ``flt`` keeps."""
-    kept = [t for t in tracks if flt.keeps(t)]
-    return {"filter": flt.as_dict(), "requests": len(kept), "funnel": funnel(kept), "redirects": redirects(kept),
-            "cycle_days": cycle(kept), "trend": trend(kept), "measurement": measurement(kept),
-            "outcomes": outcomes(kept), "roi": roi(kept), "sla_breaches": SLA_PENDING}
+    return figures_of(summarise([t for t in tracks if flt.keeps(t)]), flt)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, text
 
 from connectors.db.engine import is_sqlite, read_transaction, write_transaction
-from connectors.db.tables import analytics_tracks
+from connectors.db.tables import analytics_facts, analytics_outcomes, analytics_tracks
 from states.analytics import (
     CAUSES,
     CHECKPOINT_TYPES,
@@ -30,6 +30,7 @@ from states.analytics import (
     track_from,
     track_json,
 )
+from states.analytics_summary import columns
 
 
 @dataclass(frozen=True)
@@ -142,37 +143,64 @@ def _money(value: Any) -> float:
     return round(float(value), 2) if value is not None else 0.0
 
 
-_STALE = ("request_id IN (SELECT r.id FROM requests r LEFT JOIN analytics_tracks a ON a.request_id = r.id "
-          "WHERE a.request_id IS NULL OR a.head_seq <> r.head_seq)")
+_STALE = ("SELECT r.id FROM requests r LEFT JOIN analytics_facts a ON a.request_id = r.id "
+          "WHERE a.request_id IS NULL OR a.head_seq <> r.head_seq")
+# A row's head_seq is never above its request's (a head only grows; a row is written at its snapshot's),
+# and requests are never deleted: equal counts and equal sums mean every row is current (two index scans).
+_CURRENT = ("SELECT (SELECT count(*) FROM requests) = (SELECT count(*) FROM analytics_facts) AND "
+            "(SELECT coalesce(sum(head_seq), 0) FROM requests) = "
+            "(SELECT coalesce(sum(head_seq), 0) FROM analytics_facts)")
+# the requests named by a JSON list :ids (looked up by request, not a scan: the refresh after a few writes)
+_IDS = {True: "request_id IN (SELECT value FROM json_each(:ids))",
+        False: "request_id IN (SELECT CAST(value AS integer) FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))"}
 
 
-def cached(engine: Engine) -> list[Track]:
-    """Every request's track through the ``analytics_tracks`` cache: the requests whose ``head_seq`` moved
-    on since their row was written (or that have none) are computed by the aggregates (all five, scoped
-    to them; a full pass when none is cached) and their rows replaced; the rest are read back. A row is
-    written with the head_seq its track was computed at, in the same read snapshot, so a request that
-    changes meanwhile is stale again next time."""
+def refresh(engine: Engine) -> int:
+    """Bring the ``analytics_tracks`` cache up to date; returns how many requests were recomputed. The
+    requests whose ``head_seq`` moved on since their row was written (or that have none) are computed by
+    the aggregates (all five, scoped to them; a full pass when none is cached) and their rows (the
+    track, its columns, its verdicts in ``analytics_outcomes``) replaced. A row is written with the
+    head_seq its track was computed at, in the same read snapshot, so a request that changes meanwhile
+    is stale again next time."""
     d = _SQLITE if is_sqlite(engine) else _POSTGRES
     with read_transaction(engine) as conn:
-        stale, total = conn.execute(text(
-            "SELECT (SELECT count(*) FROM requests r LEFT JOIN analytics_tracks a ON a.request_id = r.id "
-            "WHERE a.request_id IS NULL OR a.head_seq <> r.head_seq), (SELECT count(*) FROM analytics_tracks)")).one()
+        current = bool(conn.execute(text(_CURRENT)).scalar_one())
+        stale = [] if current else [int(r[0]) for r in conn.execute(text(_STALE))]
         fresh: list[Track] = []
         heads: dict[int, int] = {}
         if stale:
-            fresh = _tracks(conn, d, {"since": 0}, _ALL if not total else _STALE, heads)
+            total = conn.execute(text("SELECT count(*) FROM requests")).scalar_one()
+            # most of them: one pass over every event beats looking each request up
+            scope = _ALL if len(stale) * 4 > total else _IDS[d is _SQLITE]
+            fresh = _tracks(conn, d, {"since": 0, "ids": json.dumps(stale)}, scope, heads)
     if fresh:
         with write_transaction(engine) as conn:
             ids = [t.request_id for t in fresh]
             for i in range(0, len(ids), 500):
-                conn.execute(delete(analytics_tracks).where(analytics_tracks.c.request_id.in_(ids[i:i + 500])))
+                for table in (analytics_tracks, analytics_facts, analytics_outcomes):
+                    conn.execute(delete(table).where(table.c.request_id.in_(ids[i:i + 500])))
             rows = [{"request_id": t.request_id, "head_seq": heads[t.request_id], "track": json.dumps(
                 track_json(t), separators=(",", ":"))} for t in fresh]
+            facts = [{"request_id": t.request_id, "head_seq": heads[t.request_id], **columns(t)} for t in fresh]
             for i in range(0, len(rows), 5000):
                 conn.execute(insert(analytics_tracks), rows[i:i + 5000])
+                conn.execute(insert(analytics_facts), facts[i:i + 5000])
+            verdicts = [{"request_id": f["request_id"], "day": f["day"], "sponsor": f["sponsor"], "path": f["path"],
+                         "kind": f["kind"], "framework": o.framework, "level": o.level, "outcome": o.outcome}
+                        for t, f in zip(fresh, facts, strict=True) for o in t.outcomes]
+            for i in range(0, len(verdicts), 5000):
+                conn.execute(insert(analytics_outcomes), verdicts[i:i + 5000])
+            if d is _POSTGRES and len(fresh) > 1000:  # the planner's statistics of the new rows (no autovacuum yet)
+                conn.execute(text("ANALYZE analytics_facts, analytics_outcomes"))
+    return len(fresh)
+
+
+def cached(engine: Engine) -> list[Track]:
+    """Every request's track through the ``analytics_tracks`` cache (:func:`refresh`, then read back)."""
+    refresh(engine)
     with read_transaction(engine) as conn:
         return [track_from(json.loads(r[0])) for r in conn.execute(text(
-            "SELECT a.track FROM analytics_tracks a JOIN requests r ON r.id = a.request_id ORDER BY a.request_id"))]
+            "SELECT t.track FROM analytics_tracks t JOIN requests r ON r.id = t.request_id ORDER BY t.request_id"))]
 
 
 def tracks(engine: Engine, since: int = 0) -> list[Track]:
@@ -183,7 +211,7 @@ def tracks(engine: Engine, since: int = 0) -> list[Track]:
         return _tracks(conn, d, {"since": since}, _SCOPE if since else _ALL, {})
 
 
-def _tracks(conn: Connection, d: _Dialect, since: dict[str, int], scope: str, heads: dict[int, int]) -> list[Track]:
+def _tracks(conn: Connection, d: _Dialect, since: dict[str, Any], scope: str, heads: dict[int, int]) -> list[Track]:
     """The tracks of the requests ``scope`` names; ``heads`` gets each one's head_seq (the same snapshot)."""
     now = {}
     for r in conn.execute(text("SELECT id, state, sponsor_email AS sponsor, head_seq FROM requests WHERE "

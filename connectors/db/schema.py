@@ -9,7 +9,7 @@ from sqlalchemy import Engine, inspect, text
 from connectors.db.engine import MIGRATION_LOCK_KEY, write_transaction
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0010_sla_clocks"  # newest revision; a test checks it matches the migrations folder
+HEAD = "0011_sla_clocks"  # newest revision; a test checks it matches the migrations folder
 
 
 class MigrationRefused(RuntimeError):

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -61,6 +62,7 @@ requests = Table(
     Index("ix_requests_created", "created_at"),
     Index("ix_requests_requester", "requester_email"),
     Index("ix_requests_sponsor", "sponsor_email"),
+    Index("ix_requests_head", "id", "head_seq"),  # the audit head and the analytics stale check read no document
 )
 
 # How many requests are in each state, kept by the store in the transaction of every add and state change
@@ -94,6 +96,8 @@ audit_events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("request_id", "rseq", name="uq_audit_request_rseq"),
+    # covers the analytics aggregates' reads of the transitions and checkpoint events (migration 0010)
+    Index("ix_audit_analytics", "type", "request_id", "seq", "to_state", "at"),
 )
 
 # Signed checkpoints of every chain head (connectors/audit_checkpoints.py), append-only too.
@@ -222,7 +226,12 @@ event_outbox = Table(
 )
 
 # The analytics track of each request (connectors/db/analytics.py), as of the request's head_seq: derived
-# from the audit history only, rebuilt for a request whose head_seq moved on (migration 0007).
+# from the audit history only, rebuilt for a request whose head_seq moved on (migration 0008). Written with
+# it, in its transaction (migration 0010): the values the figures group and sum, in a narrow table of their
+# own so a scan reads no JSON (states.analytics_summary.columns), and the latest measurement's verdicts as
+# rows of analytics_outcomes, so the figures are GROUP BY queries.
+_STAY_COLUMNS = ("received", "diagnosed", "redirected", "designed", "delivered", "measured", "acknowledged",
+                 "declined", "cancelled")  # states.lifecycle.State (tests/unit/test_analytics_speed.py checks)
 analytics_tracks = Table(
     "analytics_tracks",
     metadata,
@@ -243,6 +252,52 @@ sla_outcomes = Table(
     Column("digest", String(64), nullable=False),
     Column("head_seq", BigInteger, nullable=False),
     Column("outcome", Text, nullable=False),
+analytics_facts = Table(
+    "analytics_facts",
+    metadata,
+    Column("request_id", Integer, primary_key=True, autoincrement=False),
+    Column("head_seq", BigInteger, nullable=False),  # its track's (the stale check reads no JSON)
+    Column("day", String(10), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("sponsor", String(320), nullable=False),
+    Column("path", String(20), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("reached", Integer, nullable=False),  # states.analytics_summary.STAGE_BITS
+    Column("causes", Integer, nullable=False),  # CAUSE_BITS
+    Column("delivered_ckpt", Integer, nullable=False),
+    Column("all_closed", Integer, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in ("scheduled", "sent", "answered", "missed", "flagged",
+                                                         "superseded")),
+    Column("roi_currency", String(10), nullable=False),
+    Column("isolated", Float, nullable=False),
+    Column("not_isolated", Float, nullable=False),
+    Column("costs", Float, nullable=False),
+    *(Column(f"t_{state}", Float, nullable=True) for state in _STAY_COLUMNS),
+    Column("plan_approval", Float, nullable=True),
+    Column("delivery_to_last_result", Float, nullable=True),
+    Index("ix_analytics_facts_sponsor", "sponsor"),
+    Index("ix_analytics_facts_head", "head_seq"),
+    Index("ix_analytics_facts_money", "roi_currency", "isolated", "not_isolated", "costs"),
+    # the groups read in order from the index alone (no sort); each duration's ranks by OFFSET on its own
+    Index("ix_analytics_facts_groups", "month", "path", "kind", "reached", "causes", "delivered_ckpt", "all_closed",
+          "scheduled", "sent", "answered", "missed", "flagged", "superseded"),
+    *(Index(f"ix_analytics_facts_{name}", name) for name in (*(f"t_{s}" for s in _STAY_COLUMNS), "plan_approval",
+                                                             "delivery_to_last_result")),
+)
+
+analytics_outcomes = Table(  # with its request's filter columns, so the filter needs no join
+    "analytics_outcomes",
+    metadata,
+    Column("request_id", Integer, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("sponsor", String(320), nullable=False),
+    Column("path", String(20), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("framework", String(40), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Index("ix_analytics_outcomes_request", "request_id"),
+    Index("ix_analytics_outcomes_counts", "framework", "level", "sponsor", "outcome"),
 )
 
 # Staff accounts of the web app (`ldflow users`): an argon2 hash, never the password. ``session_epoch``

@@ -12,6 +12,8 @@ from connectors.audit_checkpoints import SignedCheckpoint
 
 if TYPE_CHECKING:  # the domain model pulls in pydantic, the calendar type icalendar: types only here
     from states.analytics import Track
+    from states.analytics_figures import Filter
+    from states.analytics_summary import Summary
     from states.request import TrainingRequest
 
 # --- request store --------------------------------------------------------------------------------
@@ -281,8 +283,15 @@ class RequestStore(Protocol):
         digest per request: the policy in force). A cache: losing it costs a recomputation only."""
         ...
 
+    def analytics_summary(self, flt: Filter) -> Summary:
+        """The figures' summary (``states.analytics_summary``) of the requests ``flt`` keeps, from their
+        tracks (equal to ``summarise`` over the kept ``analytics_tracks()``)."""
+        ...
+
     def audit_head(self) -> int:
-        """The newest audit event's seq (0 when there is none): it changes with every write."""
+        """A number that grows with every committed write (0 with no event): the analytics cache's key. Not
+        the newest seq on a database with concurrent writers, where a smaller seq can commit after a
+        larger one; SqlStore counts the events (the sum of the chains' lengths)."""
         ...
 
     def verify(self) -> VerifyReport:

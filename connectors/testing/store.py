@@ -27,6 +27,8 @@ from connectors.testing.store_audit import InMemoryAuditChecks, _hashed
 from connectors.testing.store_followups import InMemoryFollowups
 from states import sla
 from states.analytics import Track, walk
+from states.analytics_figures import Filter
+from states.analytics_summary import Summary, summarise
 from states.card import facts, owners
 from states.checkpoints import CheckpointStatus
 from states.errors import Conflict, NotFound
@@ -353,6 +355,9 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
     def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
         with self._lock:
             self._outcomes.update((i, (digest, h, o)) for i, h, o in rows)
+    def analytics_summary(self, flt: Filter) -> Summary:
+        """``summarise`` over the walked tracks ``flt`` keeps."""
+        return summarise([t for t in self.analytics_tracks() if flt.keeps(t)])
 
     def audit_head(self) -> int:
         with self._lock:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import Engine
 
 from connectors.db import analytics
@@ -10,7 +12,8 @@ from connectors.db.store import SqlStore
 from flows.clock import FixedClock
 from flows.service import Service
 from states.analytics import walk
-from states.analytics_figures import Filter, figures
+from states.analytics_figures import Filter, figures, figures_of
+from states.analytics_summary import Summary, summarise
 from tests import analytics_history
 from tests.builders import T0
 from tests.integration.test_migrations import empty_engine as empty_engine  # the fixture
@@ -31,7 +34,7 @@ def test_sql_tracks_equal_the_walk_and_the_known_answers(engine: Engine) -> None
     check(figures(computed), ids, EXPECTED)
     assert figures(computed, Filter(sponsor="sam.sponsor@example.org")) == figures(
         walked, Filter(sponsor="sam.sponsor@example.org"))
-    assert store.audit_head() == max(e.seq for e in store.iter_history())
+    assert store.audit_head() == len(list(store.iter_history()))  # grows with every commit, whatever its seq
     # the incremental refresh: only the requests with events after `since`, the same tracks
     since = max(e.seq for e in store.iter_history() if e.request_id == ids["waiting"])
     recent = store.analytics_tracks(since=since)
@@ -100,3 +103,85 @@ def test_a_0006_database_upgrades_and_its_requests_get_tracks(empty_engine: Engi
     assert [(t.request_id, t.sponsor, t.state) for t in store.analytics_tracks()] == [(7, "b@example.org",
                                                                                      "received")]
     assert store.analytics_tracks() == walk(list(store.iter_history()))
+
+
+FILTERS = [Filter(), Filter(sponsor="sam.sponsor@example.org"), Filter(type="redirect"), Filter(type="tool_fix"),
+           Filter(type="design"), Filter(date_from=date(2026, 4, 1)), Filter(date_to=date(2026, 3, 31)),
+           Filter(date_from=date(2026, 3, 1), date_to=date(2026, 3, 31), sponsor="sam.sponsor@example.org"),
+           Filter(sponsor="nobody@example.org")]
+
+
+def test_the_sql_summary_equals_the_walked_tracks_summarised(engine: Engine) -> None:
+    """The GROUP BY path (connectors/db/analytics_summary.py): per filter, the summary and every figure from
+    it equal ``summarise`` over the walked tracks the filter keeps; with the owner filter's id list too."""
+    store = SqlStore(engine)
+    clock = FixedClock(T0)
+    ids = analytics_history.build(Service(store, clock), clock)
+    walked = walk(list(store.iter_history()))
+    for flt in [*FILTERS, Filter(owner_ids=frozenset({ids["design"], ids["rerouted"]})), Filter(owner_ids=frozenset())]:
+        oracle = summarise([t for t in walked if flt.keeps(t)])
+        got = store.analytics_summary(flt)
+        assert _canonical(got) == _canonical(oracle), flt
+        assert figures_of(got, flt) == figures(walked, flt), flt
+    check(figures_of(store.analytics_summary(Filter()), Filter()), ids, EXPECTED)
+
+
+def _canonical(s: Summary) -> tuple[object, ...]:
+    """A summary with its rows in one order (SQL returns groups in any order)."""
+    return (s.requests, sorted(s.groups, key=repr), sorted(s.money, key=repr), sorted(s.outcomes, key=repr),
+            dict(s.spreads))
+
+
+def test_a_write_is_in_the_next_figures_never_a_stale_one(engine: Engine) -> None:
+    """Both caches (the store's track rows, this process's figures) follow every committed write: the figures
+    after a write equal those computed from scratch by walking the events."""
+    from flows import analytics as query
+    from tests.builders import ACTOR, reason_data
+
+    store = SqlStore(engine)
+    clock = FixedClock(T0)
+    service = Service(store, clock)
+    ids = analytics_history.build(service, clock)
+    before = query.figures(store)
+    assert query.figures(store) is before  # same head: the cached figures
+    service.reopen(ids["amended"], reason_data("back"), ACTOR)
+    after = query.figures(store)
+    assert after != before and after == figures(walk(list(store.iter_history())))
+    sponsor = query.figures(store, Filter(sponsor="sam.sponsor@example.org"))
+    service.add_note(ids["waiting"], "called the sponsor", ACTOR)
+    assert query.figures(store, Filter(sponsor="sam.sponsor@example.org")) is not sponsor  # a new head
+    assert query.tracks(store) == walk(list(store.iter_history()))
+
+
+def test_the_head_grows_with_an_event_committed_out_of_seq_order(engine: Engine) -> None:
+    """With concurrent writers a smaller seq can commit after a larger one: the newest seq would not move,
+    the number of events does, so the figures are computed again."""
+    from sqlalchemy import text
+
+    from flows import analytics as query
+
+    store = SqlStore(engine)
+    clock = FixedClock(T0)
+    ids = analytics_history.build(Service(store, clock), clock)
+    before = query.figures(store)
+    newest = store.audit_head()
+    with engine.begin() as conn:  # the late commit: an event below the newest seq (a gap left for it)
+        top = conn.execute(text("SELECT max(seq) FROM audit_events")).scalar_one()
+        rid = ids["waiting"]
+        head = conn.execute(text("SELECT head_seq FROM requests WHERE id = :r"), {"r": rid}).scalar_one()
+        conn.execute(text("INSERT INTO audit_events (seq, request_id, rseq, type, version, actor, at, doc, payload, "
+                          "prev_hash, hash) VALUES (:s, :r, :n, 'cancelled', :n, 'x', '2026-05-01T00:00:00.000000Z', "
+                          "'', '{}', :h, :h)"), {"s": top + 100, "r": rid, "n": head + 1, "h": "0" * 64})
+        conn.execute(text("UPDATE requests SET head_seq = :n, state = 'cancelled' WHERE id = :r"),
+                     {"n": head + 1, "r": rid})
+    assert store.audit_head() == newest + 1
+    with engine.begin() as conn:
+        rid2 = ids["design"]
+        head2 = conn.execute(text("SELECT head_seq FROM requests WHERE id = :r"), {"r": rid2}).scalar_one()
+        conn.execute(text("INSERT INTO audit_events (seq, request_id, rseq, type, version, actor, at, doc, payload, "
+                          "prev_hash, hash) VALUES (:s, :r, :n, 'note_added', :n, 'x', '2026-05-01T00:00:00.000000Z', "
+                          "'', '{}', :h, :h)"), {"s": top + 50, "r": rid2, "n": head2 + 1, "h": "0" * 64})
+        conn.execute(text("UPDATE requests SET head_seq = :n WHERE id = :r"), {"n": head2 + 1, "r": rid2})
+    mid = query.figures(store)
+    assert store.audit_head() == newest + 2 and mid is not before
+    assert mid == figures(walk(list(store.iter_history())))

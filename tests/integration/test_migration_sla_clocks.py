@@ -1,4 +1,4 @@
-"""Migration 0010_sla_clocks on a database that holds requests: the SLA clock summary and the owners'
+"""Migration 0011_sla_clocks on a database that holds requests: the SLA clock summary and the owners'
 names are backfilled with exactly what today's store writes with every event, the rest of the rows is
 untouched, and the SLA clocks read from the migrated rows equal the walk over each history."""
 
@@ -42,9 +42,9 @@ def _select(engine: Engine, columns: str) -> list[tuple[object, ...]]:
 
 def test_the_backfill_writes_what_the_store_writes(tmp_path: Path) -> None:
     old = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    seed_old(old, "0009_audit_chains", tmp_path / "scratch.db", _make)
+    seed_old(old, "0010_analytics_speed", tmp_path / "scratch.db", _make)
     kept = _select(old, KEPT)
-    assert schema.upgrade(old, "0010_sla_clocks") == "0010_sla_clocks"
+    assert schema.upgrade(old, "0011_sla_clocks") == "0011_sla_clocks"
     assert _select(old, KEPT) == kept
     scratch = make_engine(f"sqlite:///{tmp_path / 'scratch.db'}")
     migrated = _select(old, SUMMARY)

@@ -49,6 +49,8 @@ from connectors.testing import (
     InMemoryUsers,
 )
 from states.analytics import Track
+from states.analytics_figures import Filter
+from states.analytics_summary import Summary
 from states.notifications import Notification
 from states.request import TrainingRequest
 
@@ -65,7 +67,8 @@ CASES = [pytest.param(port, impl, id=f"{port.__name__}-{impl.__name__}") for por
          for impl in impls]
 
 # Names the ports module imports for type checking only (they would pull in pydantic, icalendar).
-_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar, "Notification": Notification, "Track": Track}
+_TYPE_ONLY = {"TrainingRequest": TrainingRequest, "Calendar": Calendar, "Notification": Notification, "Track": Track,
+              "Filter": Filter, "Summary": Summary}
 
 
 def port_methods(port: type) -> dict[str, Callable[..., Any]]:
@@ -114,7 +117,7 @@ def test_the_store_port_lists_what_the_service_and_the_pipeline_need() -> None:
         "claim_followups",  # the follow-ups fire under its claims
         "checkpoint", "checkpoints", "public_key", "iter_history",  # the audit's signed checkpoints
         "board", "recent_history",  # the web's board and request page
-        "analytics_tracks", "audit_head",  # ldflow analytics and its dashboard's cache key
+        "analytics_tracks", "analytics_summary", "audit_head",  # ldflow analytics and its dashboard's cache key
         # the SLA clocks, the attention list and their outcomes' cache
         "sla_heads", "sla_summaries", "needs_review_ids", "sla_outcomes", "keep_sla_outcomes"}
 

@@ -1,7 +1,7 @@
 """sla clocks: the SLA clock summary and the owners' names on the requests row
 
-Revision ID: 0010_sla_clocks
-Revises: 0009_audit_chains
+Revision ID: 0011_sla_clocks
+Revises: 0010_analytics_speed
 
 Adds ``sla_entries`` (one line per audit event: its type, time and checkpoint key, as
 ``states.sla.clock_lines`` writes them; the store appends to it in the transaction of every event)
@@ -18,8 +18,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010_sla_clocks'
-down_revision = '0009_audit_chains'
+revision = '0011_sla_clocks'
+down_revision = '0010_analytics_speed'
 branch_labels = None
 depends_on = None
 
