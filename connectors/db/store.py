@@ -35,8 +35,9 @@ from sqlalchemy import (
 
 from connectors.audit_chain import doc_hash, head_mac
 from connectors.audit_checkpoints import SignedCheckpoint, mac_key, public_hex
-from connectors.db import analytics, analytics_summary, audit, event_outbox
+from connectors.db import audit, event_outbox
 from connectors.db import board as boards
+from connectors.db.analytics_queries import AnalyticsQueries
 from connectors.db.engine import read_transaction, write_transaction
 from connectors.db.followup_queries import FollowupQueries
 from connectors.db.sla_clocks import SlaClockQueries
@@ -45,9 +46,6 @@ from connectors.notification_codec import notification_json
 from connectors.ports import AuditRecord, BoardPage, BoardQuery, OutboxStatus, VerifyReport
 from connectors.ports import ListFilter as ListFilter  # re-exported: callers import it from here too
 from connectors.ports import RequestSummary as RequestSummary
-from states.analytics import Track
-from states.analytics_figures import Filter
-from states.analytics_summary import Summary
 from states.card import facts
 from states.checkpoints import Checkpoint
 from states.errors import Conflict, NotFound
@@ -133,7 +131,7 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class SqlStore(FollowupQueries, SlaClockQueries):
+class SqlStore(FollowupQueries, SlaClockQueries, AnalyticsQueries):
     """Requests, their history, timers and outbox in one SQL database."""
 
     def __init__(self, engine: Engine, signing_key: Any = None) -> None:
@@ -382,20 +380,6 @@ class SqlStore(FollowupQueries, SlaClockQueries):
                 return
             yield from (audit.to_record(r) for r in rows)
             last = rows[-1].seq
-
-    def analytics_tracks(self, since: int = 0) -> list[Track]:
-        """The tracks computed by SQL aggregates (``connectors/db/analytics.py``): every request's through the
-        ``analytics_tracks`` cache, or those with events after ``since`` directly."""
-        return analytics.tracks(self.engine, since) if since else analytics.cached(self.engine)
-
-    def analytics_summary(self, flt: Filter) -> Summary:
-        """By GROUP BY queries over the refreshed track cache (``connectors/db/analytics_summary.py``)."""
-        return analytics_summary.summary(self.engine, flt)
-
-    def audit_head(self) -> int:
-        """The number of audit events: every write adds to its request's ``head_seq`` in its transaction."""
-        with read_transaction(self.engine) as conn:
-            return int(conn.execute(select(func.coalesce(func.sum(requests.c.head_seq), 0))).scalar_one())
 
     def verify(self) -> VerifyReport:
         """Every chain and the signed checkpoints (with this store's key when it has one)."""

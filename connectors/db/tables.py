@@ -55,7 +55,7 @@ requests = Table(
     # The SLA clock summary (states/sla.py): one line per audit event of the request (its type, time
     # and checkpoint key), appended by the store in the transaction that appends the event, so the
     # SLA clocks are read without the history; and the owners' names ({address: name}) from the
-    # document, for the attention digest's greeting (migration 0010 backfilled both).
+    # document, for the attention digest's greeting (migration 0011 backfilled both).
     Column("sla_entries", Text, nullable=False, server_default=""),
     Column("owner_names", Text, nullable=True),
     Index("ix_requests_state_updated", "state", "updated_at"),
@@ -244,7 +244,7 @@ analytics_tracks = Table(
 # digest of the policy it was computed under, the request's head_seq then, and the outcome (the stopped
 # clocks' breaches and until when the running ones stay quiet, as flows.sla encodes it). Another policy or
 # a newer head_seq: recomputed from the clock summary and replaced. Nothing here is a rule: the policy is
-# read from its file on every run (migration 0010).
+# read from its file on every run (migration 0011).
 sla_outcomes = Table(
     "sla_outcomes",
     metadata,
@@ -252,6 +252,8 @@ sla_outcomes = Table(
     Column("digest", String(64), nullable=False),
     Column("head_seq", BigInteger, nullable=False),
     Column("outcome", Text, nullable=False),
+)
+
 analytics_facts = Table(
     "analytics_facts",
     metadata,
