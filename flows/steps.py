@@ -374,7 +374,31 @@ def attention(app: App, done: list[dict[str, Any]], limit: int = 20) -> list[str
     for item in app.uow.inbound.quarantined(limit=limit):
         lines.append(f"inbound {item.source} {item.message_id or item.raw_path or item.id} quarantined: "
                      f"{item.reason or 'no reason recorded'}")
+    return lines + attention_items(app, limit)
+
+
+def attention_items(app: App, limit: int = 20) -> list[str]:
+    """The attention list (``flows.attention``: needs-review checkpoints, SLA clocks breached or near), one
+    Markdown line each, linked to the request's page in the web app; the first ``limit`` and a link to the
+    board's attention filter for the rest. Titles are the requesters' words: escaped, never Markdown."""
+    from flows.attention import attention_list
+
+    try:
+        items = attention_list(app)
+    except Exception as exc:  # a bad SLA policy file: said, the pass's other lines still published
+        return [f"attention list unavailable: {type(exc).__name__}: {exc}"]
+    web = app.settings.web_url
+    lines = [f"[request #{i.request_id}: {_md(i.title)}]({web}/requests/{i.request_id}) — {_md(i.text)}"
+             for i in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"[{len(items) - limit} more on the board]({web}/?attention=1)")
     return lines
+
+
+def _md(text: str) -> str:
+    """``text`` shown as itself in Markdown: its punctuation escaped, no HTML, on one line."""
+    text = " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join("\\" + c if c in "\\`*_[]()#|~" else c for c in text)
 
 
 # --- a flow without Prefect ------------------------------------------------------------------------------

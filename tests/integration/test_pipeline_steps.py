@@ -252,3 +252,35 @@ def test_a_lingering_dispatch_sends_what_is_queued_meanwhile_then_ends(rt: Any) 
     assert result["summary"].counts["sent"] == 2  # both by this run
     assert 3.5 <= result["seconds"] < 10  # 2.5 s idle after the second mail, then it ended
     assert send_outbox(rt).counts["sent"] == 0  # without lingering: done at once
+
+
+def test_the_pass_s_attention_lines_link_each_item_to_its_page_and_escape_its_title(tmp_path: Path) -> None:
+    """The pipeline's attention artifact (flows.pipeline._artifacts): each attention item a Markdown line
+    linked to the request's page; a requester's title is shown as text, never as Markdown or HTML."""
+    from flows import bootstrap
+    from flows.steps import attention
+    from tests.builders import T0, intake_data
+
+    clock = FixedClock(T0)
+    app = bootstrap.build(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'ldflow.db'}",
+                                   base_url="https://ldflow.example.org/"), clock=clock)
+    try:
+        hostile = app.service.submit({**intake_data(), "title": "Sales [click](https://evil.example) <b>now</b>"},
+                                     ACTOR)
+        for _ in range(3):
+            app.service.submit(intake_data(), ACTOR)
+        quiet = attention(app, [])
+        assert not [line for line in quiet if "/requests/" in line]  # nothing breached yet
+        clock.advance(timedelta(days=30))  # the diagnose SLA (5 business days) long breached
+        lines = [line for line in attention(app, []) if f"/requests/{hostile.id})" in line]
+        assert len(lines) == 1 and lines[0].startswith(f"[request #{hostile.id}: ")
+        link = f"](https://ldflow.example.org/requests/{hostile.id}) — SLA "
+        assert link in lines[0], lines[0]
+        assert "\\[click\\]\\(https://evil.example\\)" in lines[0] and "&lt;b&gt;" in lines[0]
+        assert "<b>" not in lines[0] and "[click](" not in lines[0]
+
+        capped = attention(app, [], limit=2)
+        linked = [line for line in capped if "/requests/" in line]
+        assert len(linked) == 2 and capped[-1] == "[2 more on the board](https://ldflow.example.org/?attention=1)"
+    finally:
+        app.close()
