@@ -84,15 +84,15 @@ def summary_items(summary: ClockSummary, breaches: list[Breach]) -> list[Item]:
 
 
 def attention_list(app: App, now: datetime | None = None, policy: sla.Policy | None = None) -> list[Item]:
-    """Every attention item of the open requests, by request id: the SLA clocks from the clock summaries
-    (``flows.sla.clocks``: no document, no history), the documents of the requests with a needs-review
-    checkpoint only."""
+    """Every attention item of the open requests, by request id: the SLA clocks of the requests whose running
+    clocks are past their quiet time (``flows.sla.due``: no document, no history, the others' outcomes not
+    read), the documents of the requests with a needs-review checkpoint only."""
     now = now or app.now()
     policy = policy or sla.load_policy(app.settings)
     store = app.service.store
     review = store.needs_review_ids()
     found: list[Item] = []
-    for request_id, clocks in sorted(sla.clocks(store, policy, now, also=review).items()):
+    for request_id, clocks in sorted(sla.due(store, policy, now, also=review).items()):
         if request_id in review:
             found += checkpoint_items(app.service.show(request_id))
         if clocks.summary is not None:

@@ -24,13 +24,16 @@ from connectors.loader import load_file
 from states import sla
 from states.business_calendar import BusinessCalendar, calendar, parse_holidays
 from states.errors import FieldError, InvalidInput, LdflowError
+from states.lifecycle import NON_TERMINAL
 from states.validation import parse
 
 if TYPE_CHECKING:
     from connectors.ports import AuditRecord, ClockSummary, RequestStore
     from flows.settings import Settings
+    from states.analytics_figures import Filter
 
 SETTING = "LDFLOW_SLA_POLICY"
+_OPEN = frozenset(s.value for s in NON_TERMINAL)
 
 
 @dataclass(frozen=True)
@@ -223,21 +226,81 @@ def clocks(store: RequestStore, policy: Policy, now: datetime, *, open_only: boo
     wanted = stale | (walk | {i for i in also if i in heads} if summaries else set())
     read = {s.request_id: s for s in store.sla_summaries(sorted(wanted))} if wanted else {}
     found: dict[int, Clocks] = {}
-    kept: list[tuple[int, int, str]] = []
+    kept: list[tuple[int, int, str, int | None, str]] = []
     for request_id in heads:
         summary = read.get(request_id)
         outcome = cache.get(request_id)
         if summary is not None and (outcome is None or outcome.head != summary.head_seq):
-            every = sla.runs(sla.read_lines(summary.lines), policy.rules)
-            running = [r for r in every if r.stopped is None]
-            quiet = sla.quiet_until(running, policy.rules, policy.calendar, now)
-            stopped = [(r.index, b) for r in every if r.stopped is not None
-                       and (b := sla.judge(request_id, r, policy.rules, policy.calendar, now)) is not None]
-            outcome = cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, running, quiet), quiet,
-                                                   stopped, running)
-            kept.append((request_id, summary.head_seq, outcome.text))
+            outcome = _walk(summary, policy, now, cache, kept)
         if outcome is not None:  # (None: removed between the two reads)
             found[request_id] = Clocks(request_id, outcome, outcome.running(request_id, policy, now), summary)
     if kept:
         store.keep_sla_outcomes(key, kept)
+    return found
+
+
+def _walk(summary: ClockSummary, policy: Policy, now: datetime, cache: dict[int, _Outcome],
+          kept: list[tuple[int, int, str, int | None, str]]) -> _Outcome:
+    """Walk one summary's runs (``states.sla.runs``): its outcome, cached here and added to ``kept`` (with
+    the narrow columns the store selects on: ``quiet`` as epoch seconds, floored; the stopped SLAs)."""
+    request_id = summary.request_id
+    every = sla.runs(sla.read_lines(summary.lines), policy.rules)
+    running = [r for r in every if r.stopped is None]
+    quiet = sla.quiet_until(running, policy.rules, policy.calendar, now)
+    stopped = [(r.index, b) for r in every if r.stopped is not None
+               and (b := sla.judge(request_id, r, policy.rules, policy.calendar, now)) is not None]
+    outcome = cache[request_id] = _Outcome(summary.head_seq, _encode(stopped, running, quiet), quiet,
+                                           stopped, running)
+    kept.append((request_id, summary.head_seq, outcome.text, _seconds(quiet) if quiet else None,
+                 ",".join(b.sla for _, b in stopped)))
+    return outcome
+
+
+def _seconds(at: datetime) -> int:
+    """``at`` as whole epoch seconds, floored (the far future of a paused clock as the largest bigint)."""
+    return min(int(at.timestamp() // 1), 2**63 - 1) if at.year < 9999 else 2**63 - 1
+
+
+def sync(store: RequestStore, policy: Policy, now: datetime, open_only: bool = True) -> str:
+    """Bring the store's cached outcomes under ``policy`` up to every (open) request's head: the requests
+    ``RequestStore.sla_stale`` names walked from their summaries and kept. Returns the policy's digest."""
+    now = now.astimezone(UTC)
+    key = digest(policy)
+    stale = store.sla_stale(key, open_only)
+    if stale:
+        cache = _outcomes(store, key)
+        kept: list[tuple[int, int, str, int | None, str]] = []
+        for summary in store.sla_summaries(sorted(stale)):
+            _walk(summary, policy, now, cache, kept)
+        if kept:
+            store.keep_sla_outcomes(key, kept)
+    return key
+
+
+def due(store: RequestStore, policy: Policy, now: datetime, *, open_only: bool = True,
+        flt: Filter | None = None, also: Iterable[int] = (), summaries: bool = True) -> dict[int, Clocks]:
+    """The clocks of the (open, or ``flt``'s) requests whose running runs are past their quiet time
+    (``RequestStore.sla_due``), and of ``also``'s: what :func:`clocks` says of them, without reading the
+    others' outcomes (theirs: no running breach now, their stopped SLAs in ``sla_stopped``). Each one
+    with a running breach or near-breach carries its summary with ``summaries``, as do ``also``'s."""
+    now = now.astimezone(UTC)
+    key = sync(store, policy, now, open_only)
+    cache = _outcomes(store, key)
+    found: dict[int, Clocks] = {}
+    for request_id, (head, text) in store.sla_due(key, _seconds(now), open_only, flt).items():
+        outcome = cache.get(request_id)
+        if outcome is None or outcome.head != head:
+            outcome = cache[request_id] = _Outcome(head, text, _decode_quiet(text))
+        found[request_id] = Clocks(request_id, outcome, outcome.running(request_id, policy, now), None)
+    wanted = {i for i, c in found.items() if c.running} | set(also) if summaries else set()
+    for summary in store.sla_summaries(sorted(wanted)) if wanted else []:
+        clocks_of = found.get(summary.request_id)
+        if clocks_of is None:
+            outcome = cache.get(summary.request_id)
+            if open_only and summary.state not in _OPEN:
+                continue
+            if outcome is None or outcome.head != summary.head_seq:  # quiet now (else it were due): no running
+                outcome = _Outcome(summary.head_seq, "", None)  # breach; its stopped ones not read here
+            clocks_of = found[summary.request_id] = Clocks(summary.request_id, outcome, [], None)
+        clocks_of.summary = summary
     return found

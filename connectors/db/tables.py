@@ -252,6 +252,8 @@ sla_outcomes = Table(
     Column("digest", String(64), nullable=False),
     Column("head_seq", BigInteger, nullable=False),
     Column("outcome", Text, nullable=False),
+    Column("quiet", BigInteger, nullable=True),  # epoch seconds (floor) its running runs are quiet until; NULL: none
+    Column("stopped", Text, nullable=False, server_default=""),  # its stopped runs' breached SLAs, comma-separated
 )
 
 analytics_facts = Table(

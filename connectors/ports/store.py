@@ -278,9 +278,24 @@ class RequestStore(Protocol):
         """The cached SLA outcomes under ``digest`` (``flows.sla``): request id -> (head_seq, outcome)."""
         ...
 
-    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
-        """Cache (request id, head_seq, outcome) under ``digest``, replacing what each request had (one
-        digest per request: the policy in force). A cache: losing it costs a recomputation only."""
+    def sla_stale(self, digest: str, open_only: bool = True) -> dict[int, int]:
+        """Request id -> head_seq of the (open) requests with no cached outcome under ``digest`` at their head."""
+        ...
+
+    def sla_due(self, digest: str, until: int, open_only: bool = True,
+                flt: Filter | None = None) -> dict[int, tuple[int, str]]:
+        """The cached outcomes under ``digest``, at their request's head, whose ``quiet`` (epoch seconds) is at
+        most ``until``: the (open, or ``flt``'s) requests whose running runs may be near or past their breach."""
+        ...
+
+    def sla_stopped(self, digest: str, flt: Filter) -> builtins.list[tuple[str, int]]:
+        """The requests ``flt`` keeps (as ``analytics_summary``), counted per ``stopped`` of their cached
+        outcome under ``digest`` ('' for none)."""
+        ...
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
+        """Cache (request id, head_seq, outcome, quiet, stopped) under ``digest``, replacing what each request
+        had (one digest per request: the policy in force). A cache: losing it costs a recomputation only."""
         ...
 
     def analytics_summary(self, flt: Filter) -> Summary:
