@@ -224,10 +224,9 @@ def _counted(groups: list[tuple[str, int]], running: dict[int, sla.Clocks], cloc
             titles.setdefault(name, name)
     for c in running.values():
         late = False
-        for b in c.running:
-            titles.setdefault(b.sla, b.title or b.sla)
-            row = counts.setdefault(b.sla, {"breached": 0, "running_breached": 0, "near": 0})
-            if b.status == "breached":
+        for name, status in c.statuses:
+            row = counts.setdefault(name, {"breached": 0, "running_breached": 0, "near": 0})
+            if status == "breached":
                 row["breached"] += 1
                 row["running_breached"] += 1
                 late = True

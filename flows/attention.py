@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from connectors.ports import AuditRecord, ClockSummary, ListFilter, RequestSummary
+from connectors.ports import AuditRecord, ClockSummary, DueClock, ListFilter, RequestSummary
 from flows import sla
 from states.card import owners
 from states.checkpoints import CheckpointStatus
@@ -76,8 +76,8 @@ def sla_items(request: TrainingRequest, history: list[AuditRecord], policy: sla.
             for b in sla.request_breaches(request.id, history, policy, now) if b.running]
 
 
-def summary_items(summary: ClockSummary, breaches: list[Breach]) -> list[Item]:
-    """``sla_items`` from a request's clock summary and its breaches (``flows.sla.clocks``)."""
+def summary_items(summary: ClockSummary | DueClock, breaches: list[Breach]) -> list[Item]:
+    """``sla_items`` from a request's clock summary (or due row) and its breaches (``flows.sla.due``)."""
     return [Item(summary.request_id, summary.title, "sla", b.status, f"SLA {b.words()}", summary.owners,
                  checkpoint=b.checkpoint, sla=b.sla, names=tuple(summary.names.items()))
             for b in breaches if b.running]

@@ -171,7 +171,7 @@ def _sla_attention(app: App, policy: sla.Policy | None, now: datetime) -> tuple[
     if policy is None:
         return ()
     found = sla.due(app.service.store, policy, now, summaries=False)
-    return tuple(sorted(i for i, c in found.items() if c.running))
+    return tuple(sorted(i for i, c in found.items() if c.statuses))
 
 
 def _sla_clocks(app: App, ids: list[int], policy: sla.Policy | None, now: datetime) -> dict[int, list[Item]]:

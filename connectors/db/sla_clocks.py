@@ -17,7 +17,7 @@ from connectors.db.analytics import refresh
 from connectors.db.analytics_summary import where
 from connectors.db.engine import is_sqlite, read_transaction, write_transaction
 from connectors.db.tables import checkpoints, requests, sla_outcomes
-from connectors.ports import ClockSummary
+from connectors.ports import ClockSummary, DueClock
 from states.analytics_figures import Filter
 from states.lifecycle import NON_TERMINAL
 
@@ -68,16 +68,18 @@ def stale(conn: Connection, digest: str, open_only: bool) -> dict[int, int]:
     return {int(i): int(h) for i, h in conn.execute(text(query), {"d": digest})}
 
 
-def due(conn: Connection, digest: str, until: int, open_only: bool, flt: Filter | None) -> dict[int, tuple[int, str]]:
+def due(conn: Connection, digest: str, until: int, open_only: bool, flt: Filter | None) -> list[DueClock]:
     params: dict[str, object] = {"d": digest, "until": until}
     join, cond = "", ""
     if flt is not None:
         cond, extra = where(flt, is_sqlite(conn.engine))
         join, cond = " JOIN analytics_facts a ON a.request_id = r.id", f" AND {cond}"
         params.update(extra)
-    query = ("SELECT r.id, o.head_seq, o.outcome FROM sla_outcomes o JOIN requests r ON r.id = o.request_id"
-             f"{join} WHERE o.digest = :d AND o.head_seq = r.head_seq AND o.quiet <= :until{cond}" + _open(open_only))
-    return {int(i): (int(h), o) for i, h, o in conn.execute(text(query), params)}
+    query = ("SELECT r.id, o.head_seq, o.outcome, r.title, r.owners, r.owner_names FROM sla_outcomes o "
+             f"JOIN requests r ON r.id = o.request_id{join} WHERE o.digest = :d AND o.head_seq = r.head_seq "
+             f"AND o.quiet <= :until{cond}" + _open(open_only) + " ORDER BY r.id")
+    return [DueClock(int(i), int(h), o, t, tuple(json.loads(w or "[]")), json.loads(n or "{}"))
+            for i, h, o, t, w, n in conn.execute(text(query), params)]
 
 
 def stopped(conn: Connection, digest: str, flt: Filter) -> list[tuple[str, int]]:
@@ -127,7 +129,7 @@ class SlaClockQueries:
             return stale(conn, digest, open_only)
 
     def sla_due(self, digest: str, until: int, open_only: bool = True,
-                flt: Filter | None = None) -> dict[int, tuple[int, str]]:
+                flt: Filter | None = None) -> list[DueClock]:
         if flt is not None:
             refresh(self.engine)
         with read_transaction(self.engine) as conn:

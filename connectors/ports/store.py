@@ -174,6 +174,19 @@ class ClockSummary:
     needs_review: bool  # a checkpoint of the request needs a person's review
 
 
+@dataclass(frozen=True)
+class DueClock:
+    """A request whose running SLA clocks may be near or past their breach (``RequestStore.sla_due``): its
+    cached outcome at its head, and what the attention list's items say of it (as its ``ClockSummary``)."""
+
+    request_id: int
+    head_seq: int
+    outcome: str  # the cached outcome's text (flows.sla)
+    title: str
+    owners: tuple[str, ...]
+    names: dict[str, str]
+
+
 class RequestStore(Protocol):
     """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
 
@@ -283,9 +296,9 @@ class RequestStore(Protocol):
         ...
 
     def sla_due(self, digest: str, until: int, open_only: bool = True,
-                flt: Filter | None = None) -> dict[int, tuple[int, str]]:
+                flt: Filter | None = None) -> builtins.list[DueClock]:
         """The cached outcomes under ``digest``, at their request's head, whose ``quiet`` (epoch seconds) is at
-        most ``until``: the (open, or ``flt``'s) requests whose running runs may be near or past their breach."""
+        most ``until``: the (open, or ``flt``'s) requests whose running runs may be near or past their breach, by id."""
         ...
 
     def sla_stopped(self, digest: str, flt: Filter) -> builtins.list[tuple[str, int]]:

@@ -19,6 +19,7 @@ from connectors.ports import (
     BoardQuery,
     BoardRow,
     ClockSummary,
+    DueClock,
     ListFilter,
     RequestSummary,
     StagedEvent,
@@ -361,13 +362,18 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
                     and self._outcomes.get(i, ("", -1))[:2] != (digest, r.head_seq)}
 
     def sla_due(self, digest: str, until: int, open_only: bool = True,
-                flt: Filter | None = None) -> dict[int, tuple[int, str]]:
+                flt: Filter | None = None) -> builtins.list[DueClock]:
         kept = None if flt is None else {t.request_id for t in self.analytics_tracks() if flt.keeps(t)}
         with self._lock:
-            return {i: (r.head_seq, o[2]) for i, r in self._rows.items()
-                    if (not open_only or r.state in _OPEN) and (kept is None or i in kept)
-                    and (o := self._outcomes.get(i)) is not None and o[:2] == (digest, r.head_seq)
-                    and (q := self._quiet.get(i)) is not None and q <= until}
+            due = [(i, r, o[2]) for i, r in sorted(self._rows.items())
+                   if (not open_only or r.state in _OPEN) and (kept is None or i in kept)
+                   and (o := self._outcomes.get(i)) is not None and o[:2] == (digest, r.head_seq)
+                   and (q := self._quiet.get(i)) is not None and q <= until]
+        found = []
+        for i, r, text in due:
+            request = TrainingRequest.from_stored(r.document)
+            found.append(DueClock(i, r.head_seq, text, r.title, owners(request), sla.owner_names(request)))
+        return found
 
     def sla_stopped(self, digest: str, flt: Filter) -> builtins.list[tuple[str, int]]:
         kept = [t.request_id for t in self.analytics_tracks() if flt.keeps(t)]
