@@ -194,16 +194,15 @@ def _section(found: dict[int, list[Breach]], request_ids: list[int], clocks: Sla
 
 def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) -> dict[str, Any]:
     """The SLA section of ``flt``'s requests without a track or an object per request: the store's cached
-    outcomes brought up to every head (``flows.sla.sync``), the SLAs their stopped clocks breached counted
-    per group under the figures' filter (``RequestStore.sla_stopped``), and only the requests whose
-    running clocks are past their quiet time judged here (``flows.sla.due``). Cached with the figures (same
+    outcomes brought up to every head, the SLAs their stopped clocks breached counted per group under the
+    figures' filter, and only the requests whose running clocks are past their quiet time judged here
+    (``flows.sla.section``). Cached with the figures (same
     audit head) per policy and hour: a running clock crosses its breach with time alone, so the hour is
     part of the key."""
     key = (flt, clocks.policy.source, sla.digest(clocks.policy), clocks.now.replace(minute=0, second=0, microsecond=0))
     found = entry.sla.get(key)
     if found is None:
-        running = sla.due(store, clocks.policy, clocks.now, open_only=False, flt=flt, summaries=False)
-        groups = store.sla_stopped(sla.digest(clocks.policy), flt)
+        running, groups = sla.section(store, clocks.policy, clocks.now, flt)
         found = entry.sla[key] = _counted(groups, running, clocks)
         while len(entry.sla) > _MAX_FIGURES:
             entry.sla.popitem(last=False)

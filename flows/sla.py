@@ -167,30 +167,36 @@ class _Outcome:
         return [(i, b) for i, b in judged if b is not None]
 
     def statuses(self, request_id: int, policy: Policy, now: datetime) -> list[tuple[str, str]]:
-        """(SLA, status) of the running runs' breaches and near-breaches at ``now``, as :meth:`running`."""
-        found = []
-        for r, _, late in self._runs(now):
-            if late is not None and now >= late:
-                found.append((r.name, "breached"))
-            elif (b := sla.judge(request_id, r, policy.rules, policy.calendar, now)) is not None:
-                found.append((b.sla, b.status))
-        return found
+        """(SLA, status) of the running runs' breaches and near-breaches at ``now``, as :meth:`running` (in
+        another order): a run found breached by ``now`` is, without a ``Run`` made or judged."""
+        if self.quiet is None or now < self.quiet:
+            return []
+        rows = self._rows()
+        known = {n for n, (_, _, late) in enumerate(rows) if late is not None and now >= late}
+        found = [(r.name if isinstance(r, sla.Run) else r[1], "breached") for n, (r, _, _) in enumerate(rows)
+                 if n in known]
+        judged = (sla.judge(request_id, r, policy.rules, policy.calendar, now) for r, _, _ in self._runs(now, known))
+        return found + [(b.sla, b.status) for b in judged if b is not None]
 
-    def _runs(self, now: datetime) -> list[tuple[sla.Run, datetime | None, datetime | None]]:
+    def _rows(self) -> list[tuple[Any, datetime | None, datetime | None]]:
+        if self._running is None:
+            self._running = [(r, _at(r[5]) if len(r) > 5 else None, _at(r[6]) if len(r) > 6 else None)
+                             for r in self._part(3)]
+        return self._running
+
+    def _runs(self, now: datetime, skip: frozenset[int] | set[int] = frozenset()
+              ) -> list[tuple[sla.Run, datetime | None, datetime | None]]:
         """The running runs not quiet at ``now`` (a quiet run is neither near nor breached), each made a
         ``Run`` only once it is not."""
         if self.quiet is None or now < self.quiet:
             return []
-        if self._running is None:
-            self._running = [(r, _at(r[5]) if len(r) > 5 else None, _at(r[6]) if len(r) > 6 else None)
-                             for r in self._part(3)]
         found = []
-        for n, (r, quiet, late) in enumerate(self._running):
-            if quiet is None or now >= quiet:
+        for n, (r, quiet, late) in enumerate(self._rows()):
+            if n not in skip and (quiet is None or now >= quiet):
                 if not isinstance(r, sla.Run):
                     r = sla.Run(r[0], r[1], r[2], datetime.fromisoformat(r[3]), None,
                                 tuple((datetime.fromisoformat(lo), _at(hi)) for lo, hi in r[4]))
-                    self._running[n] = (r, quiet, late)
+                    self._rows()[n] = (r, quiet, late)
                 found.append((r, quiet, late))
         return found
 
@@ -321,30 +327,46 @@ def sync(store: RequestStore, policy: Policy, now: datetime, open_only: bool = T
 
 
 def due(store: RequestStore, policy: Policy, now: datetime, *, open_only: bool = True,
-        flt: Filter | None = None, also: Iterable[int] = (), summaries: bool = True) -> dict[int, Clocks]:
-    """The clocks of the (open, or ``flt``'s) requests whose running runs are past their quiet time
+        also: Iterable[int] = (), summaries: bool = True) -> dict[int, Clocks]:
+    """The clocks of the (open) requests whose running runs are past their quiet time
     (``RequestStore.sla_due``), and of ``also``'s: what :func:`clocks` says of them, without reading the
-    others' outcomes (theirs: no running breach now, their stopped SLAs in ``sla_stopped``). With
-    ``summaries`` each due one carries its ``DueClock`` (the title, owners and names its items need, read
-    with its outcome) as ``summary``, and each of ``also``'s not due its ``ClockSummary``."""
+    others' outcomes (theirs: no running breach now). With ``summaries`` each due one carries its
+    ``DueClock`` (the title, owners and names its items need, read with its outcome) as ``summary``, and
+    each of ``also``'s not due its ``ClockSummary``."""
     now = now.astimezone(UTC)
     key = sync(store, policy, now, open_only)
+    found = _due(store, key, policy, now, store.sla_due(key, _seconds(now), open_only), summaries)
+    wanted = set(also) - set(found) if summaries else set()
+    cache = _outcomes(store, key)
+    for summary in store.sla_summaries(sorted(wanted)) if wanted else []:
+        if open_only and summary.state not in _OPEN:
+            continue
+        outcome = cache.get(summary.request_id)
+        if outcome is None or outcome.head != summary.head_seq:  # quiet now (else it were due): no running
+            outcome = _Outcome(summary.head_seq, "", None)  # breach; its stopped ones not read here
+        found[summary.request_id] = Clocks(summary.request_id, outcome, policy, now, summary)
+    return found
+
+
+def section(store: RequestStore, policy: Policy, now: datetime,
+            flt: Filter) -> tuple[dict[int, Clocks], list[tuple[str, int]]]:
+    """For the analytics section of ``flt``'s requests: the clocks of those whose running runs are past their
+    quiet time (as :func:`due`), and the number of requests per SLAs their stopped runs breached
+    (``RequestStore.sla_section``: ``"diagnose,notes"`` -> n, '' for none) — every request's outcome
+    brought up to its head first, none read into Python but the due ones."""
+    now = now.astimezone(UTC)
+    key = sync(store, policy, now, open_only=False)
+    rows, groups = store.sla_section(key, _seconds(now), flt)
+    return _due(store, key, policy, now, rows, summaries=False), groups
+
+
+def _due(store: RequestStore, key: str, policy: Policy, now: datetime, rows: list[DueClock],
+         summaries: bool) -> dict[int, Clocks]:
     cache = _outcomes(store, key)
     found: dict[int, Clocks] = {}
-    for row in store.sla_due(key, _seconds(now), open_only, flt):
+    for row in rows:
         outcome = cache.get(row.request_id)
         if outcome is None or outcome.head != row.head_seq:
             outcome = cache[row.request_id] = _Outcome(row.head_seq, row.outcome, _decode_quiet(row.outcome))
         found[row.request_id] = Clocks(row.request_id, outcome, policy, now, row if summaries else None)
-    wanted = set(also) - set(found) if summaries else set()
-    for summary in store.sla_summaries(sorted(wanted)) if wanted else []:
-        clocks_of = found.get(summary.request_id)
-        if clocks_of is None:
-            outcome = cache.get(summary.request_id)
-            if open_only and summary.state not in _OPEN:
-                continue
-            if outcome is None or outcome.head != summary.head_seq:  # quiet now (else it were due): no running
-                outcome = _Outcome(summary.head_seq, "", None)  # breach; its stopped ones not read here
-            clocks_of = found[summary.request_id] = Clocks(summary.request_id, outcome, policy, now, None)
-        clocks_of.summary = summary
     return found

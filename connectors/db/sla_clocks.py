@@ -3,8 +3,9 @@ audit event (``states.sla.clock_lines``), the owners' names, and whether a check
 one row per request, no document and no history read (``RequestStore.sla_heads``/``sla_summaries``);
 and the cache of their outcomes under a policy digest (``sla_outcomes``, written by the reads): which
 requests have none at their head (``sla_stale``), the ones whose running runs may be near at a time
-(``sla_due``, on the narrow ``quiet`` column), and the stopped runs' breached SLAs counted per group of
-the analytics filter's requests (``sla_stopped``: ``analytics_facts`` under the figures' ``WHERE``)."""
+(``sla_due``, on the narrow ``quiet`` column), and for the analytics section the same under the filter
+and the stopped runs' breached SLAs counted per group of its requests (``sla_section``:
+``analytics_facts`` under the figures' ``WHERE``)."""
 
 from __future__ import annotations
 
@@ -128,17 +129,15 @@ class SlaClockQueries:
         with read_transaction(self.engine) as conn:
             return stale(conn, digest, open_only)
 
-    def sla_due(self, digest: str, until: int, open_only: bool = True,
-                flt: Filter | None = None) -> list[DueClock]:
-        if flt is not None:
-            refresh(self.engine)
+    def sla_due(self, digest: str, until: int, open_only: bool = True) -> list[DueClock]:
         with read_transaction(self.engine) as conn:
-            return due(conn, digest, until, open_only, flt)
+            return due(conn, digest, until, open_only, None)
 
-    def sla_stopped(self, digest: str, flt: Filter) -> list[tuple[str, int]]:
-        refresh(self.engine)
+    def sla_section(self, digest: str, until: int,
+                    flt: Filter) -> tuple[list[DueClock], list[tuple[str, int]]]:
+        refresh(self.engine)  # once for both reads, in one read transaction
         with read_transaction(self.engine) as conn:
-            return stopped(conn, digest, flt)
+            return due(conn, digest, until, False, flt), stopped(conn, digest, flt)
 
     def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
         with write_transaction(self.engine) as conn:

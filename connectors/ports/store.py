@@ -295,15 +295,15 @@ class RequestStore(Protocol):
         """Request id -> head_seq of the (open) requests with no cached outcome under ``digest`` at their head."""
         ...
 
-    def sla_due(self, digest: str, until: int, open_only: bool = True,
-                flt: Filter | None = None) -> builtins.list[DueClock]:
+    def sla_due(self, digest: str, until: int, open_only: bool = True) -> builtins.list[DueClock]:
         """The cached outcomes under ``digest``, at their request's head, whose ``quiet`` (epoch seconds) is at
-        most ``until``: the (open, or ``flt``'s) requests whose running runs may be near or past their breach, by id."""
+        most ``until``: the (open) requests whose running runs may be near or past their breach, by id."""
         ...
 
-    def sla_stopped(self, digest: str, flt: Filter) -> builtins.list[tuple[str, int]]:
-        """The requests ``flt`` keeps (as ``analytics_summary``), counted per ``stopped`` of their cached
-        outcome under ``digest`` ('' for none)."""
+    def sla_section(self, digest: str, until: int,
+                    flt: Filter) -> tuple[builtins.list[DueClock], builtins.list[tuple[str, int]]]:
+        """For the requests ``flt`` keeps (as ``analytics_summary``): ``sla_due``'s rows among them (open or
+        not), and their number per ``stopped`` of their cached outcome under ``digest`` ('' for none)."""
         ...
 
     def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:

@@ -361,9 +361,10 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
             return {i: r.head_seq for i, r in self._rows.items() if (not open_only or r.state in _OPEN)
                     and self._outcomes.get(i, ("", -1))[:2] != (digest, r.head_seq)}
 
-    def sla_due(self, digest: str, until: int, open_only: bool = True,
-                flt: Filter | None = None) -> builtins.list[DueClock]:
-        kept = None if flt is None else {t.request_id for t in self.analytics_tracks() if flt.keeps(t)}
+    def sla_due(self, digest: str, until: int, open_only: bool = True) -> builtins.list[DueClock]:
+        return self._due(digest, until, open_only, None)
+
+    def _due(self, digest: str, until: int, open_only: bool, kept: set[int] | None) -> builtins.list[DueClock]:
         with self._lock:
             due = [(i, r, o[2]) for i, r in sorted(self._rows.items())
                    if (not open_only or r.state in _OPEN) and (kept is None or i in kept)
@@ -375,12 +376,13 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
             found.append(DueClock(i, r.head_seq, text, r.title, owners(request), sla.owner_names(request)))
         return found
 
-    def sla_stopped(self, digest: str, flt: Filter) -> builtins.list[tuple[str, int]]:
-        kept = [t.request_id for t in self.analytics_tracks() if flt.keeps(t)]
+    def sla_section(self, digest: str, until: int,
+                    flt: Filter) -> tuple[builtins.list[DueClock], builtins.list[tuple[str, int]]]:
+        kept = {t.request_id for t in self.analytics_tracks() if flt.keeps(t)}
         with self._lock:
             found = Counter(self._stopped.get(i, "") if self._outcomes.get(i, ("",))[0] == digest else ""
                             for i in kept)
-        return list(found.items())
+        return self._due(digest, until, False, kept), list(found.items())
 
     def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
         with self._lock:

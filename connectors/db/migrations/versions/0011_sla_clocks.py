@@ -40,6 +40,9 @@ def upgrade() -> None:
     sa.Column('stopped', sa.Text(), nullable=False, server_default=''),
     sa.PrimaryKeyConstraint('request_id')
     )
+    op.create_index('ix_sla_outcomes_due', 'sla_outcomes', ['digest', 'quiet'], unique=False)
+    op.create_index('ix_sla_outcomes_head', 'sla_outcomes', ['request_id', 'digest', 'head_seq', 'stopped'],
+                    unique=False)
     backfill(op.get_bind())
 
 
@@ -81,6 +84,8 @@ def backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_sla_outcomes_head', table_name='sla_outcomes')
+    op.drop_index('ix_sla_outcomes_due', table_name='sla_outcomes')
     op.drop_table('sla_outcomes')
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_column('owner_names')
