@@ -196,9 +196,9 @@ def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) ->
     """The SLA section of ``flt``'s requests without a track or an object per request: the store's cached
     outcomes brought up to every head, the SLAs their stopped clocks breached counted per group under the
     figures' filter, and only the requests whose running clocks are past their quiet time judged here
-    (``flows.sla.section``). Cached with the figures (same
-    audit head) per policy and hour: a running clock crosses its breach with time alone, so the hour is
-    part of the key."""
+    (``flows.sla.section``, over the track cache ``figures`` brought up to this audit head). Cached with
+    the figures (same audit head) per policy and hour: a running clock crosses its breach with time alone,
+    so the hour is part of the key."""
     key = (flt, clocks.policy.source, sla.digest(clocks.policy), clocks.now.replace(minute=0, second=0, microsecond=0))
     found = entry.sla.get(key)
     if found is None:

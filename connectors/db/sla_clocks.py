@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine, exists, select, text
 
-from connectors.db.analytics import refresh
 from connectors.db.analytics_summary import where
 from connectors.db.engine import is_sqlite, read_transaction, write_transaction
 from connectors.db.tables import checkpoints, requests, sla_outcomes
@@ -135,8 +134,7 @@ class SlaClockQueries:
 
     def sla_section(self, digest: str, until: int,
                     flt: Filter) -> tuple[list[DueClock], list[tuple[str, int]]]:
-        refresh(self.engine)  # once for both reads, in one read transaction
-        with read_transaction(self.engine) as conn:
+        with read_transaction(self.engine) as conn:  # both in one read transaction
             return due(conn, digest, until, False, flt), stopped(conn, digest, flt)
 
     def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:

@@ -302,7 +302,8 @@ class RequestStore(Protocol):
 
     def sla_section(self, digest: str, until: int,
                     flt: Filter) -> tuple[builtins.list[DueClock], builtins.list[tuple[str, int]]]:
-        """For the requests ``flt`` keeps (as ``analytics_summary``): ``sla_due``'s rows among them (open or
+        """For the requests ``flt`` keeps (as ``analytics_summary``, over the track cache as it last brought
+        it up to date: call that first at the same ``audit_head``): ``sla_due``'s rows among them (open or
         not), and their number per ``stopped`` of their cached outcome under ``digest`` ('' for none)."""
         ...
 

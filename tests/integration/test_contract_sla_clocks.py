@@ -132,7 +132,12 @@ def test_a_write_that_changes_a_clock_is_read_next_time(any_store: RequestStore,
     clock.advance(timedelta(days=10))
     [running] = sla.clocks(any_store, policy, clock.now())[rid].breaches
     assert (running.sla, running.status, running.running) == ("diagnose", "breached", True)
+    clocks = analytics.SlaClocks(policy, clock.now())
+    assert analytics.figures(any_store, None, clocks)["sla_breaches"]["slas"][0]["running_breached"] == 1
     service.diagnose(rid, diagnosis_data(), ACTOR)  # stops the clock, starts the design clock
+    section = analytics.figures(any_store, None, clocks)["sla_breaches"]  # the next read: the stopped breach
+    assert section == analytics.sla_section([rid], any_store.history, clocks)
+    assert (section["slas"][0]["breached"], section["slas"][0]["running_breached"]) == (1, 0)
     [stopped] = sla.clocks(any_store, policy, clock.now())[rid].breaches
     assert stopped.sla == "diagnose" and not stopped.running
     service.cancel(rid, reason_data(), ACTOR)  # no longer open: off the open list, its breach kept in all
@@ -171,6 +176,7 @@ def test_the_due_clocks_and_the_filtered_section_equal_the_walk(any_store: Reque
                 if cold:
                     sla._CACHES.pop(any_store, None)
                     analytics._CACHES.pop(any_store, None)
+                    analytics.figures(any_store)  # (the section reads the track cache the figures refresh)
                 running = {i: c for i, b in _oracle(any_store, policy, now).items()
                            if (c := [x for x in b if x.running])}
                 got = sla.due(any_store, policy, now)
