@@ -3,9 +3,11 @@
 :func:`load_policy` reads the policy file and its holidays file through :mod:`connectors.loader`
 (bad input: ``InvalidInput`` naming the field, exit 2); :func:`request_breaches` walks one request's
 stored history with :func:`states.sla.breaches`; :func:`clocks` the same for many requests at once,
-from the clock summaries the store keeps (no document, no history). Nothing about a policy is
-stored: the walks are cached in this process per chain head and policy digest, so a changed policy
-(or holidays file) recomputes every past clock on the next read.
+from the clock summaries the store keeps (no document, no history); :func:`due` and :func:`section`
+only for the requests whose running clocks are past their quiet time (``ldflow attention``, the
+board's filter, the analytics section; the rest answered by the store's narrow columns). Nothing about
+a policy is stored as a rule: the walks are cached in this process and in the store per chain head and
+policy digest, so a changed policy (or holidays file) recomputes every past clock on the next read.
 """
 
 from __future__ import annotations
