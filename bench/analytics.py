@@ -19,8 +19,10 @@ Timed, per backend, alternating (``--runs`` each, after a warm-up):
     the figures of every section from the GROUP BY queries over ``analytics_facts`` and
     ``analytics_outcomes`` (migration 0010); also its first run (every track computed by the five
     aggregates and cached), a full pass of the aggregates without the cache (tracks then figures in
-    Python), a run after 100 requests got a newer event (those recomputed), and once with the SLA
-    clocks (``clocks_of``: the policy in force, each kept request's history; ``--no-clocks`` skips it);
+    Python), a run after 100 requests got a newer event (those recomputed), and with the SLA clocks
+    (``clocks_of``: the policy in force; the clock summaries filled by migration 0011's backfill first):
+    once as the first read under the policy (every summary walked, ``sla_outcomes`` written), then as a
+    new process (``--no-clocks`` skips both);
   * the dashboard: ``GET /analytics`` through the web app (a signed-in admin, TestClient, server
     time), the cache warm (keyed on the audit head), p50/p95 over ``--pages`` requests; and once
     cold.
@@ -255,8 +257,15 @@ def run_backend(name: str, url: str, runs: int, pages: int, console: Console, cl
     fulls = [timed(full)]  # once: it costs what the first run did
     touched = _touch(engine, 100)
     after_writes = timed(query)
-    with_clocks = timed(lambda: _with_clocks(store)) if clocks else None
-    result: dict[str, Any] = {"with_clocks_s": with_clocks, "load": os.getloadavg(),
+    first_clocks = with_clocks = None
+    if clocks:  # the clock summaries filled as migration 0011 does; the first read under the policy walks them
+        _backfill(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM sla_outcomes"))
+        first_clocks = timed(lambda: _with_clocks(store))
+        with_clocks = min(timed(lambda: _with_clocks(store)) for _ in range(runs))
+    result: dict[str, Any] = {"with_clocks_s": with_clocks, "with_clocks_first_s": first_clocks,
+                              "load": os.getloadavg(),
                               "baseline_s": min(base), "query_s": min(ours), "query_median_s": sorted(ours)[runs // 2],
                               "ratio": min(ours) / min(base), "full_pass_s": min(fulls),
                               "full_ratio": min(fulls) / min(base), "first_run_s": build,
@@ -271,11 +280,28 @@ def run_backend(name: str, url: str, runs: int, pages: int, console: Console, cl
 
 def _with_clocks(store: SqlStore) -> None:
     """A new process's figures with the SLA section (the policy in force, now)."""
-    from flows import analytics
+    from flows import analytics, sla
     from flows.settings import Settings
 
     analytics._CACHES.clear()
+    sla._CACHES.clear()
     analytics.figures(store, None, analytics.clocks_of(Settings(home=BENCH_DIR / "web-home"), datetime.now(UTC)))
+
+
+def _backfill(engine: sa.Engine) -> None:
+    """Migration 0011's backfill of the clock summaries, unless they are there (a reused database)."""
+    import importlib.util
+
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT count(*) FROM requests WHERE sla_entries <> ''")).scalar_one():
+            return
+    spec = importlib.util.spec_from_file_location(
+        "m0011", Path(__file__).resolve().parent.parent / "connectors/db/migrations/versions/0011_sla_clocks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with engine.begin() as conn:
+        module.backfill(conn)
 
 
 def _touch(engine: sa.Engine, n: int) -> int:
@@ -302,7 +328,7 @@ def dashboard(store: SqlStore, pages: int) -> dict[str, Any]:
 
     from connectors.db.unit_of_work import SqlUnitOfWork
     from connectors.testing import InMemorySender, InMemoryUsers
-    from flows import analytics
+    from flows import analytics, sla
     from flows.bootstrap import compose
     from flows.settings import Settings
     from flows.web.app import create_app
@@ -320,6 +346,7 @@ def dashboard(store: SqlStore, pages: int) -> dict[str, Any]:
     client.post("/sign-in", data={"csrf": found.group(1), "email": "bench@example.org", "password": password,
                                   "next": "/analytics"}, follow_redirects=False)
     analytics._CACHES.clear()
+    sla._CACHES.clear()  # a new process (the SLA section's outcomes read back from sla_outcomes)
     started = time.perf_counter()
     assert client.get("/analytics").status_code == 200
     cold = time.perf_counter() - started
@@ -367,7 +394,8 @@ def main() -> None:
                                         not args.no_clocks)
     table = Table(title=f"ldflow analytics over {args.requests:,} requests, {args.requests * 10:,} events")
     for col in ("backend", "baseline (1 aggregate)", "ldflow analytics", "ratio", "goal ≤ 1 s", "full pass (ratio)",
-                "first run", "after 100 writes", "with SLA clocks", "dashboard cold", "dashboard p50", "dashboard p95",
+                "first run", "after 100 writes", "with SLA clocks (first / new process)", "dashboard cold",
+                "dashboard p50", "dashboard p95",
                 "goal p95 ≤ 200 ms"):
         table.add_column(col)
     for name, r in results.items():
@@ -375,7 +403,8 @@ def main() -> None:
                       "ok" if r["query_s"] <= GOAL_QUERY_S else "MISSED",
                       f"{r['full_pass_s']:.1f} s ({r['full_ratio']:.1f})", f"{r['first_run_s']:.1f} s",
                       f"{r['after_writes_s'] * 1000:.0f} ms",
-                      f"{r['with_clocks_s']:.1f} s" if r["with_clocks_s"] is not None else "—",
+                      f"{r['with_clocks_first_s']:.1f} s / {r['with_clocks_s'] * 1000:.0f} ms"
+                      if r["with_clocks_s"] is not None else "—",
                       f"{r['page_cold_ms']:.0f} ms",
                       f"{r['page_p50_ms']:.1f} ms", f"{r['page_p95_ms']:.1f} ms",
                       "ok" if r["page_p95_ms"] <= GOAL_PAGE_P95_MS else "MISSED")

@@ -17,7 +17,9 @@ Timed, per backend, against one ``SELECT state, count(*) FROM requests GROUP BY 
     back, the running breached clocks walked again) — what ``ldflow attention`` costs; and warm;
   * the board's first page (50 cards, their SLA badges from their summaries) p50/p95, and with the
     attention filter (the attention list, warm, then the board query);
-  * the analytics SLA section over every request, as a new process and after 100 requests got an event.
+  * the analytics SLA section over every request, as a new process and after 100 requests got an event;
+  * ``ldflow analytics`` as a whole as a new process (``flows.analytics.figures``), without and with its
+    SLA section (the track cache filled first: ``bench/analytics.py`` times its first run).
 
     python bench/attention.py [--requests 100000] [--runs 5] [--pages 100] [--no-postgres|--no-sqlite]
 """
@@ -71,8 +73,8 @@ _COUNTS = "INSERT INTO request_counts (state, n) SELECT state, count(*) FROM req
 
 
 def _rows(events: list[Any]) -> list[tuple[Any, ...]]:
-    """``bench/analytics.py``'s audit rows with a per-request ``rseq`` (its version: 1…10) and an empty ``doc``."""
-    return [(r[0], r[1], r[6], *r[2:9], "", *r[9:]) for r in events]
+    """``bench/analytics.py``'s audit rows (they carry their ``rseq`` and an empty ``doc`` already)."""
+    return events
 
 
 def build_sqlite(path: Path, data: tuple[list[Any], list[Any]]) -> None:
@@ -204,15 +206,25 @@ def run_backend(name: str, url: str, runs: int, pages: int, total: int, console:
     result.update(board_attention_p50_ms=p50, board_attention_p95_ms=p95, board_attention_badges=badges)
 
     clocks = analytics.SlaClocks(policy, clock.now())
-    entry = analytics._cached(store)  # the tracks (not timed: the rest of ldflow analytics, branch aperf)
 
     def section() -> dict[str, Any]:
         sla._CACHES.clear()
-        entry.sla.clear()
-        return analytics._sla(store, entry, analytics.Filter(), clocks)
+        analytics._CACHES.clear()
+        return analytics._sla(store, analytics._cached(store), analytics.Filter(), clocks)
 
-    section()
+    def whole(with_clocks: bool) -> dict[str, Any]:  # ldflow analytics as a new process, with its SLA section
+        sla._CACHES.clear()
+        analytics._CACHES.clear()
+        return analytics.figures(store, None, clocks if with_clocks else None)
+
+    section()  # (the first one fills the analytics cache: bench/analytics.py times that)
     result["sla_section_s"] = min(timed(section) for _ in range(runs))
+    figures, with_sla = [], []
+    for _ in range(runs):
+        figures.append(timed(lambda: whole(False)))
+        with_sla.append(timed(lambda: whole(True)))
+    result.update(analytics_s=min(figures), analytics_sla_s=min(with_sla),
+                  analytics_sla_median_s=sorted(with_sla)[runs // 2])
     _touch(engine, 100, total)  # 100 requests get a newer event: their summaries walked again
     result["sla_section_after_writes_s"] = timed(section)
     result["sla_requests_breached"] = section()["requests_breached"]
@@ -247,14 +259,16 @@ def main() -> None:
         results["postgres"] = run_backend("postgres", pg_url, args.runs, args.pages, args.requests, console)
     table = Table(title=f"SLA clocks over {args.requests:,} requests, {args.requests * 10:,} events")
     for col in ("backend", "baseline", "attention (new process)", "ratio", "warm", "first read", "items",
-                "board p95", "board+attention p95", "SLA section", "after 100 writes", "backfill"):
+                "board p95", "board+attention p95", "SLA section", "after 100 writes", "analytics (no SLA)",
+                "analytics with SLA", "backfill"):
         table.add_column(col)
     for name, r in results.items():
         table.add_row(name, f"{r['baseline_s'] * 1000:.0f} ms", f"{r['attention_s'] * 1000:.0f} ms",
                       f"{r['attention_s'] / r['baseline_s']:.1f}", f"{r['attention_warm_s'] * 1000:.0f} ms",
                       f"{r['attention_first_s']:.1f} s", f"{r['items']:,}", f"{r['board_p95_ms']:.1f} ms",
                       f"{r['board_attention_p95_ms']:.1f} ms", f"{r['sla_section_s'] * 1000:.0f} ms",
-                      f"{r['sla_section_after_writes_s'] * 1000:.0f} ms", f"{r['backfill_s']:.1f} s")
+                      f"{r['sla_section_after_writes_s'] * 1000:.0f} ms", f"{r['analytics_s'] * 1000:.0f} ms",
+                      f"{r['analytics_sla_s'] * 1000:.0f} ms", f"{r['backfill_s']:.1f} s")
     Console().print(table)
     emit_json("attention", {"env": environment(), **results})
 

@@ -193,20 +193,48 @@ def _section(found: dict[int, list[Breach]], request_ids: list[int], clocks: Sla
 
 
 def _sla(store: RequestStore, entry: _Cached, flt: Filter, clocks: SlaClocks) -> dict[str, Any]:
-    """The SLA section of ``flt``'s requests from the clock summaries (``flows.sla.clocks``: each request
-    walked once per chain head and policy, a running clock again once it can be near its breach), cached
-    with the figures (same audit head) per policy and hour: a running clock crosses its breach with time
-    alone, so the hour is part of the key."""
+    """The SLA section of ``flt``'s requests without a track or an object per request: the store's cached
+    outcomes brought up to every head, the SLAs their stopped clocks breached counted per group under the
+    figures' filter, and only the requests whose running clocks are past their quiet time judged here
+    (``flows.sla.section``, over the track cache ``figures`` brought up to this audit head). Cached with
+    the figures (same audit head) per policy and hour: a running clock crosses its breach with time alone,
+    so the hour is part of the key."""
     key = (flt, clocks.policy.source, sla.digest(clocks.policy), clocks.now.replace(minute=0, second=0, microsecond=0))
     found = entry.sla.get(key)
     if found is None:
-        ids = [t.request_id for t in entry.tracks if flt.keeps(t)]
-        every = sla.clocks(store, clocks.policy, clocks.now, open_only=False, summaries=False)
-        found = entry.sla[key] = _section({i: c.running for i, c in every.items()}, ids, clocks,
-                                          {i: c.stopped for i, c in every.items()})
+        running, groups = sla.section(store, clocks.policy, clocks.now, flt)
+        found = entry.sla[key] = _counted(groups, running, clocks)
         while len(entry.sla) > _MAX_FIGURES:
             entry.sla.popitem(last=False)
     return found
+
+
+def _counted(groups: list[tuple[str, int]], running: dict[int, sla.Clocks], clocks: SlaClocks) -> dict[str, Any]:
+    """:func:`_section`'s counts from the stopped SLAs' groups (``"diagnose,notes"`` -> how many requests) and
+    the running clocks of the requests past their quiet time."""
+    titles = {name: rule.title or name for name, rule in clocks.policy.rules.slas.items()}
+    counts: dict[str, dict[str, int]] = {name: {"breached": 0, "running_breached": 0, "near": 0} for name in titles}
+    requests = breached = 0
+    for names, n in groups:
+        requests += n
+        breached += n if names else 0
+        for name in names.split(",") if names else []:
+            counts.setdefault(name, {"breached": 0, "running_breached": 0, "near": 0})["breached"] += n
+            titles.setdefault(name, name)
+    for c in running.values():
+        late = False
+        for name, status in c.statuses:
+            row = counts.setdefault(name, {"breached": 0, "running_breached": 0, "near": 0})
+            if status == "breached":
+                row["breached"] += 1
+                row["running_breached"] += 1
+                late = True
+            else:
+                row["near"] += 1
+        breached += late and not c.stopped
+    return {"status": "computed", "policy": clocks.policy.source, "as_of": clocks.now.isoformat(),
+            "requests": requests, "requests_breached": breached,
+            "slas": [{"sla": name, "title": titles[name], **row} for name, row in counts.items()]}
 
 
 def sponsor_view(store: RequestStore, flt: Filter, clocks: SlaClocks | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from connectors.ports import AuditRecord, ClockSummary, ListFilter, RequestSummary
+from connectors.ports import AuditRecord, ClockSummary, DueClock, ListFilter, RequestSummary
 from flows import sla
 from states.card import owners
 from states.checkpoints import CheckpointStatus
@@ -76,23 +76,23 @@ def sla_items(request: TrainingRequest, history: list[AuditRecord], policy: sla.
             for b in sla.request_breaches(request.id, history, policy, now) if b.running]
 
 
-def summary_items(summary: ClockSummary, breaches: list[Breach]) -> list[Item]:
-    """``sla_items`` from a request's clock summary and its breaches (``flows.sla.clocks``)."""
+def summary_items(summary: ClockSummary | DueClock, breaches: list[Breach]) -> list[Item]:
+    """``sla_items`` from a request's clock summary (or due row) and its breaches (``flows.sla.due``)."""
     return [Item(summary.request_id, summary.title, "sla", b.status, f"SLA {b.words()}", summary.owners,
                  checkpoint=b.checkpoint, sla=b.sla, names=tuple(summary.names.items()))
             for b in breaches if b.running]
 
 
 def attention_list(app: App, now: datetime | None = None, policy: sla.Policy | None = None) -> list[Item]:
-    """Every attention item of the open requests, by request id: the SLA clocks from the clock summaries
-    (``flows.sla.clocks``: no document, no history), the documents of the requests with a needs-review
-    checkpoint only."""
+    """Every attention item of the open requests, by request id: the SLA clocks of the requests whose running
+    clocks are past their quiet time (``flows.sla.due``: no document, no history, the others' outcomes not
+    read), the documents of the requests with a needs-review checkpoint only."""
     now = now or app.now()
     policy = policy or sla.load_policy(app.settings)
     store = app.service.store
     review = store.needs_review_ids()
     found: list[Item] = []
-    for request_id, clocks in sorted(sla.clocks(store, policy, now, also=review).items()):
+    for request_id, clocks in sorted(sla.due(store, policy, now, also=review).items()):
         if request_id in review:
             found += checkpoint_items(app.service.show(request_id))
         if clocks.summary is not None:

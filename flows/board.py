@@ -170,8 +170,8 @@ def _sla_attention(app: App, policy: sla.Policy | None, now: datetime) -> tuple[
     needs-review checkpoints are the board query's own condition."""
     if policy is None:
         return ()
-    found = sla.clocks(app.service.store, policy, now, summaries=False)
-    return tuple(sorted(i for i, c in found.items() if c.running))
+    found = sla.due(app.service.store, policy, now, summaries=False)
+    return tuple(sorted(i for i, c in found.items() if c.statuses))
 
 
 def _sla_clocks(app: App, ids: list[int], policy: sla.Policy | None, now: datetime) -> dict[int, list[Item]]:

@@ -1,7 +1,11 @@
 """The SLA clock summaries on SQL: the lines the store appends to ``requests.sla_entries`` with every
 audit event (``states.sla.clock_lines``), the owners' names, and whether a checkpoint needs review —
 one row per request, no document and no history read (``RequestStore.sla_heads``/``sla_summaries``);
-and the cache of their outcomes under a policy digest (``sla_outcomes``, written by the reads)."""
+and the cache of their outcomes under a policy digest (``sla_outcomes``, written by the reads): which
+requests have none at their head (``sla_stale``), the ones whose running runs may be near at a time
+(``sla_due``, on the narrow ``quiet`` column), and for the analytics section the same under the filter
+and the stopped runs' breached SLAs counted per group of its requests (``sla_section``:
+``analytics_facts`` under the figures' ``WHERE``)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine, exists, select, text
 
-from connectors.db.engine import read_transaction, write_transaction
+from connectors.db.analytics_summary import where
+from connectors.db.engine import is_sqlite, read_transaction, write_transaction
 from connectors.db.tables import checkpoints, requests, sla_outcomes
-from connectors.ports import ClockSummary
+from connectors.ports import ClockSummary, DueClock
+from states.analytics_figures import Filter
 from states.lifecycle import NON_TERMINAL
 
 NEEDS_REVIEW = "needs_review"  # states.checkpoints.CheckpointStatus.NEEDS_REVIEW
@@ -52,15 +58,47 @@ def outcomes(conn: Connection, digest: str) -> dict[int, tuple[int, str]]:
     return {int(i): (int(h), o) for i, h, o in conn.execute(query)}
 
 
-_KEEP = text("INSERT INTO sla_outcomes (request_id, digest, head_seq, outcome) VALUES (:i, :d, :h, :o) "
+def _open(open_only: bool) -> str:
+    return f" AND r.state IN ({', '.join(repr(s) for s in _OPEN)})" if open_only else ""
+
+
+def stale(conn: Connection, digest: str, open_only: bool) -> dict[int, int]:
+    query = ("SELECT r.id, r.head_seq FROM requests r LEFT JOIN sla_outcomes o ON o.request_id = r.id "
+             "WHERE (o.request_id IS NULL OR o.digest <> :d OR o.head_seq <> r.head_seq)" + _open(open_only))
+    return {int(i): int(h) for i, h in conn.execute(text(query), {"d": digest})}
+
+
+def due(conn: Connection, digest: str, until: int, open_only: bool, flt: Filter | None) -> list[DueClock]:
+    params: dict[str, object] = {"d": digest, "until": until}
+    join, cond = "", ""
+    if flt is not None:
+        cond, extra = where(flt, is_sqlite(conn.engine))
+        join, cond = " JOIN analytics_facts a ON a.request_id = r.id", f" AND {cond}"
+        params.update(extra)
+    query = ("SELECT r.id, o.head_seq, o.outcome, r.title, r.owners, r.owner_names FROM sla_outcomes o "
+             f"JOIN requests r ON r.id = o.request_id{join} WHERE o.digest = :d AND o.head_seq = r.head_seq "
+             f"AND o.quiet <= :until{cond}" + _open(open_only) + " ORDER BY r.id")
+    return [DueClock(int(i), int(h), o, t, tuple(json.loads(w or "[]")), json.loads(n or "{}"))
+            for i, h, o, t, w, n in conn.execute(text(query), params)]
+
+
+def stopped(conn: Connection, digest: str, flt: Filter) -> list[tuple[str, int]]:
+    cond, params = where(flt, is_sqlite(conn.engine))
+    query = ("SELECT coalesce(o.stopped, ''), count(*) FROM analytics_facts a LEFT JOIN sla_outcomes o "
+             f"ON o.request_id = a.request_id AND o.digest = :d WHERE {cond} GROUP BY coalesce(o.stopped, '')")
+    return [(str(s), int(n)) for s, n in conn.execute(text(query), {**params, "d": digest})]
+
+
+_KEEP = text("INSERT INTO sla_outcomes (request_id, digest, head_seq, outcome, quiet, stopped) "
+             "VALUES (:i, :d, :h, :o, :q, :s) "
              "ON CONFLICT (request_id) DO UPDATE SET digest = excluded.digest, head_seq = excluded.head_seq, "
-             "outcome = excluded.outcome")
+             "outcome = excluded.outcome, quiet = excluded.quiet, stopped = excluded.stopped")
 
 
-def keep(conn: Connection, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
-    """Replace the outcomes of ``rows`` (request id, head_seq, outcome) with these, under ``digest`` (an
-    upsert: two readers filling the cache at once both succeed, the later one's rows stand)."""
-    values = [{"i": i, "d": digest, "h": h, "o": o} for i, h, o in rows]
+def keep(conn: Connection, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
+    """Replace the outcomes of ``rows`` (request id, head_seq, outcome, quiet, stopped) with these, under
+    ``digest`` (an upsert: two readers filling the cache at once both succeed, the later one's rows stand)."""
+    values = [{"i": i, "d": digest, "h": h, "o": o, "q": q, "s": s} for i, h, o, q, s in rows]
     for i in range(0, len(values), 5000):
         conn.execute(_KEEP, values[i:i + 5000])
 
@@ -86,6 +124,19 @@ class SlaClockQueries:
         with read_transaction(self.engine) as conn:
             return outcomes(conn, digest)
 
-    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+    def sla_stale(self, digest: str, open_only: bool = True) -> dict[int, int]:
+        with read_transaction(self.engine) as conn:
+            return stale(conn, digest, open_only)
+
+    def sla_due(self, digest: str, until: int, open_only: bool = True) -> list[DueClock]:
+        with read_transaction(self.engine) as conn:
+            return due(conn, digest, until, open_only, None)
+
+    def sla_section(self, digest: str, until: int,
+                    flt: Filter) -> tuple[list[DueClock], list[tuple[str, int]]]:
+        with read_transaction(self.engine) as conn:  # both in one read transaction
+            return due(conn, digest, until, False, flt), stopped(conn, digest, flt)
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
         with write_transaction(self.engine) as conn:
             keep(conn, digest, rows)

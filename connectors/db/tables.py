@@ -252,6 +252,10 @@ sla_outcomes = Table(
     Column("digest", String(64), nullable=False),
     Column("head_seq", BigInteger, nullable=False),
     Column("outcome", Text, nullable=False),
+    Column("quiet", BigInteger, nullable=True),  # epoch seconds (floor) its running runs are quiet until; NULL: none
+    Column("stopped", Text, nullable=False, server_default=""),  # its stopped runs' breached SLAs, comma-separated
+    Index("ix_sla_outcomes_due", "digest", "quiet"),  # sla_due: the few past their quiet time
+    Index("ix_sla_outcomes_head", "request_id", "digest", "head_seq", "stopped"),  # sla_stale, sla_section: no outcome
 )
 
 analytics_facts = Table(

@@ -46,6 +46,7 @@ from connectors.ports.store import (
     BoardQuery,
     BoardRow,
     ClockSummary,
+    DueClock,
     FollowupApply,
     FollowupClaim,
     ListFilter,
@@ -58,6 +59,7 @@ from connectors.ports.users import ROLES, User, UserStore
 
 __all__ = [
     "ClockSummary",
+    "DueClock",
     "RETRYABLE", "ROLES", "SORT_KEYS", "ApiToken", "AuditRecord", "CalendarPublisher", "EventLog", "InboundItem",
     "InboundLog", "InboundRecord", "InboundRef", "InboundSource", "InboundStatus", "LinkUse", "LinkUseLog",
     "ListFilter", "BoardPage", "BoardQuery", "BoardRow", "FollowupApply", "FollowupClaim",

@@ -174,6 +174,19 @@ class ClockSummary:
     needs_review: bool  # a checkpoint of the request needs a person's review
 
 
+@dataclass(frozen=True)
+class DueClock:
+    """A request whose running SLA clocks may be near or past their breach (``RequestStore.sla_due``): its
+    cached outcome at its head, and what the attention list's items say of it (as its ``ClockSummary``)."""
+
+    request_id: int
+    head_seq: int
+    outcome: str  # the cached outcome's text (flows.sla)
+    title: str
+    owners: tuple[str, ...]
+    names: dict[str, str]
+
+
 class RequestStore(Protocol):
     """Requests, their hash-chained history, checkpoint timers and outbox (``SqlStore``, ``InMemoryStore``).
 
@@ -278,9 +291,25 @@ class RequestStore(Protocol):
         """The cached SLA outcomes under ``digest`` (``flows.sla``): request id -> (head_seq, outcome)."""
         ...
 
-    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
-        """Cache (request id, head_seq, outcome) under ``digest``, replacing what each request had (one
-        digest per request: the policy in force). A cache: losing it costs a recomputation only."""
+    def sla_stale(self, digest: str, open_only: bool = True) -> dict[int, int]:
+        """Request id -> head_seq of the (open) requests with no cached outcome under ``digest`` at their head."""
+        ...
+
+    def sla_due(self, digest: str, until: int, open_only: bool = True) -> builtins.list[DueClock]:
+        """The cached outcomes under ``digest``, at their request's head, whose ``quiet`` (epoch seconds) is at
+        most ``until``: the (open) requests whose running runs may be near or past their breach, by id."""
+        ...
+
+    def sla_section(self, digest: str, until: int,
+                    flt: Filter) -> tuple[builtins.list[DueClock], builtins.list[tuple[str, int]]]:
+        """For the requests ``flt`` keeps (as ``analytics_summary``, over the track cache as it last brought
+        it up to date: call that first at the same ``audit_head``): ``sla_due``'s rows among them (open or
+        not), and their number per ``stopped`` of their cached outcome under ``digest`` ('' for none)."""
+        ...
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
+        """Cache (request id, head_seq, outcome, quiet, stopped) under ``digest``, replacing what each request
+        had (one digest per request: the policy in force). A cache: losing it costs a recomputation only."""
         ...
 
     def analytics_summary(self, flt: Filter) -> Summary:

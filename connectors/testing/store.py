@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from connectors.ports import (
     BoardQuery,
     BoardRow,
     ClockSummary,
+    DueClock,
     ListFilter,
     RequestSummary,
     StagedEvent,
@@ -116,6 +118,8 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
         self._timers: dict[str, _Timer] = {}
         self.outbox: dict[str, OutboxMessage] = {}
         self._outcomes: dict[int, tuple[str, int, str]] = {}  # the SLA outcomes' cache (SqlStore: sla_outcomes)
+        self._quiet: dict[int, int | None] = {}  # and its narrow columns
+        self._stopped: dict[int, str] = {}
         #: The event outbox (``SqlStore`` writes ``event_outbox`` rows), oldest first; replaced on write.
         self.events: builtins.list[StagedEvent] = []
 
@@ -352,9 +356,38 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
         with self._lock:
             return {i: (h, o) for i, (d, h, o) in self._outcomes.items() if d == digest}
 
-    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str]]) -> None:
+    def sla_stale(self, digest: str, open_only: bool = True) -> dict[int, int]:
         with self._lock:
-            self._outcomes.update((i, (digest, h, o)) for i, h, o in rows)
+            return {i: r.head_seq for i, r in self._rows.items() if (not open_only or r.state in _OPEN)
+                    and self._outcomes.get(i, ("", -1))[:2] != (digest, r.head_seq)}
+
+    def sla_due(self, digest: str, until: int, open_only: bool = True) -> builtins.list[DueClock]:
+        return self._due(digest, until, open_only, None)
+
+    def _due(self, digest: str, until: int, open_only: bool, kept: set[int] | None) -> builtins.list[DueClock]:
+        with self._lock:
+            due = [(i, r, o[2]) for i, r in sorted(self._rows.items())
+                   if (not open_only or r.state in _OPEN) and (kept is None or i in kept)
+                   and (o := self._outcomes.get(i)) is not None and o[:2] == (digest, r.head_seq)
+                   and (q := self._quiet.get(i)) is not None and q <= until]
+        found = []
+        for i, r, text in due:
+            request = TrainingRequest.from_stored(r.document)
+            found.append(DueClock(i, r.head_seq, text, r.title, owners(request), sla.owner_names(request)))
+        return found
+
+    def sla_section(self, digest: str, until: int,
+                    flt: Filter) -> tuple[builtins.list[DueClock], builtins.list[tuple[str, int]]]:
+        kept = {t.request_id for t in self.analytics_tracks() if flt.keeps(t)}
+        with self._lock:
+            found = Counter(self._stopped.get(i, "") if self._outcomes.get(i, ("",))[0] == digest else ""
+                            for i in kept)
+        return self._due(digest, until, False, kept), list(found.items())
+
+    def keep_sla_outcomes(self, digest: str, rows: Sequence[tuple[int, int, str, int | None, str]]) -> None:
+        with self._lock:
+            for i, h, o, q, s in rows:
+                self._outcomes[i], self._quiet[i], self._stopped[i] = (digest, h, o), q, s
     def analytics_summary(self, flt: Filter) -> Summary:
         """``summarise`` over the walked tracks ``flt`` keeps."""
         return summarise([t for t in self.analytics_tracks() if flt.keeps(t)])

@@ -132,7 +132,12 @@ def test_a_write_that_changes_a_clock_is_read_next_time(any_store: RequestStore,
     clock.advance(timedelta(days=10))
     [running] = sla.clocks(any_store, policy, clock.now())[rid].breaches
     assert (running.sla, running.status, running.running) == ("diagnose", "breached", True)
+    clocks = analytics.SlaClocks(policy, clock.now())
+    assert analytics.figures(any_store, None, clocks)["sla_breaches"]["slas"][0]["running_breached"] == 1
     service.diagnose(rid, diagnosis_data(), ACTOR)  # stops the clock, starts the design clock
+    section = analytics.figures(any_store, None, clocks)["sla_breaches"]  # the next read: the stopped breach
+    assert section == analytics.sla_section([rid], any_store.history, clocks)
+    assert (section["slas"][0]["breached"], section["slas"][0]["running_breached"]) == (1, 0)
     [stopped] = sla.clocks(any_store, policy, clock.now())[rid].breaches
     assert stopped.sla == "diagnose" and not stopped.running
     service.cancel(rid, reason_data(), ACTOR)  # no longer open: off the open list, its breach kept in all
@@ -148,3 +153,39 @@ def test_a_write_that_changes_a_clock_is_read_next_time(any_store: RequestStore,
     assert rules.read_lines(summary.lines)[-1].type == "email_sent"
     assert rules.read_lines(summary.lines) == rules.entries(any_store.history(rid))
     assert summary.head_seq == len(any_store.history(rid)) == any_store.sla_heads(open_only=False)[rid]
+
+
+def test_the_due_clocks_and_the_filtered_section_equal_the_walk(any_store: RequestStore, clock: FixedClock) -> None:
+    """``flows.sla.due`` (only the requests past their quiet time) holds every running breach the walk finds,
+    and the analytics SLA section under each filter (stopped SLAs counted by the store, running ones judged)
+    equals ``sla_section`` over the filter's requests' histories, both in a new process and warm."""
+    service = Service(any_store, clock)
+    ids = _fill(service, clock)
+    built_in = sla.policy_from(rules.DEFAULT_POLICY)
+    berlin = sla.Policy(parse(rules.SlaPolicy, BERLIN), calendar("Europe/Berlin", holidays=[date(2026, 3, 10)]))
+    tracks = analytics.tracks(any_store)
+    sponsor = next(t.sponsor for t in tracks if t.request_id == ids["paused"])
+    day = min(t.received_at[:10] for t in tracks if t.request_id == ids["amended"])
+    filters = [analytics.Filter(), analytics.Filter(sponsor=sponsor), analytics.Filter(type="design"),
+               analytics.Filter(date_from=date.fromisoformat(day)),
+               analytics.Filter(owner_ids=frozenset({ids["late"], ids["paused"], ids["delivered"]}))]
+    for hours in (0, 20, 70, 24 * 30, 24 * 400):
+        now = clock.now() + timedelta(hours=hours)
+        for policy in (built_in, berlin):
+            for cold in (True, False):
+                if cold:
+                    sla._CACHES.pop(any_store, None)
+                    analytics._CACHES.pop(any_store, None)
+                    analytics.figures(any_store)  # (the section reads the track cache the figures refresh)
+                running = {i: c for i, b in _oracle(any_store, policy, now).items()
+                           if (c := [x for x in b if x.running])}
+                got = sla.due(any_store, policy, now)
+                assert {i: c.running for i, c in got.items() if c.running} == running
+                assert all(got[i].summary is not None for i in running)
+                for flt in filters:
+                    kept = sorted(t.request_id for t in tracks if flt.keeps(t))
+                    section = analytics._sla(any_store, analytics._cached(any_store), flt,
+                                             analytics.SlaClocks(policy, now))
+                    assert section == analytics.sla_section(kept, any_store.history, analytics.SlaClocks(policy, now))
+    assert any_store.sla_stale(sla.digest(berlin), open_only=False) == {}
+    assert any_store.sla_stale(sla.digest(built_in)) == any_store.sla_heads()  # the other policy's were replaced

@@ -9,7 +9,8 @@ and ``owner_names`` (``states.sla.owner_names`` of the document) to ``requests``
 for the existing rows: the lines from each request's history in ``rseq`` order, the names from its
 document (a row whose document cannot be read keeps NULL names). The history is only read. Creates
 ``sla_outcomes``, the cache of each request's SLA outcome under one policy digest (``flows.sla``),
-empty: the first read fills it.
+with two narrow columns the reads select on (``quiet``: until when its running runs cannot be near,
+``stopped``: the SLAs its stopped runs breached), empty: the first read fills it.
 """
 from __future__ import annotations
 
@@ -35,8 +36,13 @@ def upgrade() -> None:
     sa.Column('digest', sa.String(length=64), nullable=False),
     sa.Column('head_seq', sa.BigInteger(), nullable=False),
     sa.Column('outcome', sa.Text(), nullable=False),
+    sa.Column('quiet', sa.BigInteger(), nullable=True),
+    sa.Column('stopped', sa.Text(), nullable=False, server_default=''),
     sa.PrimaryKeyConstraint('request_id')
     )
+    op.create_index('ix_sla_outcomes_due', 'sla_outcomes', ['digest', 'quiet'], unique=False)
+    op.create_index('ix_sla_outcomes_head', 'sla_outcomes', ['request_id', 'digest', 'head_seq', 'stopped'],
+                    unique=False)
     backfill(op.get_bind())
 
 
@@ -78,6 +84,8 @@ def backfill(conn: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_sla_outcomes_head', table_name='sla_outcomes')
+    op.drop_index('ix_sla_outcomes_due', table_name='sla_outcomes')
     op.drop_table('sla_outcomes')
     with op.batch_alter_table('requests', schema=None) as batch_op:
         batch_op.drop_column('owner_names')
