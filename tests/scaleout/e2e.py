@@ -99,7 +99,9 @@ class Check:
             self.failures.append(what)
 
     def stage(self, *deployments: str, timeout: float = 240) -> None:
-        runs = [self.cluster.run_deployment(d, {"lease_seconds": 30} if d == "ldflow-dispatch" else None)
+        # the check's own dispatch runs end once the outbox is empty (the triggered ones linger as deployed)
+        runs = [self.cluster.run_deployment(d, {"lease_seconds": 30, "linger_seconds": 0}
+                                            if d == "ldflow-dispatch" else None)
                 for d in deployments]
         for run in runs:
             self.cluster.wait_run(run, timeout)
