@@ -14,7 +14,8 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,3 +103,10 @@ def environment() -> dict[str, Any]:
 def emit_json(name: str, result: dict[str, Any]) -> None:
     """The last line of output: one JSON object for machines."""
     print(json.dumps({"bench": name, **result}, sort_keys=True, separators=(",", ":")))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn()`` took (perf_counter)."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started

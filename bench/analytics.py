@@ -54,7 +54,7 @@ import sqlalchemy as sa  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench._common import BENCH_DIR, emit_json, environment, percentile  # noqa: E402
+from bench._common import BENCH_DIR, emit_json, environment, percentile, timed  # noqa: E402
 from connectors.db import analytics as db_analytics  # noqa: E402
 from connectors.db import schema  # noqa: E402
 from connectors.db.engine import make_engine  # noqa: E402
@@ -221,12 +221,6 @@ def build_postgres(admin_url: str, url: str, data: tuple[list[Any], list[Any]]) 
             for row in data[0]:
                 cp.write_row(row)
         conn.execute("ANALYZE")
-
-
-def timed(fn: Any) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def run_backend(name: str, url: str, runs: int, pages: int, console: Console, clocks: bool) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import analytics as data_set  # noqa: E402
-from bench._common import BENCH_DIR, emit_json, environment, percentile  # noqa: E402
+from bench._common import BENCH_DIR, emit_json, environment, percentile, timed  # noqa: E402
 from connectors.db.engine import make_engine  # noqa: E402
 from connectors.db.store import SqlStore  # noqa: E402
 
@@ -146,12 +146,6 @@ def _touch(engine: sa.Engine, n: int, total: int) -> None:
                          {"s": head + 1 + i, "r": rid, "q": 11, "h": "0" * 64})
             conn.execute(sa.text("UPDATE requests SET head_seq = :s, sla_entries = sla_entries || :line "
                                  "WHERE id = :r"), {"s": head + 1 + i, "r": rid, "line": line})
-
-
-def timed(fn: Any) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def run_backend(name: str, url: str, runs: int, pages: int, total: int, console: Console) -> dict[str, Any]:
