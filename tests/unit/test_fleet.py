@@ -26,3 +26,11 @@ def test_a_folder_that_is_not_a_checkout_and_a_sqlite_database_are_refused(tmp_p
 def test_the_settings_checked_before_the_database_is_asked() -> None:
     problems = worker_problems({"LDFLOW_REPO_DIR": str(REPO), "LDFLOW_DATABASE_URL": "postgresql://db/ldflow"})
     assert problems == ["PREFECT_API_URL is not set: the worker would have no Prefect server to take runs from"]
+
+
+def test_a_worker_looks_for_runs_every_two_seconds_unless_told_otherwise() -> None:
+    from flows.cli.fleet import poll_setting
+
+    assert poll_setting(None, {}) == "2"  # Prefect's own default, 10 s, left a second worker idle
+    assert poll_setting(None, {"PREFECT_WORKER_QUERY_SECONDS": "15"}) == "15"  # the operator's setting stands
+    assert poll_setting(0.5, {"PREFECT_WORKER_QUERY_SECONDS": "15"}) == "0.5"  # and --poll-seconds over it
