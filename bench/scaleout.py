@@ -1,7 +1,7 @@
 """Throughput that grows with workers, and what orchestration costs (issue 12 item 6, its Performance
 section, and item 5's write → mail latency).
 
-    .venv/bin/python bench/scaleout.py [--mails 500] [--delay-ms 50] [--writes 15]
+    .venv/bin/python bench/scaleout.py [--mails 500] [--delay-ms 50] [--writes 15] [--batch N]
 
 An operator's installation on this machine (tests/scaleout/cluster.py): a Prefect server on
 PostgreSQL, `prefect deploy --all`, `ldflow prefect-setup`, process workers (`ldflow worker
@@ -106,26 +106,35 @@ def queue(rt: Any, n: int, start: int) -> None:
         rt.service.submit(intake(start + i), "bench@example.org")
 
 
+def _cpu() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks so far, all cores (/proc/stat; idle and iowait are not busy)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
 def phase(name: str, sink: Sink, n: int, go: Any, timeout: float = 900) -> float:
     before = sink.count
+    cpu = _cpu()
     started = time.monotonic()
     go()
     seconds = sink.wait_for(before + n, timeout) - started
-    print(f"  {name:<10} {n} mails in {seconds:6.2f} s  ({n / seconds:6.1f} mails/s)  load {os.getloadavg()}",
-          flush=True)
+    busy, total = (b - a for a, b in zip(cpu, _cpu(), strict=True))
+    print(f"  {name:<10} {n} mails in {seconds:6.2f} s  ({n / seconds:6.1f} mails/s)  "
+          f"CPU {busy / max(total, 1):4.0%} of {os.cpu_count()} cores  load {os.getloadavg()}", flush=True)
     return seconds
 
 
-def throughput(cluster: BenchCluster, rt: Any, sink: Sink, n: int, delay: float, serial: list[int]) -> dict[str, Any]:
+def throughput(cluster: BenchCluster, rt: Any, sink: Sink, n: int, delay: float, serial: list[int],
+               batch: int) -> dict[str, Any]:
     from flows.steps import send_outbox
 
     sink.delay = delay
     print(f"sink answers after {delay * 1000:.0f} ms per message", flush=True)
     times: dict[str, float] = {}
+    runs: list[str] = []
 
     def two_runs() -> None:
-        for _ in range(2):
-            cluster.run_deployment("ldflow-dispatch", {"linger_seconds": 0})
+        runs[:] = [cluster.run_deployment("ldflow-dispatch", {"linger_seconds": 0, "batch": batch}) for _ in range(2)]
 
     for name, workers in (("plain", 0), ("1 worker", 1), ("2 workers", 2)):
         queue(rt, n, serial[0])
@@ -135,17 +144,36 @@ def throughput(cluster: BenchCluster, rt: Any, sink: Sink, n: int, delay: float,
                 cluster.start_worker(f"bench-{w}", limit=1)
             time.sleep(3)  # registered and polling: a worker's start is not the runs' cost
             times[name] = phase(name, sink, n, two_runs)
-            cluster.settle()
+            for run in runs:  # both ended (the second, on one worker, finds the outbox empty): none is
+                cluster.wait_run(run, 300)  # left scheduled for the next phase's workers to take early
+            print("             " + "; ".join(_started(cluster, r) for r in runs), flush=True)
             for w in range(workers):
                 cluster.kill(f"bench-{w}")
         else:
-            times[name] = phase(name, sink, n, lambda: send_outbox(rt, batch=100))
-    result = {"delay_ms": delay * 1000, "seconds": times,
+            times[name] = phase(name, sink, n, lambda: send_outbox(rt, batch=batch))
+    result = {"delay_ms": delay * 1000, "batch": batch, "seconds": times,
               "two_vs_one": times["1 worker"] / times["2 workers"],
               "orchestrated_vs_plain": times["1 worker"] / times["plain"], "load": os.getloadavg()}
     print(f"  2 workers vs 1: {result['two_vs_one']:.2f}x faster (goal >= 1.5)   "
           f"orchestrated vs plain: {result['orchestrated_vs_plain']:.2f}x the time (goal <= 1.3)", flush=True)
     return result
+
+
+def _started(cluster: BenchCluster, run_id: str) -> str:
+    """How long a flow run waited from its creation to a worker taking it (Pending) and to its process
+    running it (Running), and how long it ran (the API's times)."""
+    from datetime import datetime
+
+    run = cluster.get(f"/flow_runs/{run_id}")
+    created, start, end = (datetime.fromisoformat(run[k]) if run.get(k) else None
+                           for k in ("created", "start_time", "end_time"))
+    if created is None or start is None or end is None:
+        return f"{run['name']}: {(run.get('state') or {}).get('type')}"
+    pending = [datetime.fromisoformat(s["timestamp"]) for s in cluster.get(f"/flow_run_states/?flow_run_id={run_id}")
+               if s["type"] == "PENDING"]
+    taken = f"taken {(min(pending) - created).total_seconds():.1f} s, " if pending else ""
+    return (f"{run['name']}: {taken}running {(start - created).total_seconds():.1f} s after its creation, "
+            f"ran {(end - start).total_seconds():.1f} s")
 
 
 def _queued_at(rt: Any, request_id: int) -> float:
@@ -197,6 +225,8 @@ def main() -> int:
     parser.add_argument("--mails", type=int, default=500, help="mails per phase (500)")
     parser.add_argument("--delay-ms", type=float, default=50, help="the sink's answer time per message (50)")
     parser.add_argument("--writes", type=int, default=15, help="CLI writes timed for the latency (15)")
+    parser.add_argument("--batch", type=int, default=0,
+                        help="outbox rows per claim, plain and deployed (default: the dispatch deployment's)")
     args = parser.parse_args()
     from aiosmtpd.controller import Controller
 
@@ -218,9 +248,12 @@ def main() -> int:
         rt = bootstrap.build(load_settings())
         print(f"environment: {environment()}  load {os.getloadavg()}", flush=True)
         serial = [1]
-        rounds = [throughput(cluster, rt, sink, args.mails, args.delay_ms / 1000, serial)]
+        batch = args.batch or int(cluster.deployments()["ldflow-dispatch"]["parameters"]["batch"])
+        print(f"claims of {batch} outbox rows (the dispatch deployment's batch"
+              f"{', from --batch' if args.batch else ''})", flush=True)
+        rounds = [throughput(cluster, rt, sink, args.mails, args.delay_ms / 1000, serial, batch)]
         if args.delay_ms:
-            rounds.append(throughput(cluster, rt, sink, args.mails, 0.0, serial))
+            rounds.append(throughput(cluster, rt, sink, args.mails, 0.0, serial, batch))
         lat = latency(cluster, rt, sink, args.writes, args.delay_ms / 1000)
         rt.close()
     finally:
