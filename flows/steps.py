@@ -286,12 +286,16 @@ def _drain(app: App, summary: StepSummary, render_fn: Callable[..., EmailMessage
            calendar: _CalendarForRun | None, links: Links, batch: int, lease_seconds: int,
            max_seconds: float, linger_seconds: float = 0) -> None:
     """Claimed batches, one after the other, while rows are due (and for at most ``max_seconds``);
-    then, given ``linger_seconds``, a look every second until that long has passed without work."""
+    then, given ``linger_seconds``, a look every second until that long has passed without work. While
+    it lingers it publishes the event outbox every :data:`_PUBLISH_EVERY` seconds of idleness (its mails'
+    events, and those of the writes meanwhile, reach Prefect then rather than when the run ends); after a
+    failed publish it leaves them to the run's end, so a hung API costs one wait, not one per round."""
     s = app.settings
     owner = relay_owner()
     hook = _history_hook(app)
     started = time.monotonic()
     idle_since: float | None = None
+    published_at: float | None = started
     while time.monotonic() - started < max_seconds:
         now = app.now()
         def render_now(n: Notification, now: datetime = now) -> EmailMessage:
@@ -316,11 +320,18 @@ def _drain(app: App, summary: StepSummary, render_fn: Callable[..., EmailMessage
         idle_since = idle_since if idle_since is not None else time.monotonic()
         if time.monotonic() - idle_since >= linger_seconds:
             break
+        if published_at is not None and time.monotonic() - published_at >= _PUBLISH_EVERY:
+            events_summary = publish_events(app)
+            summary.add("events", events_summary.counts["published"])
+            published_at = None if events_summary.errors else time.monotonic()
+            summary.errors.extend(events_summary.errors)
         time.sleep(_LINGER_POLL)
 
 
 #: How often a lingering dispatch looks at the outbox again (seconds).
 _LINGER_POLL = 1.0
+#: How often a lingering dispatch publishes the event outbox while idle (seconds).
+_PUBLISH_EVERY = 5.0
 
 
 # --- Prefect events --------------------------------------------------------------------------------------

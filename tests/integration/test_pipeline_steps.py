@@ -254,6 +254,63 @@ def test_a_lingering_dispatch_sends_what_is_queued_meanwhile_then_ends(rt: Any) 
     assert send_outbox(rt).counts["sent"] == 0  # without lingering: done at once
 
 
+def test_a_lingering_dispatch_publishes_events_while_it_lingers_and_stops_after_a_failure(
+        rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events of what happens while a dispatch lingers (its mails, the writes meanwhile) reach Prefect
+    then, not at the run's end; a publish that fails is not tried again in this run (one wait for a
+    hung API, the rows left pending for the run's end)."""
+    import threading
+    import time
+
+    from flows import events, steps
+    from tests.builders import intake_data
+
+    monkeypatch.setattr(steps, "_PUBLISH_EVERY", 1.5)
+    monkeypatch.setenv("LDFLOW_PREFECT_EVENTS", "on")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # configured; the sender is replaced
+    seen: list[dict[str, Any]] = []
+    calls = {"n": 0}
+
+    def accept(batch: list[dict[str, Any]]) -> None:
+        calls["n"] += 1
+        seen.extend(batch)
+
+    old = events.set_sender(accept)
+    try:
+        first = rt.service.submit(intake_data(), ACTOR)
+        result: dict[str, Any] = {}
+        run = threading.Thread(target=lambda: result.update(summary=steps.send_outbox(rt, linger_seconds=4)))
+        run.start()
+        time.sleep(0.5)
+        second = rt.service.submit(intake_data(), ACTOR)  # queued (and its events staged) while it lingers
+        deadline = time.monotonic() + 10
+        resource = f"ldflow.request.{getattr(second, 'id', second)}"
+        while not any(e["resource"]["prefect.resource.id"] == resource and e["event"] == "ldflow.request.email_sent"
+                      for e in seen):
+            assert time.monotonic() < deadline, [e["event"] for e in seen]
+            time.sleep(0.1)
+        assert run.is_alive()  # published by the lingering run, before it ended
+        run.join(timeout=30)
+        assert result["summary"].counts["sent"] == 2
+        assert result["summary"].counts["events"] >= 1
+        assert any(e["resource"]["prefect.resource.id"] == f"ldflow.request.{getattr(first, 'id', first)}"
+                   for e in seen)
+
+        def refuse(batch: list[dict[str, Any]]) -> None:
+            calls["n"] += 1
+            raise ConnectionRefusedError("refused")
+
+        events.set_sender(refuse)
+        rt.service.submit(intake_data(), ACTOR)
+        calls["n"] = 0
+        summary = steps.send_outbox(rt, linger_seconds=2.5)
+        assert calls["n"] == 1  # tried once while lingering, then left to the run's end
+        assert summary.counts["sent"] == 1 and any("Prefect API" in e for e in summary.errors)
+        assert rt.uow.events.count_pending() > 0  # nothing lost: they wait for the next publish
+    finally:
+        events.set_sender(old)
+
+
 def test_the_pass_s_attention_lines_link_each_item_to_its_page_and_escape_its_title(tmp_path: Path) -> None:
     """The pipeline's attention artifact (flows.pipeline._artifacts): each attention item a Markdown line
     linked to the request's page; a requester's title is shown as text, never as Markdown or HTML."""
