@@ -9,10 +9,12 @@ summary (``RequestStore.sla_summaries``). Nothing here writes.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.ports import AuditRecord, BoardQuery, BoardRow
 from flows import sla
@@ -164,14 +166,34 @@ def _card(row: BoardRow, now: datetime, clocks: list[Item]) -> Card:
                 next_action=row.next_action, missing=row.missing, attention=tuple(reasons), sla=badge)
 
 
+_ATTENTION: weakref.WeakKeyDictionary[Any, tuple[tuple[int, str, datetime], tuple[int, ...]]] = \
+    weakref.WeakKeyDictionary()
+_ATTENTION_LOCK = threading.Lock()
+
+
 def _sla_attention(app: App, policy: sla.Policy | None, now: datetime) -> tuple[int, ...]:
     """The open requests with a running SLA clock breached or near it (the attention filter): the attention
-    list's SLA items' requests, from the clock summaries (``flows.sla.clocks``) without their words; the
-    needs-review checkpoints are the board query's own condition."""
+    list's SLA items' requests, from the clock summaries (``flows.sla.due``) without their words; the
+    needs-review checkpoints are the board query's own condition.
+
+    Kept per store for the audit head, the policy's digest and the minute: every write appends an event
+    (a new head), another policy or holidays file is another digest, and a clock that crosses into near
+    or breached with time alone is in the set from the next minute on (the shown cards' badges are
+    judged at each page). Paging or re-filtering the board then costs no second judgement of every
+    open request's clocks."""
     if policy is None:
         return ()
-    found = sla.due(app.service.store, policy, now, summaries=False)
-    return tuple(sorted(i for i, c in found.items() if c.statuses))
+    store = app.service.store
+    key = (store.audit_head(), sla.digest(policy), now.replace(second=0, microsecond=0))
+    with _ATTENTION_LOCK:
+        kept = _ATTENTION.get(store)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    found = sla.due(store, policy, now, summaries=False)
+    ids = tuple(sorted(i for i, c in found.items() if c.statuses))
+    with _ATTENTION_LOCK:
+        _ATTENTION[store] = (key, ids)
+    return ids
 
 
 def _sla_clocks(app: App, ids: list[int], policy: sla.Policy | None, now: datetime) -> dict[int, list[Item]]:

@@ -113,3 +113,19 @@ def test_the_kept_counts_follow_every_transition_and_reopening(any_store, clock:
     assert any_store.board(BoardQuery(order=ORDER)).counts == expected
     assert any_store.board(BoardQuery(order=ORDER, states=("received",))).counts == {"received": expected["received"]}
     assert sum(expected.values()) == 4
+
+
+def test_the_attention_filter_keeps_the_given_ids_whatever_their_number(any_store, clock: FixedClock) -> None:
+    """``attention_ids`` (the late SLA clocks) go to SQL as one JSON parameter, not one bind each: the same
+    answer for two ids and for 10,000 (most of them no request), with the other filters still applied."""
+    service = Service(any_store, clock)
+    ids = _fill(service, clock)
+    before = clock.now() - timedelta(days=14)
+    two = BoardQuery(order=ORDER, needs_attention_before=before, attention_ids=(ids["r2"], ids["d1"]))
+    assert sorted(r.id for r in any_store.board(two).rows) == sorted([ids["r2"], ids["d1"]])
+    many = (*range(10_000, 20_000), ids["r1"])
+    page = any_store.board(BoardQuery(order=ORDER, needs_attention_before=before, attention_ids=many))
+    assert [r.id for r in page.rows] == [ids["r1"]] and page.counts == {"received": 1}
+    narrowed = BoardQuery(order=ORDER, needs_attention_before=before, attention_ids=(ids["r1"], ids["d1"]),
+                          states=("delivered",))
+    assert [r.id for r in any_store.board(narrowed).rows] == [ids["d1"]]

@@ -287,6 +287,25 @@ def test_an_sla_breach_shows_a_badge_on_the_card_and_puts_it_under_attention(web
     assert re.search(r"SLA diagnose breached: 6\.\d of 5 business days", page)
 
 
+def test_the_attention_filter_follows_every_write_at_once_and_the_clock_by_the_minute(web: WebRig) -> None:
+    """The filter's SLA set is kept per audit head, policy and minute (flows.board._sla_attention): a write
+    shows on the next page, and a clock that crosses into near or breached with time alone from the next
+    minute on."""
+    from datetime import timedelta
+
+    s = web.app.service
+    client = web.client("viewer")
+    late = s.submit(intake_data(title="Waiting too long"), ACTOR).id
+    web.clock.advance(timedelta(days=8))  # 6 business days of 5: breached
+    other = s.submit(intake_data(title="Just in"), ACTOR).id
+    assert _cards(client.get("/?attention=1").text) == [late]
+    assert _cards(client.get("/?attention=1&per_page=5").text) == [late]  # the same set, kept
+    s.diagnose(late, diagnosis_data(), ACTOR)  # its diagnose clock stops: no running clock is late
+    assert _cards(client.get("/?attention=1").text) == []
+    web.clock.advance(timedelta(days=6))  # the second request's clock: 4 business days of 5, near
+    assert _cards(client.get("/?attention=1").text) == [other]
+
+
 def test_the_request_page_shows_the_plan_review_while_the_plan_awaits_approval(web: WebRig) -> None:
     rid = web.app.service.submit(intake_data(), ACTOR).id
     web.app.service.draft_plan(rid, plan_data(), ACTOR)
