@@ -25,6 +25,10 @@ class AnalyticsQueries:
         """By GROUP BY queries over the refreshed track cache (``connectors/db/analytics_summary.py``)."""
         return analytics_summary.summary(self.engine, flt)
 
+    def analytics_refresh(self) -> None:
+        """The track cache brought up to every request's head (``connectors/db/analytics.py``'s ``refresh``)."""
+        analytics.refresh(self.engine)
+
     def audit_head(self) -> int:
         """The number of audit events: every write adds to its request's ``head_seq`` in its transaction."""
         with read_transaction(self.engine) as conn:

@@ -63,23 +63,41 @@ def _open(open_only: bool) -> str:
 
 
 def stale(conn: Connection, digest: str, open_only: bool) -> dict[int, int]:
+    if not open_only and _all_current(conn, digest):
+        return {}
     query = ("SELECT r.id, r.head_seq FROM requests r LEFT JOIN sla_outcomes o ON o.request_id = r.id "
              "WHERE (o.request_id IS NULL OR o.digest <> :d OR o.head_seq <> r.head_seq)" + _open(open_only))
     return {int(i): int(h) for i, h in conn.execute(text(query), {"d": digest})}
 
 
+def _all_current(conn: Connection, digest: str) -> bool:
+    """Whether every request has its outcome under ``digest`` at its head, without a join: an outcome row
+    (one per request) is written at a head its request had, and heads only grow, so as many rows under
+    the digest as requests with the same sum of heads means each row is at its request's head."""
+    mine = conn.execute(text("SELECT count(*), coalesce(sum(head_seq), 0) FROM requests")).one()
+    kept = conn.execute(text("SELECT count(*), coalesce(sum(head_seq), 0) FROM sla_outcomes WHERE digest = :d"),
+                        {"d": digest}).one()
+    return tuple(mine) == tuple(kept)
+
+
 def due(conn: Connection, digest: str, until: int, open_only: bool, flt: Filter | None) -> list[DueClock]:
+    """The (open) requests whose outcome under ``digest`` is at their head and past its quiet time; with
+    ``flt`` (the analytics section, which only counts their clocks) those among its requests, without
+    their titles, owners and names."""
     params: dict[str, object] = {"d": digest, "until": until}
-    join, cond = "", ""
+    columns, join, cond = ", r.title, r.owners, r.owner_names", "", ""
     if flt is not None:
         cond, extra = where(flt, is_sqlite(conn.engine))
-        join, cond = " JOIN analytics_facts a ON a.request_id = r.id", f" AND {cond}"
+        columns, join, cond = "", " JOIN analytics_facts a ON a.request_id = r.id", f" AND {cond}"
         params.update(extra)
-    query = ("SELECT r.id, o.head_seq, o.outcome, r.title, r.owners, r.owner_names FROM sla_outcomes o "
+    query = (f"SELECT r.id, o.head_seq, o.outcome{columns} FROM sla_outcomes o "
              f"JOIN requests r ON r.id = o.request_id{join} WHERE o.digest = :d AND o.head_seq = r.head_seq "
              f"AND o.quiet <= :until{cond}" + _open(open_only) + " ORDER BY r.id")
+    rows = conn.execute(text(query), params)
+    if flt is not None:
+        return [DueClock(int(i), int(h), o, "", (), {}) for i, h, o in rows]
     return [DueClock(int(i), int(h), o, t, tuple(json.loads(w or "[]")), json.loads(n or "{}"))
-            for i, h, o, t, w, n in conn.execute(text(query), params)]
+            for i, h, o, t, w, n in rows]
 
 
 def stopped(conn: Connection, digest: str, flt: Filter) -> list[tuple[str, int]]:

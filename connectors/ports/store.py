@@ -317,6 +317,11 @@ class RequestStore(Protocol):
         tracks (equal to ``summarise`` over the kept ``analytics_tracks()``)."""
         ...
 
+    def analytics_refresh(self) -> None:
+        """Bring what ``analytics_summary`` and ``sla_section`` read up to every request's head (SqlStore: the
+        track cache's stale rows recomputed; a store that walks its tracks at each read has nothing to do)."""
+        ...
+
     def audit_head(self) -> int:
         """A number that grows with every committed write (0 with no event): the analytics cache's key. Not
         the newest seq on a database with concurrent writers, where a smaller seq can commit after a

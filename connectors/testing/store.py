@@ -392,6 +392,9 @@ class InMemoryStore(InMemoryAuditChecks, InMemoryFollowups):
         """``summarise`` over the walked tracks ``flt`` keeps."""
         return summarise([t for t in self.analytics_tracks() if flt.keeps(t)])
 
+    def analytics_refresh(self) -> None:
+        """Nothing to bring up to date: the tracks are walked at each read."""
+
     def audit_head(self) -> int:
         with self._lock:
             return self._events[-1].seq if self._events else 0
