@@ -150,8 +150,14 @@ class _Outcome:
     _running: list[tuple[Any, datetime | None, datetime | None]] | None = None  # each run (its JSON row until
     # needed) with its quiet time and the time it was found breached at (it stays so)
 
+    _parts: list[str] | None = None
+
     def _part(self, n: int) -> Any:
-        return json.loads(self.text.split("\t")[n]) if self.text else []
+        if not self.text:
+            return []
+        if self._parts is None:
+            self._parts = self.text.split("\t")
+        return json.loads(self._parts[n])
 
     def stopped_slas(self) -> list[str]:
         return list(self._part(1))
@@ -177,6 +183,8 @@ class _Outcome:
         known = {n for n, (_, _, late) in enumerate(rows) if late is not None and now >= late}
         found = [(r.name if isinstance(r, sla.Run) else r[1], "breached") for n, (r, _, _) in enumerate(rows)
                  if n in known]
+        if len(known) == len(rows):  # every running run found breached before: nothing to judge
+            return found
         judged = (sla.judge(request_id, r, policy.rules, policy.calendar, now) for r, _, _ in self._runs(now, known))
         return found + [(b.sla, b.status) for b in judged if b is not None]
 
