@@ -73,11 +73,13 @@ def stale(conn: Connection, digest: str, open_only: bool) -> dict[int, int]:
 def _all_current(conn: Connection, digest: str) -> bool:
     """Whether every request has its outcome under ``digest`` at its head, without a join: an outcome row
     (one per request) is written at a head its request had, and heads only grow, so as many rows under
-    the digest as requests with the same sum of heads means each row is at its request's head."""
-    mine = conn.execute(text("SELECT count(*), coalesce(sum(head_seq), 0) FROM requests")).one()
-    kept = conn.execute(text("SELECT count(*), coalesce(sum(head_seq), 0) FROM sla_outcomes WHERE digest = :d"),
-                        {"d": digest}).one()
-    return tuple(mine) == tuple(kept)
+    the digest as requests with the same sum of heads means each row is at its request's head. One
+    statement, so one snapshot on PostgreSQL too (READ COMMITTED gives each statement its own)."""
+    n, total, kept, kept_total = conn.execute(text(
+        "SELECT r.n, r.s, o.n, o.s FROM (SELECT count(*) AS n, coalesce(sum(head_seq), 0) AS s FROM requests) r, "
+        "(SELECT count(*) AS n, coalesce(sum(head_seq), 0) AS s FROM sla_outcomes WHERE digest = :d) o"),
+        {"d": digest}).one()
+    return (int(n), int(total)) == (int(kept), int(kept_total))
 
 
 def due(conn: Connection, digest: str, until: int, open_only: bool, flt: Filter | None) -> list[DueClock]:

@@ -189,3 +189,23 @@ def test_the_due_clocks_and_the_filtered_section_equal_the_walk(any_store: Reque
                     assert section == analytics.sla_section(kept, any_store.history, analytics.SlaClocks(policy, now))
     assert any_store.sla_stale(sla.digest(berlin), open_only=False) == {}
     assert any_store.sla_stale(sla.digest(built_in)) == any_store.sla_heads()  # the other policy's were replaced
+
+
+def test_the_stale_check_over_every_request_names_each_request_a_write_moved_on(any_store, clock: FixedClock) -> None:
+    """``sla_stale(open_only=False)`` first asks whether every outcome is current by counts and sums of
+    heads (no join): nothing once all are kept; after writes, exactly the requests they moved on."""
+    service = Service(any_store, clock)
+    a = service.submit(intake_data(), ACTOR).id
+    b = service.submit(intake_data(), ACTOR).id
+    policy = sla.policy_from(rules.DEFAULT_POLICY)
+    key = sla.sync(any_store, policy, clock.now(), open_only=False)
+    assert any_store.sla_stale(key, open_only=False) == {}
+    service.add_note(a, "a note moves its head on", ACTOR)
+    assert any_store.sla_stale(key, open_only=False) == {a: any_store.sla_heads()[a]}
+    sla.sync(any_store, policy, clock.now(), open_only=False)
+    service.add_note(b, "b moves on", ACTOR)
+    service.add_note(a, "and a again", ACTOR)
+    heads = any_store.sla_heads()
+    assert any_store.sla_stale(key, open_only=False) == {a: heads[a], b: heads[b]}
+    sla.sync(any_store, policy, clock.now(), open_only=False)
+    assert any_store.sla_stale(key, open_only=False) == {}
