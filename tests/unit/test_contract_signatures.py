@@ -117,7 +117,7 @@ def test_the_store_port_lists_what_the_service_and_the_pipeline_need() -> None:
         "claim_followups",  # the follow-ups fire under its claims
         "checkpoint", "checkpoints", "public_key", "iter_history",  # the audit's signed checkpoints
         "board", "recent_history",  # the web's board and request page
-        "analytics_tracks", "analytics_summary", "audit_head",  # ldflow analytics and its dashboard's cache key
+        "analytics_tracks", "analytics_summary", "analytics_refresh", "audit_head",  # ldflow analytics, its cache key
         # the SLA clocks, the attention list and their outcomes' cache
         "sla_heads", "sla_summaries", "needs_review_ids", "sla_outcomes", "keep_sla_outcomes", "sla_stale", "sla_due",
         "sla_section"}
