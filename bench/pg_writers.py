@@ -9,6 +9,10 @@ advisory lock (what ``write_transaction`` did before per-request chains), to sho
 Also the CPU each transition costs (the writer's and its PostgreSQL server process's, read from
 /proc when the server is on this machine) and the ceiling that puts on N writers: every core busy
 at the N writers' CPU per transition, against one writer's wall time per transition.
+And, as the machine's own ceiling for commit-bound work, PostgreSQL's ``pgbench`` (a C client, its
+simple-update transaction: BEGIN, three statements, COMMIT) with 1 client and with N, in the same run,
+when ``pgbench`` is installed (``--no-pgbench`` skips it): what N writers can gain over one here when
+a client costs almost nothing.
 A database of its own is created on the server (``LDFLOW_TEST_POSTGRES_URL``'s, default
 postgresql://postgres@127.0.0.1:5432/test) and dropped afterwards.
 
@@ -113,12 +117,39 @@ def run(url: str, writers: int, seconds: float, global_lock: bool, ids: list[int
             "writer_cpu_ms": sum(r[2] for r in results) / done * 1000}
 
 
+def _pgbench_binary() -> str | None:
+    import glob
+    import shutil
+
+    installed = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))  # Debian keeps it off PATH
+    return shutil.which("pgbench") or (installed[-1] if installed else None)
+
+
+def pgbench(binary: str, url: str, clients: list[int], seconds: float) -> dict[int, float]:
+    """Transactions/s of pgbench's simple-update script (``-N``) for each client count, on tables of its
+    own (scale 10) in the bench's database."""
+    import re
+    import subprocess
+
+    subprocess.run([binary, "-i", "-q", "-s", "10", url], check=True, capture_output=True, text=True)
+    rates = {}
+    for n in clients:
+        out = subprocess.run([binary, "-N", "-c", str(n), "-j", str(n), "-T", str(max(1, round(seconds))), url],
+                             check=True, capture_output=True, text=True).stdout
+        match = re.search(r"tps = ([0-9.]+)", out)
+        if match is None:
+            raise RuntimeError(f"pgbench printed no tps: {out[-500:]}")
+        rates[n] = float(match.group(1))
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--per-writer", type=int, default=25,
                         help="requests per writer (each phase has writers × this many; 25)")
+    parser.add_argument("--no-pgbench", action="store_true", help="skip the pgbench control")
     args = parser.parse_args(argv)
     import psycopg
 
@@ -147,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         one = run(url, 1, args.seconds, False, ids[:size])
         many = run(url, args.writers, args.seconds, False, ids[size:2 * size])
         locked = run(url, args.writers, args.seconds, True, ids[2 * size:])
+        binary = None if args.no_pgbench else _pgbench_binary()
+        control = pgbench(binary, url, [1, args.writers], args.seconds) if binary else {}
         load_after = os.getloadavg()[0]
         engine = make_engine(url)
         report = SqlStore(engine).verify()
@@ -168,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"1 writer's transition: {one['wall_ms']:.2f} ms wall, {one['cpu_ms']:.2f} ms CPU (writer "
           f"{one['writer_cpu_ms']:.2f} + its server process); with {args.writers}: {many['cpu_ms']:.2f} ms CPU each. "
           f"CPU ceiling on {cores} cores: {ceiling:.2f}× one writer")
+    control_ratio = control[args.writers] / control[1] if control else None
+    if control_ratio is not None:
+        print(f"pgbench (C client, simple update) in the same run: 1 client {control[1]:,.0f} tps, "
+              f"{args.writers} clients {control[args.writers]:,.0f} tps = {control_ratio:.2f}× — what "
+              f"{args.writers} writers gain over one on this machine when the client costs almost nothing "
+              f"(ldflow reaches {ratio / control_ratio:.0%} of it)")
     if max(load_before, load_after) > 1.0:
         print(f"The machine was busy (load average {load_before:.1f} before, {load_after:.1f} after, "
               f"{cores} CPUs): figures are noisy.")
@@ -177,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                              "global_lock_ratio": round(locked["per_s"] / one["per_s"], 2),
                              "one_wall_ms": round(one["wall_ms"], 3), "one_cpu_ms": round(one["cpu_ms"], 3),
                              "many_cpu_ms": round(many["cpu_ms"], 3), "cpu_ceiling": round(ceiling, 2),
+                             "pgbench_tps": {str(k): round(v, 1) for k, v in control.items()},
+                             "pgbench_ratio": round(control_ratio, 2) if control_ratio else None,
                              "load_average": [round(load_before, 2), round(load_after, 2)],
                              "goal_met": ratio >= GOAL})
     return 0
